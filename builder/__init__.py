@@ -1,0 +1,77 @@
+"""builder: a framework and service for AI web-builder agents.
+
+The public API is re-exported here; everything else is internal and may change.
+"""
+
+from __future__ import annotations
+
+from builder._version import __version__
+from builder.crypto import Keyring, generate_key
+from builder.errors import (
+    AlreadyExists,
+    BuilderError,
+    ConcurrentModification,
+    ConfigurationError,
+    Conflict,
+    DecryptionFailed,
+    DependencyUnavailable,
+    FileTooLarge,
+    Forbidden,
+    InvalidInput,
+    LimitExceeded,
+    LockTimeout,
+    NotFound,
+    OperationTimeout,
+    PathOutsideSandbox,
+    QuotaExceeded,
+    RateLimited,
+    RequestTooLarge,
+    RunInProgress,
+    SearchTextNotFound,
+    SearchTextNotUnique,
+    TokenBudgetExceeded,
+    Unauthorized,
+    UnsafeProductionSettings,
+)
+from builder.log import bind_context, configure_logging, get_logger
+from builder.retry import db_retry, provider_retry
+from builder.settings import Settings, get_settings
+from builder.timeouts import with_timeout
+
+__all__ = [
+    "AlreadyExists",
+    "BuilderError",
+    "ConcurrentModification",
+    "ConfigurationError",
+    "Conflict",
+    "DecryptionFailed",
+    "DependencyUnavailable",
+    "FileTooLarge",
+    "Forbidden",
+    "InvalidInput",
+    "Keyring",
+    "LimitExceeded",
+    "LockTimeout",
+    "NotFound",
+    "OperationTimeout",
+    "PathOutsideSandbox",
+    "QuotaExceeded",
+    "RateLimited",
+    "RequestTooLarge",
+    "RunInProgress",
+    "SearchTextNotFound",
+    "SearchTextNotUnique",
+    "Settings",
+    "TokenBudgetExceeded",
+    "Unauthorized",
+    "UnsafeProductionSettings",
+    "__version__",
+    "bind_context",
+    "configure_logging",
+    "db_retry",
+    "generate_key",
+    "get_logger",
+    "get_settings",
+    "provider_retry",
+    "with_timeout",
+]

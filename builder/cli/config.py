@@ -1,0 +1,37 @@
+"""``builder config``: show the effective settings and the settings reference."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+
+from builder.cli.app import app, console
+from builder.log import Redactor
+from builder.settings import get_settings, settings_table
+
+config_app = typer.Typer(help="Inspect configuration.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+
+@config_app.command("show")
+def show() -> None:
+    """Print the effective settings as JSON, with secrets masked."""
+    settings = get_settings()
+    data = json.loads(settings.model_dump_json())
+    masked = Redactor(settings.secret_values()).redact(data)
+    console.print_json(data=masked)
+
+
+@config_app.command("reference")
+def reference() -> None:
+    """Print every setting, its environment variable and default as a Markdown table."""
+    typer.echo(settings_table())
+
+
+@config_app.command("check")
+def check() -> None:
+    """Validate the settings as the server would at start (production rules included)."""
+    settings = get_settings()
+    settings.validate_for_production()
+    console.print(f"settings are valid for {settings.environment}")

@@ -1,0 +1,226 @@
+"""Structured logging: structlog configured once, with context and redaction.
+
+* JSON lines in production, readable console lines in development.
+* Context variables bound with :func:`bind_context` (``request_id``, ``run_id``,
+  ``project_id``, ``tool``, ...) appear on every line logged in that context.
+* :class:`Redactor` masks API keys, bearer and OAuth tokens, passwords in URLs,
+  secret-named fields and every configured secret, anywhere in an event — nested
+  dicts, lists and formatted exception text included. It runs last, after
+  exceptions are rendered, so nothing reaches the output unmasked.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import time
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping
+from contextlib import contextmanager
+from typing import Any, TextIO
+
+import structlog
+from structlog.typing import EventDict, Processor, WrappedLogger
+
+from builder.settings import Settings
+
+__all__ = [
+    "Redactor",
+    "bind_context",
+    "bound_context",
+    "clear_context",
+    "configure_logging",
+    "get_logger",
+    "redactor",
+    "timed",
+]
+
+MASK = "***"
+
+# Field names whose whole value is a secret, whatever it looks like.
+_SECRET_KEY = re.compile(
+    r"(pass(word|wd)?|secret|token|api[_-]?key|authorization|cookie|credential|private[_-]?key"
+    r"|dsn|encryption[_-]?keys?)$",
+    re.IGNORECASE,
+)
+
+# Secrets recognisable by their shape, wherever they occur in text.
+_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
+    # scheme://user:password@host  → keep the user, mask the password
+    (re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s:/@]*:)[^\s@/]+(?=@)"), r"\g<head>***"),
+    # Authorization: Bearer xxx / Basic xxx / token xxx
+    (re.compile(r"(?i)\b(bearer|basic|token)\s+[A-Za-z0-9._~+/=-]{8,}"), r"\1 ***"),
+    # Provider and service key shapes
+    (re.compile(r"\bsk-(?:ant-|proj-)?[A-Za-z0-9_-]{16,}"), MASK),  # OpenAI, Anthropic
+    (re.compile(r"\bbld_[A-Za-z0-9_-]{16,}"), MASK),  # builder API keys
+    (re.compile(r"\be2b_[A-Za-z0-9]{16,}"), MASK),  # E2B
+    (re.compile(r"\bgh[pousr]_[A-Za-z0-9]{20,}"), MASK),  # GitHub tokens
+    (re.compile(r"\bgithub_pat_[A-Za-z0-9_]{20,}"), MASK),
+    (re.compile(r"\bxox[abprs]-[A-Za-z0-9-]{10,}"), MASK),  # Slack
+    (re.compile(r"\bya29\.[A-Za-z0-9._-]{10,}"), MASK),  # Google OAuth access tokens
+    (re.compile(r"\bAKIA[0-9A-Z]{16}\b"), MASK),  # AWS access key ids
+    (re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"), MASK),  # JWT
+    # key=value / "key": "value" pairs in free text
+    (
+        re.compile(
+            r"(?i)(?P<key>(?:access|refresh|id)?_?token|api[_-]?key|password|secret|client_secret)"
+            r"(?P<sep>\"?\s*[:=]\s*\"?)(?P<val>[^\s\"&,;]{4,})"
+        ),
+        r"\g<key>\g<sep>***",
+    ),
+)
+
+
+class Redactor:
+    """A structlog processor that masks secrets anywhere in an event.
+
+    Args:
+        secrets: Exact values to mask wherever they appear (configured keys).
+    """
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        # Longest first, so a secret containing another is masked whole.
+        self._secrets = sorted({s for s in secrets if len(s) >= 6}, key=len, reverse=True)
+
+    def add_secret(self, value: str) -> None:
+        """Mask ``value`` from now on (at least 6 characters; shorter ones are ignored)."""
+        if len(value) >= 6 and value not in self._secrets:
+            self._secrets = sorted([*self._secrets, value], key=len, reverse=True)
+
+    def redact_text(self, text: str) -> str:
+        """``text`` with every known secret and secret-shaped substring masked."""
+        for secret in self._secrets:
+            if secret in text:
+                text = text.replace(secret, MASK)
+        for pattern, replacement in _PATTERNS:
+            text = pattern.sub(replacement, text)
+        return text
+
+    def redact(self, value: Any, key: str | None = None) -> Any:
+        """A copy of ``value`` with secrets masked, recursing into containers."""
+        if key is not None and _SECRET_KEY.search(key) and value not in (None, "", False):
+            return MASK
+        if isinstance(value, str):
+            return self.redact_text(value)
+        if isinstance(value, Mapping):
+            return {k: self.redact(v, str(k)) for k, v in value.items()}
+        if isinstance(value, (list, tuple, set, frozenset)):
+            return [self.redact(v) for v in value]
+        if isinstance(value, BaseException):
+            return self.redact_text(f"{type(value).__name__}: {value}")
+        if isinstance(value, (int, float, bool)) or value is None:
+            return value
+        return self.redact_text(repr(value))
+
+    def __call__(self, logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
+        return {k: self.redact(v, k) for k, v in event_dict.items()}
+
+
+_redactor = Redactor()
+
+
+def configure_logging(settings: Settings, *, stream: TextIO | None = None) -> Redactor:
+    """Configure structlog and the standard ``logging`` root from settings.
+
+    structlog events and standard-library records (uvicorn, alembic, ...) go through
+    the same pipeline and the same redaction. Safe to call more than once; the last
+    call wins. Returns the redactor, so callers can register secrets learned later.
+    """
+    global _redactor
+    _redactor = Redactor(settings.secret_values())
+    renderer: Processor
+    if settings.effective_log_format == "json":
+        renderer = structlog.processors.JSONRenderer(sort_keys=True)
+    else:
+        renderer = structlog.dev.ConsoleRenderer(
+            colors=False, exception_formatter=structlog.dev.plain_traceback
+        )
+    shared: list[Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.StackInfoRenderer(),
+    ]
+    level = logging.getLevelNamesMapping()[settings.log_level]
+    structlog.configure(
+        processors=[
+            structlog.stdlib.filter_by_level,
+            *shared,
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        wrapper_class=structlog.stdlib.BoundLogger,
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        cache_logger_on_first_use=False,
+    )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared,
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            # Render exceptions to text first so the redactor sees the traceback too.
+            structlog.processors.format_exc_info,
+            _redactor,
+            renderer,
+        ],
+    )
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    for existing in list(root.handlers):
+        if getattr(existing, "_builder", False):
+            root.removeHandler(existing)
+    handler._builder = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    root.setLevel(level)
+    return _redactor
+
+
+def redactor() -> Redactor:
+    """The redactor of the current logging configuration."""
+    return _redactor
+
+
+def get_logger(name: str | None = None, **bound: Any) -> structlog.stdlib.BoundLogger:
+    """A logger, optionally with values bound to every line it writes."""
+    logger: structlog.stdlib.BoundLogger = structlog.get_logger(name)
+    return logger.bind(**bound) if bound else logger
+
+
+def bind_context(**values: Any) -> None:
+    """Bind values (request_id, run_id, project_id, tool, ...) to every later log line."""
+    structlog.contextvars.bind_contextvars(**values)
+
+
+def clear_context(*keys: str) -> None:
+    """Unbind the given context keys, or all of them when none are given."""
+    if keys:
+        structlog.contextvars.unbind_contextvars(*keys)
+    else:
+        structlog.contextvars.clear_contextvars()
+
+
+@contextmanager
+def bound_context(**values: Any) -> Iterator[None]:
+    """Bind context values for the duration of a ``with`` block."""
+    with structlog.contextvars.bound_contextvars(**values):
+        yield
+
+
+@contextmanager
+def timed(
+    logger: structlog.stdlib.BoundLogger, event: str, **fields: Any
+) -> Iterator[MutableMapping[str, Any]]:
+    """Log ``event`` with ``duration_ms`` when the block ends (``error`` if it raised).
+
+    The yielded dict can be filled inside the block with fields to log at the end.
+    """
+    extra: dict[str, Any] = {}
+    start = time.perf_counter()
+    try:
+        yield extra
+    except BaseException as exc:
+        duration = round((time.perf_counter() - start) * 1000, 2)
+        logger.warning(event, duration_ms=duration, error=type(exc).__name__, **fields, **extra)
+        raise
+    duration = round((time.perf_counter() - start) * 1000, 2)
+    logger.info(event, duration_ms=duration, **fields, **extra)

@@ -1,0 +1,364 @@
+"""Settings: the one configuration object of builder.
+
+Every value comes from a ``BUILDER_*`` environment variable (or a ``.env`` file) and
+has a default that works on a developer machine. Obtain it with :func:`get_settings`
+(cached) or build one and pass it in; nothing builds settings at import time.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import platformdirs
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from builder.errors import ConfigurationError, UnsafeProductionSettings
+
+__all__ = ["OperationKind", "Settings", "get_settings"]
+
+OperationKind = Literal["sandbox", "ai", "db", "dev_server", "install"]
+"""The kinds of operation that have their own time budget."""
+
+MiB = 1024 * 1024
+
+
+def _default_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir("builder", appauthor=False))
+
+
+def _split_csv(value: Any) -> Any:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """All of builder's configuration.
+
+    Field names map to environment variables with the ``BUILDER_`` prefix
+    (``timeout_ai`` ← ``BUILDER_TIMEOUT_AI``). The README's configuration table is
+    generated from this class by :func:`builder.settings.settings_table`.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="BUILDER_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        validate_default=True,
+    )
+
+    # --- runtime -------------------------------------------------------------------
+    environment: Literal["development", "production"] = Field(
+        "development", description="`development` or `production` (strict checks, JSON logs)."
+    )
+    debug: bool = Field(False, description="Debug mode; refused in production.")
+    data_dir: Path = Field(
+        default_factory=_default_data_dir,
+        description="Where workspaces, the embedded database and screenshots live.",
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="Lowest log level written."
+    )
+    log_format: Literal["auto", "json", "console"] = Field(
+        "auto", description="`auto` = JSON lines in production, console lines in development."
+    )
+
+    # --- storage -------------------------------------------------------------------
+    database_url: str | None = Field(
+        None,
+        description="PostgreSQL URL; unset = embedded PostgreSQL in the data directory.",
+    )
+    db_pool_size: int = Field(5, ge=1, description="Connections kept in the pool.")
+    db_max_overflow: int = Field(10, ge=0, description="Extra connections beyond the pool.")
+    db_pool_recycle: int = Field(1800, ge=1, description="Seconds before a connection is renewed.")
+    redis_url: str | None = Field(
+        None, description="Redis URL; unset = in-process cache and rate limits (one node)."
+    )
+    redis_key_prefix: str = Field("builder:", description="Prefix of every Redis key.")
+
+    # --- model ---------------------------------------------------------------------
+    model: str | None = Field(
+        None,
+        description="Chat model as `provider:model` (e.g. `openai:gpt-4.1`, `scripted:demo`).",
+    )
+    model_base_url: str | None = Field(
+        None, description="OpenAI-compatible base URL for a local model server."
+    )
+    model_api_key: SecretStr | None = Field(
+        None, description="API key for the model provider (else the provider's own variable)."
+    )
+    max_steps: int = Field(60, ge=1, description="Most agent steps (model calls) in one run.")
+    run_token_budget: int = Field(400_000, ge=1, description="Most tokens one run may use.")
+    context_token_budget: int = Field(
+        32_000, ge=1000, description="Messages sent to the model are trimmed to this many tokens."
+    )
+
+    # --- timeouts (seconds) ----------------------------------------------------------
+    timeout_sandbox: float = Field(30, gt=0, description="Sandbox file and command operations.")
+    timeout_ai: float = Field(60, gt=0, description="One model call.")
+    timeout_db: float = Field(10, gt=0, description="Database connect and statement timeout.")
+    timeout_dev_server: float = Field(120, gt=0, description="Starting a dev server.")
+    timeout_install: float = Field(300, gt=0, description="Installing packages.")
+    lock_timeout: float = Field(30, gt=0, description="Waiting for a file or run lock.")
+
+    # --- limits --------------------------------------------------------------------
+    max_write_bytes: int = Field(1 * MiB, ge=1, description="Largest single file write.")
+    project_quota_bytes: int = Field(
+        200 * MiB, ge=1, description="Most bytes of files one project workspace may hold."
+    )
+    max_request_bytes: int = Field(
+        10 * MiB, ge=1024, description="Largest HTTP request body; larger answers 413."
+    )
+    tool_output_chars: int = Field(
+        8000, ge=200, description="Tool results longer than this are truncated with a note."
+    )
+
+    # --- agent context ---------------------------------------------------------------
+    context_ttl_seconds: int = Field(
+        1800, ge=1, description="Idle seconds before an agent context (thread) expires."
+    )
+    max_live_contexts: int = Field(100, ge=1, description="Most agent contexts kept at once.")
+    context_sweep_strategy: Literal["delete", "keep_latest"] = Field(
+        "delete", description="What the sweeper does to an expired context."
+    )
+
+    # --- cache ---------------------------------------------------------------------
+    cache_ttl_project: int = Field(300, ge=1, description="Seconds a cached project lives.")
+    cache_ttl_messages: int = Field(120, ge=1, description="Seconds a cached message page lives.")
+    cache_ttl_context: int = Field(600, ge=1, description="Seconds a cached context lives.")
+    cache_lru_size: int = Field(500, ge=1, description="Entries in the in-process LRU fallback.")
+
+    # --- HTTP ----------------------------------------------------------------------
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["http://localhost:3000", "http://127.0.0.1:3000"],
+        description="Comma-separated origins allowed by CORS; `*` is refused in production.",
+    )
+    rate_limit_chat: str = Field("20/minute", description="Chat requests per API key.")
+    rate_limit_prompt: str = Field("30/minute", description="Prompt-helper requests per API key.")
+    rate_limit_default: str = Field("100/minute", description="Other requests per API key.")
+    allow_anonymous: bool | None = Field(
+        None,
+        description="Let requests without an API key act as the local user; "
+        "default on in development, refused in production.",
+    )
+    docs_enabled: bool | None = Field(
+        None, description="Serve `/docs`; default on in development, off in production."
+    )
+    sentry_dsn: SecretStr | None = Field(None, description="Sentry DSN; unset = no reporting.")
+    public_url: str | None = Field(
+        None, description="Public base URL of the service (OAuth redirect URLs)."
+    )
+
+    # --- secrets -------------------------------------------------------------------
+    encryption_keys: SecretStr | None = Field(
+        None,
+        description="Comma-separated `id:base64-32-bytes` keys; the first encrypts, "
+        "all decrypt (rotation).",
+    )
+
+    # --- sandboxes -----------------------------------------------------------------
+    sandbox_backend: Literal["local", "e2b"] = Field(
+        "local", description="`local` (a workspace directory per project) or `e2b`."
+    )
+    e2b_api_key: SecretStr | None = Field(None, description="E2B API key for `e2b` sandboxes.")
+    e2b_template: str = Field("base", description="E2B template sandboxes are created from.")
+    sandbox_pool_size: int = Field(16, ge=1, description="Most live sandboxes per process.")
+    sandbox_idle_seconds: int = Field(
+        900, ge=1, description="Idle seconds before a pooled sandbox may be closed."
+    )
+    sandbox_cpu_seconds: int = Field(600, ge=1, description="CPU seconds per sandbox command.")
+    sandbox_memory_bytes: int = Field(
+        4096 * MiB, ge=64 * MiB, description="Address-space limit per sandbox command."
+    )
+    sandbox_max_processes: int = Field(
+        512, ge=8, description="Process limit per sandbox command (per user on Linux)."
+    )
+    sandbox_output_bytes: int = Field(
+        64 * 1024, ge=1024, description="Command output kept (the rest is cut with a note)."
+    )
+    load_plugins: str | None = Field(
+        None,
+        description="Comma-separated allow-list of third-party plugins; empty = none; "
+        "unset = all installed.",
+    )
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _parse_origins(cls, value: Any) -> Any:
+        return _split_csv(value)
+
+    @field_validator("database_url")
+    @classmethod
+    def _normalize_database_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        return normalize_database_url(value.strip())
+
+    # --- derived values ------------------------------------------------------------
+    @property
+    def is_production(self) -> bool:
+        """True in production."""
+        return self.environment == "production"
+
+    @property
+    def anonymous_allowed(self) -> bool:
+        """Whether requests without an API key act as the local user."""
+        if self.allow_anonymous is None:
+            return not self.is_production
+        return self.allow_anonymous
+
+    @property
+    def serve_docs(self) -> bool:
+        """Whether the HTTP service serves interactive API docs."""
+        if self.docs_enabled is None:
+            return not self.is_production
+        return self.docs_enabled
+
+    @property
+    def effective_log_format(self) -> Literal["json", "console"]:
+        """The log format after resolving `auto`."""
+        if self.log_format == "auto":
+            return "json" if self.is_production else "console"
+        return self.log_format
+
+    def timeout_for(self, operation: OperationKind) -> float:
+        """Seconds allowed for one operation of the given kind."""
+        return {
+            "sandbox": self.timeout_sandbox,
+            "ai": self.timeout_ai,
+            "db": self.timeout_db,
+            "dev_server": self.timeout_dev_server,
+            "install": self.timeout_install,
+        }[operation]
+
+    def parsed_encryption_keys(self) -> list[tuple[str, bytes]]:
+        """The encryption keys as ``(key_id, 32 bytes)``, primary first.
+
+        Raises:
+            ConfigurationError: A key is malformed or a key id repeats.
+        """
+        if self.encryption_keys is None:
+            return []
+        keys: list[tuple[str, bytes]] = []
+        for position, item in enumerate(_split_csv(self.encryption_keys.get_secret_value()), 1):
+            key_id, sep, encoded = item.partition(":")
+            if not sep or not key_id or not encoded:
+                raise ConfigurationError(
+                    f"BUILDER_ENCRYPTION_KEYS entry {position} is not `id:base64-key`"
+                )
+            try:
+                raw = base64.b64decode(encoded, validate=True)
+            except (binascii.Error, ValueError):
+                raise ConfigurationError(
+                    f"BUILDER_ENCRYPTION_KEYS key {key_id!r} is not valid base64"
+                ) from None
+            if len(raw) != 32:
+                raise ConfigurationError(
+                    f"BUILDER_ENCRYPTION_KEYS key {key_id!r} is {len(raw)} bytes; "
+                    "AES-256 needs exactly 32"
+                )
+            if any(existing == key_id for existing, _ in keys):
+                raise ConfigurationError(f"BUILDER_ENCRYPTION_KEYS repeats key id {key_id!r}")
+            keys.append((key_id, raw))
+        return keys
+
+    def secret_values(self) -> list[str]:
+        """Every configured secret, so logs can mask them wherever they appear."""
+        secrets: list[str] = []
+        for value in (self.model_api_key, self.e2b_api_key, self.sentry_dsn):
+            if value is not None and value.get_secret_value():
+                secrets.append(value.get_secret_value())
+        if self.encryption_keys is not None:
+            for item in _split_csv(self.encryption_keys.get_secret_value()):
+                _, _, encoded = item.partition(":")
+                if encoded:
+                    secrets.append(encoded)
+        return secrets
+
+    def production_problems(self) -> list[str]:
+        """Every reason these settings are unsafe for production (empty when safe)."""
+        problems: list[str] = []
+        if self.allow_anonymous:
+            problems.append(
+                "BUILDER_ALLOW_ANONYMOUS is on: requests without an API key would be served"
+            )
+        if self.encryption_keys is None:
+            problems.append(
+                "BUILDER_ENCRYPTION_KEYS is not set: OAuth tokens cannot be stored encrypted"
+            )
+        else:
+            try:
+                self.parsed_encryption_keys()
+            except ConfigurationError as exc:
+                problems.append(str(exc))
+        if "*" in self.cors_origins:
+            problems.append("BUILDER_CORS_ORIGINS contains `*`: any site could call the API")
+        if self.debug:
+            problems.append("BUILDER_DEBUG is on: debug output can leak internals")
+        if self.sandbox_backend == "e2b" and self.e2b_api_key is None:
+            problems.append("BUILDER_SANDBOX_BACKEND is e2b but BUILDER_E2B_API_KEY is not set")
+        return problems
+
+    def validate_for_production(self) -> None:
+        """Refuse unsafe production settings, listing every problem in one error.
+
+        Does nothing in development.
+
+        Raises:
+            UnsafeProductionSettings: One or more problems; all are in ``.problems``.
+        """
+        if not self.is_production:
+            return
+        problems = self.production_problems()
+        if problems:
+            raise UnsafeProductionSettings(problems)
+
+
+def normalize_database_url(url: str) -> str:
+    """Turn ``postgres://``, ``postgresql://`` and driver URLs into the psycopg 3 form.
+
+    Raises:
+        ConfigurationError: The URL is not a PostgreSQL URL.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise ConfigurationError("BUILDER_DATABASE_URL must look like postgresql://user@host/db")
+    base = scheme.split("+", 1)[0].lower()
+    if base not in {"postgres", "postgresql"}:
+        raise ConfigurationError(f"BUILDER_DATABASE_URL must be a PostgreSQL URL, not {scheme!r}")
+    return f"postgresql+psycopg://{rest}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read from the environment once.
+
+    Tests and apps that need other values build a :class:`Settings` and pass it in, or
+    call ``get_settings.cache_clear()`` after changing the environment.
+    """
+    return Settings()
+
+
+def settings_table() -> str:
+    """A Markdown table of every setting: environment variable, default, meaning."""
+    rows = ["| Variable | Default | Meaning |", "| --- | --- | --- |"]
+    for name, field in Settings.model_fields.items():
+        env = f"BUILDER_{name.upper()}"
+        if name == "data_dir":
+            default = "platform data dir (`~/.local/share/builder` on Linux)"
+        elif field.default_factory is not None:
+            made = field.default_factory()  # type: ignore[call-arg]
+            default = ",".join(made) if isinstance(made, list) else str(made)
+            default = f"`{default}`"
+        elif field.default is None:
+            default = "unset"
+        else:
+            default = f"`{field.default}`"
+        rows.append(f"| `{env}` | {default} | {field.description or ''} |")
+    return "\n".join(rows)

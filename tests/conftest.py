@@ -1,0 +1,69 @@
+"""Shared fixtures: isolated settings, a PostgreSQL database and a Redis prefix per test.
+
+Tests talk to the real PostgreSQL and Redis of the machine (``BUILDER_TEST_PG_ADMIN_URL``,
+``BUILDER_TEST_REDIS_URL``); nothing here mocks them.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from builder.settings import Settings, get_settings
+from tests.support.services import REDIS_URL, create_database, drop_database
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[None]:
+    """Every test starts with no BUILDER_* variables, no .env, and a private data dir."""
+    monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
+    for name in list(os.environ):
+        if name.startswith("BUILDER_") and not name.startswith("BUILDER_TEST_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("BUILDER_DATA_DIR", str(tmp_path_factory.mktemp("data")))
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for this test, dropped afterwards."""
+    url = create_database()
+    try:
+        yield url
+    finally:
+        drop_database(url)
+
+
+@pytest.fixture
+def redis_prefix() -> Iterator[str]:
+    """A Redis key prefix private to this test; its keys are deleted afterwards."""
+    prefix = f"test:{uuid.uuid4().hex[:12]}:"
+    yield prefix
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}*", count=500))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """The URL of the test Redis database."""
+    return REDIS_URL
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Development settings with a private data directory."""
+    return Settings(data_dir=tmp_path / "data")
