@@ -1,0 +1,7 @@
+"""Sandboxes: the live workspaces where the agent's files live and commands run."""
+
+from __future__ import annotations
+
+from builder.sandbox.base import CommandResult, FileInfo, ProcessInfo, Sandbox
+
+__all__ = ["CommandResult", "FileInfo", "ProcessInfo", "Sandbox"]
