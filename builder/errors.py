@@ -10,10 +10,12 @@ classes to status codes in one place (``builder.http.errors``)::
     │   └── UnsafeProductionSettings      every problem at once, in .problems
     ├── InvalidInput
     │   ├── PathOutsideSandbox            .path, .reason
+    │   ├── InvalidTool                   .tool, .plugin (a bad tool definition)
     │   └── SearchTextNotUnique / SearchTextNotFound (edit_file)
     ├── NotFound                          .resource, .identifier
     ├── Conflict
     │   ├── AlreadyExists
+    │   │   └── DuplicateTool             .tool, .plugin, .other_plugin
     │   ├── RunInProgress                 .project_id
     │   └── ConcurrentModification        .path (a compare-and-swap lost)
     ├── LimitExceeded                     .limit, .size
@@ -27,6 +29,7 @@ classes to status codes in one place (``builder.http.errors``)::
     ├── Forbidden
     ├── RateLimited                       .retry_after, .limit
     ├── DependencyUnavailable             .dependency
+    │   └── ProviderError                 .status_code, .provider (a failed model call)
     └── DecryptionFailed                  .key_id
 
 Each class has a stable machine-readable :attr:`BuilderError.code`; messages are for
@@ -46,14 +49,17 @@ __all__ = [
     "Conflict",
     "DecryptionFailed",
     "DependencyUnavailable",
+    "DuplicateTool",
     "FileTooLarge",
     "Forbidden",
     "InvalidInput",
+    "InvalidTool",
     "LimitExceeded",
     "LockTimeout",
     "NotFound",
     "OperationTimeout",
     "PathOutsideSandbox",
+    "ProviderError",
     "QuotaExceeded",
     "RateLimited",
     "RequestTooLarge",
@@ -138,6 +144,21 @@ class PathOutsideSandbox(InvalidInput):
         super().__init__(f"unsafe path {path!r}: {reason}", path=path, reason=reason)
 
 
+class InvalidTool(InvalidInput):
+    """A plugin offered a tool that cannot be registered (bad name or signature)."""
+
+    code = "invalid_tool"
+    tool: str
+    plugin: str
+
+    def __init__(self, tool: str, plugin: str, reason: str) -> None:
+        super().__init__(
+            f"tool {tool!r} from plugin {plugin!r} cannot be registered: {reason}",
+            tool=tool,
+            plugin=plugin,
+        )
+
+
 class SearchTextNotFound(InvalidInput):
     """``edit_file``'s search text does not occur in the file."""
 
@@ -175,6 +196,25 @@ class AlreadyExists(Conflict):
     """A unique value is already taken."""
 
     code = "already_exists"
+
+
+class DuplicateTool(AlreadyExists):
+    """Two plugins registered a tool with the same name."""
+
+    code = "duplicate_tool"
+    tool: str
+    plugin: str
+    other_plugin: str
+
+    def __init__(self, tool: str, plugin: str, other_plugin: str) -> None:
+        super().__init__(
+            f"tool {tool!r} from plugin {plugin!r} clashes with the tool of the same name "
+            f"from plugin {other_plugin!r}; uninstall one or leave it out of "
+            "BUILDER_LOAD_PLUGINS",
+            tool=tool,
+            plugin=plugin,
+            other_plugin=other_plugin,
+        )
 
 
 class RunInProgress(Conflict):
@@ -336,6 +376,24 @@ class DependencyUnavailable(BuilderError):
 
     def __init__(self, dependency: str, message: str | None = None) -> None:
         super().__init__(message or f"{dependency} is unavailable", dependency=dependency)
+
+
+class ProviderError(DependencyUnavailable):
+    """The model provider answered with an error, or could not be reached.
+
+    ``status_code`` is the provider's HTTP status (None for a network failure).
+    """
+
+    code = "provider_error"
+    status_code: int | None
+    provider: str | None
+
+    def __init__(
+        self, message: str, *, status_code: int | None = None, provider: str | None = None
+    ) -> None:
+        BuilderError.__init__(
+            self, message, dependency="model", status_code=status_code, provider=provider
+        )
 
 
 class DecryptionFailed(BuilderError):
