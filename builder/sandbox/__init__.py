@@ -3,5 +3,6 @@
 from __future__ import annotations
 
 from builder.sandbox.base import CommandResult, FileInfo, ProcessInfo, Sandbox
+from builder.sandbox.local import LocalSandbox
 
-__all__ = ["CommandResult", "FileInfo", "ProcessInfo", "Sandbox"]
+__all__ = ["CommandResult", "FileInfo", "LocalSandbox", "ProcessInfo", "Sandbox"]

@@ -1,0 +1,187 @@
+"""The local sandbox: a workspace directory per project and child processes on this host.
+
+Files live in ``<data_dir>/workspaces/<project_id>`` and are reached only through
+:class:`~builder.sandbox.workspace.Workspace`, which never follows a symlink. Commands
+run as the service's own user with a scrubbed environment, resource limits and their
+own process group (:mod:`builder.sandbox.processes`).
+
+The local sandbox guards the file tools, not the host: a command the agent runs can
+read whatever the service user can. Run untrusted projects in E2B sandboxes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+from builder.errors import DependencyUnavailable, InvalidInput
+from builder.sandbox.base import CommandResult, FileInfo, ProcessInfo
+from builder.sandbox.paths import check_project_id
+from builder.sandbox.processes import DEFAULT_MAX_PROCESSES, ChildLimits, ProcessTable, run_command
+from builder.sandbox.workspace import Workspace
+from builder.settings import Settings, get_settings
+from builder.timeouts import with_timeout
+
+__all__ = ["LocalSandbox", "workspace_path"]
+
+T = TypeVar("T")
+
+_BACKEND_ERRNOS = {errno.EIO, errno.ENOSPC, errno.EROFS, errno.EDQUOT}
+
+
+def workspace_path(settings: Settings, project_id: str) -> Path:
+    """Where the local workspace of ``project_id`` lives.
+
+    Raises:
+        InvalidInput: The project id is not safe as a directory name.
+    """
+    return settings.data_dir / "workspaces" / check_project_id(project_id)
+
+
+class LocalSandbox:
+    """A :class:`~builder.sandbox.base.Sandbox` backed by a local directory.
+
+    Args:
+        project_id: The project; also the workspace directory's name.
+        settings: Limits, timeouts and the data directory; defaults to
+            :func:`~builder.settings.get_settings`.
+        max_processes: Most named long-running processes kept at once.
+    """
+
+    def __init__(
+        self,
+        project_id: str,
+        *,
+        settings: Settings | None = None,
+        max_processes: int = DEFAULT_MAX_PROCESSES,
+    ) -> None:
+        self._settings = settings or get_settings()
+        self._project_id = check_project_id(project_id)
+        self.workspace = Workspace(workspace_path(self._settings, project_id))
+        self._limits = ChildLimits.from_settings(self._settings)
+        self._processes = ProcessTable(
+            self.workspace, limits=self._limits, max_processes=max_processes
+        )
+
+    def __repr__(self) -> str:
+        return f"LocalSandbox({self._project_id!r}, root={str(self.workspace.root)!r})"
+
+    @property
+    def sandbox_id(self) -> str:
+        """``local-<project_id>``."""
+        return f"local-{self._project_id}"
+
+    @property
+    def project_id(self) -> str:
+        """The project this sandbox belongs to."""
+        return self._project_id
+
+    @property
+    def root(self) -> Path:
+        """The workspace directory."""
+        return self.workspace.root
+
+    async def _run(self, func: Callable[..., T], *args: object, **kwargs: object) -> T:
+        try:
+            return await with_timeout(
+                asyncio.to_thread(func, *args, **kwargs), "sandbox", settings=self._settings
+            )
+        except OSError as exc:
+            raise _map_os_error(exc) from exc
+
+    # --- files -------------------------------------------------------------------
+    async def read_file(self, path: str) -> bytes:
+        """The bytes of a file. Raises ``NotFound`` when it does not exist."""
+        return await self._run(self.workspace.read, path)
+
+    async def write_file(
+        self, path: str, data: bytes, *, expected_sha256: str | None = None
+    ) -> None:
+        """Create or replace a file atomically; see :meth:`Sandbox.write_file`."""
+        await self._run(self.workspace.write, path, data, expected_sha256=expected_sha256)
+
+    async def delete_file(self, path: str) -> None:
+        """Delete a file, a symlink (never its target) or a directory tree."""
+        await self._run(self.workspace.delete, path)
+
+    async def rename_file(self, path: str, new_path: str) -> None:
+        """Move a file or directory, creating the target's parent directories."""
+        await self._run(self.workspace.rename, path, new_path)
+
+    async def stat(self, path: str) -> FileInfo | None:
+        """Facts about one path (a symlink is described, not followed), or None."""
+        return await self._run(self.workspace.stat, path)
+
+    async def list_files(self, path: str = ".", *, recursive: bool = False) -> list[FileInfo]:
+        """Entries under a directory, sorted by path; node_modules and .git skipped."""
+        return await self._run(self.workspace.list, path, recursive=recursive)
+
+    async def disk_usage(self) -> int:
+        """Bytes in regular files, leaving out node_modules and .git."""
+        return await self._run(self.workspace.disk_usage)
+
+    # --- commands ----------------------------------------------------------------
+    async def exec(
+        self,
+        command: str,
+        *,
+        cwd: str = ".",
+        timeout: float | None = None,
+        output_limit: int | None = None,
+    ) -> CommandResult:
+        """Run ``/bin/sh -c command`` in the workspace and wait for it.
+
+        On timeout the whole process group is killed (SIGTERM, then SIGKILL) and the
+        result has ``timed_out=True`` and ``exit_code=-1``. Processes the command left
+        running in the background are killed when it exits; use :meth:`start_process`
+        for servers. Each of stdout and stderr keeps at most ``output_limit`` bytes
+        (head and tail).
+        """
+        return await run_command(
+            self.workspace,
+            command,
+            cwd=cwd,
+            limits=self._limits,
+            timeout=self._settings.timeout_sandbox if timeout is None else timeout,
+            output_limit=(
+                self._settings.sandbox_output_bytes if output_limit is None else output_limit
+            ),
+        )
+
+    async def start_process(
+        self, name: str, command: str, *, cwd: str = ".", port: int | None = None
+    ) -> ProcessInfo:
+        """Start a long-running process (replacing one of the same name)."""
+        return await self._processes.start(name, command, cwd=cwd, port=port)
+
+    async def stop_process(self, name: str) -> bool:
+        """Stop a long-running process and its process group."""
+        return await self._processes.stop(name)
+
+    async def process_info(self, name: str, *, log_lines: int = 50) -> ProcessInfo | None:
+        """The state and recent output of a long-running process, or None."""
+        return self._processes.info(name, log_lines=log_lines)
+
+    async def preview_url(self, port: int) -> str:
+        """``http://127.0.0.1:<port>/``."""
+        if not isinstance(port, int) or not 0 < port < 65536:
+            raise InvalidInput(f"port {port!r} is not between 1 and 65535")
+        return f"http://127.0.0.1:{port}/"
+
+    async def health(self) -> bool:
+        """Whether the workspace directory exists and is a directory."""
+        return self.workspace.root.is_dir() and not self.workspace.root.is_symlink()
+
+    async def close(self) -> None:
+        """Stop every long-running process; the files stay."""
+        await self._processes.stop_all()
+
+
+def _map_os_error(exc: OSError) -> Exception:
+    target = exc.filename if isinstance(exc.filename, str) else "a workspace file"
+    if exc.errno in _BACKEND_ERRNOS:
+        return DependencyUnavailable("sandbox", f"local workspace: {target}: {exc.strerror}")
+    return InvalidInput(f"{target}: {exc.strerror or exc}")
