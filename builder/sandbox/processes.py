@@ -22,6 +22,7 @@ import os
 import resource
 import signal
 import socket
+import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -131,13 +132,52 @@ def signal_group(pgid: int, sig: int) -> None:
         os.killpg(pgid, sig)
 
 
-async def _terminate(proc: asyncio.subprocess.Process, grace: float = TERM_GRACE_SECONDS) -> None:
-    """SIGTERM the process group, SIGKILL it after ``grace`` seconds, reap the leader."""
-    signal_group(proc.pid, signal.SIGTERM)
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(proc.wait(), grace)
-    signal_group(proc.pid, signal.SIGKILL)
-    await proc.wait()
+class _ExitProtocol(asyncio.subprocess.SubprocessStreamProtocol):
+    """Stream protocol that also reports the moment the child exits.
+
+    ``Process.wait()`` (Python 3.11) returns only once every pipe is closed, so a
+    background grandchild holding stdout would make it wait forever.
+    """
+
+    def __init__(self, limit: int, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(limit=limit, loop=loop)
+        self.exited = asyncio.Event()
+
+    def process_exited(self) -> None:
+        super().process_exited()
+        self.exited.set()
+
+
+@dataclass(slots=True)
+class _Child:
+    """A spawned ``/bin/sh`` leading its own process group."""
+
+    transport: asyncio.SubprocessTransport
+    protocol: _ExitProtocol
+    stdout: asyncio.StreamReader | None
+    stderr: asyncio.StreamReader | None
+
+    @property
+    def pid(self) -> int:
+        pid = self.transport.get_pid()
+        assert pid is not None
+        return pid
+
+    @property
+    def returncode(self) -> int | None:
+        return self.transport.get_returncode()
+
+    async def wait_exit(self) -> None:
+        await self.protocol.exited.wait()
+
+    async def terminate(self, grace: float = TERM_GRACE_SECONDS) -> None:
+        """SIGTERM the process group, SIGKILL it after ``grace`` seconds."""
+        if self.returncode is None:
+            signal_group(self.pid, signal.SIGTERM)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wait_exit(), grace)
+        signal_group(self.pid, signal.SIGKILL)
+        await self.wait_exit()
 
 
 def _check_command(command: str) -> str:
@@ -156,16 +196,18 @@ async def _spawn(
     rlimits: list[tuple[int, int]],
     env: dict[str, str],
     merge_stderr: bool,
-) -> asyncio.subprocess.Process:
+) -> _Child:
+    loop = asyncio.get_running_loop()
     cwd_fd = workspace.open_directory(cwd)
     try:
-        return await asyncio.create_subprocess_exec(
+        transport, protocol = await loop.subprocess_exec(
+            lambda: _ExitProtocol(limit=_READ_CHUNK, loop=loop),
             SHELL,
             "-c",
             command,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT if merge_stderr else asyncio.subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT if merge_stderr else subprocess.PIPE,
             env=env,
             start_new_session=True,
             # Limits must be set in the child, between fork and exec.
@@ -173,6 +215,7 @@ async def _spawn(
         )
     finally:
         os.close(cwd_fd)
+    return _Child(transport, protocol, protocol.stdout, protocol.stderr)
 
 
 async def _pump(stream: asyncio.StreamReader | None, sink: Callable[[bytes], None]) -> None:
@@ -196,7 +239,7 @@ async def run_command(
     if timeout <= 0:
         raise InvalidInput(f"timeout must be positive, not {timeout!r}")
     started = time.monotonic()
-    proc = await _spawn(
+    child = await _spawn(
         workspace,
         command,
         cwd=cwd,
@@ -206,31 +249,27 @@ async def run_command(
     )
     out, err = OutputCapture(output_limit), OutputCapture(output_limit)
     pumps = [
-        asyncio.create_task(_pump(proc.stdout, out.feed)),
-        asyncio.create_task(_pump(proc.stderr, err.feed)),
+        asyncio.create_task(_pump(child.stdout, out.feed)),
+        asyncio.create_task(_pump(child.stderr, err.feed)),
     ]
     timed_out = False
     try:
         async with asyncio.timeout(timeout):
-            await proc.wait()
+            await child.wait_exit()
             # Background children would keep the pipes open; exec waits for the
             # command, not for what it left running.
-            signal_group(proc.pid, signal.SIGKILL)
+            signal_group(child.pid, signal.SIGKILL)
             await asyncio.gather(*pumps)
     except TimeoutError:
         timed_out = True
-        await _terminate(proc)
+        await child.terminate()
     finally:
-        signal_group(proc.pid, signal.SIGKILL)
-        # A grandchild that left the group may still hold a pipe: stop reading soon.
-        await asyncio.wait(pumps, timeout=1.0)
-        for pump in pumps:
-            pump.cancel()
-        await asyncio.gather(*pumps, return_exceptions=True)
-    exit_code = proc.returncode if proc.returncode is not None else -1
+        signal_group(child.pid, signal.SIGKILL)
+        await _finish(pumps, child)
+    exit_code = child.returncode
     return CommandResult(
         command=command,
-        exit_code=-1 if timed_out else exit_code,
+        exit_code=-1 if timed_out or exit_code is None else exit_code,
         stdout=out.text(),
         stderr=err.text(),
         duration_s=time.monotonic() - started,
@@ -239,13 +278,22 @@ async def run_command(
     )
 
 
+async def _finish(readers: list[asyncio.Task[None]], child: _Child) -> None:
+    """Stop reading soon (a grandchild that left the group may hold a pipe) and close."""
+    await asyncio.wait(readers, timeout=1.0)
+    for reader in readers:
+        reader.cancel()
+    await asyncio.gather(*readers, return_exceptions=True)
+    child.transport.close()
+
+
 @dataclass(slots=True)
 class _Managed:
     name: str
     command: str
     port: int
     started_at: float
-    proc: asyncio.subprocess.Process
+    child: _Child
     ring: LogRing
     reader: asyncio.Task[None]
 
@@ -253,8 +301,8 @@ class _Managed:
         return ProcessInfo(
             name=self.name,
             command=self.command,
-            running=self.proc.returncode is None,
-            exit_code=self.proc.returncode,
+            running=self.child.returncode is None,
+            exit_code=self.child.returncode,
             port=self.port,
             preview_url=f"http://127.0.0.1:{self.port}/",
             started_at=self.started_at,
@@ -298,7 +346,7 @@ class ProcessTable:
             self._make_room()
             chosen = port or free_port()
             expanded = command.replace("{port}", str(chosen))
-            proc = await _spawn(
+            child = await _spawn(
                 self._workspace,
                 expanded,
                 cwd=cwd,
@@ -312,9 +360,9 @@ class ProcessTable:
                 command=expanded,
                 port=chosen,
                 started_at=time.time(),
-                proc=proc,
+                child=child,
                 ring=ring,
-                reader=asyncio.create_task(_read_logs(proc, ring)),
+                reader=asyncio.create_task(_read_logs(child, ring)),
             )
             self._entries[name] = entry
             return entry.info(self._log_lines)
@@ -323,7 +371,7 @@ class ProcessTable:
         if len(self._entries) < self._max:
             return
         finished = sorted(
-            (e for e in self._entries.values() if e.proc.returncode is not None),
+            (e for e in self._entries.values() if e.child.returncode is not None),
             key=lambda e: e.started_at,
         )
         for entry in finished[: len(self._entries) - self._max + 1]:
@@ -355,18 +403,15 @@ class ProcessTable:
         return None if entry is None else entry.info(log_lines)
 
 
-async def _read_logs(proc: asyncio.subprocess.Process, ring: LogRing) -> None:
+async def _read_logs(child: _Child, ring: LogRing) -> None:
     try:
-        await _pump(proc.stdout, ring.feed)
+        await _pump(child.stdout, ring.feed)
     finally:
         ring.flush()
 
 
 async def _stop(entry: _Managed) -> bool:
-    was_running = entry.proc.returncode is None
-    await _terminate(entry.proc)
-    signal_group(entry.proc.pid, signal.SIGKILL)
-    await asyncio.wait([entry.reader], timeout=1.0)
-    entry.reader.cancel()
-    await asyncio.gather(entry.reader, return_exceptions=True)
+    was_running = entry.child.returncode is None
+    await entry.child.terminate()
+    await _finish([entry.reader], entry.child)
     return was_running
