@@ -93,6 +93,12 @@ class Settings(BaseSettings):
     model_api_key: SecretStr | None = Field(
         None, description="API key for the model provider (else the provider's own variable)."
     )
+    model_retries: int = Field(
+        4, ge=0, description="Retries of a model call after a rate limit, 5xx or network error."
+    )
+    model_retry_max_wait: float = Field(
+        20, gt=0, description="Longest pause in seconds before a model call is retried."
+    )
     max_steps: int = Field(60, ge=1, description="Most agent steps (model calls) in one run.")
     run_token_budget: int = Field(400_000, ge=1, description="Most tokens one run may use.")
     context_token_budget: int = Field(
