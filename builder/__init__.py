@@ -23,6 +23,7 @@ from builder.errors import (
     NotFound,
     OperationTimeout,
     PathOutsideSandbox,
+    ProviderError,
     QuotaExceeded,
     RateLimited,
     RequestTooLarge,
@@ -34,6 +35,13 @@ from builder.errors import (
     UnsafeProductionSettings,
 )
 from builder.log import bind_context, configure_logging, get_logger
+from builder.models import (
+    ScriptedChatModel,
+    generate_title,
+    improve_prompt,
+    invoke_model,
+    load_chat_model,
+)
 from builder.retry import db_retry, provider_retry
 from builder.settings import Settings, get_settings
 from builder.timeouts import with_timeout
@@ -55,10 +63,12 @@ __all__ = [
     "NotFound",
     "OperationTimeout",
     "PathOutsideSandbox",
+    "ProviderError",
     "QuotaExceeded",
     "RateLimited",
     "RequestTooLarge",
     "RunInProgress",
+    "ScriptedChatModel",
     "SearchTextNotFound",
     "SearchTextNotUnique",
     "Settings",
@@ -70,8 +80,12 @@ __all__ = [
     "configure_logging",
     "db_retry",
     "generate_key",
+    "generate_title",
     "get_logger",
     "get_settings",
+    "improve_prompt",
+    "invoke_model",
+    "load_chat_model",
     "provider_retry",
     "with_timeout",
 ]
