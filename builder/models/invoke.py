@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import email.utils
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import tenacity
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.messages import AIMessage
-from langchain_core.runnables import Runnable, RunnableConfig
+from langchain_core.runnables import Runnable, RunnableBinding, RunnableConfig
 from langchain_core.tools import BaseTool
 from tenacity import RetryCallState
 
@@ -98,6 +98,8 @@ def _status_code(exc: BaseException) -> int | None:
 
 
 def _provider_name(model: Runnable[Any, Any]) -> str | None:
+    while isinstance(model, RunnableBinding):  # e.g. a model with tools already bound
+        model = model.bound
     if isinstance(model, BaseChatModel):
         return str(model._get_ls_params().get("ls_provider") or model._llm_type)
     return None
@@ -108,7 +110,7 @@ async def invoke_model(
     messages: LanguageModelInput,
     *,
     settings: Settings | None = None,
-    tools: Sequence[dict[str, Any] | type | BaseTool] | None = None,
+    tools: Sequence[dict[str, Any] | type | Callable[..., Any] | BaseTool] | None = None,
     config: RunnableConfig | None = None,
 ) -> AIMessage:
     """Call ``model`` once, with the AI time budget per attempt and provider retries.

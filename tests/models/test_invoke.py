@@ -220,3 +220,13 @@ async def test_scripted_tokens_stream_through_a_langgraph_node() -> None:
     graph = _graph(model, Settings(), explicit_config=False)
     pieces = await _stream_tokens(graph)
     assert pieces == ["Building ", "your ", "site ", "now."]
+
+
+async def test_a_model_with_tools_already_bound_is_called_and_named() -> None:
+    with OpenAIServer(error(422, "unprocessable")) as server:
+        settings = _settings(server)
+        bound = load_chat_model("openai:test-model", settings=settings).bind_tools([write_file])
+        with pytest.raises(ProviderError) as caught:
+            await invoke_model(bound, "hi", settings=settings)
+    assert (caught.value.status_code, caught.value.provider) == (422, "openai")
+    assert [t["function"]["name"] for t in server.requests[0]["tools"]] == ["write_file"]
