@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from builder.sandbox.base import CommandResult, FileInfo, ProcessInfo, Sandbox
+from builder.sandbox.e2b import E2BSandbox
 from builder.sandbox.local import LocalSandbox
 
-__all__ = ["CommandResult", "FileInfo", "LocalSandbox", "ProcessInfo", "Sandbox"]
+__all__ = ["CommandResult", "E2BSandbox", "FileInfo", "LocalSandbox", "ProcessInfo", "Sandbox"]

@@ -20,7 +20,9 @@ from typing import TypeVar
 from builder.errors import DependencyUnavailable, InvalidInput
 from builder.sandbox.base import CommandResult, FileInfo, ProcessInfo
 from builder.sandbox.paths import check_project_id
-from builder.sandbox.processes import DEFAULT_MAX_PROCESSES, ChildLimits, ProcessTable, run_command
+from builder.sandbox.processes import ChildLimits, run_command
+from builder.sandbox.servers import ProcessTable, check_port
+from builder.sandbox.slots import DEFAULT_MAX_PROCESSES
 from builder.sandbox.workspace import Workspace
 from builder.settings import Settings, get_settings
 from builder.timeouts import with_timeout
@@ -167,8 +169,7 @@ class LocalSandbox:
 
     async def preview_url(self, port: int) -> str:
         """``http://127.0.0.1:<port>/``."""
-        if not isinstance(port, int) or not 0 < port < 65536:
-            raise InvalidInput(f"port {port!r} is not between 1 and 65535")
+        check_port(port)
         return f"http://127.0.0.1:{port}/"
 
     async def health(self) -> bool:

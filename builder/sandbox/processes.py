@@ -1,10 +1,9 @@
-"""Child processes of the local sandbox: one-shot commands and long-running servers.
+"""Child processes of the local sandbox, and one-shot commands.
 
 Every child runs ``/bin/sh -c <command>``
 
 * in its own session and process group, so a timeout or a stop kills it *with* every
-  process it started (children that call ``setsid`` themselves escape; E2B does not
-  have this gap);
+  process it started (children that call ``setsid`` themselves escape);
 * in a directory opened through the workspace's symlink-free walk (``fchdir`` in the
   child, so no path is resolved twice);
 * with a scrubbed environment: only ``PATH``, ``HOME`` (the workspace), ``LANG``,
@@ -25,29 +24,29 @@ import socket
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
-from builder.errors import InvalidInput, LimitExceeded
-from builder.sandbox.base import CommandResult, ProcessInfo
-from builder.sandbox.output import DEFAULT_LOG_LINES, LogRing, OutputCapture
-from builder.sandbox.paths import check_process_name
+from builder.errors import InvalidInput
+from builder.sandbox.base import CommandResult
+from builder.sandbox.output import OutputCapture
 from builder.sandbox.workspace import Workspace
 from builder.settings import Settings
 
 __all__ = [
-    "DEFAULT_MAX_PROCESSES",
     "TERM_GRACE_SECONDS",
+    "Child",
     "ChildLimits",
-    "ProcessTable",
+    "check_command",
     "child_env",
+    "finish",
     "free_port",
+    "pump",
     "run_command",
     "signal_group",
+    "spawn",
 ]
 
-DEFAULT_MAX_PROCESSES = 8
-"""Named long-running processes one sandbox keeps (running or finished with logs)."""
 TERM_GRACE_SECONDS = 3.0
 """Time between SIGTERM and SIGKILL when a process group is stopped."""
 SHELL = "/bin/sh"
@@ -132,7 +131,7 @@ def signal_group(pgid: int, sig: int) -> None:
         os.killpg(pgid, sig)
 
 
-class _ExitProtocol(asyncio.subprocess.SubprocessStreamProtocol):
+class ExitProtocol(asyncio.subprocess.SubprocessStreamProtocol):
     """Stream protocol that also reports the moment the child exits.
 
     ``Process.wait()`` (Python 3.11) returns only once every pipe is closed, so a
@@ -149,11 +148,11 @@ class _ExitProtocol(asyncio.subprocess.SubprocessStreamProtocol):
 
 
 @dataclass(slots=True)
-class _Child:
+class Child:
     """A spawned ``/bin/sh`` leading its own process group."""
 
     transport: asyncio.SubprocessTransport
-    protocol: _ExitProtocol
+    protocol: ExitProtocol
     stdout: asyncio.StreamReader | None
     stderr: asyncio.StreamReader | None
 
@@ -180,7 +179,7 @@ class _Child:
         await self.wait_exit()
 
 
-def _check_command(command: str) -> str:
+def check_command(command: str) -> str:
     if not isinstance(command, str) or not command.strip():
         raise InvalidInput("a command must be a non-empty string")
     if "\x00" in command:
@@ -188,7 +187,7 @@ def _check_command(command: str) -> str:
     return command
 
 
-async def _spawn(
+async def spawn(
     workspace: Workspace,
     command: str,
     *,
@@ -196,12 +195,12 @@ async def _spawn(
     rlimits: list[tuple[int, int]],
     env: dict[str, str],
     merge_stderr: bool,
-) -> _Child:
+) -> Child:
     loop = asyncio.get_running_loop()
     cwd_fd = workspace.open_directory(cwd)
     try:
         transport, protocol = await loop.subprocess_exec(
-            lambda: _ExitProtocol(limit=_READ_CHUNK, loop=loop),
+            lambda: ExitProtocol(limit=_READ_CHUNK, loop=loop),
             SHELL,
             "-c",
             command,
@@ -215,10 +214,10 @@ async def _spawn(
         )
     finally:
         os.close(cwd_fd)
-    return _Child(transport, protocol, protocol.stdout, protocol.stderr)
+    return Child(transport, protocol, protocol.stdout, protocol.stderr)
 
 
-async def _pump(stream: asyncio.StreamReader | None, sink: Callable[[bytes], None]) -> None:
+async def pump(stream: asyncio.StreamReader | None, sink: Callable[[bytes], None]) -> None:
     if stream is None:
         return
     while chunk := await stream.read(_READ_CHUNK):
@@ -235,11 +234,11 @@ async def run_command(
     output_limit: int,
 ) -> CommandResult:
     """Run a command in the workspace and wait for it; see :meth:`LocalSandbox.exec`."""
-    _check_command(command)
+    check_command(command)
     if timeout <= 0:
         raise InvalidInput(f"timeout must be positive, not {timeout!r}")
     started = time.monotonic()
-    child = await _spawn(
+    child = await spawn(
         workspace,
         command,
         cwd=cwd,
@@ -249,8 +248,8 @@ async def run_command(
     )
     out, err = OutputCapture(output_limit), OutputCapture(output_limit)
     pumps = [
-        asyncio.create_task(_pump(child.stdout, out.feed)),
-        asyncio.create_task(_pump(child.stderr, err.feed)),
+        asyncio.create_task(pump(child.stdout, out.feed)),
+        asyncio.create_task(pump(child.stderr, err.feed)),
     ]
     timed_out = False
     try:
@@ -265,7 +264,7 @@ async def run_command(
         await child.terminate()
     finally:
         signal_group(child.pid, signal.SIGKILL)
-        await _finish(pumps, child)
+        await finish(pumps, child)
     exit_code = child.returncode
     return CommandResult(
         command=command,
@@ -278,140 +277,10 @@ async def run_command(
     )
 
 
-async def _finish(readers: list[asyncio.Task[None]], child: _Child) -> None:
+async def finish(readers: list[asyncio.Task[None]], child: Child) -> None:
     """Stop reading soon (a grandchild that left the group may hold a pipe) and close."""
     await asyncio.wait(readers, timeout=1.0)
     for reader in readers:
         reader.cancel()
     await asyncio.gather(*readers, return_exceptions=True)
     child.transport.close()
-
-
-@dataclass(slots=True)
-class _Managed:
-    name: str
-    command: str
-    port: int
-    started_at: float
-    child: _Child
-    ring: LogRing
-    reader: asyncio.Task[None]
-
-    def info(self, log_lines: int) -> ProcessInfo:
-        return ProcessInfo(
-            name=self.name,
-            command=self.command,
-            running=self.child.returncode is None,
-            exit_code=self.child.returncode,
-            port=self.port,
-            preview_url=f"http://127.0.0.1:{self.port}/",
-            started_at=self.started_at,
-            logs=self.ring.tail(log_lines),
-        )
-
-
-class ProcessTable:
-    """The named long-running processes of one local sandbox, at most ``max_processes``.
-
-    A finished process stays listed (with its logs) until its slot is needed; when
-    every slot holds a running process, starting another raises ``LimitExceeded``.
-    Servers get no CPU-time limit (they run for hours); the other limits apply.
-    """
-
-    def __init__(
-        self,
-        workspace: Workspace,
-        *,
-        limits: ChildLimits,
-        max_processes: int = DEFAULT_MAX_PROCESSES,
-        log_lines: int = DEFAULT_LOG_LINES,
-    ) -> None:
-        self._workspace = workspace
-        self._limits = replace(limits, cpu_seconds=0)
-        self._max = max_processes
-        self._log_lines = log_lines
-        self._entries: dict[str, _Managed] = {}
-        self._lock = asyncio.Lock()
-
-    async def start(self, name: str, command: str, *, cwd: str, port: int | None) -> ProcessInfo:
-        """Start ``command`` as ``name`` (stopping a previous one of that name)."""
-        check_process_name(name)
-        _check_command(command)
-        if port is not None and (not isinstance(port, int) or not 0 < port < 65536):
-            raise InvalidInput(f"port {port!r} is not between 1 and 65535")
-        async with self._lock:
-            previous = self._entries.pop(name, None)
-            if previous is not None:
-                await _stop(previous)
-            self._make_room()
-            chosen = port or free_port()
-            expanded = command.replace("{port}", str(chosen))
-            child = await _spawn(
-                self._workspace,
-                expanded,
-                cwd=cwd,
-                rlimits=self._limits.rlimits(),
-                env=child_env(self._workspace.root, port=chosen),
-                merge_stderr=True,
-            )
-            ring = LogRing(self._log_lines)
-            entry = _Managed(
-                name=name,
-                command=expanded,
-                port=chosen,
-                started_at=time.time(),
-                child=child,
-                ring=ring,
-                reader=asyncio.create_task(_read_logs(child, ring)),
-            )
-            self._entries[name] = entry
-            return entry.info(self._log_lines)
-
-    def _make_room(self) -> None:
-        if len(self._entries) < self._max:
-            return
-        finished = sorted(
-            (e for e in self._entries.values() if e.child.returncode is not None),
-            key=lambda e: e.started_at,
-        )
-        for entry in finished[: len(self._entries) - self._max + 1]:
-            del self._entries[entry.name]
-        if len(self._entries) >= self._max:
-            raise LimitExceeded(
-                f"{self._max} long-running processes are running already; stop one first",
-                limit=self._max,
-                size=len(self._entries) + 1,
-            )
-
-    async def stop(self, name: str) -> bool:
-        """Stop ``name`` with its process group; False when it was not running."""
-        async with self._lock:
-            entry = self._entries.get(name)
-            if entry is None:
-                return False
-            return await _stop(entry)
-
-    async def stop_all(self) -> None:
-        """Stop every process (their entries and logs stay)."""
-        async with self._lock:
-            for entry in list(self._entries.values()):
-                await _stop(entry)
-
-    def info(self, name: str, *, log_lines: int = 50) -> ProcessInfo | None:
-        """The state and last ``log_lines`` lines of ``name``, or None."""
-        entry = self._entries.get(name)
-        return None if entry is None else entry.info(log_lines)
-
-
-async def _read_logs(child: _Child, ring: LogRing) -> None:
-    try:
-        await _pump(child.stdout, ring.feed)
-    finally:
-        ring.flush()
-
-
-async def _stop(entry: _Managed) -> bool:
-    was_running = entry.child.returncode is None
-    await entry.child.terminate()
-    await _finish([entry.reader], entry.child)
-    return was_running

@@ -274,7 +274,7 @@ async def test_port_is_passed_as_env_and_logs_are_a_bounded_ring(settings: Setti
 
         def finished() -> bool:
             info = box._processes.info("counter")
-            return info is not None and not info.running and "line699" in info.logs[-1]
+            return info is not None and not info.running and info.logs[-1:] == ["line699"]
 
         assert await wait_until(finished)
         info = await box.process_info("counter", log_lines=1000)
