@@ -15,9 +15,11 @@ from builder.errors import (
     Conflict,
     DecryptionFailed,
     DependencyUnavailable,
+    DuplicateTool,
     FileTooLarge,
     Forbidden,
     InvalidInput,
+    InvalidTool,
     LimitExceeded,
     LockTimeout,
     NotFound,
@@ -34,6 +36,8 @@ from builder.errors import (
     Unauthorized,
     UnsafeProductionSettings,
 )
+from builder.hookspecs import hookimpl
+from builder.locks import LockManager
 from builder.log import bind_context, configure_logging, get_logger
 from builder.models import (
     ScriptedChatModel,
@@ -42,9 +46,11 @@ from builder.models import (
     invoke_model,
     load_chat_model,
 )
+from builder.plugins import get_tool_registry, load_plugins
 from builder.retry import db_retry, provider_retry
 from builder.settings import Settings, get_settings
 from builder.timeouts import with_timeout
+from builder.tools import Tool, ToolContext, ToolEffects, ToolRegistry
 
 __all__ = [
     "AlreadyExists",
@@ -54,11 +60,14 @@ __all__ = [
     "Conflict",
     "DecryptionFailed",
     "DependencyUnavailable",
+    "DuplicateTool",
     "FileTooLarge",
     "Forbidden",
     "InvalidInput",
+    "InvalidTool",
     "Keyring",
     "LimitExceeded",
+    "LockManager",
     "LockTimeout",
     "NotFound",
     "OperationTimeout",
@@ -73,6 +82,10 @@ __all__ = [
     "SearchTextNotUnique",
     "Settings",
     "TokenBudgetExceeded",
+    "Tool",
+    "ToolContext",
+    "ToolEffects",
+    "ToolRegistry",
     "Unauthorized",
     "UnsafeProductionSettings",
     "__version__",
@@ -83,9 +96,12 @@ __all__ = [
     "generate_title",
     "get_logger",
     "get_settings",
+    "get_tool_registry",
+    "hookimpl",
     "improve_prompt",
     "invoke_model",
     "load_chat_model",
+    "load_plugins",
     "provider_retry",
     "with_timeout",
 ]

@@ -1,0 +1,32 @@
+"""Tools: typed functions the agent calls, collected from plugins into one registry.
+
+:class:`Tool` describes one; :class:`ToolRegistry` holds them all by name;
+:class:`ToolContext` is what a tool receives when it runs. The built-in tools live in
+the modules of this package and register through :mod:`builder.tools.builtin`.
+"""
+
+from __future__ import annotations
+
+from builder.tools.bound import BoundTool
+from builder.tools.context import (
+    DevServerStatus,
+    Plan,
+    PlanStep,
+    ToolContext,
+    ToolEffects,
+    ToolEvent,
+)
+from builder.tools.registry import ToolRegistry
+from builder.tools.tool import Tool
+
+__all__ = [
+    "BoundTool",
+    "DevServerStatus",
+    "Plan",
+    "PlanStep",
+    "Tool",
+    "ToolContext",
+    "ToolEffects",
+    "ToolEvent",
+    "ToolRegistry",
+]

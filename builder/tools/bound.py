@@ -1,0 +1,70 @@
+"""Builder tools as LangChain tools, so they work in any LangChain or LangGraph agent."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langchain_core.tools import BaseTool, ToolException
+from pydantic import PrivateAttr, ValidationError
+
+from builder.errors import BuilderError
+from builder.tools.context import ToolContext
+from builder.tools.tool import Tool
+
+__all__ = ["BoundTool"]
+
+
+def _validation_message(error: ValidationError | Any) -> str:
+    if isinstance(error, ValidationError):
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in item['loc']) or 'arguments'}: {item['msg']}"
+            for item in error.errors()
+        )
+        return f"Error (invalid_arguments): {problems}"
+    return f"Error (invalid_arguments): {error}"
+
+
+class BoundTool(BaseTool):
+    """A builder :class:`Tool` bound to one run context, as a LangChain ``BaseTool``.
+
+    The argument schema is the tool's own (the context is not part of it). Errors
+    builder raises on purpose (limits, conflicts, missing files, timeouts) come back
+    to the model as an error result; anything unexpected propagates. Builder tools
+    are asynchronous: use ``ainvoke``.
+    """
+
+    _tool: Tool = PrivateAttr()
+    _context: ToolContext = PrivateAttr()
+
+    def __init__(self, tool: Tool, context: ToolContext) -> None:
+        super().__init__(
+            name=tool.name,
+            description=tool.description,
+            args_schema=tool.args_schema,
+            handle_tool_error=True,
+            handle_validation_error=_validation_message,
+            metadata={"plugin": tool.plugin},
+        )
+        self._tool = tool
+        self._context = context
+
+    @property
+    def tool(self) -> Tool:
+        """The builder tool behind this LangChain tool."""
+        return self._tool
+
+    @property
+    def context(self) -> ToolContext:
+        """The run context every call receives."""
+        return self._context
+
+    def _run(self, *args: Any, **kwargs: Any) -> str:
+        raise NotImplementedError(f"{self.name} is asynchronous; call it with ainvoke")
+
+    async def _arun(self, *args: Any, **kwargs: Any) -> str:
+        kwargs.pop("run_manager", None)
+        try:
+            return await self._tool.run(self._context, kwargs)
+        except BuilderError as exc:
+            self._context.effects.error(f"{self.name}: {exc.message}")
+            raise ToolException(f"Error ({exc.code}): {exc.message}") from exc

@@ -1,0 +1,35 @@
+"""builder's own tools, registered through the same hook as any third-party plugin."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from builder.hookspecs import hookimpl
+from builder.tools import devserver, edits, files, listing, plan, project, shell
+
+
+@hookimpl
+def register_tools(register: Callable[..., Any]) -> None:
+    """Register the file, shell, dev-server, plan and project tools."""
+    for tool in (
+        files.write_file,
+        files.read_file,
+        edits.edit_file,
+        files.batch_write_files,
+        listing.list_files,
+        listing.get_project_structure,
+        files.delete_file,
+        files.rename_file,
+        listing.search_files,
+        plan.plan_changes,
+        plan.mark_step_complete,
+        project.analyze_project_state,
+    ):
+        register(tool)
+    # These bound their own work by the command timeout, the install or the dev-server
+    # budget; a sandbox-sized budget would cut them short.
+    register(shell.run_command, timeout=None)
+    register(shell.install_packages, timeout=None)
+    register(devserver.start_dev_server, timeout="dev_server")
+    register(devserver.get_dev_server_status)

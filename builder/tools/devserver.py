@@ -1,0 +1,124 @@
+"""The project's dev server: ``start_dev_server`` and ``get_dev_server_status``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Annotated
+
+from pydantic import Field
+
+from builder.errors import NotFound
+from builder.sandbox.base import ProcessInfo
+from builder.tools.context import DevServerStatus, ToolContext
+
+__all__ = [
+    "DEV_SERVER",
+    "NPM_DEV_COMMAND",
+    "STATIC_COMMAND",
+    "default_command",
+    "get_dev_server_status",
+    "start_dev_server",
+]
+
+DEV_SERVER = "dev-server"
+"""The sandbox process name of the dev server."""
+NPM_DEV_COMMAND = "npm run dev -- --port {port}"
+STATIC_COMMAND = "python3 -m http.server {port} --bind ${HOST:-127.0.0.1}"
+"""Serves plain HTML/CSS/JS; binds to loopback unless the sandbox sets ``HOST``."""
+PROBE = "python3 -c \"import socket; socket.create_connection(('localhost', {port}), 1).close()\""
+"""Succeeds when something inside the sandbox accepts connections on the port."""
+POLL_SECONDS = 0.5
+LOG_LINES_ON_FAILURE = 30
+
+
+async def default_command(ctx: ToolContext) -> str:
+    """``npm run dev`` when package.json has a dev script, else a static file server."""
+    try:
+        manifest = json.loads(await ctx.sandbox.read_file("package.json"))
+    except (NotFound, ValueError):
+        return STATIC_COMMAND
+    scripts = manifest.get("scripts") if isinstance(manifest, dict) else None
+    return NPM_DEV_COMMAND if isinstance(scripts, dict) and "dev" in scripts else STATIC_COMMAND
+
+
+def _status(info: ProcessInfo) -> DevServerStatus:
+    return DevServerStatus(
+        running=info.running,
+        command=info.command,
+        port=info.port,
+        preview_url=info.preview_url,
+        exit_code=info.exit_code,
+    )
+
+
+def _logs(info: ProcessInfo) -> str:
+    return "\n".join(info.logs) if info.logs else "(no output)"
+
+
+async def _answers(ctx: ToolContext, port: int) -> bool:
+    result = await ctx.sandbox.exec(PROBE.format(port=port), timeout=5)
+    return result.ok
+
+
+async def start_dev_server(
+    command: str | None = None,
+    port: Annotated[int | None, Field(ge=1, le=65535)] = None,
+    *,
+    ctx: ToolContext,
+) -> str:
+    """Start (or restart) the dev server and wait until it answers; returns the preview URL.
+
+    Args:
+        command: The command to run; `{port}` is replaced by the port. Defaults to
+            `npm run dev` when package.json has a dev script, else a static file
+            server for plain HTML.
+        port: The port to listen on; chosen automatically when omitted.
+    """
+    chosen = command or await default_command(ctx)
+    info = await ctx.sandbox.start_process(DEV_SERVER, chosen, port=port)
+    loop = asyncio.get_running_loop()
+    # Leave a moment of the dev_server budget to report instead of being cut off.
+    deadline = loop.time() + max(ctx.settings.timeout_dev_server - 2, 1)
+    while True:
+        current = await ctx.sandbox.process_info(DEV_SERVER, log_lines=LOG_LINES_ON_FAILURE)
+        if current is None or not current.running:
+            final = current or info
+            ctx.effects.dev_server = _status(final)
+            ctx.effects.error(f"dev server `{chosen}` exited with code {final.exit_code}")
+            return (
+                f"The dev server exited with code {final.exit_code} before answering.\n"
+                f"$ {final.command}\n{_logs(final)}"
+            )
+        if current.port is not None and await _answers(ctx, current.port):
+            ctx.effects.dev_server = _status(current)
+            return (
+                f"Dev server running: {current.command}\n"
+                f"Preview: {current.preview_url} (port {current.port})"
+            )
+        if loop.time() >= deadline:
+            ctx.effects.dev_server = _status(current)
+            return (
+                f"The dev server is running but port {current.port} is not answering yet; "
+                f"check again with get_dev_server_status.\n{_logs(current)}"
+            )
+        await asyncio.sleep(POLL_SECONDS)
+
+
+async def get_dev_server_status(
+    log_lines: Annotated[int, Field(ge=1, le=500)] = 50, *, ctx: ToolContext
+) -> str:
+    """Report whether the dev server is running, its preview URL and its latest output.
+
+    Args:
+        log_lines: How many of the most recent output lines to show.
+    """
+    info = await ctx.sandbox.process_info(DEV_SERVER, log_lines=log_lines)
+    if info is None:
+        return "No dev server has been started; use start_dev_server."
+    ctx.effects.dev_server = _status(info)
+    if info.running:
+        state = f"running on port {info.port}, preview {info.preview_url}"
+    else:
+        state = f"stopped (exit code {info.exit_code})"
+    return f"Dev server {state}\n$ {info.command}\nLast output:\n{_logs(info)}"

@@ -1,0 +1,108 @@
+"""The tool registry: every tool from every plugin, by name, with its provenance."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from builder.errors import DuplicateTool, NotFound
+from builder.settings import OperationKind
+from builder.tools.bound import BoundTool
+from builder.tools.context import ToolContext
+from builder.tools.tool import Tool
+
+__all__ = ["ToolRegistry"]
+
+
+class ToolRegistry:
+    """Tools by name. Plugins add to it through the ``register`` callback of their hook."""
+
+    def __init__(self) -> None:
+        self._tools: dict[str, Tool] = {}
+
+    def register(
+        self,
+        fn: Callable[..., Any],
+        *,
+        plugin: str,
+        name: str | None = None,
+        timeout: OperationKind | None = "sandbox",
+    ) -> Tool:
+        """Add a tool made from ``fn`` (see :meth:`Tool.from_function`).
+
+        Args:
+            fn: A typed, documented function, sync or async.
+            plugin: The plugin registering it.
+            name: The tool's name; defaults to the function's name.
+            timeout: The operation budget of one call; None when the tool bounds itself.
+
+        Raises:
+            DuplicateTool: Another plugin already registered a tool with this name.
+            InvalidTool: ``fn`` cannot be described as a tool.
+        """
+        tool = Tool.from_function(fn, plugin=plugin, name=name, timeout=timeout)
+        existing = self._tools.get(tool.name)
+        if existing is not None:
+            raise DuplicateTool(tool.name, plugin=plugin, other_plugin=existing.plugin)
+        self._tools[tool.name] = tool
+        return tool
+
+    def registrar(self, plugin: str) -> Callable[..., Tool]:
+        """The ``register`` callback handed to ``plugin``'s hook implementation."""
+
+        def register(
+            fn: Callable[..., Any],
+            *,
+            name: str | None = None,
+            timeout: OperationKind | None = "sandbox",
+        ) -> Tool:
+            return self.register(fn, plugin=plugin, name=name, timeout=timeout)
+
+        return register
+
+    def get(self, name: str) -> Tool:
+        """The tool called ``name``.
+
+        Raises:
+            NotFound: No such tool.
+        """
+        try:
+            return self._tools[name]
+        except KeyError:
+            raise NotFound("tool", name) from None
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._tools
+
+    def __iter__(self) -> Iterator[Tool]:
+        return iter(sorted(self._tools.values(), key=lambda tool: tool.name))
+
+    def __len__(self) -> int:
+        return len(self._tools)
+
+    def names(self) -> list[str]:
+        """Every tool name, sorted."""
+        return sorted(self._tools)
+
+    def as_langchain_tool(self, name: str, ctx: ToolContext) -> BoundTool:
+        """The tool called ``name`` as a LangChain tool bound to ``ctx``.
+
+        Raises:
+            NotFound: No such tool.
+        """
+        return BoundTool(self.get(name), ctx)
+
+    def as_langchain_tools(
+        self, ctx: ToolContext, *, names: Iterable[str] | None = None
+    ) -> list[BoundTool]:
+        """Tools as LangChain tools bound to ``ctx``, sorted by name.
+
+        Args:
+            ctx: The run context every call receives.
+            names: Only these tools (default: all).
+
+        Raises:
+            NotFound: One of ``names`` is not a registered tool.
+        """
+        chosen = [self.get(name) for name in sorted(set(names))] if names else list(self)
+        return [BoundTool(tool, ctx) for tool in chosen]
