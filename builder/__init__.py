@@ -48,6 +48,16 @@ from builder.models import (
 )
 from builder.plugins import get_tool_registry, load_plugins
 from builder.retry import db_retry, provider_retry
+from builder.sandbox import (
+    CommandResult,
+    E2BSandbox,
+    FileInfo,
+    LocalSandbox,
+    ProcessInfo,
+    Sandbox,
+    SandboxPool,
+    create_sandbox,
+)
 from builder.settings import Settings, get_settings
 from builder.timeouts import with_timeout
 from builder.tools import Tool, ToolContext, ToolEffects, ToolRegistry
@@ -55,28 +65,35 @@ from builder.tools import Tool, ToolContext, ToolEffects, ToolRegistry
 __all__ = [
     "AlreadyExists",
     "BuilderError",
+    "CommandResult",
     "ConcurrentModification",
     "ConfigurationError",
     "Conflict",
     "DecryptionFailed",
     "DependencyUnavailable",
     "DuplicateTool",
+    "E2BSandbox",
+    "FileInfo",
     "FileTooLarge",
     "Forbidden",
     "InvalidInput",
     "InvalidTool",
     "Keyring",
     "LimitExceeded",
+    "LocalSandbox",
     "LockManager",
     "LockTimeout",
     "NotFound",
     "OperationTimeout",
     "PathOutsideSandbox",
+    "ProcessInfo",
     "ProviderError",
     "QuotaExceeded",
     "RateLimited",
     "RequestTooLarge",
     "RunInProgress",
+    "Sandbox",
+    "SandboxPool",
     "ScriptedChatModel",
     "SearchTextNotFound",
     "SearchTextNotUnique",
@@ -91,6 +108,7 @@ __all__ = [
     "__version__",
     "bind_context",
     "configure_logging",
+    "create_sandbox",
     "db_retry",
     "generate_key",
     "generate_title",
