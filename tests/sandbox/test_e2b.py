@@ -34,8 +34,8 @@ from builder.errors import (
 )
 from builder.sandbox import E2BSandbox, Sandbox
 from builder.settings import Settings
+from tests.sandbox.children import RUNAWAY, is_dead, wait_until
 from tests.sandbox.fake_e2b import FakeE2B
-from tests.sandbox.test_processes import RUNAWAY, is_dead, wait_until
 
 ROOT = "/home/user/project"
 

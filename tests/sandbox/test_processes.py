@@ -7,8 +7,7 @@ import contextlib
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -18,6 +17,7 @@ from builder.errors import InvalidInput, LimitExceeded, PathOutsideSandbox
 from builder.sandbox import LocalSandbox
 from builder.sandbox.processes import ChildLimits
 from builder.settings import Settings
+from tests.sandbox.children import RUNAWAY, is_dead, wait_until
 
 MiB = 1024 * 1024
 SECRETS = {
@@ -37,34 +37,10 @@ async def sandbox(settings: Settings) -> AsyncIterator[LocalSandbox]:
     await box.close()
 
 
-def is_dead(pid: int) -> bool:
-    """Gone, or a zombie nobody has reaped yet (it runs nothing)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return True
-    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
-
-
-async def wait_until(condition: Callable[[], bool], *, attempts: int = 200) -> bool:
-    for _ in range(attempts):
-        if condition():
-            return True
-        await asyncio.sleep(0.05)
-    return condition()
-
-
 async def read_pids(sandbox: LocalSandbox, count: int) -> list[int]:
     path = sandbox.root / "pids.txt"
     await wait_until(lambda: path.exists() and len(path.read_text().split()) >= count)
     return [int(p) for p in path.read_text().split()]
-
-
-RUNAWAY = (
-    "sleep 300 & echo $! >> pids.txt; "
-    "sh -c 'sleep 300 & echo $! >> pids.txt; wait' & echo $! >> pids.txt; "
-    "echo $$ > leader.txt; wait"
-)
 
 
 async def test_timeout_kills_the_whole_process_group(sandbox: LocalSandbox) -> None:
