@@ -6,6 +6,7 @@ The public API is re-exported here; everything else is internal and may change.
 from __future__ import annotations
 
 from builder._version import __version__
+from builder.cache import Cache
 from builder.crypto import Keyring, generate_key
 from builder.errors import (
     AlreadyExists,
@@ -46,6 +47,7 @@ from builder.models import (
     invoke_model,
     load_chat_model,
 )
+from builder.persistence import Database, upgrade_database
 from builder.plugins import get_tool_registry, load_plugins
 from builder.retry import db_retry, provider_retry
 from builder.sandbox import (
@@ -65,10 +67,12 @@ from builder.tools import Tool, ToolContext, ToolEffects, ToolRegistry
 __all__ = [
     "AlreadyExists",
     "BuilderError",
+    "Cache",
     "CommandResult",
     "ConcurrentModification",
     "ConfigurationError",
     "Conflict",
+    "Database",
     "DecryptionFailed",
     "DependencyUnavailable",
     "DuplicateTool",
@@ -121,5 +125,6 @@ __all__ = [
     "load_chat_model",
     "load_plugins",
     "provider_retry",
+    "upgrade_database",
     "with_timeout",
 ]

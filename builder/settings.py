@@ -81,6 +81,12 @@ class Settings(BaseSettings):
         None, description="Redis URL; unset = in-process cache and rate limits (one node)."
     )
     redis_key_prefix: str = Field("builder:", description="Prefix of every Redis key.")
+    redis_timeout: float = Field(
+        0.1,
+        gt=0,
+        description="Seconds one Redis connect or command may take before the cache "
+        "answers from its in-process fallback.",
+    )
 
     # --- model ---------------------------------------------------------------------
     model: str | None = Field(
@@ -139,6 +145,12 @@ class Settings(BaseSettings):
     cache_ttl_messages: int = Field(120, ge=1, description="Seconds a cached message page lives.")
     cache_ttl_context: int = Field(600, ge=1, description="Seconds a cached context lives.")
     cache_lru_size: int = Field(500, ge=1, description="Entries in the in-process LRU fallback.")
+    cache_cooldown_seconds: float = Field(
+        10,
+        gt=0,
+        description="After a Redis failure, seconds the cache stays on its fallback "
+        "before trying Redis again.",
+    )
 
     # --- HTTP ----------------------------------------------------------------------
     cors_origins: Annotated[list[str], NoDecode] = Field(

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 import redis
 
+from builder.persistence import Database
 from builder.settings import Settings, get_settings
+from tests.support.database import clone_database, create_migrated_template, drop_template
 from tests.support.services import REDIS_URL, create_database, drop_database
 
 
@@ -41,6 +43,36 @@ def pg_url() -> Iterator[str]:
         yield url
     finally:
         drop_database(url)
+
+
+@pytest.fixture(scope="session")
+def migrated_template() -> Iterator[str]:
+    """A database with every migration applied, made once per test process."""
+    name = create_migrated_template()
+    try:
+        yield name
+    finally:
+        drop_template(name)
+
+
+@pytest.fixture
+def migrated_db_url(migrated_template: str) -> Iterator[str]:
+    """A fresh database at the newest schema for this test, dropped afterwards."""
+    url = clone_database(migrated_template)
+    try:
+        yield url
+    finally:
+        drop_database(url)
+
+
+@pytest.fixture
+async def db(migrated_db_url: str, settings: Settings) -> AsyncIterator[Database]:
+    """A :class:`~builder.persistence.Database` on a fresh migrated database (no cache)."""
+    database = Database(migrated_db_url, settings=settings)
+    try:
+        yield database
+    finally:
+        await database.dispose()
 
 
 @pytest.fixture

@@ -1,0 +1,54 @@
+"""``builder db``: migrate the database and show its schema revision."""
+
+from __future__ import annotations
+
+import asyncio
+
+import typer
+
+from builder.cli.app import app, console
+from builder.settings import get_settings
+
+db_app = typer.Typer(help="Manage the database (BUILDER_DATABASE_URL or the embedded one).")
+app.add_typer(db_app, name="db")
+
+
+def _url() -> str:
+    settings = get_settings()
+    if settings.database_url is not None:
+        return settings.database_url
+    from builder.persistence.embedded import start_embedded
+
+    return start_embedded(settings.data_dir / "postgres")
+
+
+def _safe(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+@db_app.command("upgrade")
+def upgrade(
+    revision: str = typer.Argument("head", help="Revision to reach (default: the newest)."),
+) -> None:
+    """Apply migrations: builder's tables and LangGraph's checkpoint tables."""
+    from builder.persistence.migrations import current_revision, upgrade_database
+
+    url = _url()
+    asyncio.run(upgrade_database(url, revision=revision))
+    console.print(f"{_safe(url)} is at revision {asyncio.run(current_revision(url))}")
+
+
+@db_app.command("current")
+def current() -> None:
+    """Show the database's revision and whether it is the newest."""
+    from builder.persistence.migrations import current_revision, head_revision
+
+    url = _url()
+    revision = asyncio.run(current_revision(url))
+    head = head_revision()
+    state = "up to date"
+    if revision != head:
+        state = f"behind (newest is {head}); run `builder db upgrade`"
+    console.print(f"{_safe(url)}: revision {revision or 'none'} — {state}")

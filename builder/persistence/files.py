@@ -1,0 +1,169 @@
+"""Comparing versions and putting a version back into a sandbox."""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import uuid
+from collections.abc import Iterable
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from builder.persistence.database import Database
+from builder.persistence.repositories import snapshots as repo
+from builder.persistence.schemas import FileEntry, SnapshotDiff
+from builder.persistence.snapshots import tree
+from builder.sandbox.base import Sandbox
+
+__all__ = ["diff_snapshots", "restore_snapshot"]
+
+_MAX_DIFF_FILE_BYTES = 256 * 1024
+_BATCH_BYTES = 8 * 1024 * 1024
+_BATCH_BLOBS = 256
+
+
+async def _fetch(db: Database, shas: Iterable[str]) -> dict[str, bytes]:
+    wanted = sorted(set(shas))
+
+    async def work(session: AsyncSession) -> dict[str, bytes]:
+        return await repo.blob_data(session, shas=wanted)
+
+    return await db.run(work) if wanted else {}
+
+
+def _depths(path: str) -> range:
+    """``rsplit`` depths that yield each parent directory of ``path``."""
+    return range(1, path.count("/") + 1)
+
+
+def _text(data: bytes) -> list[str] | None:
+    if b"\0" in data or len(data) > _MAX_DIFF_FILE_BYTES:
+        return None
+    try:
+        return data.decode("utf-8").splitlines(keepends=True)
+    except UnicodeDecodeError:
+        return None
+
+
+async def diff_snapshots(
+    db: Database,
+    *,
+    project_id: uuid.UUID,
+    from_version: int,
+    to_version: int,
+    max_patch_chars: int = 100_000,
+) -> SnapshotDiff:
+    """What changed from one version to another, with a unified diff of text files.
+
+    Args:
+        db: The database.
+        project_id: The project.
+        from_version: The older side; 0 means "before the first version" (empty).
+        to_version: The newer side.
+        max_patch_chars: The patch is cut at this many characters.
+
+    Raises:
+        NotFound: Either version does not exist.
+    """
+    before = await tree(db, project_id=project_id, version=from_version) if from_version else {}
+    after = await tree(db, project_id=project_id, version=to_version)
+    added = sorted(set(after) - set(before))
+    removed = sorted(set(before) - set(after))
+    modified = sorted(p for p in set(before) & set(after) if before[p].sha256 != after[p].sha256)
+    changed = sorted([*added, *removed, *modified])
+    small = [
+        entry.sha256
+        for path in changed
+        for entry in (before.get(path), after.get(path))
+        if entry is not None and entry.size <= _MAX_DIFF_FILE_BYTES
+    ]
+    contents = await _fetch(db, small)
+    chunks: list[str] = []
+    length = 0
+    truncated = False
+    for path in changed:
+        old, new = before.get(path), after.get(path)
+        old_lines = _text(contents.get(old.sha256, b"\0")) if old else []
+        new_lines = _text(contents.get(new.sha256, b"\0")) if new else []
+        if old_lines is None or new_lines is None:
+            chunk = f"Binary files a/{path} and b/{path} differ\n"
+        else:
+            chunk = "".join(
+                difflib.unified_diff(
+                    old_lines,
+                    new_lines,
+                    fromfile=f"a/{path}" if old else "/dev/null",
+                    tofile=f"b/{path}" if new else "/dev/null",
+                )
+            )
+            if chunk and not chunk.endswith("\n"):
+                chunk += "\n\\ No newline at end of file\n"
+        if length + len(chunk) > max_patch_chars:
+            truncated = True
+            break
+        chunks.append(chunk)
+        length += len(chunk)
+    return SnapshotDiff(
+        from_version=from_version,
+        to_version=to_version,
+        added=added,
+        removed=removed,
+        modified=modified,
+        patch="".join(chunks),
+        truncated=truncated,
+    )
+
+
+async def restore_snapshot(
+    db: Database, *, project_id: uuid.UUID, sandbox: Sandbox, version: int | None = None
+) -> dict[str, FileEntry]:
+    """Make a sandbox's files exactly those of a version.
+
+    Files of the version are written (unless the sandbox already has the same bytes),
+    files the version does not have are deleted; ``node_modules`` and ``.git`` are left
+    alone, as sandbox listings skip them. Blobs are fetched in bounded batches.
+
+    Args:
+        db: The database.
+        project_id: The project.
+        sandbox: Where to write, through the :class:`~builder.sandbox.base.Sandbox`
+            protocol only.
+        version: The version; None for the latest.
+
+    Returns:
+        The restored tree.
+
+    Raises:
+        NotFound: No such version.
+    """
+    wanted = await tree(db, project_id=project_id, version=version)
+    present = {info.path: info for info in await sandbox.list_files(".", recursive=True)}
+    needed_dirs = {path.rsplit("/", depth)[0] for path in wanted for depth in _depths(path)}
+    # Deepest first, so a directory's files go before the directory itself.
+    for path in sorted(present, key=lambda p: p.count("/"), reverse=True):
+        if present[path].is_dir:
+            stale = path in wanted or path not in needed_dirs
+        else:
+            stale = path not in wanted
+        if stale:
+            await sandbox.delete_file(path)
+    to_write: list[tuple[str, FileEntry]] = []
+    for path, entry in wanted.items():
+        found = present.get(path)
+        if found is not None and not found.is_dir and found.size == entry.size:
+            current = await sandbox.read_file(path)
+            if hashlib.sha256(current).hexdigest() == entry.sha256:
+                continue
+        to_write.append((path, entry))
+    batch: list[tuple[str, FileEntry]] = []
+    batch_bytes = 0
+    for item in [*to_write, None]:
+        if item is not None:
+            batch.append(item)
+            batch_bytes += item[1].size
+        if batch and (item is None or batch_bytes >= _BATCH_BYTES or len(batch) >= _BATCH_BLOBS):
+            contents = await _fetch(db, (entry.sha256 for _, entry in batch))
+            for path, entry in batch:
+                await sandbox.write_file(path, contents[entry.sha256])
+            batch, batch_bytes = [], 0
+    return wanted

@@ -1,0 +1,142 @@
+"""A project's conversation: append, page through, clear.
+
+Messages are ordered by a database sequence, so the order is stable even for messages
+appended in one transaction, and pages never skip or repeat a message when new ones
+arrive between two requests.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from builder.errors import InvalidInput
+from builder.persistence.cursors import decode_cursor, encode_cursor
+from builder.persistence.database import Database
+from builder.persistence.repositories import messages as repo
+from builder.persistence.schemas import MessageCreate, MessagePublic, Page
+
+__all__ = ["append_message", "append_messages", "clear_messages", "list_messages", "messages_scope"]
+
+_CURSOR = "messages"
+
+
+def messages_scope(project_id: uuid.UUID) -> str:
+    """The cache scope of a project's message pages."""
+    return f"project:{project_id}:messages"
+
+
+async def append_messages(
+    db: Database, *, project_id: uuid.UUID, messages: Sequence[MessageCreate]
+) -> list[MessagePublic]:
+    """Append several messages in one transaction, in order.
+
+    Raises:
+        NotFound: No such project.
+    """
+    if not messages:
+        return []
+    rows = [message.model_dump() for message in messages]
+
+    async def work(session: AsyncSession) -> Any:
+        return await repo.insert_messages(session, project_id=project_id, rows=rows)
+
+    stored = [MessagePublic.model_validate(row) for row in await db.run(work)]
+    if db.cache is not None:
+        await db.cache.invalidate(messages_scope(project_id))
+    return stored
+
+
+async def append_message(
+    db: Database,
+    *,
+    project_id: uuid.UUID,
+    role: str,
+    content: str = "",
+    parts: list[Any] | None = None,
+    model: str | None = None,
+) -> MessagePublic:
+    """Append one message.
+
+    Raises:
+        InvalidInput: An unknown role.
+        NotFound: No such project.
+    """
+    try:
+        message = MessageCreate.model_validate(
+            {"role": role, "content": content, "parts": parts or [], "model": model}
+        )
+    except ValidationError as exc:
+        raise InvalidInput(f"invalid message: {exc.errors()[0]['msg']}") from None
+    (stored,) = await append_messages(db, project_id=project_id, messages=[message])
+    return stored
+
+
+async def list_messages(
+    db: Database,
+    *,
+    project_id: uuid.UUID,
+    limit: int = 50,
+    cursor: str | None = None,
+    newest_first: bool = False,
+) -> Page[MessagePublic]:
+    """One page of a project's messages.
+
+    Args:
+        db: The database.
+        project_id: Whose messages (check the caller may see the project first).
+        limit: Most messages on the page (1-500).
+        cursor: ``next_cursor`` of the previous page; None for the first page.
+        newest_first: Page from the latest message backwards (a chat view) instead
+            of from the first forwards (replaying a conversation).
+
+    Raises:
+        InvalidInput: A malformed cursor, or one made for the other direction.
+    """
+    limit = max(1, min(limit, 500))
+    kind = f"{_CURSOR}:{'desc' if newest_first else 'asc'}"
+    after_seq = None
+    if cursor is not None:
+        (after_seq,) = decode_cursor(kind, cursor, size=1)
+    lookup = None
+    if db.cache is not None:
+        lookup = await db.cache.lookup(
+            "messages",
+            f"{project_id}:{kind}:{limit}:{cursor or ''}",
+            scopes=[messages_scope(project_id)],
+        )
+        if lookup.hit:
+            return Page[MessagePublic].model_validate(lookup.value)
+
+    async def work(session: AsyncSession) -> Any:
+        return await repo.messages_page(
+            session,
+            project_id=project_id,
+            limit=limit + 1,
+            after_seq=int(after_seq) if after_seq is not None else None,
+            newest_first=newest_first,
+        )
+
+    rows = await db.run(work)
+    items = [MessagePublic.model_validate(row) for row in rows[:limit]]
+    next_cursor = encode_cursor(kind, rows[limit - 1].seq) if len(rows) > limit else None
+    page = Page[MessagePublic](items=items, next_cursor=next_cursor)
+    if db.cache is not None and lookup is not None:
+        await db.cache.store(lookup, page.model_dump(mode="json"))
+    return page
+
+
+async def clear_messages(db: Database, *, project_id: uuid.UUID) -> int:
+    """Delete every message of a project; returns how many there were."""
+
+    async def work(session: AsyncSession) -> int:
+        return await repo.delete_messages(session, project_id=project_id)
+
+    count = await db.run(work)
+    if db.cache is not None:
+        await db.cache.invalidate(messages_scope(project_id))
+    return count

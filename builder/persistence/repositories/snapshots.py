@@ -1,0 +1,178 @@
+"""SQL for blobs, snapshots and snapshot entries.
+
+Entries are deltas: version ``v`` of a project holds an entry only for each path that
+version added, changed (a blob) or deleted (a tombstone, ``blob_sha256 IS NULL``). The
+tree at ``v`` is the newest entry of every path at or below ``v``, tombstones left out:
+one ``DISTINCT ON (path)`` over the ``(project_id, path, version)`` index.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from builder.persistence.models import blobs, snapshot_entries, snapshots
+from builder.persistence.repositories import AnyRow
+
+COLUMNS = (
+    snapshots.c.id,
+    snapshots.c.project_id,
+    snapshots.c.version,
+    snapshots.c.parent_version,
+    snapshots.c.message_id,
+    snapshots.c.run_id,
+    snapshots.c.summary,
+    snapshots.c.file_count,
+    snapshots.c.total_bytes,
+    snapshots.c.changed_paths,
+    snapshots.c.created_at,
+)
+Entry = tuple[str | None, int | None]
+"""``(sha256, size)`` of a path's content, or ``(None, None)`` for a deletion."""
+
+
+async def latest_snapshot(session: AsyncSession, *, project_id: uuid.UUID) -> AnyRow | None:
+    """The newest version of a project."""
+    statement = (
+        select(*COLUMNS)
+        .where(snapshots.c.project_id == project_id)
+        .order_by(snapshots.c.version.desc())
+        .limit(1)
+    )
+    return (await session.execute(statement)).first()
+
+
+async def snapshot_at(
+    session: AsyncSession, *, project_id: uuid.UUID, version: int
+) -> AnyRow | None:
+    """One version of a project."""
+    statement = select(*COLUMNS).where(
+        snapshots.c.project_id == project_id, snapshots.c.version == version
+    )
+    return (await session.execute(statement)).first()
+
+
+async def snapshot_by_key(
+    session: AsyncSession, *, project_id: uuid.UUID, idempotency_key: str
+) -> AnyRow | None:
+    """The version saved earlier with this idempotency key."""
+    statement = select(*COLUMNS).where(
+        snapshots.c.project_id == project_id, snapshots.c.idempotency_key == idempotency_key
+    )
+    return (await session.execute(statement)).first()
+
+
+async def snapshots_page(
+    session: AsyncSession, *, project_id: uuid.UUID, limit: int, before_version: int | None
+) -> Sequence[AnyRow]:
+    """Up to ``limit`` versions, newest first, below ``before_version``."""
+    statement = (
+        select(*COLUMNS)
+        .where(snapshots.c.project_id == project_id)
+        .order_by(snapshots.c.version.desc())
+        .limit(limit)
+    )
+    if before_version is not None:
+        statement = statement.where(snapshots.c.version < before_version)
+    return (await session.execute(statement)).all()
+
+
+def _latest_entries(project_id: uuid.UUID, version: int) -> Any:
+    e = snapshot_entries.c
+    return (
+        select(e.path, e.blob_sha256, e.size)
+        .where(e.project_id == project_id, e.version <= version)
+        .distinct(e.path)
+        .order_by(e.path, e.version.desc())
+    )
+
+
+async def entries_for_paths(
+    session: AsyncSession, *, project_id: uuid.UUID, version: int, paths: Iterable[str]
+) -> dict[str, Entry]:
+    """The newest entry (tombstones included) of each of ``paths`` at ``version``."""
+    statement = _latest_entries(project_id, version).where(snapshot_entries.c.path.in_(list(paths)))
+    rows = (await session.execute(statement)).all()
+    return {row.path: (row.blob_sha256, row.size) for row in rows}
+
+
+async def tree_at(
+    session: AsyncSession, *, project_id: uuid.UUID, version: int
+) -> dict[str, tuple[str, int]]:
+    """Every file of a version: path → (sha256, size), sorted by path."""
+    latest = _latest_entries(project_id, version).subquery()
+    statement = (
+        select(latest.c.path, latest.c.blob_sha256, latest.c.size)
+        .where(latest.c.blob_sha256.is_not(None))
+        .order_by(latest.c.path)
+    )
+    rows = (await session.execute(statement)).all()
+    return {row.path: (row.blob_sha256, row.size) for row in rows}
+
+
+async def existing_blobs(session: AsyncSession, *, shas: Iterable[str]) -> set[str]:
+    """Which of these blobs are already stored."""
+    wanted = list(shas)
+    if not wanted:
+        return set()
+    statement = select(blobs.c.sha256).where(blobs.c.sha256.in_(wanted))
+    return set((await session.execute(statement)).scalars())
+
+
+async def insert_blobs(session: AsyncSession, *, contents: Mapping[str, bytes]) -> None:
+    """Store contents by SHA-256; a blob stored meanwhile by someone else is kept as is."""
+    if not contents:
+        return
+    statement = insert(blobs).on_conflict_do_nothing(index_elements=[blobs.c.sha256])
+    await session.execute(
+        statement,
+        [{"sha256": sha, "size": len(data), "data": data} for sha, data in contents.items()],
+    )
+
+
+async def insert_snapshot(session: AsyncSession, *, values: Mapping[str, Any]) -> AnyRow:
+    """Record a new version."""
+    statement = snapshots.insert().values(**values).returning(*COLUMNS)
+    return (await session.execute(statement)).one()
+
+
+async def insert_entries(
+    session: AsyncSession, *, project_id: uuid.UUID, version: int, entries: Mapping[str, Entry]
+) -> None:
+    """Record what a version changed: a blob per added or changed path, a tombstone per
+    deleted one."""
+    await session.execute(
+        snapshot_entries.insert(),
+        [
+            {
+                "project_id": project_id,
+                "version": version,
+                "path": path,
+                "blob_sha256": sha,
+                "size": size,
+            }
+            for path, (sha, size) in entries.items()
+        ],
+    )
+
+
+async def blob_data(session: AsyncSession, *, shas: Iterable[str]) -> dict[str, bytes]:
+    """The contents of these blobs."""
+    wanted = list(shas)
+    if not wanted:
+        return {}
+    statement = select(blobs.c.sha256, blobs.c.data).where(blobs.c.sha256.in_(wanted))
+    return {row.sha256: bytes(row.data) for row in await session.execute(statement)}
+
+
+async def max_version(session: AsyncSession, *, project_id: uuid.UUID) -> int:
+    """The newest version number of a project, 0 when it has none."""
+    statement = select(func.coalesce(func.max(snapshots.c.version), 0)).where(
+        snapshots.c.project_id == project_id
+    )
+    return int((await session.execute(statement)).scalar_one())

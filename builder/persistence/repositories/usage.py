@@ -1,0 +1,30 @@
+"""SQL for token usage."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from builder.persistence.models import token_usage
+from builder.persistence.repositories import AnyRow
+
+
+async def insert_usage(session: AsyncSession, *, values: Mapping[str, Any]) -> None:
+    """Record one model call."""
+    await session.execute(token_usage.insert().values(**values))
+
+
+async def usage_totals(session: AsyncSession, *, where: Any) -> AnyRow:
+    """Sums over the rows matching ``where``."""
+    t = token_usage.c
+    statement = select(
+        func.count().label("calls"),
+        func.coalesce(func.sum(t.prompt_tokens), 0).label("prompt_tokens"),
+        func.coalesce(func.sum(t.completion_tokens), 0).label("completion_tokens"),
+        func.coalesce(func.sum(t.total_tokens), 0).label("total_tokens"),
+        func.coalesce(func.sum(t.cost), 0).label("cost"),
+    ).where(where)
+    return (await session.execute(statement)).one()

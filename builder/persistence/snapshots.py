@@ -1,0 +1,265 @@
+"""Versions of a project's files, stored so that a version costs what changed.
+
+File contents are content-addressed blobs (SHA-256), stored once however many versions
+and projects use them. A version (snapshot) records only its delta: one entry per path
+it added or changed, and a tombstone per path it deleted. Saving after editing ``k``
+files of a 2,000-file project writes one snapshot row, ``k`` entries and the blobs not
+already stored — never the whole manifest, never unchanged content.
+
+Versions are numbered 1, 2, 3... per project. Saving locks the project row, so
+concurrent saves get consecutive versions; an ``idempotency_key`` (e.g. a run id and
+step) makes a re-run of the same step return the version it saved the first time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from builder.errors import InvalidInput, NotFound
+from builder.persistence.cursors import decode_cursor, encode_cursor
+from builder.persistence.database import Database
+from builder.persistence.projects import invalidate_project
+from builder.persistence.repositories import projects as project_repo
+from builder.persistence.repositories import snapshots as repo
+from builder.persistence.schemas import FileEntry, Page, SnapshotPublic
+from builder.sandbox.paths import join_parts, split_path
+
+__all__ = [
+    "get_snapshot",
+    "list_snapshots",
+    "read_file",
+    "save_snapshot",
+    "tree",
+]
+
+_CURSOR = "snapshots"
+
+
+@dataclass(frozen=True, slots=True)
+class _Content:
+    sha256: str
+    data: bytes
+
+
+def _normalise(changes: Mapping[str, bytes | None]) -> dict[str, _Content | None]:
+    hashed: dict[str, _Content | None] = {}
+    for raw_path, data in changes.items():
+        path = join_parts(split_path(raw_path))
+        if path in hashed:
+            raise InvalidInput(f"{raw_path!r} names the same file as another change")
+        if data is not None and not isinstance(data, bytes | bytearray | memoryview):
+            raise InvalidInput(f"content of {path!r} must be bytes or None (deleted)")
+        hashed[path] = (
+            None if data is None else _Content(hashlib.sha256(data).hexdigest(), bytes(data))
+        )
+    return hashed
+
+
+async def save_snapshot(
+    db: Database,
+    *,
+    project_id: uuid.UUID,
+    changes: Mapping[str, bytes | None],
+    message_id: uuid.UUID | None = None,
+    run_id: str | None = None,
+    idempotency_key: str | None = None,
+    summary: str = "",
+) -> SnapshotPublic | None:
+    """Save a new version holding ``changes`` on top of the latest one.
+
+    Args:
+        db: The database.
+        project_id: The project.
+        changes: Path → new content, or None for a deleted file. Paths that do not
+            change anything (same content, deleting a missing file) are ignored.
+        message_id: The message whose turn produced this version.
+        run_id: The run that produced it.
+        idempotency_key: Unique per project; saving again with the same key returns
+            the version saved the first time and writes nothing.
+        summary: A line describing the change.
+
+    Returns:
+        The new version; the earlier one for a repeated ``idempotency_key``; None when
+        nothing changed (no version is created).
+
+    Raises:
+        NotFound: No such project (or message).
+        PathOutsideSandbox: A path is absolute or escapes the workspace.
+        InvalidInput: A malformed path or content.
+    """
+    # Hash before the transaction: the project stays locked only for the writes.
+    hashed = _normalise(changes)
+
+    async def work(session: AsyncSession) -> tuple[Any, uuid.UUID, bool]:
+        owner = await project_repo.lock_project(session, project_id=project_id)
+        if owner is None:
+            raise NotFound("project", project_id)
+        if idempotency_key is not None:
+            existing = await repo.snapshot_by_key(
+                session, project_id=project_id, idempotency_key=idempotency_key
+            )
+            if existing is not None:
+                return existing, owner, False
+        latest = await repo.latest_snapshot(session, project_id=project_id)
+        base = latest.version if latest is not None else 0
+        current = (
+            await repo.entries_for_paths(session, project_id=project_id, version=base, paths=hashed)
+            if latest is not None
+            else {}
+        )
+        delta: dict[str, repo.Entry] = {}
+        files, size = (latest.file_count, latest.total_bytes) if latest is not None else (0, 0)
+        for path, new in hashed.items():
+            old_sha, old_size = current.get(path, (None, None))
+            if new is None:
+                if old_sha is not None:
+                    delta[path] = (None, None)
+                    files, size = files - 1, size - (old_size or 0)
+            elif new.sha256 != old_sha:
+                delta[path] = (new.sha256, len(new.data))
+                files += old_sha is None
+                size += len(new.data) - (old_size or 0)
+        if not delta:
+            return None, owner, False
+        needed = _shas(delta)
+        wanted = {c.sha256: c.data for c in hashed.values() if c and c.sha256 in needed}
+        stored = await repo.existing_blobs(session, shas=wanted)
+        await repo.insert_blobs(
+            session, contents={sha: data for sha, data in wanted.items() if sha not in stored}
+        )
+        row = await repo.insert_snapshot(
+            session,
+            values={
+                "project_id": project_id,
+                "version": base + 1,
+                "parent_version": base or None,
+                "message_id": message_id,
+                "run_id": run_id,
+                "idempotency_key": idempotency_key,
+                "summary": summary,
+                "file_count": files,
+                "total_bytes": size,
+                "changed_paths": len(delta),
+            },
+        )
+        await repo.insert_entries(session, project_id=project_id, version=base + 1, entries=delta)
+        await project_repo.touch_project(session, project_id=project_id)
+        return row, owner, True
+
+    row, owner, created = await db.run(work)
+    if created:
+        await invalidate_project(db, project_id=project_id, user_id=owner)
+    return None if row is None else SnapshotPublic.model_validate(row)
+
+
+def _shas(delta: Mapping[str, repo.Entry]) -> set[str]:
+    return {sha for sha, _ in delta.values() if sha is not None}
+
+
+async def _resolve(session: AsyncSession, project_id: uuid.UUID, version: int | None) -> int:
+    """The version asked for (the latest for None); 0 when the project has none yet."""
+    if version is None:
+        return await repo.max_version(session, project_id=project_id)
+    if await repo.snapshot_at(session, project_id=project_id, version=version) is None:
+        raise NotFound("snapshot", f"{project_id} version {version}")
+    return version
+
+
+async def tree(
+    db: Database, *, project_id: uuid.UUID, version: int | None = None
+) -> dict[str, FileEntry]:
+    """Every file of a version, sorted by path: path → (sha256, size).
+
+    Args:
+        db: The database.
+        project_id: The project.
+        version: A version number; None for the latest (empty when there is none).
+
+    Raises:
+        NotFound: No such version.
+    """
+
+    async def work(session: AsyncSession) -> dict[str, tuple[str, int]]:
+        resolved = await _resolve(session, project_id, version)
+        if resolved == 0:
+            return {}
+        return await repo.tree_at(session, project_id=project_id, version=resolved)
+
+    return {path: FileEntry(*entry) for path, entry in (await db.run(work)).items()}
+
+
+async def read_file(
+    db: Database, *, project_id: uuid.UUID, path: str, version: int | None = None
+) -> bytes:
+    """The content of one file in a version (the latest for None).
+
+    Raises:
+        NotFound: No such version, or the file is not in it.
+    """
+    normalised = join_parts(split_path(path))
+
+    async def work(session: AsyncSession) -> bytes | None:
+        resolved = await _resolve(session, project_id, version)
+        if resolved == 0:
+            return None
+        entries = await repo.entries_for_paths(
+            session, project_id=project_id, version=resolved, paths=[normalised]
+        )
+        sha, _ = entries.get(normalised, (None, None))
+        if sha is None:
+            return None
+        return (await repo.blob_data(session, shas=[sha]))[sha]
+
+    data = await db.run(work)
+    if data is None:
+        raise NotFound("file", normalised)
+    return data
+
+
+async def get_snapshot(db: Database, *, project_id: uuid.UUID, version: int) -> SnapshotPublic:
+    """One version's record.
+
+    Raises:
+        NotFound: No such version.
+    """
+
+    async def work(session: AsyncSession) -> Any:
+        return await repo.snapshot_at(session, project_id=project_id, version=version)
+
+    row = await db.run(work)
+    if row is None:
+        raise NotFound("snapshot", f"{project_id} version {version}")
+    return SnapshotPublic.model_validate(row)
+
+
+async def list_snapshots(
+    db: Database, *, project_id: uuid.UUID, limit: int = 50, cursor: str | None = None
+) -> Page[SnapshotPublic]:
+    """A project's versions, newest first.
+
+    Raises:
+        InvalidInput: A malformed cursor.
+    """
+    limit = max(1, min(limit, 200))
+    before = None
+    if cursor is not None:
+        (before,) = decode_cursor(_CURSOR, cursor, size=1)
+
+    async def work(session: AsyncSession) -> Any:
+        return await repo.snapshots_page(
+            session,
+            project_id=project_id,
+            limit=limit + 1,
+            before_version=int(before) if before is not None else None,
+        )
+
+    rows = await db.run(work)
+    items = [SnapshotPublic.model_validate(row) for row in rows[:limit]]
+    next_cursor = encode_cursor(_CURSOR, items[-1].version) if len(rows) > limit else None
+    return Page[SnapshotPublic](items=items, next_cursor=next_cursor)

@@ -1,0 +1,118 @@
+"""Migrations: they build the schema the models describe, once, however many run them."""
+
+from __future__ import annotations
+
+import asyncio
+
+import psycopg
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Column, Integer, MetaData, create_engine
+
+from builder.persistence import current_revision, head_revision, upgrade_database
+from builder.persistence.migrations import CHECKPOINT_TABLES, include_object
+from builder.persistence.models import metadata
+
+BUILDER_TABLES = {
+    "users",
+    "api_keys",
+    "projects",
+    "messages",
+    "blobs",
+    "snapshots",
+    "snapshot_entries",
+    "token_usage",
+    "integrations",
+}
+
+
+def _tables(url: str) -> set[str]:
+    dsn = url.replace("+psycopg", "")
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        return {row[0] for row in rows}
+
+
+def _diff(url: str, target: MetaData) -> list[object]:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            context = MigrationContext.configure(
+                conn,
+                opts={
+                    "include_object": include_object,
+                    "compare_server_default": True,
+                    "compare_type": True,
+                },
+            )
+            return list(compare_metadata(context, target))
+    finally:
+        engine.dispose()
+
+
+async def test_upgrade_builds_every_table_on_an_empty_database(pg_url: str) -> None:
+    assert await current_revision(pg_url) is None
+
+    await upgrade_database(pg_url)
+
+    assert _tables(pg_url) == BUILDER_TABLES | CHECKPOINT_TABLES | {"alembic_version"}
+    assert await current_revision(pg_url) == head_revision()
+
+
+async def test_upgrade_twice_changes_nothing(pg_url: str) -> None:
+    await upgrade_database(pg_url)
+    await upgrade_database(pg_url)
+
+    assert await current_revision(pg_url) == head_revision()
+
+
+async def test_concurrent_upgrades_of_one_database_both_succeed(pg_url: str) -> None:
+    # Without the advisory lock both would race to create the same tables and one
+    # would fail on a duplicate table or checkpoint migration row.
+    await asyncio.gather(upgrade_database(pg_url), upgrade_database(pg_url))
+
+    assert await current_revision(pg_url) == head_revision()
+
+
+def test_models_and_migrations_agree(migrated_db_url: str) -> None:
+    assert _diff(migrated_db_url, metadata) == []
+
+
+def test_the_comparison_sees_a_drift(migrated_db_url: str) -> None:
+    drifted = MetaData(naming_convention=metadata.naming_convention)
+    for table in metadata.sorted_tables:
+        table.to_metadata(drifted)
+    drifted.tables["projects"].append_column(Column("extra", Integer))
+
+    diff = _diff(migrated_db_url, drifted)
+
+    assert [(d[0], d[3].name) for d in diff if isinstance(d, tuple)] == [("add_column", "extra")]
+
+
+def test_every_check_constraint_of_the_models_exists(migrated_db_url: str) -> None:
+    # Alembic cannot compare CHECK constraints; their names at least must match.
+    expected = {
+        constraint.name
+        for table in metadata.sorted_tables
+        for constraint in table.constraints
+        if type(constraint).__name__ == "CheckConstraint"
+    }
+    with psycopg.connect(migrated_db_url.replace("+psycopg", "")) as conn:
+        rows = conn.execute(
+            "SELECT conname FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace "
+            "WHERE n.nspname = 'public' AND contype = 'c'"
+        )
+        present = {row[0] for row in rows}
+
+    assert len(expected) == 14
+    assert expected == present
+
+
+async def test_unreachable_server_is_a_dependency_error() -> None:
+    from builder.errors import DependencyUnavailable
+
+    with pytest.raises(DependencyUnavailable) as caught:
+        await upgrade_database("postgresql://postgres@127.0.0.1:1/none")
+
+    assert caught.value.dependency == "postgresql"
