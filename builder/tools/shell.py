@@ -10,6 +10,7 @@ from pydantic import Field
 
 from builder.errors import InvalidInput
 from builder.sandbox.base import CommandResult
+from builder.settings import OperationKind
 from builder.timeouts import with_timeout
 from builder.tools.context import ToolContext
 
@@ -42,10 +43,12 @@ def format_result(result: CommandResult) -> str:
     return "\n".join(parts)
 
 
-async def _exec(ctx: ToolContext, command: str, *, cwd: str, seconds: float) -> CommandResult:
+async def _exec(
+    ctx: ToolContext, command: str, *, cwd: str, seconds: float, operation: OperationKind
+) -> CommandResult:
     result = await with_timeout(
         ctx.sandbox.exec(command, cwd=cwd, timeout=seconds),
-        "sandbox",
+        operation,
         seconds=seconds + GRACE_SECONDS,
     )
     # A command may change any file; the graph rescans instead of trusting the tracked set.
@@ -77,7 +80,8 @@ async def run_command(
         raise InvalidInput("command is empty")
     settings = ctx.settings
     seconds = min(timeout or settings.timeout_sandbox, settings.timeout_install)
-    return format_result(await _exec(ctx, command, cwd=cwd, seconds=seconds))
+    result = await _exec(ctx, command, cwd=cwd, seconds=seconds, operation="sandbox")
+    return format_result(result)
 
 
 async def install_packages(packages: list[str], dev: bool = False, *, ctx: ToolContext) -> str:
@@ -100,5 +104,6 @@ async def install_packages(packages: list[str], dev: bool = False, *, ctx: ToolC
         )
     flag = "--save-dev" if dev else "--save"
     command = shlex.join(["npm", "install", flag, "--no-audit", "--no-fund", *packages])
-    result = await _exec(ctx, command, cwd=".", seconds=ctx.settings.timeout_install)
+    seconds = ctx.settings.timeout_install
+    result = await _exec(ctx, command, cwd=".", seconds=seconds, operation="install")
     return format_result(result)
