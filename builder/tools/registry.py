@@ -84,6 +84,12 @@ class ToolRegistry:
         """Every tool name, sorted."""
         return sorted(self._tools)
 
+    def copy(self) -> ToolRegistry:
+        """A new registry with the same tools, to extend without changing this one."""
+        clone = ToolRegistry()
+        clone._tools = dict(self._tools)
+        return clone
+
     def as_langchain_tool(self, name: str, ctx: ToolContext) -> BoundTool:
         """The tool called ``name`` as a LangChain tool bound to ``ctx``.
 

@@ -1,0 +1,138 @@
+"""The agent node: one model call with the registered tools bound."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, AnyMessage, BaseMessage, SystemMessage
+from langchain_core.messages.utils import count_tokens_approximately, trim_messages
+from langchain_core.runnables import Runnable, RunnableConfig
+from langgraph.runtime import Runtime
+
+from builder.graphs.context import RunContext
+from builder.graphs.state import StopReason, WebBuilderState
+from builder.models import invoke_model
+
+__all__ = ["AgentNode", "context_window", "project_summary"]
+
+_MAX_LISTED_FILES = 150
+
+
+def context_window(messages: list[AnyMessage], budget: int) -> list[BaseMessage]:
+    """The most recent messages that fit ``budget`` tokens, starting at a user message.
+
+    Tool calls are never separated from their results: the window starts at a human
+    message, so it cannot begin with an orphaned tool result.
+    """
+    window = trim_messages(
+        messages,
+        max_tokens=budget,
+        token_counter=count_tokens_approximately,
+        strategy="last",
+        start_on="human",
+        include_system=False,
+        allow_partial=False,
+    )
+    if not window and messages:
+        # A single turn larger than the budget: keep its user message and the tail.
+        last_human = max(
+            (i for i, m in enumerate(messages) if m.type == "human"), default=len(messages) - 1
+        )
+        window = [messages[last_human], *messages[last_human + 1 :][-8:]]
+    return list(window)
+
+
+def project_summary(state: WebBuilderState) -> str:
+    """A short description of the project's state for the system prompt."""
+    lines = ["", "## Current project state"]
+    files = sorted(state.get("files", {}))
+    if files:
+        shown = files[:_MAX_LISTED_FILES]
+        more = f" (and {len(files) - len(shown)} more)" if len(files) > len(shown) else ""
+        lines.append(f"Files ({len(files)}){more}: " + ", ".join(shown))
+    else:
+        lines.append("Files: none yet (empty workspace).")
+    plan = state.get("plan")
+    if plan:
+        done = sum(step["done"] for step in plan["steps"])
+        lines.append(f"Plan: {plan['goal']} — {done}/{len(plan['steps'])} steps done")
+        for number, step in enumerate(plan["steps"], 1):
+            lines.append(f"  {number}. [{'x' if step['done'] else ' '}] {step['description']}")
+    server = state.get("dev_server")
+    if server:
+        status = "running" if server["running"] else f"stopped (exit {server['exit_code']})"
+        lines.append(f"Dev server: {status} `{server['command']}` {server['preview_url'] or ''}")
+    errors = state.get("errors", [])
+    if errors:
+        lines.append("Recent errors: " + " | ".join(errors[-3:]))
+    return "\n".join(lines)
+
+
+class AgentNode:
+    """Calls the model with the conversation window and the project summary.
+
+    Before calling, it ends the run cleanly when the step limit or the token budget
+    has been reached, with a message that says so.
+    """
+
+    def __init__(
+        self,
+        model: BaseChatModel | Runnable[Any, Any],
+        *,
+        tool_specs: list[dict[str, Any]],
+        system_prompt: str,
+    ) -> None:
+        self.model = model.bind_tools(tool_specs) if isinstance(model, BaseChatModel) else model
+        self.model_name = _model_name(model)
+        self.system_prompt = system_prompt
+
+    async def __call__(
+        self, state: WebBuilderState, config: RunnableConfig, runtime: Runtime[RunContext]
+    ) -> dict[str, Any]:
+        ctx = runtime.context
+        steps = state.get("run_steps", 0)
+        tokens = state.get("run_tokens", 0)
+        if tokens >= ctx.tokens_allowed:
+            return self._stop(
+                "token_budget",
+                f"I stopped because this run reached its token budget ({tokens:,} of "
+                f"{ctx.tokens_allowed:,} tokens). Send another message to continue.",
+            )
+        if steps >= ctx.step_limit:
+            return self._stop(
+                "step_limit",
+                f"I stopped after {steps} steps, the most one run may take. "
+                "Send another message to continue.",
+            )
+        window = context_window(state.get("messages", []), ctx.settings.context_token_budget)
+        prompt = SystemMessage(self.system_prompt + "\n" + project_summary(state))
+        reply = await invoke_model(
+            self.model, [prompt, *window], settings=ctx.settings, config=config
+        )
+        usage: dict[str, Any] = dict(reply.usage_metadata or {})
+        used = int(usage.get("input_tokens", 0)) + int(usage.get("output_tokens", 0))
+        return {
+            "messages": [reply],
+            "run_steps": steps + 1,
+            "run_tokens": tokens + used,
+            "build_status": "working",
+            "pending_usage": {
+                "step": steps + 1,
+                "model": self.model_name,
+                "input_tokens": int(usage.get("input_tokens", 0)),
+                "output_tokens": int(usage.get("output_tokens", 0)),
+            },
+        }
+
+    @staticmethod
+    def _stop(reason: StopReason, text: str) -> dict[str, Any]:
+        return {"messages": [AIMessage(text)], "stop_reason": reason, "pending_usage": None}
+
+
+def _model_name(model: Any) -> str | None:
+    for attr in ("model_name", "model"):
+        value = getattr(model, attr, None)
+        if isinstance(value, str):
+            return value
+    return None

@@ -1,0 +1,198 @@
+"""The tools node: runs the model's tool calls, one per step, through the registry.
+
+Each pending tool call of the last model message is its own graph step, in the order
+the model gave them. With ``durability="sync"`` every finished call is checkpointed
+before the next one starts, so a run resumed after a crash never repeats a call that
+had completed (only the one in flight, if any).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from langchain_core.messages import AIMessage, AnyMessage, ToolCall, ToolMessage
+from langgraph.runtime import Runtime
+
+from builder.graphs.context import RunContext
+from builder.graphs.state import DevServerState, PlanState, WebBuilderState
+from builder.tools.bound import BoundTool
+from builder.tools.context import (
+    DevServerStatus,
+    Plan,
+    PlanStep,
+    ToolContext,
+    ToolEffects,
+    ToolEvent,
+)
+from builder.tools.registry import ToolRegistry
+
+__all__ = ["ToolCallsNode", "pending_tool_calls"]
+
+_ARG_PREVIEW = 160
+_RESULT_PREVIEW = 400
+
+
+def pending_tool_calls(messages: list[AnyMessage]) -> list[ToolCall]:
+    """Tool calls of the last model message that have no result yet, in order."""
+    for index in range(len(messages) - 1, -1, -1):
+        message = messages[index]
+        if isinstance(message, AIMessage):
+            answered = {m.tool_call_id for m in messages[index + 1 :] if isinstance(m, ToolMessage)}
+            return [call for call in message.tool_calls if call.get("id") not in answered]
+    return []
+
+
+def preview_args(args: Mapping[str, Any]) -> dict[str, Any]:
+    """Tool arguments for events and logs: long strings replaced by their length."""
+    shown: dict[str, Any] = {}
+    for key, value in args.items():
+        if isinstance(value, str) and len(value) > _ARG_PREVIEW:
+            shown[key] = f"<{len(value):,} characters>"
+        elif isinstance(value, list) and len(str(value)) > _ARG_PREVIEW:
+            shown[key] = f"<{len(value)} items>"
+        else:
+            shown[key] = value
+    return shown
+
+
+def _plan_from_state(plan: PlanState | None) -> Plan | None:
+    if plan is None:
+        return None
+    return Plan(
+        goal=plan["goal"],
+        steps=[PlanStep(s["description"], s["done"], s["notes"]) for s in plan["steps"]],
+    )
+
+
+def _plan_to_state(plan: Plan) -> PlanState:
+    return {
+        "goal": plan.goal,
+        "steps": [
+            {"description": s.description, "done": s.done, "notes": s.notes} for s in plan.steps
+        ],
+    }
+
+
+def _server_from_state(server: DevServerState | None) -> DevServerStatus | None:
+    return None if server is None else DevServerStatus(**server)
+
+
+def _server_to_state(server: DevServerStatus) -> DevServerState:
+    return {
+        "running": server.running,
+        "command": server.command,
+        "port": server.port,
+        "preview_url": server.preview_url,
+        "exit_code": server.exit_code,
+    }
+
+
+class ToolCallsNode:
+    """Runs the next pending tool call with the run context injected."""
+
+    def __init__(self, registry: ToolRegistry) -> None:
+        self.registry = registry
+
+    async def __call__(
+        self, state: WebBuilderState, runtime: Runtime[RunContext]
+    ) -> dict[str, Any]:
+        pending = pending_tool_calls(state.get("messages", []))
+        if not pending:
+            return {}
+        call = pending[0]
+        ctx = runtime.context
+        write = runtime.stream_writer
+        step = state.get("run_steps", 0)
+        name, call_id = call["name"], call.get("id") or ""
+        effects = ToolEffects(
+            plan=_plan_from_state(state.get("plan")),
+            dev_server=_server_from_state(state.get("dev_server")),
+        )
+
+        def forward(event: ToolEvent) -> None:
+            write({"event": "tool_progress", "tool": event.tool, "kind": event.kind, **event.data})
+
+        tool_ctx = ToolContext(
+            sandbox=ctx.sandbox,
+            project_id=ctx.project_id,
+            settings=ctx.settings,
+            locks=ctx.locks,
+            run_id=ctx.run_id,
+            effects=effects,
+            on_event=forward,
+        )
+        write(
+            {
+                "event": "tool_start",
+                "tool": name,
+                "call_id": call_id,
+                "step": step,
+                "args": preview_args(call.get("args", {})),
+            }
+        )
+        started = time.perf_counter()
+        if name in self.registry:
+            result = await BoundTool(self.registry.get(name), tool_ctx).ainvoke(
+                {**call, "type": "tool_call"}
+            )
+            message = (
+                result
+                if isinstance(result, ToolMessage)
+                else ToolMessage(str(result), tool_call_id=call_id, name=name)
+            )
+        else:
+            known = ", ".join(self.registry.names())
+            message = ToolMessage(
+                f"Error (unknown_tool): there is no tool named {name!r}; the tools are: {known}",
+                tool_call_id=call_id,
+                name=name,
+                status="error",
+            )
+            effects.error(f"{name}: unknown tool")
+        duration = round((time.perf_counter() - started) * 1000, 1)
+        ok = message.status != "error"
+        text = message.content if isinstance(message.content, str) else str(message.content)
+        write(
+            {
+                "event": "tool_end",
+                "tool": name,
+                "call_id": call_id,
+                "step": step,
+                "ok": ok,
+                "duration_ms": duration,
+                "result": text[:_RESULT_PREVIEW],
+            }
+        )
+        for path, sha in effects.files.items():
+            write({"event": "file_changed", "path": path, "sha256": sha, "deleted": sha is None})
+
+        update: dict[str, Any] = {
+            "messages": [message],
+            "tool_history": [
+                {
+                    "step": step,
+                    "tool": name,
+                    "ok": ok,
+                    "summary": text.splitlines()[0][:200] if text else "",
+                    "duration_ms": duration,
+                }
+            ],
+        }
+        if effects.files:
+            update["files"] = dict(effects.files)
+        if effects.rescan:
+            update["rescan"] = True
+        if effects.plan_changed and effects.plan is not None:
+            update["plan"] = _plan_to_state(effects.plan)
+        if effects.dev_server is not None and effects.dev_server != tool_ctx_server(state):
+            update["dev_server"] = _server_to_state(effects.dev_server)
+        if not ok:
+            update["errors"] = [f"{name}: {text.splitlines()[0][:300] if text else 'error'}"]
+        return update
+
+
+def tool_ctx_server(state: WebBuilderState) -> DevServerStatus | None:
+    """The dev-server status the state held before the call."""
+    return _server_from_state(state.get("dev_server"))

@@ -1,0 +1,137 @@
+"""The web-builder graph: agent → tools → persist, looping until the model is done.
+
+::
+
+    START → agent ─┬─ tool calls ──► tools ──┬─ more calls ─► tools
+                   │                         └─ done ───────► persist
+                   └─ answer ──────────────────────────────► persist
+    persist ─┬─ after tools ─► agent
+             └─ after an answer ─► END
+
+Build it with :func:`build_web_builder_graph`, run it with a :class:`RunContext`::
+
+    graph = build_web_builder_graph(model="openai:gpt-4.1", checkpointer=saver)
+    await graph.ainvoke(
+        {"messages": [("user", "A bakery site with a menu page")]},
+        {"configurable": {"thread_id": project_id}},
+        context=RunContext(sandbox=sandbox, locks=locks, db=db),
+        durability="sync",
+    )
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any, Literal, cast
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, ToolMessage
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.graph import START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
+
+from builder.graphs.agent import AgentNode
+from builder.graphs.context import RunContext
+from builder.graphs.persist import PersistNode
+from builder.graphs.state import WebBuilderState
+from builder.graphs.toolcalls import ToolCallsNode, pending_tool_calls
+from builder.models import WEB_BUILDER_SYSTEM_PROMPT, load_chat_model
+from builder.plugins import build_tool_registry, load_plugins
+from builder.settings import Settings, get_settings
+from builder.tools.registry import ToolRegistry
+
+__all__ = ["build_web_builder_graph", "tool_specs"]
+
+WebBuilderGraph = CompiledStateGraph[WebBuilderState, RunContext, WebBuilderState, WebBuilderState]
+
+
+def tool_specs(registry: ToolRegistry) -> list[dict[str, Any]]:
+    """The registry's tools in the OpenAI function format every chat model accepts."""
+    return [
+        {
+            "type": "function",
+            "function": {
+                "name": tool.name,
+                "description": tool.description,
+                "parameters": tool.parameters,
+            },
+        }
+        for tool in registry
+    ]
+
+
+def _after_agent(state: WebBuilderState) -> Literal["tools", "persist"]:
+    messages = state.get("messages", [])
+    last = messages[-1] if messages else None
+    if isinstance(last, AIMessage) and last.tool_calls and state.get("stop_reason") is None:
+        return "tools"
+    return "persist"
+
+
+def _after_tools(state: WebBuilderState) -> Literal["tools", "persist"]:
+    return "tools" if pending_tool_calls(state.get("messages", [])) else "persist"
+
+
+def _after_persist(state: WebBuilderState) -> Literal["agent", "__end__"]:
+    messages = state.get("messages", [])
+    return "agent" if messages and isinstance(messages[-1], ToolMessage) else "__end__"
+
+
+def build_web_builder_graph(
+    *,
+    model: BaseChatModel | str | None = None,
+    tools: ToolRegistry | None = None,
+    extra_tools: Iterable[Callable[..., Any]] = (),
+    checkpointer: BaseCheckpointSaver[Any] | None = None,
+    settings: Settings | None = None,
+    system_prompt: str | None = None,
+    name: str = "web_builder",
+) -> WebBuilderGraph:
+    """Build and compile the web-builder graph.
+
+    Args:
+        model: A chat model, a ``provider:model`` string, or None for ``BUILDER_MODEL``.
+        tools: The tool registry; default: every tool of the loaded plugins.
+        extra_tools: More tool functions (typed, documented, optionally taking a
+            ``ToolContext``), registered under the plugin name ``app``.
+        checkpointer: Where the context is kept between steps and turns; use
+            :class:`~builder.graphs.checkpointer.TTLCheckpointer` for PostgreSQL
+            with expiry. None compiles without one (each invoke starts fresh).
+        settings: Settings for loading plugins and the model.
+        system_prompt: Replaces the built-in system prompt.
+        name: The compiled graph's name.
+
+    Returns:
+        A compiled graph. Invoke it with ``context=RunContext(...)``.
+
+    Raises:
+        DuplicateTool: An extra tool has the name of a registered one.
+        ConfigurationError: No model is configured, or its integration is missing.
+    """
+    settings = settings or get_settings()
+    registry = tools if tools is not None else build_tool_registry(load_plugins(settings))
+    extras = list(extra_tools)
+    if extras:
+        if tools is not None:
+            registry = registry.copy()
+        for fn in extras:
+            registry.register(fn, plugin="app")
+    chat_model = (
+        model if isinstance(model, BaseChatModel) else load_chat_model(model, settings=settings)
+    )
+    graph = StateGraph(WebBuilderState, context_schema=RunContext)
+    agent = AgentNode(
+        chat_model,
+        tool_specs=tool_specs(registry),
+        system_prompt=system_prompt or WEB_BUILDER_SYSTEM_PROMPT,
+    )
+    # LangGraph reads each node's signature to inject config and runtime; its overloads
+    # do not describe a callable object taking both, hence the casts.
+    graph.add_node("agent", cast(Any, agent))
+    graph.add_node("tools", cast(Any, ToolCallsNode(registry)))
+    graph.add_node("persist", cast(Any, PersistNode()))
+    graph.add_edge(START, "agent")
+    graph.add_conditional_edges("agent", _after_agent)
+    graph.add_conditional_edges("tools", _after_tools)
+    graph.add_conditional_edges("persist", _after_persist)
+    return graph.compile(checkpointer=checkpointer, name=name)
