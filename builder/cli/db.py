@@ -37,7 +37,8 @@ def upgrade(
 
     url = _url()
     asyncio.run(upgrade_database(url, revision=revision))
-    console.print(f"{_safe(url)} is at revision {asyncio.run(current_revision(url))}")
+    revision_now = asyncio.run(current_revision(url))
+    console.print(f"{_safe(url)} is at revision {revision_now}", soft_wrap=True)
 
 
 @db_app.command("current")
@@ -51,4 +52,4 @@ def current() -> None:
     state = "up to date"
     if revision != head:
         state = f"behind (newest is {head}); run `builder db upgrade`"
-    console.print(f"{_safe(url)}: revision {revision or 'none'} — {state}")
+    console.print(f"{_safe(url)}: revision {revision or 'none'} — {state}", soft_wrap=True)

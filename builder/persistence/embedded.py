@@ -13,6 +13,7 @@ server the first one started (``postmaster.pid``) and connects to it.
 
 from __future__ import annotations
 
+import atexit
 import warnings
 from pathlib import Path
 from types import ModuleType
@@ -83,7 +84,10 @@ def stop_embedded(directory: Path) -> bool:
 
     server_class = pgserver.PostgresServer
     user = "pgserver" if _running_as_root() else None
-    server_class._instances.pop(directory, None)
+    instance = server_class._instances.pop(directory, None)
+    if instance is not None:
+        # Its exit hook would look for the handle we just dropped.
+        atexit.unregister(instance._cleanup)
     try:
         _commands.pg_ctl(  # type: ignore[attr-defined]  # defined at import time
             ["-w", "stop", "-m", "fast"], pgdata=directory, user=user

@@ -28,12 +28,9 @@ async def insert_messages(
     session: AsyncSession, *, project_id: uuid.UUID, rows: Sequence[dict[str, Any]]
 ) -> Sequence[AnyRow]:
     """Append messages in order (their ``seq`` follows the order given)."""
-    statement = (
-        messages.insert()
-        .values([{**row, "project_id": project_id} for row in rows])
-        .returning(*COLUMNS, sort_by_parameter_order=True)
-    )
-    return (await session.execute(statement)).all()
+    statement = messages.insert().returning(*COLUMNS, sort_by_parameter_order=True)
+    result = await session.execute(statement, [{**row, "project_id": project_id} for row in rows])
+    return result.all()
 
 
 async def messages_page(

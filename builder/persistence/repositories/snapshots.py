@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.dialects.postgresql import distinct_on, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from builder.persistence.models import blobs, snapshot_entries, snapshots
@@ -87,7 +87,7 @@ def _latest_entries(project_id: uuid.UUID, version: int) -> Any:
     return (
         select(e.path, e.blob_sha256, e.size)
         .where(e.project_id == project_id, e.version <= version)
-        .distinct(e.path)
+        .ext(distinct_on(e.path))
         .order_by(e.path, e.version.desc())
     )
 

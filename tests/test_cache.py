@@ -1,0 +1,197 @@
+"""The cache: Redis, an in-process fallback, scope tokens, and a circuit breaker."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from urllib.parse import urlsplit
+
+import pytest
+import redis.asyncio as aioredis
+
+from builder.cache import Cache, Circuit
+from builder.settings import Settings
+
+
+class Listener:
+    """A TCP server on a fixed local port: a black hole, or a proxy to ``target``."""
+
+    def __init__(self, target: tuple[str, int] | None = None) -> None:
+        self.target = target
+        self.port = 0
+        self.connections = 0
+        self._server: asyncio.Server | None = None
+        self._writers: list[asyncio.StreamWriter] = []
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        assert self._server is not None
+        self._server.close()
+        for writer in self._writers:
+            writer.close()
+        await self._server.wait_closed()
+        self._writers.clear()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        self._writers.append(writer)
+        if self.target is None:
+            await reader.read()  # accept, never answer
+            return
+        up_reader, up_writer = await asyncio.open_connection(*self.target)
+        self._writers.append(up_writer)
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(ConnectionError):
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            dst.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+
+def _via(redis_url: str, port: int) -> str:
+    parts = urlsplit(redis_url)
+    return parts._replace(netloc=f"127.0.0.1:{port}").geturl()
+
+
+async def test_memory_cache_round_trips_json() -> None:
+    cache = Cache()
+
+    await cache.set("context", "k", {"a": [1, "two"]})
+
+    assert await cache.get("context", "k") == {"a": [1, "two"]}
+    await cache.delete("context", "k")
+    assert await cache.get("context", "k") is None
+    assert cache.backend == "memory"
+
+
+async def test_redis_holds_values_under_the_prefix_with_the_kinds_ttl(
+    redis_url: str, redis_prefix: str
+) -> None:
+    settings = Settings(redis_url=redis_url, redis_key_prefix=redis_prefix, cache_ttl_messages=77)
+    cache = Cache.from_settings(settings)
+    raw = aioredis.Redis.from_url(redis_url)
+    try:
+        await cache.set("messages", "page", [1, 2])
+
+        key = f"{redis_prefix}cache:messages:page"
+        assert json.loads(await raw.get(key)) == [1, 2]
+        assert 70 <= await raw.ttl(key) <= 77
+        assert cache.backend == "redis"
+    finally:
+        await cache.aclose()
+        await raw.aclose()
+
+
+@pytest.mark.parametrize("backend", ["memory", "redis"])
+async def test_invalidating_a_scope_hides_entries_stored_before(
+    backend: str, redis_url: str, redis_prefix: str
+) -> None:
+    cache = Cache(redis_url=redis_url if backend == "redis" else None, prefix=redis_prefix)
+    try:
+        lookup = await cache.lookup("project", "list", scopes=["user:1"])
+        assert not lookup.hit
+        await cache.store(lookup, ["old"])
+        assert (await cache.lookup("project", "list", scopes=["user:1"])).value == ["old"]
+
+        # A reader that looked up before a write stores what it read afterwards...
+        racing = await cache.lookup("project", "list", scopes=["user:1"])
+        await cache.invalidate("user:1")
+        await cache.store(racing, ["stale"])
+
+        # ...under a dead token: the next reader misses instead of seeing it.
+        after = await cache.lookup("project", "list", scopes=["user:1"])
+        assert (after.hit, after.value) == (False, None)
+        assert (await cache.lookup("project", "other", scopes=["user:2"])).hit is False
+    finally:
+        await cache.aclose()
+
+
+def test_the_circuit_opens_on_failure_and_probes_after_the_cooldown() -> None:
+    now = [100.0]
+    circuit = Circuit(10, clock=lambda: now[0])
+
+    assert circuit.allow()
+    circuit.record_failure()
+    assert (circuit.state, circuit.allow()) == ("open", False)
+    now[0] += 10
+    assert (circuit.allow(), circuit.state) == (True, "half_open")
+    assert circuit.allow() is False  # one probe at a time
+    circuit.record_failure()
+    assert (circuit.state, circuit.openings) == ("open", 2)
+    now[0] += 10
+    assert circuit.allow()
+    circuit.record_success()
+    assert (circuit.state, circuit.allow()) == ("closed", True)
+
+
+async def test_a_port_where_nothing_listens_falls_back_at_once(redis_url: str) -> None:
+    listener = Listener()
+    await listener.start()
+    await listener.stop()  # now nothing listens on this port
+    cache = Cache(redis_url=_via(redis_url, listener.port), timeout=0.1, cooldown=60)
+    try:
+        await cache.set("project", "p", {"name": "kept locally"})
+        assert await cache.get("project", "p") == {"name": "kept locally"}
+        assert (cache.backend, cache.circuit.openings) == ("memory", 1)
+    finally:
+        await cache.aclose()
+
+
+async def test_a_listener_that_never_answers_costs_one_timeout(redis_url: str) -> None:
+    hole = Listener()
+    await hole.start()
+    cache = Cache(redis_url=_via(redis_url, hole.port), timeout=0.1, cooldown=60)
+    try:
+        durations = []
+        for i in range(20):
+            started = time.perf_counter()
+            await cache.set("project", f"k{i}", i)
+            assert await cache.get("project", f"k{i}") == i
+            durations.append(time.perf_counter() - started)
+
+        # Only the first call reached the network; the open circuit spared the rest.
+        assert (hole.connections, cache.circuit.openings) == (1, 1)
+        assert max(durations) < 1.0
+    finally:
+        await cache.aclose()
+        await hole.stop()
+
+
+async def test_redis_is_used_again_after_it_recovers(redis_url: str, redis_prefix: str) -> None:
+    real = urlsplit(redis_url)
+    proxy = Listener(target=(real.hostname or "127.0.0.1", real.port or 6379))
+    await proxy.start()
+    cache = Cache(redis_url=_via(redis_url, proxy.port), prefix=redis_prefix, cooldown=0.2)
+    try:
+        before = await cache.lookup("project", "page", scopes=["user:9"])
+        await cache.store(before, ["before the outage"])
+
+        await proxy.stop()
+        await cache.invalidate("user:9")  # made while Redis is unreachable
+        assert cache.backend == "memory"
+        assert (await cache.lookup("project", "page", scopes=["user:9"])).hit is False
+
+        await proxy.start()
+        await asyncio.sleep(0.3)  # past the cooldown: the next call probes Redis
+        after = await cache.lookup("project", "page", scopes=["user:9"])
+        await cache.set("context", "back", "on redis")
+
+        assert cache.circuit.state == "closed" and cache.backend == "redis"
+        # The invalidation was replayed on Redis: the pre-outage page is unreachable.
+        assert (after.hit, after.value) == (False, None)
+        raw = aioredis.Redis.from_url(redis_url)
+        try:
+            assert await raw.get(f"{redis_prefix}cache:context:back") == b'"on redis"'
+        finally:
+            await raw.aclose()
+    finally:
+        await cache.aclose()
+        await proxy.stop()
