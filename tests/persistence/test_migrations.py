@@ -56,7 +56,8 @@ async def test_upgrade_builds_every_table_on_an_empty_database(pg_url: str) -> N
 
     await upgrade_database(pg_url)
 
-    assert _tables(pg_url) == BUILDER_TABLES | CHECKPOINT_TABLES | {"alembic_version"}
+    assert BUILDER_TABLES <= set(metadata.tables)
+    assert _tables(pg_url) == set(metadata.tables) | CHECKPOINT_TABLES | {"alembic_version"}
     assert await current_revision(pg_url) == head_revision()
 
 
@@ -105,7 +106,7 @@ def test_every_check_constraint_of_the_models_exists(migrated_db_url: str) -> No
         )
         present = {row[0] for row in rows}
 
-    assert len(expected) == 14
+    assert "ck_snapshot_entries_tombstone_has_no_size" in expected
     assert expected == present
 
 
