@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import sys
+
 import typer
 from rich.console import Console
 
 from builder._version import __version__
+from builder.log import configure_logging
+from builder.settings import get_settings
 
 app = typer.Typer(
     name="builder",
@@ -29,5 +33,12 @@ def main(
     version: bool = typer.Option(
         False, "--version", callback=_version_callback, is_eager=True, help="Show the version."
     ),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log at INFO level."),
 ) -> None:
     """builder: an AI web-builder agent that builds and edits sites in a sandbox."""
+    # Logs go to stderr so that command output (tables, --json) stays clean on stdout.
+    settings = get_settings()
+    level = settings.log_level if verbose else "WARNING"
+    if settings.log_level == "ERROR":
+        level = "ERROR"
+    configure_logging(settings.model_copy(update={"log_level": level}), stream=sys.stderr)

@@ -48,8 +48,10 @@ __all__ = [
     "Integration",
     "Message",
     "Project",
+    "Run",
     "Snapshot",
     "SnapshotEntry",
+    "Thread",
     "TokenUsage",
     "User",
     "api_keys",
@@ -58,8 +60,10 @@ __all__ = [
     "messages",
     "metadata",
     "projects",
+    "runs",
     "snapshot_entries",
     "snapshots",
+    "threads",
     "token_usage",
     "users",
 ]
@@ -299,6 +303,8 @@ class TokenUsage(TableModel, table=True):
         ),
         Index(None, "project_id"),
         Index(None, "run_id"),
+        # One row per model call of a run: a step re-run after a crash records once.
+        UniqueConstraint("run_id", "step"),
     )
 
     id: uuid.UUID = _uuid_pk()
@@ -334,6 +340,88 @@ class Integration(TableModel, table=True):
     updated_at: datetime | None = _created_at()
 
 
+THREAD_STATUSES = ("idle", "busy", "interrupted", "error")
+RUN_STATUSES = ("pending", "running", "success", "error", "cancelled", "interrupted", "timeout")
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN (" + ", ".join(f"'{v}'" for v in values) + ")"
+
+
+class Thread(TableModel, table=True):
+    """An agent context (a LangGraph thread) and its expiry.
+
+    The checkpoints themselves are in LangGraph's tables, keyed by ``thread_id``. A
+    project's thread id is the project id. ``expires_at`` is NULL once the context has
+    been swept (or never had checkpoints); the row itself stays, so the thread keeps its
+    owner and metadata and the next turn rebuilds the context.
+    """
+
+    __tablename__ = "threads"
+    __table_args__ = (
+        CheckConstraint(_in("status", THREAD_STATUSES), name="status_is_known"),
+        CheckConstraint("ttl_seconds IS NULL OR ttl_seconds > 0", name="ttl_positive"),
+        CheckConstraint("jsonb_typeof(metadata) = 'object'", name="metadata_is_object"),
+        Index(None, "expires_at"),
+        Index(None, "last_activity_at"),
+        Index(None, "user_id", "updated_at"),
+        Index(None, "project_id"),
+    )
+
+    thread_id: str = Field(sa_type=Text, primary_key=True)
+    user_id: uuid.UUID | None = Field(
+        default=None, foreign_key="users.id", ondelete="CASCADE", nullable=True
+    )
+    project_id: uuid.UUID | None = Field(
+        default=None, foreign_key="projects.id", ondelete="CASCADE", nullable=True
+    )
+    meta: dict[str, Any] = Field(
+        default_factory=dict,
+        sa_column=Column("metadata", JSONB, server_default=text("'{}'::jsonb"), nullable=False),
+    )
+    status: str = _text(default="idle")
+    ttl_seconds: int | None = Field(default=None, sa_type=Integer, nullable=True)
+    created_at: datetime | None = _created_at()
+    updated_at: datetime | None = _created_at()
+    last_activity_at: datetime | None = _created_at()
+    expires_at: datetime | None = _timestamp()
+    swept_at: datetime | None = _timestamp()
+
+
+class Run(TableModel, table=True):
+    """One run of an agent on a thread: its status and, once ended, its result."""
+
+    __tablename__ = "runs"
+    __table_args__ = (
+        CheckConstraint(_in("status", RUN_STATUSES), name="status_is_known"),
+        CheckConstraint("jsonb_typeof(metadata) = 'object'", name="metadata_is_object"),
+        ForeignKeyConstraint(["thread_id"], ["threads.thread_id"], ondelete="CASCADE"),
+        Index(None, "thread_id", "created_at"),
+    )
+
+    run_id: str = Field(sa_type=Text, primary_key=True)
+    thread_id: str = Field(sa_type=Text, nullable=False)
+    project_id: uuid.UUID | None = Field(
+        default=None, foreign_key="projects.id", ondelete="CASCADE", nullable=True
+    )
+    assistant_id: str = _text(default="web_builder")
+    status: str = _text(default="pending")
+    multitask_strategy: str | None = _text(nullable=True)
+    meta: dict[str, Any] = Field(
+        default_factory=dict,
+        sa_column=Column("metadata", JSONB, server_default=text("'{}'::jsonb"), nullable=False),
+    )
+    run_kwargs: dict[str, Any] = Field(
+        default_factory=dict,
+        sa_column=Column("kwargs", JSONB, server_default=text("'{}'::jsonb"), nullable=False),
+    )
+    result: dict[str, Any] | None = Field(default=None, sa_type=JSONB, nullable=True)
+    error: str | None = _text(nullable=True)
+    created_at: datetime | None = _created_at()
+    updated_at: datetime | None = _created_at()
+    ended_at: datetime | None = _timestamp()
+
+
 def _table(model: type[SQLModel]) -> Table:
     return cast(Table, model.__table__)  # type: ignore[attr-defined]
 
@@ -348,3 +436,5 @@ snapshots = _table(Snapshot)
 snapshot_entries = _table(SnapshotEntry)
 token_usage = _table(TokenUsage)
 integrations = _table(Integration)
+threads = _table(Thread)
+runs = _table(Run)

@@ -1,0 +1,203 @@
+"""``builder demo`` and ``builder run``: the agent at work, with live progress."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from builder.cli.app import app, console
+from builder.runs.events import RunEvent
+from builder.settings import Settings, get_settings
+
+_LOCAL_USER = "local"
+
+
+def _render(event: RunEvent, *, started: float) -> None:
+    data = event.data
+    clock = f"[dim]{time.perf_counter() - started:6.1f}s[/dim]"
+    if event.type == "run_started":
+        how = "resuming" if data.get("resumed") else "started"
+        console.print(f"{clock} run {data['run_id'][:8]} {how}")
+    elif event.type == "tool_start":
+        args = ", ".join(f"{k}={v!r}" for k, v in data.get("args", {}).items())
+        console.print(f"{clock} [cyan]→ {data['tool']}[/cyan]({args[:100]})", soft_wrap=True)
+    elif event.type == "tool_end":
+        mark = "[green]✓[/green]" if data.get("ok") else "[red]✗[/red]"
+        first = (data.get("result") or "").splitlines()[0][:110] if data.get("result") else ""
+        console.print(f"{clock} {mark} {data['tool']} ({data['duration_ms']:.0f} ms) {first}")
+    elif event.type == "snapshot":
+        console.print(f"{clock} [dim]saved version {data['version']}[/dim]")
+    elif event.type == "message" and data.get("content") and not data.get("tool_calls"):
+        console.print(f"\n[bold]assistant[/bold]: {data['content']}\n", soft_wrap=True)
+    elif event.type == "error":
+        console.print(f"{clock} [red]error[/red] {data.get('code')}: {data.get('message')}")
+
+
+def _summary(result: dict[str, object], seconds: float, workspace: Path | None) -> None:
+    table = Table(show_header=False, box=None, pad_edge=False)
+    table.add_row("status", f"{result['status']} ({result['stop_reason'] or '-'})")
+    for label, key in (
+        ("created", "files_created"),
+        ("changed", "files_changed"),
+        ("deleted", "files_deleted"),
+    ):
+        files = result[key]
+        assert isinstance(files, list)
+        table.add_row(f"files {label}", ", ".join(files) or "-")
+    tokens = f"{result['input_tokens']:,} in, {result['output_tokens']:,} out"
+    table.add_row("tokens", f"{result['total_tokens']:,} ({tokens})")
+    table.add_row("steps", str(result["steps"]))
+    table.add_row("version", str(result["snapshot_version"] or "-"))
+    if workspace is not None:
+        table.add_row("workspace", str(workspace))
+    table.add_row("preview", str(result["preview_url"] or "-"))
+    table.add_row("time", f"{seconds:.1f} s")
+    console.print(table)
+
+
+async def _session(
+    settings: Settings,
+    *,
+    model: str,
+    prompt: str | None,
+    project_name: str,
+    new_project: bool,
+    resume: bool,
+    serve: bool,
+    export: Path | None,
+) -> int:
+    from builder.persistence.database import Database
+    from builder.persistence.migrations import upgrade_database
+    from builder.persistence.projects import create_project, list_projects
+    from builder.persistence.snapshots import read_file, tree
+    from builder.persistence.users import get_or_create_user
+    from builder.runs.service import RunService
+
+    started = time.perf_counter()
+    db = Database.from_settings(settings, cached=False)
+    try:
+        await upgrade_database(db)
+        user = await get_or_create_user(db, name=_LOCAL_USER)
+        project_id: uuid.UUID | None = None
+        if not new_project:
+            page = await list_projects(db, user_id=user.id, limit=200)
+            project_id = next((p.id for p in page.items if p.name == project_name), None)
+        if project_id is None:
+            project = await create_project(db, user_id=user.id, name=project_name)
+            project_id = project.id
+            console.print(f"project [bold]{project_name}[/bold] ({project_id})")
+        else:
+            console.print(f"continuing project [bold]{project_name}[/bold] ({project_id})")
+        async with RunService.open(settings, db=db, model=model) as service:
+            handle = await service.start(
+                user_id=user.id, project_id=project_id, prompt=prompt, resume=resume
+            )
+            async for event in handle.events():
+                _render(event, started=started)
+            result = await handle.wait()
+            workspace = settings.data_dir / "workspaces" / str(project_id)
+            _summary(
+                result.as_dict(),
+                time.perf_counter() - started,
+                workspace if settings.sandbox_backend == "local" else None,
+            )
+            if export is not None:
+                files = {
+                    path: await read_file(db, project_id=project_id, path=path)
+                    for path in await tree(db, project_id=project_id)
+                }
+                await asyncio.to_thread(_export, export, files)
+                console.print(f"files exported to {export}")
+            if serve and result.preview_url and result.status == "success":
+                console.print(f"serving {result.preview_url} — press Ctrl+C to stop")
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.Event().wait()
+            return 0 if result.status == "success" else 1
+    finally:
+        await db.dispose()
+
+
+def _export(directory: Path, files: dict[str, bytes]) -> None:
+    for path, data in files.items():
+        target = directory / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+
+
+def _run_session(**kwargs: object) -> None:
+    try:
+        code = asyncio.run(_session(**kwargs))  # type: ignore[arg-type]
+    except KeyboardInterrupt:
+        code = 130
+    raise typer.Exit(code)
+
+
+@app.command()
+def demo(
+    directory: Path | None = typer.Option(
+        None, "--dir", help="Also export the finished site's files into this directory."
+    ),
+    serve: bool | None = typer.Option(
+        None,
+        "--serve/--exit",
+        help="Keep the preview running until Ctrl+C (default: when run in a terminal).",
+    ),
+) -> None:
+    """Build a small demo site offline: scripted model, local sandbox, embedded database."""
+    settings = get_settings().model_copy(
+        update={"model": "scripted:demo", "sandbox_backend": "local"}
+    )
+    _run_session(
+        settings=settings,
+        model="scripted:demo",
+        prompt="Build a small website for Harbor Lane Bakery: home, about and contact pages "
+        "with a shared stylesheet and a contact form.",
+        project_name=f"demo-{time.strftime('%Y%m%d-%H%M%S')}",
+        new_project=True,
+        resume=False,
+        serve=sys.stdout.isatty() if serve is None else serve,
+        export=directory,
+    )
+
+
+@app.command()
+def run(
+    prompt: str | None = typer.Argument(None, help="What to build or change."),
+    project: str = typer.Option(
+        "default", "--project", "-p", help="Project name (created if new)."
+    ),
+    model: str | None = typer.Option(
+        None, "--model", "-m", help="provider:model (default: BUILDER_MODEL)."
+    ),
+    resume: bool = typer.Option(False, "--resume", help="Finish a run a crash interrupted."),
+    serve: bool = typer.Option(False, "--serve/--exit", help="Keep the preview running."),
+) -> None:
+    """Run the agent on a project; a second run on the same project continues it."""
+    settings = get_settings()
+    chosen = model or settings.model
+    if chosen is None:
+        from builder.errors import ConfigurationError
+
+        raise ConfigurationError(
+            "no model configured: pass --model provider:model or set BUILDER_MODEL "
+            "(e.g. openai:gpt-4.1, anthropic:claude-sonnet-4-5, scripted:demo)"
+        )
+    if prompt is None and not resume:
+        raise typer.BadParameter("give a prompt, or --resume to finish an interrupted run")
+    _run_session(
+        settings=settings.model_copy(update={"model": chosen}),
+        model=chosen,
+        prompt=prompt,
+        project_name=project,
+        new_project=False,
+        resume=resume,
+        serve=serve,
+        export=None,
+    )

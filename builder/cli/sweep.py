@@ -1,0 +1,56 @@
+"""``builder sweep``: expire and evict agent contexts once."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import typer
+
+from builder.cli.app import app, console
+from builder.settings import Settings, get_settings
+
+
+async def _sweep(settings: Settings, strategy: str | None, batch_size: int) -> dict[str, object]:
+    from builder.graphs.checkpointer import TTLCheckpointer
+    from builder.persistence.database import Database
+    from builder.persistence.migrations import upgrade_database
+
+    db = Database.from_settings(settings, cached=False)
+    try:
+        await upgrade_database(db)
+        async with TTLCheckpointer.from_settings(db.psycopg_url, settings) as checkpointer:
+            result = await checkpointer.sweep(
+                strategy=strategy or settings.context_sweep_strategy,  # type: ignore[arg-type]
+                batch_size=batch_size,
+            )
+    finally:
+        await db.dispose()
+    return {"strategy": result.strategy, "expired": result.expired, "evicted": result.evicted}
+
+
+@app.command()
+def sweep(
+    strategy: str | None = typer.Option(
+        None, help="`delete` or `keep_latest` (default: BUILDER_CONTEXT_SWEEP_STRATEGY)."
+    ),
+    batch_size: int = typer.Option(100, min=1, help="Threads locked and removed per batch."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Remove expired agent contexts and evict the least recently used above the cap."""
+    if strategy not in (None, "delete", "keep_latest"):
+        raise typer.BadParameter("strategy must be `delete` or `keep_latest`")
+    outcome = asyncio.run(_sweep(get_settings(), strategy, batch_size))
+    if as_json:
+        typer.echo(json.dumps(outcome))
+        return
+    expired, evicted = outcome["expired"], outcome["evicted"]
+    assert isinstance(expired, list) and isinstance(evicted, list)
+    console.print(
+        f"swept {len(expired) + len(evicted)} context(s) ({outcome['strategy']}): "
+        f"{len(expired)} expired, {len(evicted)} evicted over the cap"
+    )
+    for thread_id in expired:
+        console.print(f"  expired  {thread_id}")
+    for thread_id in evicted:
+        console.print(f"  evicted  {thread_id}")

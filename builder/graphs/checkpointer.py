@@ -1,0 +1,325 @@
+"""A TTL-bounded LangGraph checkpointer on PostgreSQL.
+
+The agent's working context — a LangGraph thread's checkpoints — is disposable: the
+durable project (messages and file snapshots) is kept elsewhere and a context can be
+rebuilt from it. So contexts are bounded in time and number:
+
+* every access (read, write, list) refreshes the thread's expiry (``ttl_seconds``,
+  30 minutes by default, or the thread's own ``ttl_seconds``);
+* :meth:`TTLCheckpointer.sweep` removes expired contexts and then evicts the least
+  recently used idle contexts above ``max_live`` — in batches, each row locked with
+  ``FOR UPDATE SKIP LOCKED`` so several processes can sweep at once without doing the
+  same work twice;
+* a thread whose run is in progress holds ``FOR KEY SHARE`` on its row for the whole
+  run (:meth:`TTLCheckpointer.hold_context`), which ``FOR UPDATE`` in the sweeper
+  cannot take: a running context is never swept, and a crashed run's lock dies with
+  its connection.
+
+It is :class:`~langgraph.checkpoint.postgres.aio.AsyncPostgresSaver` underneath (and
+passes ``langgraph-checkpoint-conformance``); the thread table is ``threads``, created
+by builder's migrations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import (
+    ChannelVersions,
+    Checkpoint,
+    CheckpointMetadata,
+    CheckpointTuple,
+)
+from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+from langgraph.checkpoint.serde.base import SerializerProtocol
+from psycopg import AsyncConnection, AsyncCursor
+from psycopg.rows import DictRow, dict_row
+from psycopg_pool import AsyncConnectionPool
+
+from builder.log import get_logger
+from builder.settings import Settings
+
+__all__ = ["SweepResult", "TTLCheckpointer"]
+
+Strategy = Literal["delete", "keep_latest"]
+
+_log = get_logger("builder.checkpointer")
+
+TOUCH_SQL = """
+INSERT INTO threads (thread_id, last_activity_at, expires_at)
+VALUES (%(thread_id)s, now(), now() + make_interval(secs => %(ttl)s))
+ON CONFLICT (thread_id) DO UPDATE
+SET last_activity_at = now(),
+    expires_at = now() + make_interval(secs => coalesce(threads.ttl_seconds, %(ttl)s))
+"""
+
+SELECT_EXPIRED_SQL = """
+SELECT thread_id FROM threads
+WHERE expires_at IS NOT NULL AND expires_at <= now()
+ORDER BY expires_at
+LIMIT %(limit)s
+FOR UPDATE SKIP LOCKED
+"""
+
+COUNT_LIVE_SQL = "SELECT count(*) AS n FROM threads WHERE expires_at IS NOT NULL"
+
+SELECT_LEAST_RECENT_SQL = """
+SELECT thread_id FROM threads
+WHERE expires_at IS NOT NULL
+ORDER BY last_activity_at, thread_id
+LIMIT %(limit)s
+FOR UPDATE SKIP LOCKED
+"""
+
+MARK_SWEPT_SQL = """
+UPDATE threads SET expires_at = NULL, swept_at = now()
+WHERE thread_id = ANY(%(ids)s)
+"""
+
+HOLD_SQL = "SELECT thread_id FROM threads WHERE thread_id = %(thread_id)s FOR KEY SHARE"
+
+CONTEXT_STATE_SQL = """
+SELECT expires_at, swept_at, expires_at IS NOT NULL AND expires_at > now() AS live
+FROM threads WHERE thread_id = %(thread_id)s
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class SweepResult:
+    """What one sweep removed."""
+
+    expired: list[str] = field(default_factory=list)
+    """Threads whose context had expired."""
+    evicted: list[str] = field(default_factory=list)
+    """Idle threads evicted, least recently used first, to respect ``max_live``."""
+    strategy: Strategy = "delete"
+
+    @property
+    def total(self) -> int:
+        """How many contexts were removed."""
+        return len(self.expired) + len(self.evicted)
+
+
+class TTLCheckpointer(AsyncPostgresSaver):
+    """An :class:`AsyncPostgresSaver` whose threads expire and are bounded in number.
+
+    Args:
+        conn: A psycopg ``AsyncConnectionPool`` (recommended: operations run
+            concurrently) or a single ``AsyncConnection`` (autocommit, dict rows).
+        ttl_seconds: Idle seconds before a context expires (per-thread override in
+            ``threads.ttl_seconds``).
+        max_live: Most contexts kept; the sweeper evicts the least recently used idle
+            ones above it.
+        strategy: ``"delete"`` removes every checkpoint of an expired thread;
+            ``"keep_latest"`` keeps only its latest checkpoint.
+        serde: LangGraph serializer, as for ``AsyncPostgresSaver``.
+    """
+
+    def __init__(
+        self,
+        conn: AsyncConnectionPool[AsyncConnection[DictRow]] | AsyncConnection[DictRow],
+        *,
+        ttl_seconds: float = 1800,
+        max_live: int = 100,
+        strategy: Strategy = "delete",
+        serde: SerializerProtocol | None = None,
+    ) -> None:
+        super().__init__(conn, serde=serde)
+        self.ttl_seconds = ttl_seconds
+        self.max_live = max_live
+        self.strategy: Strategy = strategy
+
+    @classmethod
+    @asynccontextmanager
+    async def from_settings(
+        cls, dsn: str, settings: Settings, *, pool_max: int = 10
+    ) -> AsyncIterator[TTLCheckpointer]:
+        """A checkpointer on its own connection pool, configured from settings.
+
+        Args:
+            dsn: A ``postgresql://`` DSN (the SQLAlchemy ``+psycopg`` form is accepted).
+            settings: Supplies TTL, ``max_live_contexts`` and the sweep strategy.
+            pool_max: Most connections in the pool.
+        """
+        dsn = dsn.replace("postgresql+psycopg://", "postgresql://", 1)
+        async with AsyncConnectionPool(
+            dsn,
+            min_size=1,
+            max_size=pool_max,
+            kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row},
+            open=False,
+            timeout=settings.timeout_db,
+        ) as pool:
+            yield cls(
+                pool,  # type: ignore[arg-type]
+                ttl_seconds=settings.context_ttl_seconds,
+                max_live=settings.max_live_contexts,
+                strategy=settings.context_sweep_strategy,
+            )
+
+    # --- access refreshes the TTL --------------------------------------------------
+    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        """Like the parent; also refreshes the thread's expiry when it has a context."""
+        result = await super().aget_tuple(config)
+        if result is not None:
+            await self.touch(config["configurable"]["thread_id"])
+        return result
+
+    async def aput(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        """Like the parent; also refreshes the thread's expiry."""
+        await self.touch(config["configurable"]["thread_id"])
+        return await super().aput(config, checkpoint, metadata, new_versions)
+
+    async def aput_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
+        """Like the parent; also refreshes the thread's expiry."""
+        await self.touch(config["configurable"]["thread_id"])
+        await super().aput_writes(config, writes, task_id, task_path)
+
+    async def adelete_thread(self, thread_id: str) -> None:
+        """Delete a thread's checkpoints; its row stays, with no live context."""
+        await super().adelete_thread(thread_id)
+        async with self._cursor() as cur:
+            await cur.execute(MARK_SWEPT_SQL, {"ids": [str(thread_id)]})
+
+    async def touch(self, thread_id: str, *, ttl_seconds: float | None = None) -> None:
+        """Refresh a thread's expiry (creating its row if needed)."""
+        async with self._cursor() as cur:
+            await cur.execute(
+                TOUCH_SQL, {"thread_id": str(thread_id), "ttl": ttl_seconds or self.ttl_seconds}
+            )
+
+    async def context_is_live(self, thread_id: str) -> bool:
+        """Whether a thread has an unexpired context (False when unknown or swept)."""
+        async with self._cursor() as cur:
+            await cur.execute(CONTEXT_STATE_SQL, {"thread_id": str(thread_id)})
+            row = await cur.fetchone()
+        return bool(row and row["live"])
+
+    # --- runs ------------------------------------------------------------------------
+    @asynccontextmanager
+    async def hold_context(self, thread_id: str) -> AsyncIterator[None]:
+        """Keep a thread's context from being swept while the block runs.
+
+        Holds ``FOR KEY SHARE`` on the thread's row in a transaction on a dedicated
+        connection; the sweeper's ``FOR UPDATE SKIP LOCKED`` passes over it. Writes to
+        the row (TTL refreshes) are not blocked by it.
+        """
+        await self.touch(thread_id)
+        conn = await self._dedicated_connection()
+        try:
+            async with conn.transaction():
+                await conn.execute(HOLD_SQL, {"thread_id": str(thread_id)})
+                yield
+        finally:
+            await self._release_connection(conn)
+
+    # --- sweeping --------------------------------------------------------------------
+    async def sweep(
+        self, *, strategy: Strategy | None = None, batch_size: int = 100
+    ) -> SweepResult:
+        """Remove expired contexts, then evict idle ones above ``max_live``.
+
+        Each batch is one transaction whose rows are locked ``FOR UPDATE SKIP LOCKED``:
+        concurrent sweepers split the work, and threads with a run in progress (see
+        :meth:`hold_context`) are skipped.
+
+        Returns:
+            The thread ids removed, by reason.
+        """
+        strategy = strategy or self.strategy
+        expired: list[str] = []
+        while True:
+            batch = await self._sweep_batch(SELECT_EXPIRED_SQL, batch_size, strategy)
+            expired.extend(batch)
+            if len(batch) < batch_size:
+                break
+        evicted: list[str] = []
+        while True:
+            async with self._cursor() as cur:
+                await cur.execute(COUNT_LIVE_SQL)
+                row = await cur.fetchone()
+            excess = (row["n"] if row else 0) - self.max_live
+            if excess <= 0:
+                break
+            batch = await self._sweep_batch(
+                SELECT_LEAST_RECENT_SQL, min(excess, batch_size), strategy
+            )
+            evicted.extend(batch)
+            if not batch:  # the rest are running or being swept by someone else
+                break
+        result = SweepResult(expired=expired, evicted=evicted, strategy=strategy)
+        if result.total:
+            _log.info(
+                "contexts.swept",
+                expired=len(expired),
+                evicted=len(evicted),
+                strategy=strategy,
+            )
+        return result
+
+    async def _sweep_batch(self, select_sql: str, limit: int, strategy: Strategy) -> list[str]:
+        conn = await self._dedicated_connection()
+        try:
+            async with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
+                await cur.execute(select_sql, {"limit": limit})
+                ids = [row["thread_id"] for row in await cur.fetchall()]
+                if not ids:
+                    return []
+                # The checkpoint rows are pruned by the parent's tested statements on
+                # other connections while this transaction holds the thread rows; if
+                # the process dies in between, the rows stay expired and the next
+                # sweep prunes them again (pruning is idempotent).
+                await self.aprune(ids, strategy=strategy)
+                await cur.execute(MARK_SWEPT_SQL, {"ids": ids})
+            return ids
+        finally:
+            await self._release_connection(conn)
+
+    # --- connections -----------------------------------------------------------------
+    async def _dedicated_connection(self) -> AsyncConnection[DictRow]:
+        if isinstance(self.conn, AsyncConnectionPool):
+            return await self.conn.getconn()
+        raise TypeError("hold_context and sweep need a connection pool, not one connection")
+
+    async def _release_connection(self, conn: AsyncConnection[DictRow]) -> None:
+        assert isinstance(self.conn, AsyncConnectionPool)
+        await self.conn.putconn(conn)
+
+    @asynccontextmanager
+    async def _cursor(self, *, pipeline: bool = False) -> AsyncIterator[AsyncCursor[DictRow]]:
+        # The parent serialises every operation through one asyncio.Lock because a
+        # single connection cannot be shared. With a pool each operation has its own
+        # connection, so concurrent runs in one process need not queue behind each other.
+        if not isinstance(self.conn, AsyncConnectionPool) or self.pipe is not None:
+            async with super()._cursor(pipeline=pipeline) as cur:
+                yield cur
+            return
+        async with self.conn.connection() as conn:
+            if pipeline and self.supports_pipeline:
+                async with conn.pipeline(), conn.cursor(binary=True, row_factory=dict_row) as cur:
+                    yield cur
+            elif pipeline:
+                async with (
+                    conn.transaction(),
+                    conn.cursor(binary=True, row_factory=dict_row) as cur,
+                ):
+                    yield cur
+            else:
+                async with conn.cursor(binary=True, row_factory=dict_row) as cur:
+                    yield cur

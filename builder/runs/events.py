@@ -1,0 +1,99 @@
+"""Run events: what a run reports while it works, and the stream that carries them.
+
+Every run emits a sequence of :class:`RunEvent` — ``run_started``, ``token``,
+``message``, ``tool_start``, ``tool_progress``, ``tool_end``, ``file_changed``,
+``snapshot``, ``error`` and finally ``run_finished``. A :class:`RunStream` keeps a
+bounded replay buffer, so a client that subscribes late (or reconnects) still sees
+the run from its beginning as long as the buffer holds it, and any number of clients
+can follow one run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["EVENT_TYPES", "RunEvent", "RunStream"]
+
+EVENT_TYPES = (
+    "run_started",
+    "token",
+    "message",
+    "tool_start",
+    "tool_progress",
+    "tool_end",
+    "file_changed",
+    "snapshot",
+    "error",
+    "run_finished",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RunEvent:
+    """One event of a run."""
+
+    type: str
+    """One of :data:`EVENT_TYPES`."""
+    data: dict[str, Any]
+    seq: int
+    """Position in the run's stream, from 0."""
+    at: float = field(default_factory=time.time)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The event as JSON-ready data."""
+        return {"type": self.type, "seq": self.seq, "at": self.at, **self.data}
+
+
+class RunStream:
+    """A run's events: appended by the run, read by any number of subscribers.
+
+    Args:
+        replay: Most events kept for late subscribers; the oldest are dropped first
+            (token events are the bulk, and a late reader still gets every message).
+    """
+
+    def __init__(self, *, replay: int = 5000) -> None:
+        self._events: deque[RunEvent] = deque(maxlen=replay)
+        self._next_seq = 0
+        self._closed = False
+        self._changed = asyncio.Condition()
+
+    @property
+    def closed(self) -> bool:
+        """True once the run has finished and no more events will come."""
+        return self._closed
+
+    async def publish(self, type_: str, **data: Any) -> RunEvent:
+        """Append an event and wake subscribers."""
+        event = RunEvent(type=type_, data=data, seq=self._next_seq)
+        async with self._changed:
+            self._events.append(event)
+            self._next_seq += 1
+            self._changed.notify_all()
+        return event
+
+    async def close(self) -> None:
+        """Mark the end of the stream."""
+        async with self._changed:
+            self._closed = True
+            self._changed.notify_all()
+
+    async def subscribe(self, *, after: int = -1) -> AsyncIterator[RunEvent]:
+        """Events with ``seq > after``: the buffered ones, then live ones until the end."""
+        position = after
+        while True:
+            async with self._changed:
+                pending = [e for e in self._events if e.seq > position]
+                if not pending:
+                    if self._closed:
+                        return
+                    await self._changed.wait()
+                    continue
+            for event in pending:
+                position = event.seq
+                yield event

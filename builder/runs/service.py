@@ -1,0 +1,592 @@
+"""The runs service: one turn of the agent on a project, start to finish.
+
+A turn (:meth:`RunService.start`):
+
+1. takes the project's run lock — a second run on the same project is rejected
+   (:class:`~builder.errors.RunInProgress`) or waits its turn (``enqueue``); never two
+   runs on one thread;
+2. persists the user message;
+3. loads the project's context (the LangGraph thread) or rebuilds it from the durable
+   project when it is new or has expired;
+4. leases the project's sandbox from the pool (recreated from the latest snapshot when
+   it is gone);
+5. runs the graph with durability ``sync`` and streams events (tokens, messages, tool
+   calls, file changes, snapshots, errors) to any number of subscribers;
+6. persists the assistant message and releases everything.
+
+Cancelling stops the run at the next step boundary; the context is left consistent
+(pending tool calls are answered as cancelled) and the next turn carries on from it.
+A run interrupted by a crash is resumed with ``resume=True``: steps that completed are
+not run again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any, Literal, cast
+
+from cachetools import TTLCache
+from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage, ToolMessage
+from langchain_core.runnables import RunnableConfig
+from langgraph.errors import GraphDrained
+from langgraph.runtime import RunControl
+
+from builder.errors import BuilderError, InvalidInput, RunInProgress
+from builder.graphs.checkpointer import TTLCheckpointer
+from builder.graphs.context import RunContext
+from builder.graphs.toolcalls import pending_tool_calls
+from builder.graphs.web_builder import WebBuilderGraph, build_web_builder_graph
+from builder.locks import LockManager
+from builder.log import bound_context, get_logger
+from builder.persistence.database import Database
+from builder.persistence.files import restore_snapshot
+from builder.persistence.messages import append_message
+from builder.persistence.projects import get_project
+from builder.persistence.runs import ensure_thread, record_run_finished, record_run_started
+from builder.persistence.snapshots import list_snapshots
+from builder.persistence.usage import run_usage
+from builder.runs.conversation import ReplyParts, rebuild_context
+from builder.runs.events import RunEvent, RunStream
+from builder.sandbox.base import Sandbox
+from builder.sandbox.pool import SandboxPool
+from builder.settings import Settings, get_settings
+
+__all__ = ["MultitaskStrategy", "RunHandle", "RunResult", "RunService", "RunStatus"]
+
+MultitaskStrategy = Literal["reject", "enqueue"]
+RunStatus = Literal["pending", "running", "success", "error", "cancelled", "interrupted"]
+
+_log = get_logger("builder.runs")
+_FINISHED_KEPT = 1000
+_FINISHED_SECONDS = 3600.0
+
+
+@dataclass
+class RunResult:
+    """How a run ended, and what it did."""
+
+    run_id: str
+    project_id: uuid.UUID
+    status: RunStatus
+    stop_reason: str | None = None
+    reply: str = ""
+    files_created: list[str] = field(default_factory=list)
+    files_changed: list[str] = field(default_factory=list)
+    files_deleted: list[str] = field(default_factory=list)
+    input_tokens: int = 0
+    output_tokens: int = 0
+    steps: int = 0
+    preview_url: str | None = None
+    snapshot_version: int | None = None
+    error: str | None = None
+    error_code: str | None = None
+
+    @property
+    def total_tokens(self) -> int:
+        """Input plus output tokens."""
+        return self.input_tokens + self.output_tokens
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready summary."""
+        return {
+            "run_id": self.run_id,
+            "project_id": str(self.project_id),
+            "status": self.status,
+            "stop_reason": self.stop_reason,
+            "reply": self.reply,
+            "files_created": self.files_created,
+            "files_changed": self.files_changed,
+            "files_deleted": self.files_deleted,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "total_tokens": self.total_tokens,
+            "steps": self.steps,
+            "preview_url": self.preview_url,
+            "snapshot_version": self.snapshot_version,
+            "error": self.error,
+            "error_code": self.error_code,
+        }
+
+
+class RunHandle:
+    """A run in progress (or just finished): its events, its result, cancellation."""
+
+    def __init__(self, run_id: str, project_id: uuid.UUID, *, cancel_grace: float) -> None:
+        self.run_id = run_id
+        self.project_id = project_id
+        self.stream = RunStream()
+        self.status: RunStatus = "pending"
+        self.control = RunControl()
+        self._cancel_grace = cancel_grace
+        self._task: asyncio.Task[RunResult] | None = None
+        self._started: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    @property
+    def done(self) -> bool:
+        """True once the run has ended."""
+        return self._task is not None and self._task.done()
+
+    def events(self, *, after: int = -1) -> AsyncIterator[RunEvent]:
+        """The run's events from the beginning (or after ``after``) until it ends."""
+        return self.stream.subscribe(after=after)
+
+    async def wait(self) -> RunResult:
+        """Wait for the run to end and return its result."""
+        assert self._task is not None
+        return await asyncio.shield(self._task)
+
+    def cancel(self) -> None:
+        """Stop the run at the next step boundary.
+
+        A step that does not finish within the cancel grace period is cancelled
+        outright; the context stays at its last completed step.
+        """
+        if self.done:
+            return
+        self.control.request_drain("cancelled")
+        loop = asyncio.get_running_loop()
+        loop.call_later(self._cancel_grace, self._hard_cancel)
+
+    def _hard_cancel(self) -> None:
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+
+
+class RunService:
+    """Runs turns of the web-builder agent on projects.
+
+    Args:
+        db: The durable store.
+        graph: The compiled web-builder graph (with ``checkpointer`` compiled in).
+        checkpointer: The TTL-bounded checkpointer the graph uses.
+        pool: Live sandboxes.
+        locks: Run locks and file locks.
+        settings: Budgets and timeouts.
+    """
+
+    def __init__(
+        self,
+        *,
+        db: Database,
+        graph: WebBuilderGraph,
+        checkpointer: TTLCheckpointer,
+        pool: SandboxPool,
+        locks: LockManager,
+        settings: Settings,
+    ) -> None:
+        self.db = db
+        self.graph = graph
+        self.checkpointer = checkpointer
+        self.pool = pool
+        self.locks = locks
+        self.settings = settings
+        self._active: dict[str, RunHandle] = {}
+        self._finished: TTLCache[str, RunHandle] = TTLCache(_FINISHED_KEPT, _FINISHED_SECONDS)
+
+    @classmethod
+    @asynccontextmanager
+    async def open(
+        cls,
+        settings: Settings | None = None,
+        *,
+        db: Database | None = None,
+        model: Any = None,
+    ) -> AsyncIterator[RunService]:
+        """A runs service with its checkpointer, sandbox pool and locks, closed on exit.
+
+        Args:
+            settings: Defaults to :func:`get_settings`.
+            db: The database (default: the one the settings name, or the embedded one).
+            model: A chat model or ``provider:model`` string (default: ``BUILDER_MODEL``).
+        """
+        settings = settings or get_settings()
+        owns_db = db is None
+        database = db or Database.from_settings(settings, cached=False)
+        async with AsyncExitStack() as stack:
+            if owns_db:
+                stack.push_async_callback(database.dispose)
+            checkpointer = await stack.enter_async_context(
+                TTLCheckpointer.from_settings(database.psycopg_url, settings)
+            )
+            locks = LockManager.from_settings(settings, dsn=database.psycopg_url)
+            stack.push_async_callback(locks.close)
+
+            async def restore(sandbox: Sandbox) -> None:
+                await restore_latest(database, sandbox)
+
+            pool = SandboxPool.from_settings(settings, on_create=restore)
+            stack.push_async_callback(pool.close)
+            graph = build_web_builder_graph(
+                model=model, checkpointer=checkpointer, settings=settings
+            )
+            service = cls(
+                db=database,
+                graph=graph,
+                checkpointer=checkpointer,
+                pool=pool,
+                locks=locks,
+                settings=settings,
+            )
+            stack.push_async_callback(service.close)
+            yield service
+
+    # --- public API ------------------------------------------------------------------
+    async def start(
+        self,
+        *,
+        user_id: uuid.UUID,
+        project_id: uuid.UUID,
+        prompt: str | None,
+        multitask: MultitaskStrategy = "reject",
+        resume: bool = False,
+        run_id: str | None = None,
+        max_steps: int | None = None,
+        token_budget: int | None = None,
+    ) -> RunHandle:
+        """Start a turn; returns once the run holds the project (or is queued).
+
+        Args:
+            user_id: The caller; the project must be theirs.
+            project_id: The project.
+            prompt: The user's message; None only with ``resume``.
+            multitask: ``reject`` a second run while one is in progress, or
+                ``enqueue`` it behind the current one.
+            resume: First finish a run that was interrupted by a crash.
+            run_id: This run's id (default: a new one).
+            max_steps: Overrides the step limit for this run.
+            token_budget: Overrides the token budget for this run.
+
+        Raises:
+            NotFound: No such project for this user.
+            RunInProgress: ``reject`` and a run is in progress on the project.
+            InvalidInput: Neither a prompt nor ``resume``.
+        """
+        if prompt is None and not resume:
+            raise InvalidInput("a run needs a prompt (or resume=True)")
+        if prompt is not None and not prompt.strip():
+            raise InvalidInput("the prompt is empty")
+        await get_project(self.db, user_id=user_id, project_id=project_id)
+        handle = RunHandle(
+            run_id or uuid.uuid4().hex, project_id, cancel_grace=self.settings.timeout_sandbox
+        )
+        self._active[handle.run_id] = handle
+        handle._task = asyncio.create_task(
+            self._execute(
+                handle,
+                user_id=user_id,
+                prompt=prompt,
+                multitask=multitask,
+                resume=resume,
+                max_steps=max_steps,
+                token_budget=token_budget,
+            ),
+            name=f"run-{handle.run_id}",
+        )
+        handle._task.add_done_callback(lambda _: self._retire(handle))
+        try:
+            await asyncio.shield(handle._started)
+        except RunInProgress:
+            await asyncio.gather(handle._task, return_exceptions=True)
+            raise
+        return handle
+
+    def get(self, run_id: str) -> RunHandle | None:
+        """An active or recently finished run of this process."""
+        return self._active.get(run_id) or self._finished.get(run_id)
+
+    async def close(self) -> None:
+        """Cancel active runs and wait for them to stop."""
+        handles = list(self._active.values())
+        for handle in handles:
+            handle.cancel()
+            handle._hard_cancel()
+        tasks = [h._task for h in handles if h._task is not None]
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    # --- the run -----------------------------------------------------------------------
+    def _retire(self, handle: RunHandle) -> None:
+        self._active.pop(handle.run_id, None)
+        self._finished[handle.run_id] = handle
+
+    async def _execute(
+        self,
+        handle: RunHandle,
+        *,
+        user_id: uuid.UUID,
+        prompt: str | None,
+        multitask: MultitaskStrategy,
+        resume: bool,
+        max_steps: int | None,
+        token_budget: int | None,
+    ) -> RunResult:
+        project_id = handle.project_id
+        thread_id = str(project_id)
+        result = RunResult(run_id=handle.run_id, project_id=project_id, status="error")
+        with bound_context(run_id=handle.run_id, project_id=thread_id):
+            async with AsyncExitStack() as stack:
+                try:
+                    await self._take_run_lock(stack, handle, multitask)
+                except BaseException as exc:
+                    if not handle._started.done():
+                        handle._started.set_exception(exc)
+                    result.status, result.error = "error", str(exc)
+                    await handle.stream.close()
+                    if isinstance(exc, RunInProgress):
+                        return result
+                    raise
+                try:
+                    await self._turn(
+                        stack,
+                        handle,
+                        result,
+                        user_id=user_id,
+                        prompt=prompt,
+                        resume=resume,
+                        max_steps=max_steps,
+                        token_budget=token_budget,
+                    )
+                except asyncio.CancelledError:
+                    result.status = "cancelled"
+                    result.stop_reason = "cancelled"
+                    await self._finish(handle, result)
+                    raise
+                except Exception as exc:
+                    result.status = "error"
+                    result.error = exc.message if isinstance(exc, BuilderError) else str(exc)
+                    result.error_code = exc.code if isinstance(exc, BuilderError) else "internal"
+                    _log.exception("run.failed")
+                    await handle.stream.publish(
+                        "error", code=result.error_code, message=result.error[:500]
+                    )
+                await self._finish(handle, result)
+        return result
+
+    async def _take_run_lock(
+        self, stack: AsyncExitStack, handle: RunHandle, multitask: MultitaskStrategy
+    ) -> None:
+        key = f"run:{handle.project_id}"
+        if multitask == "reject":
+            if not await stack.enter_async_context(self.locks.try_hold(key)):
+                raise RunInProgress(handle.project_id)
+        else:
+            handle._started.set_result(None)  # queued: the caller may subscribe now
+            await stack.enter_async_context(
+                self.locks.hold(key, timeout=self.settings.run_queue_seconds)
+            )
+        if not handle._started.done():
+            handle._started.set_result(None)
+
+    async def _turn(
+        self,
+        stack: AsyncExitStack,
+        handle: RunHandle,
+        result: RunResult,
+        *,
+        user_id: uuid.UUID,
+        prompt: str | None,
+        resume: bool,
+        max_steps: int | None,
+        token_budget: int | None,
+    ) -> None:
+        project_id = handle.project_id
+        thread_id = str(project_id)
+        config: RunnableConfig = {"configurable": {"thread_id": thread_id}}
+        handle.status = "running"
+        await ensure_thread(self.db, thread_id=thread_id, user_id=user_id, project_id=project_id)
+        await stack.enter_async_context(self.checkpointer.hold_context(thread_id))
+        sandbox = await stack.enter_async_context(self.pool.lease(thread_id))
+
+        current = await self.graph.aget_state(config)
+        interrupted = bool(current.next)
+        graph_input: dict[str, Any] | None
+        message_id: uuid.UUID | None = None
+        run_id = handle.run_id
+        if interrupted and resume:
+            run_id = str(current.values.get("run_id") or run_id)
+            graph_input = None
+        else:
+            if interrupted:
+                await self._close_interrupted(config, "interrupted before it finished")
+                current = await self.graph.aget_state(config)
+            if prompt is None:
+                raise InvalidInput("there is no interrupted run to resume on this project")
+            stored = await append_message(
+                self.db, project_id=project_id, role="user", content=prompt
+            )
+            message_id = stored.id
+            base: dict[str, Any] = {}
+            if not current.values:
+                base = await rebuild_context(self.db, project_id=project_id, exclude=message_id)
+            graph_input = {
+                **base,
+                "messages": [*base.get("messages", []), HumanMessage(prompt)],
+                "project_id": thread_id,
+                "run_id": run_id,
+                "run_steps": 0,
+                "run_tokens": 0,
+                "stop_reason": None,
+                "pending_usage": None,
+                "build_status": "working",
+            }
+        before = dict(current.values.get("files", {})) if current.values else {}
+        if graph_input is not None and "files" in graph_input and not current.values:
+            before = dict(graph_input["files"])
+        result.run_id = run_id
+        await record_run_started(
+            self.db,
+            run_id=run_id,
+            thread_id=thread_id,
+            project_id=project_id,
+            resumed=graph_input is None,
+        )
+        await handle.stream.publish(
+            "run_started",
+            run_id=run_id,
+            project_id=thread_id,
+            resumed=graph_input is None,
+            rebuilt=bool(graph_input) and not current.values,
+        )
+        ctx = RunContext(
+            sandbox=sandbox,
+            locks=self.locks,
+            settings=self.settings,
+            db=self.db,
+            project_id=thread_id,
+            run_id=run_id,
+            message_id=message_id,
+            max_steps=max_steps,
+            token_budget=token_budget,
+        )
+        parts = ReplyParts()
+        try:
+            async for mode, chunk in self.graph.astream(
+                cast(Any, graph_input),
+                config,
+                context=ctx,
+                stream_mode=["messages", "updates", "custom"],
+                durability="sync",
+                control=handle.control,
+            ):
+                await self._publish(handle, parts, mode, chunk)
+            result.status = "success"
+        except GraphDrained:
+            await self._close_interrupted(config, "cancelled by the user")
+            result.status = "cancelled"
+        final = (await self.graph.aget_state(config)).values
+        self._summarise(result, before, final, parts)
+        usage = await run_usage(self.db, run_id=run_id)
+        result.input_tokens, result.output_tokens = usage.prompt_tokens, usage.completion_tokens
+        if result.status == "cancelled":
+            result.stop_reason = "cancelled"
+        if parts.parts or result.reply:
+            await append_message(
+                self.db,
+                project_id=project_id,
+                role="assistant",
+                content=result.reply,
+                parts=parts.parts,
+                model=self.settings.model,
+            )
+
+    async def _publish(self, handle: RunHandle, parts: ReplyParts, mode: str, chunk: Any) -> None:
+        stream = handle.stream
+        if mode == "messages":
+            message, metadata = chunk
+            if metadata.get("langgraph_node") == "agent" and isinstance(message, AIMessageChunk):
+                text = message.content if isinstance(message.content, str) else message.text
+                if text:
+                    await stream.publish("token", text=text)
+        elif mode == "custom":
+            data = dict(chunk)
+            kind = str(data.pop("event", "tool_progress"))
+            await stream.publish(kind, **data)
+        elif mode == "updates":
+            for node, update in chunk.items():
+                if not isinstance(update, dict):
+                    continue
+                for message in update.get("messages", []) or []:
+                    if isinstance(message, AIMessage) and node == "agent":
+                        parts.add_model_message(message)
+                        await stream.publish(
+                            "message",
+                            role="assistant",
+                            content=message.content
+                            if isinstance(message.content, str)
+                            else message.text,
+                            tool_calls=[
+                                {"name": c["name"], "id": c.get("id")} for c in message.tool_calls
+                            ],
+                        )
+                    elif isinstance(message, ToolMessage):
+                        parts.add_tool_result(message)
+
+    async def _close_interrupted(self, config: RunnableConfig, why: str) -> None:
+        """Answer a stopped run's pending tool calls so the context stays valid."""
+        state = await self.graph.aget_state(config)
+        messages = state.values.get("messages", [])
+        answers = [
+            ToolMessage(
+                f"Not run: {why}.", tool_call_id=call["id"], name=call["name"], status="error"
+            )
+            for call in pending_tool_calls(messages)
+            if call.get("id")
+        ]
+        note = AIMessage(f"(The previous run was {why}.)")
+        await self.graph.aupdate_state(
+            config,
+            {"messages": [*answers, note], "stop_reason": "cancelled", "build_status": "idle"},
+            as_node="persist",
+        )
+
+    def _summarise(
+        self, result: RunResult, before: dict[str, str], final: dict[str, Any], parts: ReplyParts
+    ) -> None:
+        after: dict[str, str] = final.get("files", {})
+        result.files_created = sorted(p for p in after if p not in before)
+        result.files_changed = sorted(p for p in after if p in before and before[p] != after[p])
+        result.files_deleted = sorted(p for p in before if p not in after)
+        result.steps = int(final.get("run_steps", 0))
+        result.stop_reason = final.get("stop_reason") or result.stop_reason
+        server = final.get("dev_server")
+        result.preview_url = server["preview_url"] if server and server["running"] else None
+        result.snapshot_version = final.get("snapshot_version")
+        result.reply = parts.reply
+        if not result.reply:
+            for message in reversed(final.get("messages", [])):
+                if isinstance(message, AIMessage) and not message.tool_calls:
+                    result.reply = (
+                        message.content if isinstance(message.content, str) else message.text
+                    )
+                    break
+
+    async def _finish(self, handle: RunHandle, result: RunResult) -> None:
+        handle.status = result.status
+        with contextlib.suppress(Exception):
+            await record_run_finished(self.db, run_id=result.run_id, result=result.as_dict())
+        await handle.stream.publish("run_finished", **result.as_dict())
+        await handle.stream.close()
+        _log.info(
+            "run.finished",
+            status=result.status,
+            stop_reason=result.stop_reason,
+            steps=result.steps,
+            tokens=result.total_tokens,
+        )
+
+
+async def restore_latest(db: Database, sandbox: Sandbox) -> None:
+    """Restore a new, empty sandbox from its project's latest snapshot (if any)."""
+    try:
+        project_id = uuid.UUID(sandbox.project_id)
+    except ValueError:
+        return
+    if await sandbox.list_files("."):
+        return  # a workspace that survived (local backend): keep what is there
+    latest = await list_snapshots(db, project_id=project_id, limit=1)
+    if latest.items:
+        await restore_snapshot(db, project_id=project_id, sandbox=sandbox)
