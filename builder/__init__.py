@@ -37,6 +37,13 @@ from builder.errors import (
     Unauthorized,
     UnsafeProductionSettings,
 )
+from builder.graphs import (
+    RunContext,
+    SweepResult,
+    TTLCheckpointer,
+    WebBuilderState,
+    build_web_builder_graph,
+)
 from builder.hookspecs import hookimpl
 from builder.locks import LockManager
 from builder.log import bind_context, configure_logging, get_logger
@@ -50,6 +57,7 @@ from builder.models import (
 from builder.persistence import Database, upgrade_database
 from builder.plugins import get_tool_registry, load_plugins
 from builder.retry import db_retry, provider_retry
+from builder.runs import RunEvent, RunHandle, RunResult, RunService
 from builder.sandbox import (
     CommandResult,
     E2BSandbox,
@@ -95,13 +103,20 @@ __all__ = [
     "QuotaExceeded",
     "RateLimited",
     "RequestTooLarge",
+    "RunContext",
+    "RunEvent",
+    "RunHandle",
     "RunInProgress",
+    "RunResult",
+    "RunService",
     "Sandbox",
     "SandboxPool",
     "ScriptedChatModel",
     "SearchTextNotFound",
     "SearchTextNotUnique",
     "Settings",
+    "SweepResult",
+    "TTLCheckpointer",
     "TokenBudgetExceeded",
     "Tool",
     "ToolContext",
@@ -109,8 +124,10 @@ __all__ = [
     "ToolRegistry",
     "Unauthorized",
     "UnsafeProductionSettings",
+    "WebBuilderState",
     "__version__",
     "bind_context",
+    "build_web_builder_graph",
     "configure_logging",
     "create_sandbox",
     "db_retry",

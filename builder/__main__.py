@@ -1,5 +1,5 @@
 """``python -m builder`` runs the command line."""
 
-from builder.cli import app
+from builder.cli import main
 
-app(prog_name="builder")
+main()

@@ -180,8 +180,33 @@ def redactor() -> Redactor:
     return _redactor
 
 
+def _library_defaults() -> None:
+    """Route builder's logs through the standard ``logging`` module until configured.
+
+    An application that imports builder without calling :func:`configure_logging`
+    (or configuring structlog itself) then sees builder's warnings and errors the way
+    it sees any library's — through its own ``logging`` setup, or on stderr — instead
+    of structlog's default of printing every line to stdout.
+    """
+    if structlog.is_configured():
+        return
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.stdlib.filter_by_level,
+            structlog.processors.format_exc_info,
+            _redactor,
+            structlog.processors.KeyValueRenderer(key_order=["event"], drop_missing=True),
+        ],
+        wrapper_class=structlog.stdlib.BoundLogger,
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        cache_logger_on_first_use=False,
+    )
+
+
 def get_logger(name: str | None = None, **bound: Any) -> structlog.stdlib.BoundLogger:
     """A logger, optionally with values bound to every line it writes."""
+    _library_defaults()
     logger: structlog.stdlib.BoundLogger = structlog.get_logger(name)
     return logger.bind(**bound) if bound else logger
 

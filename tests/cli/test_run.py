@@ -1,0 +1,80 @@
+"""``builder demo`` and ``builder run`` as users run them: real processes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from builder.persistence.embedded import stop_embedded
+
+pytestmark = pytest.mark.slow
+
+DEMO_FILES = ["about.html", "contact.html", "index.html", "logo.svg", "script.js", "styles.css"]
+
+
+def _env(**values: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BUILDER_")}
+    env.update(COLUMNS="200", **values)
+    return env
+
+
+def _builder(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "builder", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_demo_works_with_no_configuration(tmp_path: Path) -> None:
+    """A fresh install: no database URL, no model, no keys — the embedded database."""
+    data_dir = tmp_path / "data"
+    try:
+        result = _builder(
+            "demo",
+            "--exit",
+            "--dir",
+            str(tmp_path / "site"),
+            env=_env(BUILDER_DATA_DIR=str(data_dir)),
+            cwd=tmp_path,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        out = result.stdout
+        for tool in ("plan_changes", "write_file", "edit_file", "start_dev_server"):
+            assert f"✓ {tool}" in out
+        assert "status" in out and "success (done)" in out
+        assert "preview        http://127.0.0.1:" in out
+        assert "files created  about.html, contact.html, index.html, logo.svg, script.js" in out
+        assert sorted(p.name for p in (tmp_path / "site").iterdir()) == DEMO_FILES
+        assert (data_dir / "postgres").is_dir()
+    finally:
+        stop_embedded(data_dir / "postgres")
+
+
+def test_run_continues_the_same_project(migrated_db_url: str, tmp_path: Path) -> None:
+    env = _env(
+        BUILDER_DATA_DIR=str(tmp_path / "data"),
+        BUILDER_DATABASE_URL=migrated_db_url,
+        BUILDER_MODEL="scripted:demo",
+    )
+    first = _builder("run", "A bakery site", "--project", "bakery", env=env, cwd=tmp_path)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "project bakery" in first.stdout and "continuing" not in first.stdout
+    second = _builder("run", "Make it greener", "--project", "bakery", env=env, cwd=tmp_path)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "continuing project bakery" in second.stdout
+    assert "files changed  styles.css" in second.stdout
+
+
+def test_run_without_a_model_says_how_to_configure_one(tmp_path: Path) -> None:
+    result = _builder("run", "hello", env=_env(BUILDER_DATA_DIR=str(tmp_path)), cwd=tmp_path)
+    assert result.returncode != 0
+    assert "BUILDER_MODEL" in result.stderr + result.stdout

@@ -1,0 +1,301 @@
+"""The web-builder graph end to end, with scripted models and real sandboxes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+from langchain_core.messages import AIMessage, ToolMessage
+from langgraph.checkpoint.memory import InMemorySaver
+
+from builder.graphs.context import RunContext
+from builder.graphs.web_builder import build_web_builder_graph
+from builder.locks import LockManager
+from builder.persistence.database import Database
+from builder.persistence.projects import create_project
+from builder.persistence.snapshots import list_snapshots, tree
+from builder.persistence.usage import run_usage
+from builder.persistence.users import get_or_create_user
+from builder.sandbox.local import LocalSandbox
+from builder.settings import Settings
+from tests.support.scripts import call, write_script
+
+DEMO_FILES = {"about.html", "contact.html", "index.html", "logo.svg", "script.js", "styles.css"}
+
+
+@pytest.fixture
+async def sandbox(settings: Settings) -> AsyncIterator[LocalSandbox]:
+    box = LocalSandbox(str(uuid.uuid4()), settings=settings)
+    yield box
+    await box.close()
+
+
+@pytest.fixture
+async def locks() -> AsyncIterator[LockManager]:
+    manager = LockManager(None, timeout=5)
+    yield manager
+    await manager.close()
+
+
+def _config(thread: str) -> dict[str, Any]:
+    return {"configurable": {"thread_id": thread}}
+
+
+async def _run(graph: Any, ctx: RunContext, prompt: str, thread: str) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
+    async for mode, chunk in graph.astream(
+        {
+            "messages": [("user", prompt)],
+            "run_id": ctx.run_id,
+            "run_steps": 0,
+            "run_tokens": 0,
+            "stop_reason": None,
+        },
+        _config(thread),
+        context=ctx,
+        stream_mode=["custom", "updates"],
+        durability="sync",
+    ):
+        if mode == "custom":
+            events.append(chunk)
+    return events
+
+
+async def test_demo_builds_the_site_and_state_holds_only_a_manifest(
+    settings: Settings, sandbox: LocalSandbox, locks: LockManager
+) -> None:
+    graph = build_web_builder_graph(
+        model="scripted:demo", settings=settings, checkpointer=InMemorySaver()
+    )
+    ctx = RunContext(sandbox=sandbox, locks=locks, settings=settings)
+    events = await _run(graph, ctx, "Build a bakery site", sandbox.project_id)
+    state = (await graph.aget_state(_config(sandbox.project_id))).values
+
+    on_disk = {
+        info.path: hashlib.sha256(await sandbox.read_file(info.path)).hexdigest()
+        for info in await sandbox.list_files(".", recursive=True)
+        if not info.is_dir
+    }
+    assert set(on_disk) == DEMO_FILES
+    assert state["files"] == on_disk
+    assert state["stop_reason"] == "done" and state["build_status"] == "done"
+    assert [s["done"] for s in state["plan"]["steps"]] == [True] * 5
+    assert state["dev_server"]["running"] and state["dev_server"]["preview_url"]
+    # File contents never enter the checkpoint: only tool-call arguments in messages do,
+    # and the state's own channels hold hashes.
+    channels = {k: v for k, v in state.items() if k != "messages"}
+    index = await sandbox.read_file("index.html")
+    assert index.decode()[:200] not in json.dumps(channels, default=str)
+    tools = [e["tool"] for e in events if e["event"] == "tool_end"]
+    assert tools[0] == "plan_changes" and "edit_file" in tools and "start_dev_server" in tools
+    assert all(e["ok"] for e in events if e["event"] == "tool_end")
+    changed = {e["path"] for e in events if e["event"] == "file_changed"}
+    assert changed == DEMO_FILES
+
+
+async def test_snapshots_and_usage_are_saved_per_step(
+    db: Database, settings: Settings, locks: LockManager, tmp_path: Path
+) -> None:
+    user = await get_or_create_user(db, name="alice")
+    project = await create_project(db, user_id=user.id, name="site")
+    box = LocalSandbox(str(project.id), settings=settings)
+    spec = write_script(
+        tmp_path,
+        [
+            [
+                {
+                    "content": "Writing.",
+                    "tool_calls": [call("write_file", path="a.txt", content="one")],
+                    "usage": {"input_tokens": 100, "output_tokens": 10},
+                },
+                {
+                    "tool_calls": [
+                        call("write_file", path="b.txt", content="two"),
+                        call("delete_file", path="a.txt"),
+                    ],
+                    "usage": {"input_tokens": 200, "output_tokens": 20},
+                },
+                {"content": "Done.", "usage": {"input_tokens": 300, "output_tokens": 30}},
+            ]
+        ],
+    )
+    graph = build_web_builder_graph(model=spec, settings=settings, checkpointer=InMemorySaver())
+    ctx = RunContext(sandbox=box, locks=locks, settings=settings, db=db, run_id="run-1")
+    events = await _run(graph, ctx, "go", str(project.id))
+    snapshots = (await list_snapshots(db, project_id=project.id)).items
+    assert [(s.version, s.changed_paths, s.run_id) for s in snapshots] == [
+        (2, 2, "run-1"),
+        (1, 1, "run-1"),
+    ]
+    assert {p: e.sha256 for p, e in (await tree(db, project_id=project.id)).items()} == {
+        "b.txt": hashlib.sha256(b"two").hexdigest()
+    }
+    assert [e["version"] for e in events if e["event"] == "snapshot"] == [1, 2]
+    usage = await run_usage(db, run_id="run-1")
+    assert (usage.calls, usage.prompt_tokens, usage.completion_tokens) == (3, 600, 60)
+    state = (await graph.aget_state(_config(str(project.id)))).values
+    assert state["snapshot_version"] == 2 and state["saved_files"] == state["files"]
+    assert state["run_tokens"] == 660
+    await box.close()
+
+
+async def test_token_budget_ends_the_run_with_a_message(
+    settings: Settings, sandbox: LocalSandbox, locks: LockManager, tmp_path: Path
+) -> None:
+    spec = write_script(
+        tmp_path,
+        [
+            [
+                {
+                    "tool_calls": [call("write_file", path=f"f{i}.txt", content="x")],
+                    "usage": {"input_tokens": 400, "output_tokens": 100},
+                }
+                for i in range(10)
+            ]
+        ],
+    )
+    graph = build_web_builder_graph(model=spec, settings=settings, checkpointer=InMemorySaver())
+    ctx = RunContext(sandbox=sandbox, locks=locks, settings=settings, token_budget=1200)
+    await _run(graph, ctx, "go", "t1")
+    state = (await graph.aget_state(_config("t1"))).values
+    assert state["stop_reason"] == "token_budget"
+    assert state["run_tokens"] == 1500  # three calls of 500; the fourth is not made
+    last = state["messages"][-1]
+    assert isinstance(last, AIMessage) and "token budget" in str(last.content)
+    assert sorted(state["files"]) == ["f0.txt", "f1.txt", "f2.txt"]
+
+
+async def test_step_limit_ends_the_run(
+    settings: Settings, sandbox: LocalSandbox, locks: LockManager, tmp_path: Path
+) -> None:
+    spec = write_script(
+        tmp_path,
+        [[{"tool_calls": [call("list_files")]} for _ in range(10)]],
+    )
+    graph = build_web_builder_graph(model=spec, settings=settings, checkpointer=InMemorySaver())
+    await _run(
+        graph, RunContext(sandbox=sandbox, locks=locks, settings=settings, max_steps=3), "go", "t"
+    )
+    state = (await graph.aget_state(_config("t"))).values
+    assert (state["stop_reason"], state["run_steps"]) == ("step_limit", 3)
+    assert "3 steps" in str(state["messages"][-1].content)
+
+
+class Hallucinating(GenericFakeChatModel):
+    """A model that may call tools it was never given (real models sometimes do)."""
+
+    def bind_tools(self, tools: Any, **kwargs: Any) -> Any:
+        return self
+
+
+async def test_tool_errors_and_unknown_tools_are_reported_to_the_model(
+    settings: Settings, sandbox: LocalSandbox, locks: LockManager
+) -> None:
+    replies = [
+        AIMessage(
+            "",
+            tool_calls=[
+                {"name": "write_file", "args": {"path": "a.txt", "content": "x\nx\n"}, "id": "c1"}
+            ],
+        ),
+        AIMessage(
+            "",
+            tool_calls=[
+                {
+                    "name": "edit_file",
+                    "args": {"path": "a.txt", "search": "x", "replace": "y"},
+                    "id": "c2",
+                },
+                {"name": "no_such_tool", "args": {"arg": 1}, "id": "c3"},
+                {"name": "read_file", "args": {"path": "../../etc/passwd"}, "id": "c4"},
+                {"name": "write_file", "args": {"path": "b.txt"}, "id": "c5"},
+            ],
+        ),
+        AIMessage("I hit errors."),
+    ]
+    graph = build_web_builder_graph(
+        model=Hallucinating(messages=iter(replies)), settings=settings, checkpointer=InMemorySaver()
+    )
+    await _run(graph, RunContext(sandbox=sandbox, locks=locks, settings=settings), "go", "t")
+    state = (await graph.aget_state(_config("t"))).values
+    results = [m for m in state["messages"] if isinstance(m, ToolMessage)]
+    assert [(m.name, m.status) for m in results] == [
+        ("write_file", "success"),
+        ("edit_file", "error"),
+        ("no_such_tool", "error"),
+        ("read_file", "error"),
+        ("write_file", "error"),
+    ]
+    assert "search_text_not_unique" in str(results[1].content)
+    assert "unknown_tool" in str(results[2].content)
+    assert "path_outside_sandbox" in str(results[3].content)
+    assert "invalid_arguments" in str(results[4].content)
+    assert [e.split(":")[0] for e in state["errors"]] == [
+        "edit_file",
+        "no_such_tool",
+        "read_file",
+        "write_file",
+    ]
+    assert await sandbox.read_file("a.txt") == b"x\nx\n"
+    assert state["stop_reason"] == "done"
+
+
+async def test_checkpointed_messages_stay_bounded_over_many_turns(
+    sandbox: LocalSandbox, locks: LockManager, tmp_path: Path
+) -> None:
+    settings = Settings(data_dir=tmp_path / "d", context_token_budget=1000)
+    spec = write_script(
+        tmp_path,
+        [[{"content": "ok " * 150}]],
+        after_last_turn="repeat_last",
+    )
+    graph = build_web_builder_graph(model=spec, settings=settings, checkpointer=InMemorySaver())
+    ctx = RunContext(sandbox=sandbox, locks=locks, settings=settings)
+    sizes = []
+    for turn in range(12):
+        await _run(graph, ctx, f"turn {turn} " + "please " * 50, "t")
+        sizes.append(len((await graph.aget_state(_config("t"))).values["messages"]))
+    assert max(sizes) <= 8, sizes
+    messages = (await graph.aget_state(_config("t"))).values["messages"]
+    assert messages[0].type == "human" and "turn 11" in str(messages[-2].content)
+
+
+async def test_apps_add_their_own_tools(
+    settings: Settings, sandbox: LocalSandbox, locks: LockManager, tmp_path: Path
+) -> None:
+    from builder.tools.context import ToolContext
+
+    async def word_count(path: str, *, ctx: ToolContext) -> str:
+        """Count the words of a file.
+
+        Args:
+            path: The file.
+        """
+        return f"{len((await ctx.sandbox.read_file(path)).split())} words"
+
+    spec = write_script(
+        tmp_path,
+        [
+            [
+                {"tool_calls": [call("write_file", path="a.txt", content="one two three")]},
+                {"tool_calls": [call("word_count", path="a.txt")]},
+                {"content": "Counted."},
+            ]
+        ],
+    )
+    graph = build_web_builder_graph(
+        model=spec, settings=settings, checkpointer=InMemorySaver(), extra_tools=[word_count]
+    )
+    await _run(graph, RunContext(sandbox=sandbox, locks=locks, settings=settings), "go", "t")
+    results = [
+        m
+        for m in (await graph.aget_state(_config("t"))).values["messages"]
+        if isinstance(m, ToolMessage)
+    ]
+    assert results[-1].content == "3 words"

@@ -1,0 +1,221 @@
+"""The runs service: turns, events, one run per project, cancel, rebuild after expiry."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from builder.errors import InvalidInput, NotFound, RunInProgress
+from builder.persistence.database import Database
+from builder.persistence.messages import list_messages
+from builder.persistence.projects import create_project
+from builder.persistence.runs import get_run
+from builder.persistence.schemas import ProjectPublic, UserPublic
+from builder.persistence.users import get_or_create_user
+from builder.runs.service import RunService
+from builder.settings import Settings
+from tests.support.scripts import call, write_script
+
+DEMO_FILES = ["about.html", "contact.html", "index.html", "logo.svg", "script.js", "styles.css"]
+
+
+@pytest.fixture
+async def user(db: Database) -> UserPublic:
+    return await get_or_create_user(db, name="alice")
+
+
+@pytest.fixture
+async def project(db: Database, user: UserPublic) -> ProjectPublic:
+    return await create_project(db, user_id=user.id, name="bakery")
+
+
+@pytest.fixture
+async def service(db: Database, settings: Settings) -> AsyncIterator[RunService]:
+    async with RunService.open(settings, db=db, model="scripted:demo") as svc:
+        yield svc
+
+
+def _slow_script(tmp_path: Path, steps: int = 6, delay: float = 0.3) -> str:
+    return write_script(
+        tmp_path,
+        [
+            [
+                *(
+                    {
+                        "tool_calls": [call("write_file", path=f"f{i}.txt", content=f"{i}")],
+                        "delay_s": delay,
+                    }
+                    for i in range(steps)
+                ),
+                {"content": "All written."},
+            ]
+        ],
+        after_last_turn="repeat_last",
+    )
+
+
+async def test_a_turn_builds_the_site_and_records_everything(
+    service: RunService, db: Database, user: UserPublic, project: ProjectPublic
+) -> None:
+    handle = await service.start(user_id=user.id, project_id=project.id, prompt="A bakery site")
+    events = [event async for event in handle.events()]
+    result = await handle.wait()
+
+    assert events[0].type == "run_started" and events[-1].type == "run_finished"
+    assert [e.seq for e in events] == list(range(len(events)))
+    kinds = {e.type for e in events}
+    assert {"token", "message", "tool_start", "tool_end", "file_changed", "snapshot"} <= kinds
+    assert result.status == "success" and result.stop_reason == "done"
+    assert result.files_created == DEMO_FILES and result.files_changed == []
+    assert result.preview_url and result.preview_url.startswith("http://127.0.0.1:")
+    assert result.input_tokens > 0 and result.output_tokens > 0
+    assert result.snapshot_version == 4
+    assert "Harbor Lane Bakery" in result.reply
+
+    stored = (await list_messages(db, project_id=project.id)).items
+    assert [m.role for m in stored] == ["user", "assistant"]
+    assert stored[0].content == "A bakery site"
+    assert stored[1].content == result.reply
+    tool_parts = [p for p in stored[1].parts if p["type"] == "tool-call"]
+    assert len(tool_parts) == 13 and all(p["ok"] for p in tool_parts)
+    run = await get_run(db, run_id=handle.run_id)
+    assert run is not None and run["status"] == "success"
+    assert run["result"]["files_created"] == DEMO_FILES
+
+
+async def test_a_second_turn_continues_the_conversation(
+    service: RunService, user: UserPublic, project: ProjectPublic
+) -> None:
+    first = await service.start(user_id=user.id, project_id=project.id, prompt="A bakery site")
+    await first.wait()
+    second = await service.start(user_id=user.id, project_id=project.id, prompt="Make it greener")
+    result = await second.wait()
+    assert result.status == "success"
+    assert result.files_changed == ["styles.css"] and result.files_created == []
+    state = await service.graph.aget_state({"configurable": {"thread_id": str(project.id)}})
+    humans = [m.content for m in state.values["messages"] if m.type == "human"]
+    assert humans == ["A bakery site", "Make it greener"]
+
+
+async def test_a_second_run_on_the_project_is_rejected(
+    db: Database, settings: Settings, user: UserPublic, project: ProjectPublic, tmp_path: Path
+) -> None:
+    spec = _slow_script(tmp_path)
+    async with (
+        RunService.open(settings, db=db, model=spec) as one,
+        RunService.open(settings, db=db, model=spec) as other,
+    ):
+        first = await one.start(user_id=user.id, project_id=project.id, prompt="write")
+        with pytest.raises(RunInProgress):
+            await one.start(user_id=user.id, project_id=project.id, prompt="again")
+        # Another process (another service with its own lock manager) is refused too.
+        with pytest.raises(RunInProgress):
+            await other.start(user_id=user.id, project_id=project.id, prompt="again")
+        assert (await first.wait()).status == "success"
+        messages = (await list_messages(db, project_id=project.id)).items
+        assert [m.content for m in messages if m.role == "user"] == ["write"]
+
+
+async def test_enqueued_runs_wait_their_turn(
+    db: Database, settings: Settings, user: UserPublic, project: ProjectPublic, tmp_path: Path
+) -> None:
+    spec = _slow_script(tmp_path, steps=3, delay=0.2)
+    async with RunService.open(settings, db=db, model=spec) as svc:
+        first = await svc.start(user_id=user.id, project_id=project.id, prompt="first")
+        second = await svc.start(
+            user_id=user.id, project_id=project.id, prompt="second", multitask="enqueue"
+        )
+        results = await asyncio.gather(first.wait(), second.wait())
+    assert [r.status for r in results] == ["success", "success"]
+    first_run = await get_run(db, run_id=first.run_id)
+    second_run = await get_run(db, run_id=second.run_id)
+    assert first_run is not None and second_run is not None
+    # The second run's row is written once it holds the project: after the first ended.
+    assert first_run["ended_at"] <= second_run["created_at"]
+    messages = (await list_messages(db, project_id=project.id)).items
+    assert [(m.role, m.content) for m in messages if m.role == "user"] == [
+        ("user", "first"),
+        ("user", "second"),
+    ]
+    assert [m.role for m in messages] == ["user", "assistant", "user", "assistant"]
+
+
+async def test_cancel_stops_at_a_step_boundary_and_leaves_a_usable_context(
+    db: Database, settings: Settings, user: UserPublic, project: ProjectPublic, tmp_path: Path
+) -> None:
+    spec = _slow_script(tmp_path, steps=8, delay=0.2)
+    async with RunService.open(settings, db=db, model=spec) as svc:
+        handle = await svc.start(user_id=user.id, project_id=project.id, prompt="write")
+        async for event in handle.events():
+            if event.type == "tool_end":
+                handle.cancel()
+                break
+        result = await handle.wait()
+        assert result.status == "cancelled" and result.stop_reason == "cancelled"
+        config = {"configurable": {"thread_id": str(project.id)}}
+        state = await svc.graph.aget_state(config)
+        assert state.next == ()
+        written = len(state.values["files"])
+        assert 1 <= written < 8
+        # The next turn runs normally on the same context.
+        again = await svc.start(user_id=user.id, project_id=project.id, prompt="continue")
+        assert (await again.wait()).status == "success"
+
+
+async def test_an_expired_context_is_rebuilt_from_the_durable_project(
+    service: RunService, db: Database, user: UserPublic, project: ProjectPublic
+) -> None:
+    first = await service.start(user_id=user.id, project_id=project.id, prompt="A bakery site")
+    await first.wait()
+    async with db.transaction() as session:
+        await session.execute(text("UPDATE threads SET expires_at = now() - interval '1 minute'"))
+    swept = await service.checkpointer.sweep()
+    assert swept.expired == [str(project.id)]
+    config = {"configurable": {"thread_id": str(project.id)}}
+    assert (await service.graph.aget_state(config)).values == {}
+
+    second = await service.start(user_id=user.id, project_id=project.id, prompt="Make it greener")
+    events = [e async for e in second.events()]
+    result = await second.wait()
+    assert events[0].data["rebuilt"] is True
+    assert result.status == "success" and result.files_changed == ["styles.css"]
+    state = (await service.graph.aget_state(config)).values
+    humans = [m.content for m in state["messages"] if m.type == "human"]
+    assert humans == ["A bakery site", "Make it greener"]
+    assert sorted(state["files"]) == DEMO_FILES
+
+
+async def test_a_lost_sandbox_is_recreated_from_the_latest_snapshot(
+    service: RunService, settings: Settings, user: UserPublic, project: ProjectPublic
+) -> None:
+    await (
+        await service.start(user_id=user.id, project_id=project.id, prompt="A bakery site")
+    ).wait()
+    await service.pool.close()
+    shutil.rmtree(settings.data_dir / "workspaces" / str(project.id))
+    result = await (
+        await service.start(user_id=user.id, project_id=project.id, prompt="Make it greener")
+    ).wait()
+    assert result.status == "success"
+    workspace = settings.data_dir / "workspaces" / str(project.id)
+    assert sorted(p.name for p in workspace.iterdir() if p.is_file()) == DEMO_FILES
+
+
+async def test_other_users_projects_and_empty_prompts_are_refused(
+    service: RunService, db: Database, project: ProjectPublic
+) -> None:
+    mallory = await get_or_create_user(db, name="mallory")
+    with pytest.raises(NotFound):
+        await service.start(user_id=mallory.id, project_id=project.id, prompt="steal")
+    with pytest.raises(NotFound):
+        await service.start(user_id=mallory.id, project_id=uuid.uuid4(), prompt="x")
+    with pytest.raises(InvalidInput):
+        await service.start(user_id=project.user_id, project_id=project.id, prompt="  ")
+    with pytest.raises(InvalidInput):
+        await service.start(user_id=project.user_id, project_id=project.id, prompt=None)
