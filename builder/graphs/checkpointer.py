@@ -9,11 +9,13 @@ rebuilt from it. So contexts are bounded in time and number:
 * :meth:`TTLCheckpointer.sweep` removes expired contexts and then evicts the least
   recently used idle contexts above ``max_live`` — in batches, each row locked with
   ``FOR UPDATE SKIP LOCKED`` so several processes can sweep at once without doing the
-  same work twice;
+  same work twice (eviction, which counts before it picks, is done by one sweeper at a
+  time so that two cannot both evict the same excess);
 * a thread whose run is in progress holds ``FOR KEY SHARE`` on its row for the whole
   run (:meth:`TTLCheckpointer.hold_context`), which ``FOR UPDATE`` in the sweeper
   cannot take: a running context is never swept, and a crashed run's lock dies with
-  its connection.
+  its connection. Holds and sweeps use connections of their own, never the pool's, so
+  any number of runs in progress cannot starve the pool their checkpoints go through.
 
 It is :class:`~langgraph.checkpoint.postgres.aio.AsyncPostgresSaver` underneath (and
 passes ``langgraph-checkpoint-conformance``); the thread table is ``threads``, created
@@ -22,6 +24,7 @@ by builder's migrations.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -40,6 +43,7 @@ from psycopg import AsyncConnection, AsyncCursor
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
 
+from builder.locks import advisory_key
 from builder.log import get_logger
 from builder.settings import Settings
 
@@ -57,6 +61,16 @@ SET last_activity_at = now(),
     expires_at = now() + make_interval(secs => coalesce(threads.ttl_seconds, %(ttl)s))
 """
 
+# TOUCH_SQL for a thread that has checkpoints: a read of an unknown thread adds no row.
+TOUCH_STORED_SQL = """
+INSERT INTO threads (thread_id, last_activity_at, expires_at)
+SELECT %(thread_id)s, now(), now() + make_interval(secs => %(ttl)s)
+WHERE EXISTS (SELECT 1 FROM checkpoints WHERE thread_id = %(thread_id)s)
+ON CONFLICT (thread_id) DO UPDATE
+SET last_activity_at = now(),
+    expires_at = now() + make_interval(secs => coalesce(threads.ttl_seconds, %(ttl)s))
+"""
+
 SELECT_EXPIRED_SQL = """
 SELECT thread_id FROM threads
 WHERE expires_at IS NOT NULL AND expires_at <= now()
@@ -65,11 +79,16 @@ LIMIT %(limit)s
 FOR UPDATE SKIP LOCKED
 """
 
-COUNT_LIVE_SQL = "SELECT count(*) AS n FROM threads WHERE expires_at IS NOT NULL"
+EVICTION_LOCK_SQL = "SELECT pg_try_advisory_xact_lock(%(key)s) AS locked"
+
+# Eviction counts and picks unexpired contexts only: expired ones are the other phase's
+# work (maybe another sweeper's, not yet committed), and counting them would evict
+# live contexts in their place.
+COUNT_LIVE_SQL = "SELECT count(*) AS n FROM threads WHERE expires_at > now()"
 
 SELECT_LEAST_RECENT_SQL = """
 SELECT thread_id FROM threads
-WHERE expires_at IS NOT NULL
+WHERE expires_at > now()
 ORDER BY last_activity_at, thread_id
 LIMIT %(limit)s
 FOR UPDATE SKIP LOCKED
@@ -81,6 +100,8 @@ WHERE thread_id = ANY(%(ids)s)
 """
 
 HOLD_SQL = "SELECT thread_id FROM threads WHERE thread_id = %(thread_id)s FOR KEY SHARE"
+
+_EVICTION_LOCK = advisory_key("builder:contexts:evict")
 
 CONTEXT_STATE_SQL = """
 SELECT expires_at, swept_at, expires_at IS NOT NULL AND expires_at > now() AS live
@@ -112,8 +133,8 @@ class TTLCheckpointer(AsyncPostgresSaver):
             concurrently) or a single ``AsyncConnection`` (autocommit, dict rows).
         ttl_seconds: Idle seconds before a context expires (per-thread override in
             ``threads.ttl_seconds``).
-        max_live: Most contexts kept; the sweeper evicts the least recently used idle
-            ones above it.
+        max_live: Most unexpired contexts kept; the sweeper evicts the least recently
+            used idle ones above it.
         strategy: ``"delete"`` removes every checkpoint of an expired thread;
             ``"keep_latest"`` keeps only its latest checkpoint.
         serde: LangGraph serializer, as for ``AsyncPostgresSaver``.
@@ -169,6 +190,26 @@ class TTLCheckpointer(AsyncPostgresSaver):
             await self.touch(config["configurable"]["thread_id"])
         return result
 
+    async def alist(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> AsyncIterator[CheckpointTuple]:
+        """Like the parent; listing one thread also refreshes its expiry when it has a context."""
+        thread_id = (config or {}).get("configurable", {}).get("thread_id")
+        if thread_id is not None:
+            # Before listing, not during: with a single connection the parent holds its
+            # lock while it yields, and a refresh from inside the loop would wait on it.
+            async with self._cursor() as cur:
+                await cur.execute(
+                    TOUCH_STORED_SQL, {"thread_id": str(thread_id), "ttl": self.ttl_seconds}
+                )
+        async for item in super().alist(config, filter=filter, before=before, limit=limit):
+            yield item
+
     async def aput(
         self,
         config: RunnableConfig,
@@ -216,18 +257,14 @@ class TTLCheckpointer(AsyncPostgresSaver):
     async def hold_context(self, thread_id: str) -> AsyncIterator[None]:
         """Keep a thread's context from being swept while the block runs.
 
-        Holds ``FOR KEY SHARE`` on the thread's row in a transaction on a dedicated
-        connection; the sweeper's ``FOR UPDATE SKIP LOCKED`` passes over it. Writes to
-        the row (TTL refreshes) are not blocked by it.
+        Holds ``FOR KEY SHARE`` on the thread's row in a transaction on a connection of
+        its own (not one of the pool's); the sweeper's ``FOR UPDATE SKIP LOCKED``
+        passes over it. Writes to the row (TTL refreshes) are not blocked by it.
         """
         await self.touch(thread_id)
-        conn = await self._dedicated_connection()
-        try:
-            async with conn.transaction():
-                await conn.execute(HOLD_SQL, {"thread_id": str(thread_id)})
-                yield
-        finally:
-            await self._release_connection(conn)
+        async with await self._dedicated_connection() as conn, conn.transaction():
+            await conn.execute(HOLD_SQL, {"thread_id": str(thread_id)})
+            yield
 
     # --- sweeping --------------------------------------------------------------------
     async def sweep(
@@ -237,32 +274,26 @@ class TTLCheckpointer(AsyncPostgresSaver):
 
         Each batch is one transaction whose rows are locked ``FOR UPDATE SKIP LOCKED``:
         concurrent sweepers split the work, and threads with a run in progress (see
-        :meth:`hold_context`) are skipped.
+        :meth:`hold_context`) are skipped. Eviction batches also take a transaction-level
+        advisory lock; a sweeper that finds another one evicting leaves the eviction to it.
 
         Returns:
             The thread ids removed, by reason.
         """
         strategy = strategy or self.strategy
         expired: list[str] = []
-        while True:
-            batch = await self._sweep_batch(SELECT_EXPIRED_SQL, batch_size, strategy)
-            expired.extend(batch)
-            if len(batch) < batch_size:
-                break
         evicted: list[str] = []
-        while True:
-            async with self._cursor() as cur:
-                await cur.execute(COUNT_LIVE_SQL)
-                row = await cur.fetchone()
-            excess = (row["n"] if row else 0) - self.max_live
-            if excess <= 0:
-                break
-            batch = await self._sweep_batch(
-                SELECT_LEAST_RECENT_SQL, min(excess, batch_size), strategy
-            )
-            evicted.extend(batch)
-            if not batch:  # the rest are running or being swept by someone else
-                break
+        async with await self._dedicated_connection() as conn:
+            while True:
+                batch = await self._sweep_batch(conn, SELECT_EXPIRED_SQL, batch_size, strategy)
+                expired.extend(batch)
+                if len(batch) < batch_size:
+                    break
+            while True:
+                batch = await self._evict_batch(conn, batch_size, strategy)
+                evicted.extend(batch)
+                if not batch:  # within the cap, or the rest are running or being evicted
+                    break
         result = SweepResult(expired=expired, evicted=evicted, strategy=strategy)
         if result.total:
             _log.info(
@@ -273,33 +304,56 @@ class TTLCheckpointer(AsyncPostgresSaver):
             )
         return result
 
-    async def _sweep_batch(self, select_sql: str, limit: int, strategy: Strategy) -> list[str]:
-        conn = await self._dedicated_connection()
-        try:
-            async with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
-                await cur.execute(select_sql, {"limit": limit})
-                ids = [row["thread_id"] for row in await cur.fetchall()]
-                if not ids:
-                    return []
-                # The checkpoint rows are pruned by the parent's tested statements on
-                # other connections while this transaction holds the thread rows; if
-                # the process dies in between, the rows stay expired and the next
-                # sweep prunes them again (pruning is idempotent).
-                await self.aprune(ids, strategy=strategy)
-                await cur.execute(MARK_SWEPT_SQL, {"ids": ids})
-            return ids
-        finally:
-            await self._release_connection(conn)
+    async def _sweep_batch(
+        self, conn: AsyncConnection[DictRow], select_sql: str, limit: int, strategy: Strategy
+    ) -> list[str]:
+        async with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
+            return await self._remove(cur, select_sql, limit, strategy)
+
+    async def _evict_batch(
+        self, conn: AsyncConnection[DictRow], batch_size: int, strategy: Strategy
+    ) -> list[str]:
+        async with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
+            # Counting and picking must not interleave with another sweeper's: both
+            # would see the same excess and, skipping each other's rows, evict it twice.
+            await cur.execute(EVICTION_LOCK_SQL, {"key": _EVICTION_LOCK})
+            row = await cur.fetchone()
+            if not (row and row["locked"]):
+                return []
+            await cur.execute(COUNT_LIVE_SQL)
+            row = await cur.fetchone()
+            excess = (row["n"] if row else 0) - self.max_live
+            if excess <= 0:
+                return []
+            return await self._remove(
+                cur, SELECT_LEAST_RECENT_SQL, min(excess, batch_size), strategy
+            )
+
+    async def _remove(
+        self, cur: AsyncCursor[DictRow], select_sql: str, limit: int, strategy: Strategy
+    ) -> list[str]:
+        await cur.execute(select_sql, {"limit": limit})
+        ids = [row["thread_id"] for row in await cur.fetchall()]
+        if not ids:
+            return []
+        # The checkpoint rows are pruned by the parent's tested statements on other
+        # connections while this transaction holds the thread rows; if the process dies
+        # in between, the rows stay expired and the next sweep prunes them again
+        # (pruning is idempotent).
+        await self.aprune(ids, strategy=strategy)
+        await cur.execute(MARK_SWEPT_SQL, {"ids": ids})
+        return ids
 
     # --- connections -----------------------------------------------------------------
     async def _dedicated_connection(self) -> AsyncConnection[DictRow]:
-        if isinstance(self.conn, AsyncConnectionPool):
-            return await self.conn.getconn()
-        raise TypeError("hold_context and sweep need a connection pool, not one connection")
-
-    async def _release_connection(self, conn: AsyncConnection[DictRow]) -> None:
-        assert isinstance(self.conn, AsyncConnectionPool)
-        await self.conn.putconn(conn)
+        """A new connection configured like the pool's, for the caller to close."""
+        if not isinstance(self.conn, AsyncConnectionPool):
+            raise TypeError("hold_context and sweep need a connection pool, not one connection")
+        conninfo = await _resolved(self.conn.conninfo)
+        kwargs = await _resolved(self.conn.kwargs) or {}
+        return await AsyncConnection.connect(
+            conninfo, **{**kwargs, "autocommit": True, "row_factory": dict_row}
+        )
 
     @asynccontextmanager
     async def _cursor(self, *, pipeline: bool = False) -> AsyncIterator[AsyncCursor[DictRow]]:
@@ -323,3 +377,12 @@ class TTLCheckpointer(AsyncPostgresSaver):
             else:
                 async with conn.cursor(binary=True, row_factory=dict_row) as cur:
                     yield cur
+
+
+async def _resolved(value: Any) -> Any:
+    """A pool's ``conninfo`` or ``kwargs``: given as is, or by a (sync or async) callable."""
+    if callable(value):
+        value = value()
+        if inspect.isawaitable(value):
+            value = await value
+    return value

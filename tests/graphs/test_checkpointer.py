@@ -1,0 +1,632 @@
+"""TTLCheckpointer on a real PostgreSQL: expiry on access, sweeping, the cap, held runs.
+
+No test waits for a TTL to pass: expiry and recency are set by UPDATE statements, and
+"before/after" is compared on row values (``expires_at - last_activity_at`` is exactly
+the TTL because both are computed from one ``now()``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from typing import Any
+
+import psycopg
+import pytest
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import Checkpoint, empty_checkpoint
+from langgraph.checkpoint.base.id import uuid6
+from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+from psycopg.rows import DictRow, dict_row
+
+from builder.graphs import checkpointer as checkpointer_module
+from builder.graphs.checkpointer import SweepResult, TTLCheckpointer
+from builder.settings import Settings
+
+TTL = 600
+Conn = psycopg.AsyncConnection[DictRow]
+
+
+# --- fixtures and helpers ----------------------------------------------------------------
+@pytest.fixture
+def dsn(migrated_db_url: str) -> str:
+    """The per-test migrated database as a plain psycopg DSN."""
+    return migrated_db_url.replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+@asynccontextmanager
+async def open_saver(
+    dsn: str, settings: Settings, **overrides: Any
+) -> AsyncIterator[TTLCheckpointer]:
+    """A checkpointer on its own pool, built the way the service builds it."""
+    options = {"context_ttl_seconds": TTL, "max_live_contexts": 1000, **overrides}
+    pool_max = options.pop("pool_max", 10)
+    configured = settings.model_copy(update=options)
+    async with TTLCheckpointer.from_settings(dsn, configured, pool_max=pool_max) as saver:
+        yield saver
+
+
+@pytest.fixture
+async def saver(dsn: str, settings: Settings) -> AsyncIterator[TTLCheckpointer]:
+    async with open_saver(dsn, settings) as opened:
+        yield opened
+
+
+@pytest.fixture
+async def pg(dsn: str) -> AsyncIterator[Conn]:
+    """A separate autocommit connection for setting up and inspecting rows."""
+    conn = await psycopg.AsyncConnection.connect(dsn, autocommit=True, row_factory=dict_row)
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+def config_of(thread_id: str, checkpoint_id: str | None = None) -> RunnableConfig:
+    configurable: dict[str, Any] = {"thread_id": thread_id, "checkpoint_ns": ""}
+    if checkpoint_id is not None:
+        configurable["checkpoint_id"] = checkpoint_id
+    return {"configurable": configurable}
+
+
+def checkpoint_at(step: int, version: str) -> Checkpoint:
+    checkpoint = empty_checkpoint()
+    checkpoint["id"] = str(uuid6(clock_seq=step))
+    checkpoint["channel_values"] = {"files": {"index.html": f"sha-{step}"}}
+    checkpoint["channel_versions"] = {"files": version}
+    return checkpoint
+
+
+async def put_context(saver: AsyncPostgresSaver, thread_id: str, *, steps: int = 3) -> list[str]:
+    """Write ``steps`` checkpoints (each with a blob) and pending writes; returns the ids."""
+    config = config_of(thread_id)
+    version: str | None = None
+    ids: list[str] = []
+    for step in range(steps):
+        version = saver.get_next_version(version, None)
+        checkpoint = checkpoint_at(step, version)
+        config = await saver.aput(
+            config, checkpoint, {"source": "loop", "step": step}, {"files": version}
+        )
+        ids.append(checkpoint["id"])
+    await saver.aput_writes(config, [("messages", f"hello {thread_id}")], task_id="task-1")
+    return ids
+
+
+async def fetch(pg: Conn, sql: str, *params: Any) -> list[dict[str, Any]]:
+    cursor = await pg.execute(sql, params)
+    return await cursor.fetchall()
+
+
+async def thread_row(pg: Conn, thread_id: str) -> dict[str, Any] | None:
+    rows = await fetch(
+        pg,
+        "SELECT last_activity_at, expires_at, swept_at, ttl_seconds"
+        " FROM threads WHERE thread_id = %s",
+        thread_id,
+    )
+    return rows[0] if rows else None
+
+
+async def stored(pg: Conn, thread_id: str) -> dict[str, int]:
+    """How many rows of each checkpoint table belong to a thread."""
+    counts = {}
+    for table in ("checkpoints", "checkpoint_blobs", "checkpoint_writes"):
+        rows = await fetch(pg, f"SELECT count(*) AS n FROM {table} WHERE thread_id = %s", thread_id)
+        counts[table] = rows[0]["n"]
+    return counts
+
+
+async def expire(pg: Conn, *thread_ids: str) -> None:
+    await pg.execute(
+        "UPDATE threads SET expires_at = now() - interval '1 minute',"
+        " last_activity_at = now() - interval '11 minutes' WHERE thread_id = ANY(%s)",
+        (list(thread_ids),),
+    )
+
+
+async def set_last_activity(pg: Conn, order: list[str]) -> None:
+    """Make ``order`` the recency order, least recent first, all still unexpired."""
+    for age, thread_id in enumerate(reversed(order), 1):
+        await pg.execute(
+            "UPDATE threads SET last_activity_at = now() - make_interval(mins => %s),"
+            " expires_at = now() + interval '1 hour' WHERE thread_id = %s",
+            (age, thread_id),
+        )
+
+
+async def live_threads(pg: Conn) -> set[str]:
+    rows = await fetch(pg, "SELECT thread_id FROM threads WHERE expires_at IS NOT NULL")
+    return {row["thread_id"] for row in rows}
+
+
+async def wait_for_lock_waiters(pg: Conn, count: int) -> None:
+    """Return once ``count`` backends of this database wait on a lock (hang guard: 30 s)."""
+    async with asyncio.timeout(30):
+        while True:
+            rows = await fetch(
+                pg,
+                "SELECT count(*) AS n FROM pg_stat_activity"
+                " WHERE datname = current_database() AND wait_event_type = 'Lock'",
+            )
+            if rows[0]["n"] >= count:
+                return
+            await asyncio.sleep(0.02)
+
+
+@asynccontextmanager
+async def blocked_prune(dsn: str, thread_id: str) -> AsyncIterator[None]:
+    """Hold a lock on a thread's checkpoint rows so a sweep pruning it waits inside its batch."""
+    async with await psycopg.AsyncConnection.connect(dsn) as conn:
+        await conn.execute(
+            "SELECT 1 FROM checkpoints WHERE thread_id = %s FOR UPDATE", (thread_id,)
+        )
+        yield
+        await conn.rollback()
+
+
+# --- expiry is refreshed on access -------------------------------------------------------
+Access = Callable[[TTLCheckpointer, str], Awaitable[object]]
+
+
+async def _aput(saver: TTLCheckpointer, thread_id: str) -> object:
+    latest = await AsyncPostgresSaver.aget_tuple(saver, config_of(thread_id))
+    assert latest is not None
+    version = saver.get_next_version(latest.checkpoint["channel_versions"]["files"], None)
+    return await saver.aput(
+        latest.config, checkpoint_at(9, version), {"source": "loop", "step": 9}, {"files": version}
+    )
+
+
+async def _aput_writes(saver: TTLCheckpointer, thread_id: str) -> object:
+    latest = await AsyncPostgresSaver.aget_tuple(saver, config_of(thread_id))
+    assert latest is not None
+    return await saver.aput_writes(latest.config, [("messages", "more")], task_id="task-2")
+
+
+async def _aget_tuple(saver: TTLCheckpointer, thread_id: str) -> object:
+    return await saver.aget_tuple(config_of(thread_id))
+
+
+async def _alist(saver: TTLCheckpointer, thread_id: str) -> object:
+    return [item async for item in saver.alist(config_of(thread_id))]
+
+
+@pytest.mark.parametrize(
+    "access", [_aput, _aput_writes, _aget_tuple, _alist], ids=lambda f: f.__name__[1:]
+)
+async def test_every_access_refreshes_the_expiry(
+    saver: TTLCheckpointer, pg: Conn, access: Access
+) -> None:
+    await put_context(saver, "t1")
+    await expire(pg, "t1")
+    before = await thread_row(pg, "t1")
+
+    await access(saver, "t1")
+
+    after = await thread_row(pg, "t1")
+    assert before is not None and after is not None
+    assert after["last_activity_at"] > before["last_activity_at"]
+    assert after["expires_at"] - after["last_activity_at"] == timedelta(seconds=TTL)
+    assert await saver.context_is_live("t1")
+
+
+async def test_reading_an_unknown_thread_creates_no_row(saver: TTLCheckpointer, pg: Conn) -> None:
+    assert await saver.aget_tuple(config_of("nobody")) is None
+    assert [item async for item in saver.alist(config_of("nobody"))] == []
+    assert await fetch(pg, "SELECT thread_id FROM threads") == []
+    assert not await saver.context_is_live("nobody")
+
+
+async def test_a_threads_own_ttl_overrides_the_default(saver: TTLCheckpointer, pg: Conn) -> None:
+    await put_context(saver, "short")
+    await put_context(saver, "default")
+    await pg.execute("UPDATE threads SET ttl_seconds = 5 WHERE thread_id = 'short'")
+
+    await saver.aget_tuple(config_of("short"))
+    await saver.aget_tuple(config_of("default"))
+
+    rows = {t: await thread_row(pg, t) for t in ("short", "default")}
+    spans = {t: row["expires_at"] - row["last_activity_at"] for t, row in rows.items() if row}
+    assert spans == {"short": timedelta(seconds=5), "default": timedelta(seconds=TTL)}
+
+
+# --- sweeping expired contexts -------------------------------------------------------------
+async def test_sweep_delete_removes_expired_contexts_and_nothing_else(
+    saver: TTLCheckpointer, pg: Conn
+) -> None:
+    for thread_id in ("old-1", "old-2", "old-3", "fresh-1", "fresh-2"):
+        await put_context(saver, thread_id)
+    await expire(pg, "old-1", "old-2", "old-3")
+    fresh_before = {
+        t: (await thread_row(pg, t), await stored(pg, t)) for t in ("fresh-1", "fresh-2")
+    }
+
+    result = await saver.sweep(strategy="delete")
+
+    assert sorted(result.expired) == ["old-1", "old-2", "old-3"]
+    assert (result.evicted, result.strategy, result.total) == ([], "delete", 3)
+    for thread_id in ("old-1", "old-2", "old-3"):
+        assert await stored(pg, thread_id) == {
+            "checkpoints": 0,
+            "checkpoint_blobs": 0,
+            "checkpoint_writes": 0,
+        }
+        row = await thread_row(pg, thread_id)
+        assert row is not None and row["expires_at"] is None and row["swept_at"] is not None
+        assert await saver.aget_tuple(config_of(thread_id)) is None
+    fresh_after = {
+        t: (await thread_row(pg, t), await stored(pg, t)) for t in ("fresh-1", "fresh-2")
+    }
+    assert fresh_after == fresh_before
+    assert fresh_after["fresh-1"][1] == {
+        "checkpoints": 3,
+        "checkpoint_blobs": 3,
+        "checkpoint_writes": 1,
+    }
+    assert await saver.sweep() == SweepResult(expired=[], evicted=[], strategy="delete")
+
+
+async def test_sweep_keep_latest_leaves_the_latest_checkpoint_loadable(
+    saver: TTLCheckpointer, pg: Conn
+) -> None:
+    ids = await put_context(saver, "old")
+    latest_before = await AsyncPostgresSaver.aget_tuple(saver, config_of("old"))
+    await expire(pg, "old")
+
+    result = await saver.sweep(strategy="keep_latest")
+
+    assert (result.expired, result.strategy) == (["old"], "keep_latest")
+    assert await stored(pg, "old") == {
+        "checkpoints": 1,
+        "checkpoint_blobs": 1,
+        "checkpoint_writes": 1,
+    }
+    row = await thread_row(pg, "old")
+    assert row is not None and row["expires_at"] is None and row["swept_at"] is not None
+    latest = await saver.aget_tuple(config_of("old"))
+    assert latest is not None and latest_before is not None
+    assert latest.config["configurable"]["checkpoint_id"] == ids[-1]
+    assert latest.checkpoint == latest_before.checkpoint
+    assert latest.pending_writes == latest_before.pending_writes
+    assert latest.parent_config is None  # its parent was pruned
+    # Reading the kept checkpoint is an access: the context is live again.
+    assert await saver.context_is_live("old")
+
+
+async def test_sweep_works_through_more_expired_threads_than_one_batch(
+    saver: TTLCheckpointer, pg: Conn
+) -> None:
+    threads = [f"t{n:02}" for n in range(23)]
+    await asyncio.gather(*(put_context(saver, t, steps=1) for t in threads))
+    await put_context(saver, "fresh", steps=1)
+    await expire(pg, *threads)
+
+    result = await saver.sweep(batch_size=4)
+
+    assert sorted(result.expired) == threads
+    assert await live_threads(pg) == {"fresh"}
+    rows = await fetch(pg, "SELECT count(*) AS n FROM checkpoints WHERE thread_id <> 'fresh'")
+    assert rows[0]["n"] == 0
+
+
+# --- several sweepers at once --------------------------------------------------------------
+async def test_sweepers_in_separate_processes_split_the_work(
+    saver: TTLCheckpointer, pg: Conn, migrated_db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    threads = [f"t{n:03}" for n in range(240)]
+    await asyncio.gather(*(put_context(saver, t, steps=1) for t in threads))
+    await put_context(saver, "fresh", steps=1)
+    await expire(pg, *threads)
+    monkeypatch.setenv("BUILDER_DATABASE_URL", migrated_db_url)
+
+    sweepers = [
+        await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "builder",
+            "sweep",
+            "--json",
+            "--batch-size",
+            "3",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        for _ in range(4)
+    ]
+    outputs = [await process.communicate() for process in sweepers]
+
+    assert [p.returncode for p in sweepers] == [0] * 4, [err for _, err in outputs]
+    reports = [SweepResult(**_json(out)) for out, _ in outputs]
+    swept = [t for report in reports for t in report.expired]
+    assert sorted(swept) == threads  # everything, and nothing twice
+    assert all(report.evicted == [] for report in reports)
+    assert await live_threads(pg) == {"fresh"}
+    print(f"\nwork split between 4 sweeper processes: {[len(r.expired) for r in reports]}")
+
+
+def _json(output: bytes) -> dict[str, Any]:
+    import json
+
+    data: dict[str, Any] = json.loads(output)
+    return data
+
+
+@pytest.mark.parametrize("guarded", [True, False], ids=["skip-locked", "guard-removed"])
+async def test_a_second_sweeper_skips_the_threads_the_first_is_sweeping(
+    dsn: str, settings: Settings, pg: Conn, monkeypatch: pytest.MonkeyPatch, guarded: bool
+) -> None:
+    if not guarded:
+        monkeypatch.setattr(
+            checkpointer_module,
+            "SELECT_EXPIRED_SQL",
+            checkpointer_module.SELECT_EXPIRED_SQL.replace("FOR UPDATE SKIP LOCKED", ""),
+        )
+    threads = [f"t{n}" for n in range(6)]
+    async with open_saver(dsn, settings) as first, open_saver(dsn, settings) as second:
+        for thread_id in threads:
+            await put_context(first, thread_id, steps=1)
+        await expire(pg, *threads)
+        # t0 expired first, so it is in the first sweeper's first batch.
+        await pg.execute(
+            "UPDATE threads SET expires_at = expires_at - interval '1 minute'"
+            " WHERE thread_id = 't0'"
+        )
+        async with blocked_prune(dsn, "t0"):
+            # The first sweeper locks a batch that includes t0 and waits inside it.
+            sweeping = asyncio.create_task(first.sweep(batch_size=3))
+            await wait_for_lock_waiters(pg, 1)
+            second_sweep = asyncio.create_task(second.sweep(batch_size=3))
+            if guarded:
+                second_result = await second_sweep
+            else:
+                await wait_for_lock_waiters(pg, 2)
+        first_result = await sweeping
+        if not guarded:
+            second_result = await second_sweep
+
+    swept = first_result.expired + second_result.expired
+    if guarded:
+        assert sorted(swept) == threads
+        assert set(first_result.expired).isdisjoint(second_result.expired)
+    else:
+        assert sorted(set(swept)) == threads
+        assert len(swept) > len(threads)  # the same contexts swept twice
+
+
+# --- the cap on live contexts --------------------------------------------------------------
+async def test_the_cap_evicts_the_least_recently_used_first(
+    dsn: str, settings: Settings, pg: Conn
+) -> None:
+    order = ["e", "b", "g", "a", "f", "c", "d", "h"]  # least recently used first
+    async with open_saver(dsn, settings, max_live_contexts=3) as saver:
+        for thread_id in sorted(order):
+            await put_context(saver, thread_id, steps=1)
+        await set_last_activity(pg, order)
+
+        result = await saver.sweep(batch_size=2)
+
+        assert result == SweepResult(expired=[], evicted=order[:5], strategy="delete")
+        assert await live_threads(pg) == set(order[5:])
+        for thread_id in order[:5]:
+            assert await stored(pg, thread_id) == {
+                "checkpoints": 0,
+                "checkpoint_blobs": 0,
+                "checkpoint_writes": 0,
+            }
+        assert (await saver.sweep()).total == 0
+
+
+async def test_concurrent_sweepers_never_evict_below_the_cap(
+    dsn: str, settings: Settings, pg: Conn
+) -> None:
+    order = [f"t{n}" for n in range(10)]
+    async with (
+        open_saver(dsn, settings, max_live_contexts=4) as first,
+        open_saver(dsn, settings, max_live_contexts=4) as second,
+    ):
+        for thread_id in order:
+            await put_context(first, thread_id, steps=1)
+        await set_last_activity(pg, order)
+        async with blocked_prune(dsn, order[0]):
+            # The first sweeper locks the six least recent and waits inside its batch.
+            evicting = asyncio.create_task(first.sweep(batch_size=10))
+            await wait_for_lock_waiters(pg, 1)
+            second_result = await second.sweep(batch_size=10)
+        first_result = await evicting
+
+    assert sorted(first_result.evicted + second_result.evicted) == sorted(order[:6])
+    assert await live_threads(pg) == set(order[6:])
+
+
+# --- a context in use is never swept -------------------------------------------------------
+@pytest.mark.parametrize("held", [True, False], ids=["held", "guard-removed"])
+async def test_a_context_whose_run_is_in_progress_is_not_swept(
+    dsn: str, settings: Settings, pg: Conn, held: bool
+) -> None:
+    async with open_saver(dsn, settings, max_live_contexts=1) as saver:
+        await put_context(saver, "running")
+        await put_context(saver, "idle")
+
+        async def during_the_run() -> tuple[SweepResult, SweepResult]:
+            # Expired, then the least recently used of two over a cap of one.
+            await expire(pg, "running")
+            expired = await saver.sweep()
+            await saver.touch("running")
+            await set_last_activity(pg, ["running", "idle"])
+            over_cap = await saver.sweep()
+            return expired, over_cap
+
+        if held:
+            async with saver.hold_context("running"):
+                expired, over_cap = await during_the_run()
+                # The run itself keeps working: its writes refresh the row it holds.
+                await asyncio.wait_for(_aput(saver, "running"), timeout=30)
+            assert (expired.expired, over_cap.evicted) == ([], ["idle"])
+            assert await stored(pg, "running") == {
+                "checkpoints": 4,
+                "checkpoint_blobs": 4,
+                "checkpoint_writes": 1,
+            }
+            # Once the run is over, the next sweep may take it.
+            await expire(pg, "running")
+            assert (await saver.sweep()).expired == ["running"]
+        else:
+            expired, over_cap = await during_the_run()
+            assert (expired.expired, over_cap.evicted) == (["running"], ["running"])
+        assert await stored(pg, "running") == {
+            "checkpoints": 0,
+            "checkpoint_blobs": 0,
+            "checkpoint_writes": 0,
+        }
+
+
+async def test_a_crashed_run_releases_its_context(
+    saver: TTLCheckpointer, pg: Conn, dsn: str
+) -> None:
+    await put_context(saver, "crashed")
+    holder = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        _HOLDER,
+        dsn,
+        "crashed",
+        stdout=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert holder.stdout is not None
+        async with asyncio.timeout(60):
+            assert await holder.stdout.readline() == b"held\n"
+        await expire(pg, "crashed")
+        assert (await saver.sweep()).expired == []
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        await holder.wait()
+    await _wait_for_no_open_transactions(pg)
+
+    assert (await saver.sweep()).expired == ["crashed"]
+    assert await stored(pg, "crashed") == {
+        "checkpoints": 0,
+        "checkpoint_blobs": 0,
+        "checkpoint_writes": 0,
+    }
+
+
+_HOLDER = """
+import asyncio, sys
+from builder.graphs.checkpointer import TTLCheckpointer
+from builder.settings import Settings
+
+async def main():
+    async with TTLCheckpointer.from_settings(sys.argv[1], Settings()) as saver:
+        async with saver.hold_context(sys.argv[2]):
+            print("held", flush=True)
+            await asyncio.sleep(3600)
+
+asyncio.run(main())
+"""
+
+
+async def _wait_for_no_open_transactions(pg: Conn) -> None:
+    async with asyncio.timeout(30):
+        while True:
+            rows = await fetch(
+                pg,
+                "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database()"
+                " AND state LIKE 'idle in transaction%%'",
+            )
+            if rows[0]["n"] == 0:
+                return
+            await asyncio.sleep(0.05)
+
+
+async def test_a_terminated_holder_connection_releases_its_context(
+    saver: TTLCheckpointer, pg: Conn
+) -> None:
+    await put_context(saver, "cut")
+    hold = saver.hold_context("cut")
+    await hold.__aenter__()
+    await pg.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND state = 'idle in transaction'"
+    )
+    await expire(pg, "cut")
+    assert (await saver.sweep()).expired == ["cut"]
+    # The run learns it lost its connection when the block ends.
+    with pytest.raises(psycopg.OperationalError):
+        await hold.__aexit__(None, None, None)
+
+
+async def test_held_contexts_do_not_take_connections_from_the_pool(
+    dsn: str, settings: Settings
+) -> None:
+    threads = [f"run-{n}" for n in range(3)]
+    async with open_saver(dsn, settings, pool_max=2, timeout_db=2) as saver:
+        for thread_id in threads:
+            await put_context(saver, thread_id, steps=1)
+        async with (
+            saver.hold_context(threads[0]),
+            saver.hold_context(threads[1]),
+            saver.hold_context(threads[2]),
+        ):
+            # Each run still checkpoints while all three are held.
+            for thread_id in threads:
+                await _aput(saver, thread_id)
+            assert (await saver.sweep()).total == 0
+
+
+# --- concurrency on one pool-backed instance -----------------------------------------------
+async def test_operations_do_not_wait_for_the_single_connection_lock(
+    saver: TTLCheckpointer,
+) -> None:
+    threads = [f"t{n:02}" for n in range(50)]
+    # The parent class serialises every operation on ``lock``; a plain saver on the same
+    # pool shows what holding it does.
+    plain = AsyncPostgresSaver(saver.conn)
+    async with saver.lock, plain.lock:
+        waiting = asyncio.create_task(plain.aget_tuple(config_of("t00")))
+        ids = await asyncio.gather(*(put_context(saver, t, steps=2) for t in threads))
+        latest = await asyncio.gather(*(saver.aget_tuple(config_of(t)) for t in threads))
+        assert not waiting.done()
+    assert await waiting == latest[0]
+
+    assert [t.config["configurable"]["checkpoint_id"] for t in latest if t] == [i[-1] for i in ids]
+    assert [t.checkpoint["channel_values"] for t in latest if t] == [
+        {"files": {"index.html": "sha-1"}}
+    ] * 50
+    assert [t.pending_writes for t in latest if t] == [
+        [("task-1", "messages", f"hello {t}")] for t in threads
+    ]
+
+
+async def test_a_blocked_operation_does_not_stall_the_others(
+    saver: TTLCheckpointer, dsn: str, pg: Conn
+) -> None:
+    await put_context(saver, "stuck", steps=1)
+    async with await psycopg.AsyncConnection.connect(dsn) as locker:
+        await locker.execute("SELECT 1 FROM threads WHERE thread_id = 'stuck' FOR UPDATE")
+        stuck = asyncio.create_task(_aput(saver, "stuck"))
+        await wait_for_lock_waiters(pg, 1)
+        others = await asyncio.gather(*(put_context(saver, f"t{n:02}", steps=1) for n in range(50)))
+        assert not stuck.done()
+        await locker.rollback()
+    await stuck
+    assert len(others) == 50
+    assert len(await live_threads(pg)) == 51
+
+
+async def test_a_single_connection_works_but_cannot_sweep(dsn: str) -> None:
+    async with await psycopg.AsyncConnection.connect(
+        dsn, autocommit=True, row_factory=dict_row
+    ) as conn:
+        saver = TTLCheckpointer(conn, ttl_seconds=TTL)
+        ids = await put_context(saver, "single")
+        latest = await saver.aget_tuple(config_of("single"))
+        assert latest is not None and latest.config["configurable"]["checkpoint_id"] == ids[-1]
+        assert await saver.context_is_live("single")
+        with pytest.raises(TypeError, match="connection pool"):
+            await saver.sweep()
