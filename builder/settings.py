@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import platformdirs
-from pydantic import Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from builder.errors import ConfigurationError, UnsafeProductionSettings
 
-__all__ = ["OperationKind", "Settings", "get_settings"]
+__all__ = ["OAuthProvider", "OperationKind", "Settings", "get_settings"]
 
 OperationKind = Literal["sandbox", "ai", "db", "dev_server", "install"]
 """The kinds of operation that have their own time budget."""
@@ -35,6 +35,21 @@ def _split_csv(value: Any) -> Any:
     if isinstance(value, str):
         return [part.strip() for part in value.split(",") if part.strip()]
     return value
+
+
+class OAuthProvider(BaseModel):
+    """One OAuth 2 provider users can connect (an entry of ``BUILDER_OAUTH_PROVIDERS``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    client_id: str = Field(min_length=1)
+    client_secret: SecretStr
+    authorize_url: str = Field(pattern=r"^https?://")
+    token_url: str = Field(pattern=r"^https?://")
+    scopes: list[str] = Field(default_factory=list)
+    authorize_params: dict[str, str] = Field(
+        default_factory=dict, description="Extra query parameters of the authorize URL."
+    )
 
 
 class Settings(BaseSettings):
@@ -175,6 +190,29 @@ class Settings(BaseSettings):
     public_url: str | None = Field(
         None, description="Public base URL of the service (OAuth redirect URLs)."
     )
+    secret_key: SecretStr | None = Field(
+        None,
+        description="Key that signs OAuth state; unset = derived from the primary "
+        "encryption key.",
+    )
+    oauth_providers: dict[str, OAuthProvider] = Field(
+        default_factory=dict,
+        description="JSON object: provider name → `client_id`, `client_secret`, "
+        "`authorize_url`, `token_url`, `scopes`.",
+    )
+    oauth_state_seconds: int = Field(
+        600, ge=30, description="Seconds an OAuth authorize link (its signed state) stays valid."
+    )
+    metrics_token: SecretStr | None = Field(
+        None, description="Bearer token `/metrics` requires; unset = `/metrics` is open."
+    )
+    browser_path: str | None = Field(
+        None,
+        description="Chromium executable for screenshots; unset = `chromium`, "
+        "`chromium-browser` or `google-chrome` on PATH.",
+    )
+    timeout_screenshot: float = Field(30, gt=0, description="Seconds one screenshot may take.")
+    screenshots_kept: int = Field(20, ge=1, description="Screenshots kept per project.")
 
     # --- secrets -------------------------------------------------------------------
     encryption_keys: SecretStr | None = Field(
@@ -292,7 +330,14 @@ class Settings(BaseSettings):
     def secret_values(self) -> list[str]:
         """Every configured secret, so logs can mask them wherever they appear."""
         secrets: list[str] = []
-        for value in (self.model_api_key, self.e2b_api_key, self.sentry_dsn):
+        for value in (
+            self.model_api_key,
+            self.e2b_api_key,
+            self.sentry_dsn,
+            self.secret_key,
+            self.metrics_token,
+            *(provider.client_secret for provider in self.oauth_providers.values()),
+        ):
             if value is not None and value.get_secret_value():
                 secrets.append(value.get_secret_value())
         if self.encryption_keys is not None:

@@ -4,20 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Annotated
+from dataclasses import dataclass
+from typing import Annotated, Literal
 
 from pydantic import Field
 
 from builder.errors import NotFound
-from builder.sandbox.base import ProcessInfo
+from builder.sandbox.base import ProcessInfo, Sandbox
+from builder.settings import Settings
 from builder.tools.context import DevServerStatus, ToolContext
 
 __all__ = [
     "DEV_SERVER",
     "NPM_DEV_COMMAND",
     "STATIC_COMMAND",
+    "DevServerLaunch",
+    "command_for",
     "default_command",
     "get_dev_server_status",
+    "launch_dev_server",
     "start_dev_server",
 ]
 
@@ -30,16 +35,22 @@ PROBE = "python3 -c \"import socket; socket.create_connection(('localhost', {por
 """Succeeds when something inside the sandbox accepts connections on the port."""
 POLL_SECONDS = 0.5
 LOG_LINES_ON_FAILURE = 30
+EXIT_DRAIN_SECONDS = 0.2
 
 
-async def default_command(ctx: ToolContext) -> str:
+async def command_for(sandbox: Sandbox) -> str:
     """``npm run dev`` when package.json has a dev script, else a static file server."""
     try:
-        manifest = json.loads(await ctx.sandbox.read_file("package.json"))
+        manifest = json.loads(await sandbox.read_file("package.json"))
     except (NotFound, ValueError):
         return STATIC_COMMAND
     scripts = manifest.get("scripts") if isinstance(manifest, dict) else None
     return NPM_DEV_COMMAND if isinstance(scripts, dict) and "dev" in scripts else STATIC_COMMAND
+
+
+async def default_command(ctx: ToolContext) -> str:
+    """:func:`command_for` the run's sandbox."""
+    return await command_for(ctx.sandbox)
 
 
 def _status(info: ProcessInfo) -> DevServerStatus:
@@ -56,9 +67,57 @@ def _logs(info: ProcessInfo) -> str:
     return "\n".join(info.logs) if info.logs else "(no output)"
 
 
-async def _answers(ctx: ToolContext, port: int) -> bool:
-    result = await ctx.sandbox.exec(PROBE.format(port=port), timeout=5)
+async def _answers(sandbox: Sandbox, port: int) -> bool:
+    result = await sandbox.exec(PROBE.format(port=port), timeout=5)
     return result.ok
+
+
+@dataclass(frozen=True, slots=True)
+class DevServerLaunch:
+    """How starting the dev server went."""
+
+    info: ProcessInfo
+    """The server's state when the wait ended."""
+    outcome: Literal["answering", "exited", "not_answering"]
+    command: str
+    """The command as asked for (``{port}`` not yet replaced)."""
+
+
+async def launch_dev_server(
+    sandbox: Sandbox,
+    *,
+    settings: Settings,
+    command: str | None = None,
+    port: int | None = None,
+) -> DevServerLaunch:
+    """Start (or restart) the dev server and wait until it answers, exits, or time runs out.
+
+    The agent's ``start_dev_server`` tool and the HTTP API both start servers here.
+
+    Args:
+        sandbox: The project's sandbox.
+        settings: ``timeout_dev_server`` bounds the wait.
+        command: The command; default :func:`command_for` the sandbox.
+        port: The port; chosen by the sandbox when None.
+    """
+    chosen = command or await command_for(sandbox)
+    info = await sandbox.start_process(DEV_SERVER, chosen, port=port)
+    loop = asyncio.get_running_loop()
+    # Leave a moment of the dev_server budget to report instead of being cut off.
+    deadline = loop.time() + max(settings.timeout_dev_server - 2, 1)
+    while True:
+        current = await sandbox.process_info(DEV_SERVER, log_lines=LOG_LINES_ON_FAILURE)
+        if current is None or not current.running:
+            # The output reader may still be draining the pipe of a process that just
+            # exited: give it a moment so the report shows why it exited.
+            await asyncio.sleep(EXIT_DRAIN_SECONDS)
+            final = await sandbox.process_info(DEV_SERVER, log_lines=LOG_LINES_ON_FAILURE)
+            return DevServerLaunch(final or current or info, "exited", chosen)
+        if current.port is not None and await _answers(sandbox, current.port):
+            return DevServerLaunch(current, "answering", chosen)
+        if loop.time() >= deadline:
+            return DevServerLaunch(current, "not_answering", chosen)
+        await asyncio.sleep(POLL_SECONDS)
 
 
 async def start_dev_server(
@@ -75,34 +134,24 @@ async def start_dev_server(
             server for plain HTML.
         port: The port to listen on; chosen automatically when omitted.
     """
-    chosen = command or await default_command(ctx)
-    info = await ctx.sandbox.start_process(DEV_SERVER, chosen, port=port)
-    loop = asyncio.get_running_loop()
-    # Leave a moment of the dev_server budget to report instead of being cut off.
-    deadline = loop.time() + max(ctx.settings.timeout_dev_server - 2, 1)
-    while True:
-        current = await ctx.sandbox.process_info(DEV_SERVER, log_lines=LOG_LINES_ON_FAILURE)
-        if current is None or not current.running:
-            final = current or info
-            ctx.effects.dev_server = _status(final)
-            ctx.effects.error(f"dev server `{chosen}` exited with code {final.exit_code}")
-            return (
-                f"The dev server exited with code {final.exit_code} before answering.\n"
-                f"$ {final.command}\n{_logs(final)}"
-            )
-        if current.port is not None and await _answers(ctx, current.port):
-            ctx.effects.dev_server = _status(current)
-            return (
-                f"Dev server running: {current.command}\n"
-                f"Preview: {current.preview_url} (port {current.port})"
-            )
-        if loop.time() >= deadline:
-            ctx.effects.dev_server = _status(current)
-            return (
-                f"The dev server is running but port {current.port} is not answering yet; "
-                f"check again with get_dev_server_status.\n{_logs(current)}"
-            )
-        await asyncio.sleep(POLL_SECONDS)
+    launch = await launch_dev_server(ctx.sandbox, settings=ctx.settings, command=command, port=port)
+    current = launch.info
+    ctx.effects.dev_server = _status(current)
+    if launch.outcome == "exited":
+        ctx.effects.error(f"dev server `{launch.command}` exited with code {current.exit_code}")
+        return (
+            f"The dev server exited with code {current.exit_code} before answering.\n"
+            f"$ {current.command}\n{_logs(current)}"
+        )
+    if launch.outcome == "answering":
+        return (
+            f"Dev server running: {current.command}\n"
+            f"Preview: {current.preview_url} (port {current.port})"
+        )
+    return (
+        f"The dev server is running but port {current.port} is not answering yet; "
+        f"check again with get_dev_server_status.\n{_logs(current)}"
+    )
 
 
 async def get_dev_server_status(

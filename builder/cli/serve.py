@@ -1,0 +1,66 @@
+"""``builder serve``: the HTTP service under uvicorn."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+
+import typer
+
+from builder.cli.app import app, err_console
+from builder.errors import UnsafeProductionSettings
+from builder.log import configure_logging
+from builder.settings import get_settings
+
+_MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def worker_app() -> object:
+    """The app of one uvicorn worker process (``--workers`` > 1), logging configured."""
+    from builder.http.app import create_app
+
+    settings = get_settings()
+    configure_logging(settings, stream=sys.stderr)
+    return create_app(settings)
+
+
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+    port: int = typer.Option(8000, min=1, max=65535, help="Port to listen on."),
+    workers: int = typer.Option(1, min=1, help="Worker processes (each a full service)."),
+    access_log: bool = typer.Option(True, help="Log every request (uvicorn's access log)."),
+) -> None:
+    """Serve the HTTP API (docs/api.md) until interrupted."""
+    import uvicorn
+
+    settings = get_settings()
+    try:
+        settings.validate_for_production()
+    except UnsafeProductionSettings as exc:
+        err_console.print(str(exc), soft_wrap=True)
+        raise typer.Exit(2) from None
+    configure_logging(settings, stream=sys.stderr)
+    options: dict[str, object] = {
+        "host": host,
+        "port": port,
+        "log_config": None,  # our logging: JSON in production, the redactor on every line
+        "access_log": access_log,
+        "proxy_headers": True,
+        "timeout_graceful_shutdown": 30,
+    }
+    if workers == 1:
+        from builder.http.app import create_app
+
+        uvicorn.run(create_app(settings), **options)  # type: ignore[arg-type]
+        return
+    if _MULTIPROC_ENV not in os.environ:
+        # Workers share metrics through files; a fresh directory per server start.
+        os.environ[_MULTIPROC_ENV] = tempfile.mkdtemp(prefix="builder-metrics-")
+    uvicorn.run(
+        "builder.cli.serve:worker_app",
+        factory=True,
+        workers=workers,
+        **options,  # type: ignore[arg-type]
+    )

@@ -1,0 +1,145 @@
+"""The FastAPI application: ``create_app()``.
+
+The middleware stack, outermost first (each is pure ASGI unless noted):
+
+1. :class:`~builder.http.middleware.RequestIdMiddleware`: the request id, bound to
+   every log line, echoed on every response (errors, 413 and 429 included), plus the
+   rate-limit headers;
+2. :class:`~builder.http.middleware.SecurityHeadersMiddleware`;
+3. :class:`~builder.http.metrics.MetricsMiddleware`: count and time by route template
+   and final status;
+4. :class:`~builder.http.errors.UnexpectedErrorMiddleware`: anything unexpected is a
+   500 with the request id, logged and sent to Sentry;
+5. Starlette's ``CORSMiddleware`` (``BUILDER_CORS_ORIGINS``), so even a 401 or 413
+   carries CORS headers a browser can read, and preflights need no key;
+6. :class:`~builder.http.middleware.BodySizeLimitMiddleware`: 413 before the body is
+   read;
+7. :class:`~builder.http.auth.AuthMiddleware`: the caller, or 401;
+
+then the route's dependencies: the rate limit of its group (429), the caller's
+project (404 for anyone else's), and the request model (422). Builder errors raised
+anywhere below are answered by the one mapping in :mod:`builder.http.errors`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+from starlette.middleware.cors import CORSMiddleware
+
+from builder._version import __version__
+from builder.http.auth import AuthMiddleware
+from builder.http.errors import ERROR_RESPONSES, UnexpectedErrorMiddleware, install_error_handlers
+from builder.http.metrics import Metrics, MetricsMiddleware, metrics_router
+from builder.http.middleware import (
+    BodySizeLimitMiddleware,
+    RequestIdMiddleware,
+    SecurityHeadersMiddleware,
+)
+from builder.http.ratelimit import rate_limited
+from builder.http.routes import ROUTERS
+from builder.http.services import Services
+from builder.settings import Settings, get_settings
+
+__all__ = ["create_app"]
+
+_DESCRIPTION = (
+    "Build and edit web sites with an AI agent. Authenticate with "
+    "`Authorization: Bearer <key>` or `x-api-key: <key>`; errors are "
+    '`{"error": {"code", "message", "request_id"}}`. See docs/api.md.'
+)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The HTTP service as an ASGI app.
+
+    Nothing is opened here: the database, Redis, the runs service and the sandbox pool
+    are opened when the app starts (its lifespan) and closed when it stops.
+
+    Args:
+        settings: Defaults to :func:`~builder.settings.get_settings`.
+    """
+    settings = settings or get_settings()
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with Services.open(settings, metrics=metrics) as services:
+            app.state.services = services
+            yield
+
+    app = FastAPI(
+        title="builder",
+        version=__version__,
+        description=_DESCRIPTION,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        debug=False,
+    )
+    install_error_handlers(app)
+    for router in (metrics_router(), *ROUTERS):
+        _add_routes(app, router)
+    _add_openapi_routes(app, settings)
+    # add_middleware wraps what is there: added last = outermost.
+    app.add_middleware(AuthMiddleware, settings=settings)
+    app.add_middleware(BodySizeLimitMiddleware, limit=settings.max_request_bytes)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+        allow_headers=["authorization", "x-api-key", "content-type", "x-request-id"],
+        expose_headers=[
+            "x-request-id",
+            "x-run-id",
+            "retry-after",
+            "x-ratelimit-limit",
+            "x-ratelimit-remaining",
+            "x-ratelimit-reset",
+        ],
+        max_age=600,
+    )
+    app.add_middleware(UnexpectedErrorMiddleware)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.add_middleware(SecurityHeadersMiddleware, hsts=settings.is_production)
+    app.add_middleware(RequestIdMiddleware)
+    return app
+
+
+def _add_routes(app: FastAPI, router: APIRouter) -> None:
+    """Add a router's routes to the app as they are.
+
+    ``APIRouter`` has already given each route its full path, dependencies and
+    documented responses; adding the routes themselves (not ``include_router``) keeps
+    the app's route table flat, so ``scope["route"]`` and ``app.routes`` show every
+    route with its full template (metrics labels, the route-table tests).
+    """
+    app.router.routes.extend(router.routes)
+
+
+def _add_openapi_routes(app: FastAPI, settings: Settings) -> None:
+    """``/openapi.json`` always (public only with docs on); ``/docs`` when docs are on."""
+
+    async def openapi(request: Request) -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    dependencies: list[Any] = [] if settings.serve_docs else [Depends(rate_limited("default"))]
+    app.add_api_route(
+        "/openapi.json",
+        openapi,
+        include_in_schema=False,
+        dependencies=dependencies,
+        responses=ERROR_RESPONSES,
+    )
+    if settings.serve_docs:
+
+        async def docs(request: Request) -> HTMLResponse:
+            return get_swagger_ui_html(openapi_url="/openapi.json", title="builder API")
+
+        app.add_api_route("/docs", docs, include_in_schema=False)

@@ -1,0 +1,120 @@
+"""Authentication: API keys, checked before any route runs.
+
+A request presents its key as ``Authorization: Bearer <key>`` or ``x-api-key: <key>``.
+Keys are ``bld_`` plus 256 random bits; only their SHA-256 is stored, looked up by hash
+and compared in constant time (:func:`builder.persistence.users.authenticate_api_key`).
+
+Every path is protected unless it is in the short public list below, so a new route is
+protected without anyone remembering to protect it:
+
+* ``/api/health`` and ``/api/health/ready`` (load-balancer probes);
+* ``/metrics`` (guarded by ``BUILDER_METRICS_TOKEN`` when set, see
+  :mod:`builder.http.metrics`);
+* ``/api/integrations/{provider}/callback``: the provider sends the user's browser
+  there, which has no API key; the signed, expiring, single-use OAuth state names the
+  user instead (:mod:`builder.http.oauth`);
+* ``/docs`` and ``/openapi.json`` only when docs are served (``BUILDER_DOCS_ENABLED``;
+  off in production by default, and then ``/openapi.json`` needs a key like any route).
+
+A missing key is 401 unless anonymous access is on (development): then the request acts
+as the local user. A wrong or revoked key is 401 in every environment.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from builder.errors import Unauthorized
+from builder.http.errors import builder_error_response
+from builder.http.scope import scope_state
+from builder.persistence.schemas import UserPublic
+from builder.persistence.users import authenticate_api_key, hash_api_key
+from builder.settings import Settings
+
+if TYPE_CHECKING:
+    from builder.http.services import Services
+
+__all__ = ["AuthMiddleware", "Principal", "public_path_patterns"]
+
+_ALWAYS_PUBLIC = (
+    r"/api/health",
+    r"/api/health/ready",
+    r"/metrics",
+    r"/api/integrations/[^/]+/callback",
+)
+_DOCS = (r"/docs", r"/docs/oauth2-redirect", r"/openapi\.json")
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling."""
+
+    user: UserPublic
+    key_hash: str | None
+    """SHA-256 of the API key presented; None for the anonymous local user."""
+
+    @property
+    def rate_key(self) -> str:
+        """What rate limits count against: the API key, or the local user."""
+        if self.key_hash is not None:
+            return f"key:{self.key_hash[:32]}"
+        return f"user:{self.user.id}"
+
+
+def public_path_patterns(settings: Settings) -> list[str]:
+    """Regular expressions of the paths that need no API key."""
+    return [*_ALWAYS_PUBLIC, *(_DOCS if settings.serve_docs else ())]
+
+
+def _presented_key(scope: Scope) -> str | None:
+    bearer: str | None = None
+    header_key: str | None = None
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            scheme, _, credentials = value.decode("latin-1").partition(" ")
+            bearer = credentials.strip() if scheme.lower() == "bearer" else ""
+        elif name == b"x-api-key":
+            header_key = value.decode("latin-1").strip()
+    if bearer is not None and header_key is not None and bearer != header_key:
+        return ""  # two different keys: refuse rather than pick one
+    return bearer if bearer is not None else header_key
+
+
+class AuthMiddleware:
+    """Resolve the caller and store it as ``request.state.principal``, or answer 401.
+
+    Args:
+        app: The wrapped app.
+        settings: Which paths are public and whether anonymous access is on.
+    """
+
+    def __init__(self, app: ASGIApp, *, settings: Settings) -> None:
+        self.app = app
+        self._public = re.compile("^(?:" + "|".join(public_path_patterns(settings)) + ")$")
+        self._anonymous = settings.anonymous_allowed
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or self._public.match(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        services: Services = scope["app"].state.services
+        key = _presented_key(scope)
+        principal: Principal | None = None
+        if key:
+            user = await authenticate_api_key(services.db, key=key)
+            if user is not None:
+                principal = Principal(user=user, key_hash=hash_api_key(key))
+        elif key is None and self._anonymous:
+            principal = Principal(user=services.local_user, key_hash=None)
+        if principal is None:
+            error = Unauthorized(
+                "a valid API key is required" if key is None else "invalid API key"
+            )
+            await builder_error_response(scope, error)(scope, receive, send)
+            return
+        scope_state(scope)["principal"] = principal
+        await self.app(scope, receive, send)

@@ -1,0 +1,31 @@
+"""The API's routes, one module per resource; :data:`ROUTERS` is every one of them."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from builder.http.routes import (
+    chat,
+    devserver,
+    files,
+    health,
+    integrations,
+    messages,
+    projects,
+    prompts,
+    screenshot,
+)
+
+__all__ = ["ROUTERS"]
+
+ROUTERS: tuple[APIRouter, ...] = (
+    health.router,
+    projects.router,
+    messages.router,
+    files.router,
+    chat.router,
+    prompts.router,
+    screenshot.router,
+    integrations.router,
+    devserver.router,
+)

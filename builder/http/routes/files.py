@@ -1,0 +1,135 @@
+"""A project's files: trees and contents of versions, diffs, and restoring a version."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+
+from builder.errors import RunInProgress
+from builder.http.deps import DbDep, OwnedProject, ServicesDep
+from builder.http.errors import ERROR_RESPONSES
+from builder.http.ratelimit import rate_limited
+from builder.http.schemas import FileContent, FileTree, FileTreeEntry, RestoreBody, RestoreResult
+from builder.persistence.database import Database
+from builder.persistence.files import diff_snapshots, restore_snapshot
+from builder.persistence.schemas import Page, SnapshotDiff, SnapshotPublic
+from builder.persistence.snapshots import (
+    get_snapshot,
+    list_snapshots,
+    read_file,
+    save_snapshot,
+    tree,
+)
+
+router = APIRouter(
+    prefix="/api/projects/{project_id}",
+    tags=["files"],
+    dependencies=[Depends(rate_limited("default"))],
+    responses=ERROR_RESPONSES,
+)
+
+_MAX_VERSION = 2_147_483_647
+Version = Annotated[
+    int | None, Query(ge=1, le=_MAX_VERSION, description="A version; the latest when omitted.")
+]
+
+
+async def _resolved(db: Database, project_id: uuid.UUID, version: int | None) -> int:
+    if version is not None:
+        return version
+    page = await list_snapshots(db, project_id=project_id, limit=1)
+    return page.items[0].version if page.items else 0
+
+
+@router.get("/files", response_model=FileTree)
+async def file_tree(project: OwnedProject, db: DbDep, version: Version = None) -> FileTree:
+    """Every file of a version, sorted by path."""
+    files = await tree(db, project_id=project.id, version=version)
+    return FileTree(
+        version=await _resolved(db, project.id, version),
+        files=[FileTreeEntry(path=p, sha256=e.sha256, size=e.size) for p, e in files.items()],
+    )
+
+
+@router.get("/files/{file_path:path}", response_model=FileContent)
+async def file_content(
+    project: OwnedProject, file_path: str, db: DbDep, version: Version = None
+) -> FileContent:
+    """One file of a version: text as UTF-8, anything else base64-encoded."""
+    data = await read_file(db, project_id=project.id, path=file_path, version=version)
+    try:
+        content, encoding = data.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        content, encoding = base64.b64encode(data).decode("ascii"), "base64"
+    return FileContent(
+        path=file_path.strip("/"),
+        version=await _resolved(db, project.id, version),
+        size=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+        encoding=encoding,
+        content=content,
+    )
+
+
+@router.get("/snapshots", response_model=Page[SnapshotPublic])
+async def snapshots(
+    project: OwnedProject,
+    db: DbDep,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+) -> object:
+    """The project's versions, newest first."""
+    return await list_snapshots(db, project_id=project.id, limit=limit, cursor=cursor)
+
+
+@router.get("/snapshots/diff", response_model=SnapshotDiff)
+async def diff(
+    project: OwnedProject,
+    db: DbDep,
+    from_version: Annotated[int, Query(ge=0, le=_MAX_VERSION, description="0 = empty.")],
+    to_version: Annotated[int, Query(ge=1, le=_MAX_VERSION)],
+) -> SnapshotDiff:
+    """What changed from one version to another, with a unified diff of text files."""
+    return await diff_snapshots(
+        db, project_id=project.id, from_version=from_version, to_version=to_version
+    )
+
+
+@router.post("/restore", response_model=RestoreResult)
+async def restore(project: OwnedProject, body: RestoreBody, services: ServicesDep) -> RestoreResult:
+    """Make a version current again: saved as a new version and written to the sandbox.
+
+    409 while a run is in progress on the project.
+    """
+    db = services.db
+    async with services.runs.locks.try_hold(f"run:{project.id}") as held:
+        if not held:
+            raise RunInProgress(project.id)
+        await get_snapshot(db, project_id=project.id, version=body.version)
+        wanted = await tree(db, project_id=project.id, version=body.version)
+        latest = await tree(db, project_id=project.id)
+        changes: dict[str, bytes | None] = {path: None for path in latest if path not in wanted}
+        for path, entry in wanted.items():
+            if latest.get(path) != entry:
+                changes[path] = await read_file(
+                    db, project_id=project.id, path=path, version=body.version
+                )
+        saved = None
+        if changes:
+            saved = await save_snapshot(
+                db,
+                project_id=project.id,
+                changes=changes,
+                summary=f"restored version {body.version}",
+            )
+        async with services.pool.lease(str(project.id)) as sandbox:
+            await restore_snapshot(db, project_id=project.id, sandbox=sandbox, version=body.version)
+    return RestoreResult(
+        restored_version=body.version,
+        new_version=saved.version if saved is not None else None,
+        files=len(wanted),
+    )

@@ -1,0 +1,83 @@
+"""Projects: list (starred first), create, read, update, delete, star."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Response
+
+from builder.errors import RunInProgress
+from builder.http.deps import CurrentUser, DbDep, OwnedProject, ServicesDep
+from builder.http.errors import ERROR_RESPONSES
+from builder.http.ratelimit import rate_limited
+from builder.http.schemas import ProjectCreateBody, ProjectUpdateBody
+from builder.persistence.projects import (
+    create_project,
+    delete_project,
+    list_projects,
+    set_starred,
+    update_project,
+)
+from builder.persistence.schemas import Page, ProjectPublic, ProjectSummary, ProjectUpdate
+
+router = APIRouter(
+    prefix="/api/projects",
+    tags=["projects"],
+    dependencies=[Depends(rate_limited("default"))],
+    responses=ERROR_RESPONSES,
+)
+
+Limit = Annotated[int, Query(ge=1, le=200, description="Most items on the page.")]
+Cursor = Annotated[
+    str | None, Query(max_length=512, description="`next_cursor` of the previous page.")
+]
+
+
+@router.get("", response_model=Page[ProjectSummary])
+async def list_(user: CurrentUser, db: DbDep, limit: Limit = 50, cursor: Cursor = None) -> object:
+    """The caller's projects, starred first, then the most recently updated."""
+    return await list_projects(db, user_id=user.id, limit=limit, cursor=cursor)
+
+
+@router.post("", status_code=201, response_model=ProjectPublic)
+async def create(body: ProjectCreateBody, user: CurrentUser, db: DbDep) -> ProjectPublic:
+    """Create a project."""
+    return await create_project(db, user_id=user.id, name=body.name, description=body.description)
+
+
+@router.get("/{project_id}", response_model=ProjectPublic)
+async def read(project: OwnedProject) -> ProjectPublic:
+    """One project."""
+    return project
+
+
+@router.patch("/{project_id}", response_model=ProjectPublic)
+async def update(
+    project: OwnedProject, body: ProjectUpdateBody, user: CurrentUser, db: DbDep
+) -> ProjectPublic:
+    """Change a project's name or description."""
+    changes = ProjectUpdate(**body.model_dump(exclude_unset=True))
+    return await update_project(db, user_id=user.id, project_id=project.id, changes=changes)
+
+
+@router.delete("/{project_id}", status_code=204)
+async def delete(project: OwnedProject, user: CurrentUser, services: ServicesDep) -> Response:
+    """Delete a project with its messages and versions (409 while a run is in progress)."""
+    async with services.runs.locks.try_hold(f"run:{project.id}") as held:
+        if not held:
+            raise RunInProgress(project.id)
+        await delete_project(services.db, user_id=user.id, project_id=project.id)
+    services.pool.invalidate(str(project.id))
+    return Response(status_code=204)
+
+
+@router.put("/{project_id}/star", response_model=ProjectPublic)
+async def star(project: OwnedProject, user: CurrentUser, db: DbDep) -> ProjectPublic:
+    """Star a project (starred projects are listed first)."""
+    return await set_starred(db, user_id=user.id, project_id=project.id, starred=True)
+
+
+@router.delete("/{project_id}/star", response_model=ProjectPublic)
+async def unstar(project: OwnedProject, user: CurrentUser, db: DbDep) -> ProjectPublic:
+    """Unstar a project."""
+    return await set_starred(db, user_id=user.id, project_id=project.id, starred=False)

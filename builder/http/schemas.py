@@ -1,0 +1,204 @@
+"""What the HTTP API accepts and answers, beyond the persistence schemas it reuses.
+
+Every request body forbids unknown fields, and none has a field for ids, owners,
+timestamps or server-managed state (sandbox ids, preview URLs): those cannot be set by
+a caller, however the JSON is crafted.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from builder.models.prompts import PROMPT_INPUT_MAX_CHARS
+
+__all__ = [
+    "ChatBody",
+    "ChatResult",
+    "Check",
+    "ClearedMessages",
+    "ConnectResult",
+    "DevServer",
+    "FileContent",
+    "FileTree",
+    "FileTreeEntry",
+    "GeneratedTitle",
+    "Health",
+    "ImprovedPrompt",
+    "MessageAppendBody",
+    "ProjectCreateBody",
+    "ProjectUpdateBody",
+    "PromptBody",
+    "Readiness",
+    "RestoreBody",
+    "RestoreResult",
+]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ProjectCreateBody(_Body):
+    """A new project."""
+
+    name: str = Field(min_length=1, max_length=200)
+    description: str = Field(default="", max_length=10_000)
+
+
+class ProjectUpdateBody(_Body):
+    """Fields to change; those left out stay as they are."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    description: str | None = Field(default=None, max_length=10_000)
+
+
+class MessageAppendBody(_Body):
+    """A message to add to the conversation (the agent's own are added by chat)."""
+
+    role: Literal["user", "assistant"]
+    content: str = Field(default="", max_length=100_000)
+    parts: list[dict[str, Any]] = Field(default_factory=list, max_length=200)
+
+
+class ClearedMessages(BaseModel):
+    """How many messages were deleted."""
+
+    deleted: int
+
+
+class FileTreeEntry(BaseModel):
+    """A file of a version."""
+
+    path: str
+    sha256: str
+    size: int
+
+
+class FileTree(BaseModel):
+    """Every file of a version (0 when the project has none yet)."""
+
+    version: int
+    files: list[FileTreeEntry]
+
+
+class FileContent(BaseModel):
+    """One file of a version: UTF-8 text as is, anything else base64-encoded."""
+
+    path: str
+    version: int
+    size: int
+    sha256: str
+    encoding: Literal["utf-8", "base64"]
+    content: str
+
+
+class RestoreBody(_Body):
+    """Which version to make current again."""
+
+    version: int = Field(ge=1, le=2_147_483_647)
+
+
+class RestoreResult(BaseModel):
+    """The sandbox now holds ``restored_version``; it was saved as ``new_version``."""
+
+    restored_version: int
+    new_version: int | None
+    """None when the version restored already was the latest."""
+    files: int
+
+
+class ChatBody(_Body):
+    """One user turn."""
+
+    prompt: str = Field(min_length=1, max_length=20_000)
+    multitask: Literal["reject", "enqueue"] = Field(
+        default="reject",
+        description="`reject`: 409 while another run is in progress on the project; "
+        "`enqueue`: wait for it, then run.",
+    )
+
+
+class ChatResult(BaseModel):
+    """How a run ended (the same fields as the ``run_finished`` event)."""
+
+    run_id: str
+    project_id: uuid.UUID
+    status: Literal["pending", "running", "success", "error", "cancelled", "interrupted"]
+    stop_reason: str | None
+    reply: str
+    files_created: list[str]
+    files_changed: list[str]
+    files_deleted: list[str]
+    input_tokens: int
+    output_tokens: int
+    total_tokens: int
+    steps: int
+    preview_url: str | None
+    snapshot_version: int | None
+    error: str | None
+    error_code: str | None
+
+
+class PromptBody(_Body):
+    """Text for a prompt helper."""
+
+    prompt: str = Field(min_length=1, max_length=PROMPT_INPUT_MAX_CHARS)
+
+
+class ImprovedPrompt(BaseModel):
+    """A clearer version of the request."""
+
+    prompt: str
+
+
+class GeneratedTitle(BaseModel):
+    """A short project title."""
+
+    title: str
+
+
+class Health(BaseModel):
+    """The process is up."""
+
+    status: Literal["ok"]
+    version: str
+    uptime_seconds: float
+
+
+class Check(BaseModel):
+    """One readiness check."""
+
+    ok: bool
+    detail: str
+
+
+class Readiness(BaseModel):
+    """Whether this process can serve requests, check by check."""
+
+    status: Literal["ready", "unavailable"]
+    checks: dict[str, Check]
+
+
+class DevServer(BaseModel):
+    """The project's dev server."""
+
+    running: bool
+    command: str | None
+    port: int | None
+    preview_url: str | None
+    exit_code: int | None
+    started_at: datetime | None
+    logs: list[str]
+    answering: bool | None = None
+    """After a start: whether the server answered on its port in time."""
+
+
+class ConnectResult(BaseModel):
+    """Where to send the user to grant access."""
+
+    authorize_url: str
+    expires_at: datetime

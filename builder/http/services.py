@@ -1,0 +1,194 @@
+"""What the HTTP service holds while it runs, opened at start and closed at shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from builder.crypto import Keyring
+from builder.errors import ConfigurationError
+from builder.http.metrics import Metrics
+from builder.http.oauth import StateSigner, state_secret
+from builder.http.ratelimit import RateLimiter
+from builder.http.screenshot import Screenshotter
+from builder.http.sentry import init_sentry
+from builder.log import get_logger
+from builder.models.factory import load_chat_model
+from builder.persistence.database import Database
+from builder.persistence.migrations import current_revision, head_revision, upgrade_database
+from builder.persistence.models import api_keys
+from builder.persistence.schemas import UserPublic
+from builder.persistence.users import get_or_create_user
+from builder.runs.service import RunHandle, RunService
+from builder.sandbox.pool import SandboxPool
+from builder.settings import Settings
+
+__all__ = ["LOCAL_USER", "Services"]
+
+LOCAL_USER = "local"
+"""The user requests without an API key act as, when anonymous access is on."""
+
+_log = get_logger("builder.http")
+
+
+@dataclass
+class Services:
+    """Everything routes use, one instance per process (``app.state.services``)."""
+
+    settings: Settings
+    db: Database
+    runs: RunService
+    limiter: RateLimiter
+    metrics: Metrics
+    screenshotter: Screenshotter
+    signer: StateSigner
+    helper_model: BaseChatModel
+    keyring: Keyring | None = None
+    redis: Redis | None = None
+    local_user_or_none: UserPublic | None = None
+    started_at: float = field(default_factory=time.monotonic)
+    _observers: set[asyncio.Task[Any]] = field(default_factory=set)
+
+    @property
+    def pool(self) -> SandboxPool:
+        """The live sandboxes of this process (shared with the runs service)."""
+        return self.runs.pool
+
+    @property
+    def local_user(self) -> UserPublic:
+        """The anonymous local user (only when anonymous access is on)."""
+        assert self.local_user_or_none is not None, "anonymous access is off"
+        return self.local_user_or_none
+
+    def require_keyring(self) -> Keyring:
+        """The encryption keyring.
+
+        Raises:
+            ConfigurationError: ``BUILDER_ENCRYPTION_KEYS`` is not set.
+        """
+        if self.keyring is None:
+            raise ConfigurationError("BUILDER_ENCRYPTION_KEYS is not set")
+        return self.keyring
+
+    def observe(self, handle: RunHandle) -> None:
+        """Follow a run for the metrics, whether or not anyone streams it."""
+        task = asyncio.create_task(self.metrics.observe_run(handle))
+        self._observers.add(task)
+        task.add_done_callback(self._observers.discard)
+
+    @classmethod
+    @asynccontextmanager
+    async def open(cls, settings: Settings, *, metrics: Metrics) -> AsyncIterator[Services]:
+        """Check the settings and the database, open every service, close them on exit.
+
+        Raises:
+            UnsafeProductionSettings: Production with unsafe settings.
+            ConfigurationError: Production with a database that is not migrated, or no
+                model configured.
+            DependencyUnavailable: PostgreSQL cannot be reached.
+        """
+        settings.validate_for_production()
+        init_sentry(settings)
+        async with AsyncExitStack() as stack:
+            db = Database.from_settings(settings)
+            stack.push_async_callback(db.dispose)
+            await _check_schema(db, settings)
+            helper_model = load_chat_model(settings=settings, temperature=0)
+            runs = await stack.enter_async_context(RunService.open(settings, db=db))
+            limiter = RateLimiter(settings)
+            stack.push_async_callback(limiter.aclose)
+            redis = None
+            if settings.redis_url is not None:
+                redis = Redis.from_url(
+                    settings.redis_url,
+                    socket_timeout=settings.redis_timeout,
+                    socket_connect_timeout=settings.redis_timeout,
+                    retry=Retry(NoBackoff(), 0),
+                )
+                stack.push_async_callback(redis.aclose)
+            secret = state_secret(settings)
+            if secret is None:
+                _log.warning(
+                    "http.ephemeral_secret",
+                    detail="neither BUILDER_SECRET_KEY nor BUILDER_ENCRYPTION_KEYS is set: "
+                    "OAuth links only work on this process until it restarts",
+                )
+                secret = secrets.token_bytes(32)
+            screenshotter = Screenshotter(settings)
+            stack.push_async_callback(screenshotter.aclose)
+            services = cls(
+                settings=settings,
+                db=db,
+                runs=runs,
+                limiter=limiter,
+                metrics=metrics,
+                screenshotter=screenshotter,
+                signer=StateSigner(
+                    secret,
+                    lifetime=settings.oauth_state_seconds,
+                    redis=redis,
+                    nonce_prefix=f"{settings.redis_key_prefix}oauth:nonce:",
+                ),
+                helper_model=helper_model,
+                keyring=Keyring.from_settings(settings) if settings.encryption_keys else None,
+                redis=redis,
+            )
+            stack.push_async_callback(services._stop_observers)
+            await _announce_access(services)
+            yield services
+
+    async def _stop_observers(self) -> None:
+        for task in list(self._observers):
+            task.cancel()
+        await asyncio.gather(*self._observers, return_exceptions=True)
+
+
+async def _check_schema(db: Database, settings: Settings) -> None:
+    """Production needs a migrated database; development migrates it."""
+    current = await current_revision(db)
+    head = head_revision()
+    if current == head:
+        return
+    if settings.is_production:
+        raise ConfigurationError(
+            f"the database is at revision {current or 'none'}, not {head}: API keys cannot "
+            "be checked; run `builder db upgrade` before starting the server"
+        )
+    _log.info("http.migrating", current=current, head=head)
+    await upgrade_database(db)
+
+
+async def _announce_access(services: Services) -> None:
+    settings = services.settings
+    if settings.anonymous_allowed:
+        services.local_user_or_none = await get_or_create_user(services.db, name=LOCAL_USER)
+        _log.warning(
+            "http.anonymous_access",
+            detail=f"requests without an API key act as the user {LOCAL_USER!r}; "
+            "set BUILDER_ALLOW_ANONYMOUS=false or BUILDER_ENVIRONMENT=production to require keys",
+        )
+
+    async def active_keys(session: AsyncSession) -> int:
+        statement = (
+            select(func.count()).select_from(api_keys).where(api_keys.c.revoked_at.is_(None))
+        )
+        return int((await session.execute(statement)).scalar_one())
+
+    if await services.db.run(active_keys) == 0 and not settings.anonymous_allowed:
+        _log.warning(
+            "http.no_api_keys",
+            detail="no active API key exists: every request will be refused until one is "
+            "created with `builder keys create --user NAME`",
+        )
