@@ -350,10 +350,13 @@ class TTLCheckpointer(AsyncPostgresSaver):
         if not isinstance(self.conn, AsyncConnectionPool):
             raise TypeError("hold_context and sweep need a connection pool, not one connection")
         conninfo = await _resolved(self.conn.conninfo)
-        kwargs = await _resolved(self.conn.kwargs) or {}
-        return await AsyncConnection.connect(
-            conninfo, **{**kwargs, "autocommit": True, "row_factory": dict_row}
-        )
+        kwargs = {
+            "connect_timeout": max(1, round(self.conn.timeout)),  # as the pool connects
+            **(await _resolved(self.conn.kwargs) or {}),
+            "autocommit": True,
+            "row_factory": dict_row,
+        }
+        return await AsyncConnection.connect(conninfo, **kwargs)
 
     @asynccontextmanager
     async def _cursor(self, *, pipeline: bool = False) -> AsyncIterator[AsyncCursor[DictRow]]:
