@@ -587,7 +587,7 @@ async def test_operations_do_not_wait_for_the_single_connection_lock(
     # The parent class serialises every operation on ``lock``; a plain saver on the same
     # pool shows what holding it does.
     plain = AsyncPostgresSaver(saver.conn)
-    async with saver.lock, plain.lock:
+    async with asyncio.timeout(60), saver.lock, plain.lock:  # fails rather than hangs
         waiting = asyncio.create_task(plain.aget_tuple(config_of("t00")))
         ids = await asyncio.gather(*(put_context(saver, t, steps=2) for t in threads))
         latest = await asyncio.gather(*(saver.aget_tuple(config_of(t)) for t in threads))
@@ -611,7 +611,10 @@ async def test_a_blocked_operation_does_not_stall_the_others(
         await locker.execute("SELECT 1 FROM threads WHERE thread_id = 'stuck' FOR UPDATE")
         stuck = asyncio.create_task(_aput(saver, "stuck"))
         await wait_for_lock_waiters(pg, 1)
-        others = await asyncio.gather(*(put_context(saver, f"t{n:02}", steps=1) for n in range(50)))
+        async with asyncio.timeout(60):  # fails rather than hangs
+            others = await asyncio.gather(
+                *(put_context(saver, f"t{n:02}", steps=1) for n in range(50))
+            )
         assert not stuck.done()
         await locker.rollback()
     await stuck
