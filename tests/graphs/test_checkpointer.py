@@ -8,6 +8,7 @@ the TTL because both are computed from one ``now()``).
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -315,8 +316,13 @@ async def test_sweep_works_through_more_expired_threads_than_one_batch(
 
 
 # --- several sweepers at once --------------------------------------------------------------
+@pytest.mark.slow
 async def test_sweepers_in_separate_processes_split_the_work(
-    saver: TTLCheckpointer, pg: Conn, migrated_db_url: str, monkeypatch: pytest.MonkeyPatch
+    saver: TTLCheckpointer,
+    pg: Conn,
+    dsn: str,
+    migrated_db_url: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     threads = [f"t{n:03}" for n in range(240)]
     await asyncio.gather(*(put_context(saver, t, steps=1) for t in threads))
@@ -324,36 +330,34 @@ async def test_sweepers_in_separate_processes_split_the_work(
     await expire(pg, *threads)
     monkeypatch.setenv("BUILDER_DATABASE_URL", migrated_db_url)
 
-    sweepers = [
-        await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "builder",
-            "sweep",
-            "--json",
-            "--batch-size",
-            "3",
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        for _ in range(4)
-    ]
-    outputs = [await process.communicate() for process in sweepers]
+    async with await psycopg.AsyncConnection.connect(dsn) as gate:
+        # Every sweeper's first batch waits on this lock, so all four start together.
+        await gate.execute("LOCK TABLE threads IN EXCLUSIVE MODE")
+        sweepers = [
+            await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "builder",
+                "sweep",
+                "--json",
+                "--batch-size",
+                "3",
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+            for _ in range(4)
+        ]
+        await wait_for_lock_waiters(pg, 4)
+        await gate.rollback()
+    outputs = await asyncio.gather(*(process.communicate() for process in sweepers))
 
     assert [p.returncode for p in sweepers] == [0] * 4, [err for _, err in outputs]
-    reports = [SweepResult(**_json(out)) for out, _ in outputs]
+    reports = [SweepResult(**json.loads(out)) for out, _ in outputs]
     swept = [t for report in reports for t in report.expired]
     assert sorted(swept) == threads  # everything, and nothing twice
     assert all(report.evicted == [] for report in reports)
     assert await live_threads(pg) == {"fresh"}
     print(f"\nwork split between 4 sweeper processes: {[len(r.expired) for r in reports]}")
-
-
-def _json(output: bytes) -> dict[str, Any]:
-    import json
-
-    data: dict[str, Any] = json.loads(output)
-    return data
 
 
 @pytest.mark.parametrize("guarded", [True, False], ids=["skip-locked", "guard-removed"])
