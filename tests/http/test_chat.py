@@ -1,0 +1,96 @@
+"""Chat over HTTP: events as SSE, the awaited result, one run per project at a time."""
+
+from __future__ import annotations
+
+import time
+
+from builder.runs.events import EVENT_TYPES
+from tests.http.server import ServerProcess
+from tests.http.sse import read_events
+
+
+def test_a_turn_streams_every_event_in_order(dev_server: ServerProcess) -> None:
+    with dev_server.client(dev_server.new_key("chat-sse")) as client:
+        pid = client.post("/api/projects", json={"name": "c"}).json()["id"]
+        with client.stream("POST", f"/api/projects/{pid}/chat", json={"prompt": "a bakery"}) as r:
+            assert r.status_code == 200
+            assert r.headers["content-type"].startswith("text/event-stream")
+            run_id = r.headers["x-run-id"]
+            events = list(read_events(r))
+    assert [e.id for e in events] == [str(i) for i in range(len(events))]
+    assert all(e.event == e.data["type"] and e.event in EVENT_TYPES for e in events)
+    assert events[0].event == "run_started" and events[0].data["run_id"] == run_id
+    finished = events[-1]
+    assert finished.event == "run_finished"
+    assert (finished.data["status"], finished.data["project_id"]) == ("success", pid)
+    assert {"tool_start", "tool_end", "file_changed", "snapshot"} <= {e.event for e in events}
+    tool_end = next(e for e in events if e.event == "tool_end")
+    assert {"tool", "ok", "duration_ms"} <= set(tool_end.data)
+
+
+def test_the_awaited_variant_answers_with_the_result(dev_server: ServerProcess) -> None:
+    with dev_server.client(dev_server.new_key("chat-wait")) as client:
+        pid = client.post("/api/projects", json={"name": "c"}).json()["id"]
+        result = client.post(f"/api/projects/{pid}/chat/wait", json={"prompt": "a bakery"}).json()
+        assert result["status"] == "success" and result["project_id"] == pid
+        assert "index.html" in result["files_created"]
+        assert result["snapshot_version"] >= 1
+        messages = client.get(f"/api/projects/{pid}/messages").json()["items"]
+        assert [m["role"] for m in messages] == ["user", "assistant"]
+
+
+def test_a_second_chat_on_a_busy_project_is_refused_or_queued(dev_server: ServerProcess) -> None:
+    with dev_server.client(dev_server.new_key("chat-busy")) as client:
+        pid = client.post("/api/projects", json={"name": "c"}).json()["id"]
+        with client.stream("POST", f"/api/projects/{pid}/chat", json={"prompt": "one"}) as first:
+            assert first.status_code == 200
+            refused = client.post(f"/api/projects/{pid}/chat", json={"prompt": "two"})
+            assert refused.status_code == 409
+            assert refused.json()["error"]["code"] == "run_in_progress"
+            with client.stream(
+                "POST",
+                f"/api/projects/{pid}/chat",
+                json={"prompt": "three", "multitask": "enqueue"},
+            ) as queued:
+                assert queued.status_code == 200
+                queued_events = list(read_events(queued))
+            first_events = list(read_events(first))
+        assert first_events[-1].data["status"] == "success"
+        assert queued_events[-1].data["status"] == "success"
+        # The queued run started only after the first one finished.
+        assert queued_events[0].data["at"] >= first_events[-1].data["at"]
+        contents = [
+            m["content"]
+            for m in client.get(f"/api/projects/{pid}/messages").json()["items"]
+            if m["role"] == "user"
+        ]
+        assert contents == ["one", "three"]
+
+
+def test_a_client_that_disconnects_does_not_stop_the_run(dev_server: ServerProcess) -> None:
+    with dev_server.client(dev_server.new_key("chat-gone")) as client:
+        pid = client.post("/api/projects", json={"name": "c"}).json()["id"]
+        with client.stream("POST", f"/api/projects/{pid}/chat", json={"prompt": "go"}) as r:
+            first = next(read_events(r))
+            assert first.event == "run_started"
+        # The stream is closed; the run goes on and persists its reply.
+        for _ in range(300):
+            roles = [m["role"] for m in client.get(f"/api/projects/{pid}/messages").json()["items"]]
+            if "assistant" in roles:
+                break
+            time.sleep(0.1)
+        assert roles == ["user", "assistant"]
+        assert client.get(f"/api/projects/{pid}/files").json()["version"] >= 1
+
+
+def test_an_empty_prompt_or_unknown_field_is_refused(dev_server: ServerProcess) -> None:
+    with dev_server.client(dev_server.new_key("chat-bad")) as client:
+        pid = client.post("/api/projects", json={"name": "c"}).json()["id"]
+        for body in (
+            {"prompt": ""},
+            {"prompt": "x", "run_id": "mine"},
+            {"prompt": "x", "multitask": "fork"},
+        ):
+            assert client.post(f"/api/projects/{pid}/chat", json=body).status_code == 422
+        blank = client.post(f"/api/projects/{pid}/chat/wait", json={"prompt": "   "})
+        assert blank.status_code == 422 and blank.json()["error"]["code"] == "invalid_input"

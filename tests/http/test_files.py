@@ -1,0 +1,79 @@
+"""Files over HTTP: trees and contents of versions, diffs, restoring a version."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+
+from builder.persistence.database import Database
+from builder.persistence.snapshots import save_snapshot
+from tests.http.server import ServerProcess
+
+
+def _versions(server: ServerProcess, project_id: str) -> None:
+    pid = uuid.UUID(project_id)
+
+    async def work(db: Database) -> None:
+        await save_snapshot(
+            db, project_id=pid, changes={"index.html": b"<h1>v1</h1>\n", "logo.png": b"\x89PNG\0"}
+        )
+        await save_snapshot(
+            db, project_id=pid, changes={"index.html": b"<h1>v2</h1>\n", "about.html": b"a\n"}
+        )
+
+    server.run(work)
+
+
+def test_tree_content_snapshots_and_diff(dev_server: ServerProcess) -> None:
+    with dev_server.client(dev_server.new_key("files")) as client:
+        pid = client.post("/api/projects", json={"name": "f"}).json()["id"]
+        empty = client.get(f"/api/projects/{pid}/files").json()
+        assert empty == {"version": 0, "files": []}
+        _versions(dev_server, pid)
+        latest = client.get(f"/api/projects/{pid}/files").json()
+        assert latest["version"] == 2
+        assert [f["path"] for f in latest["files"]] == ["about.html", "index.html", "logo.png"]
+        first = client.get(f"/api/projects/{pid}/files", params={"version": 1}).json()
+        assert [f["path"] for f in first["files"]] == ["index.html", "logo.png"]
+        text = client.get(f"/api/projects/{pid}/files/index.html", params={"version": 1}).json()
+        assert (text["encoding"], text["content"], text["version"]) == ("utf-8", "<h1>v1</h1>\n", 1)
+        binary = client.get(f"/api/projects/{pid}/files/logo.png").json()
+        assert binary["encoding"] == "base64"
+        assert base64.b64decode(binary["content"]) == b"\x89PNG\0"
+        missing = client.get(f"/api/projects/{pid}/files/nope.txt")
+        assert missing.status_code == 404
+        escape = client.get(f"/api/projects/{pid}/files/..%2F..%2Fetc%2Fpasswd")
+        assert escape.status_code in (404, 422)
+        versions = client.get(f"/api/projects/{pid}/snapshots").json()["items"]
+        assert [v["version"] for v in versions] == [2, 1]
+        diff = client.get(
+            f"/api/projects/{pid}/snapshots/diff", params={"from_version": 1, "to_version": 2}
+        ).json()
+        assert (diff["added"], diff["removed"], diff["modified"]) == (
+            ["about.html"],
+            [],
+            ["index.html"],
+        )
+        assert "-<h1>v1</h1>\n+<h1>v2</h1>" in diff["patch"]
+        gone = client.get(f"/api/projects/{pid}/files", params={"version": 9})
+        assert gone.status_code == 404
+
+
+def test_restore_saves_the_old_version_as_the_newest_and_writes_the_sandbox(
+    dev_server: ServerProcess,
+) -> None:
+    with dev_server.client(dev_server.new_key("restore")) as client:
+        pid = client.post("/api/projects", json={"name": "r"}).json()["id"]
+        _versions(dev_server, pid)
+        restored = client.post(f"/api/projects/{pid}/restore", json={"version": 1})
+        assert restored.json() == {"restored_version": 1, "new_version": 3, "files": 2}
+        latest = client.get(f"/api/projects/{pid}/files").json()
+        assert [f["path"] for f in latest["files"]] == ["index.html", "logo.png"]
+        content = client.get(f"/api/projects/{pid}/files/index.html").json()["content"]
+        assert content == "<h1>v1</h1>\n"
+        again = client.post(f"/api/projects/{pid}/restore", json={"version": 3}).json()
+        assert again["new_version"] is None
+        assert client.post(f"/api/projects/{pid}/restore", json={"version": 7}).status_code == 404
+    workspace = dev_server.data_dir / "workspaces" / pid
+    assert sorted(p.name for p in workspace.iterdir()) == ["index.html", "logo.png"]
+    assert (workspace / "index.html").read_text() == "<h1>v1</h1>\n"

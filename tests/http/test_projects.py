@@ -1,0 +1,60 @@
+"""Projects over HTTP: create, list (starred first, paged), read, update, star, delete."""
+
+from __future__ import annotations
+
+from tests.http.server import ServerProcess
+
+
+def test_create_read_update_and_delete(dev_server: ServerProcess) -> None:
+    with dev_server.client(dev_server.new_key("projects-crud")) as client:
+        made = client.post("/api/projects", json={"name": "Bakery", "description": "bread"})
+        assert made.status_code == 201
+        project = made.json()
+        assert (project["name"], project["description"], project["starred"]) == (
+            "Bakery",
+            "bread",
+            False,
+        )
+        pid = project["id"]
+        assert client.get(f"/api/projects/{pid}").json() == project
+        changed = client.patch(f"/api/projects/{pid}", json={"name": "Bakery 2"}).json()
+        assert (changed["name"], changed["description"]) == ("Bakery 2", "bread")
+        assert client.delete(f"/api/projects/{pid}").status_code == 204
+        gone = client.get(f"/api/projects/{pid}")
+        assert gone.status_code == 404 and gone.json()["error"]["code"] == "not_found"
+
+
+def test_callers_cannot_set_ids_owners_or_server_fields(dev_server: ServerProcess) -> None:
+    with dev_server.client(dev_server.new_key("projects-mass")) as client:
+        pid = client.post("/api/projects", json={"name": "p"}).json()["id"]
+        for body in (
+            {"name": "p", "user_id": "00000000-0000-0000-0000-000000000000"},
+            {"name": "p", "id": pid},
+            {"name": "p", "starred": True},
+            {"name": "p", "created_at": "2020-01-01T00:00:00Z"},
+        ):
+            refused = client.post("/api/projects", json=body)
+            assert refused.status_code == 422, body
+            assert refused.json()["error"]["code"] == "validation_error"
+        for body in ({"sandbox_url": "http://evil"}, {"sandbox_id": "x"}, {"dependencies": {}}):
+            assert client.patch(f"/api/projects/{pid}", json=body).status_code == 422
+
+
+def test_listing_pages_with_starred_first(dev_server: ServerProcess) -> None:
+    with dev_server.client(dev_server.new_key("projects-list")) as client:
+        ids = [client.post("/api/projects", json={"name": f"p{i}"}).json()["id"] for i in range(5)]
+        starred = client.put(f"/api/projects/{ids[0]}/star").json()
+        assert starred["starred"] is True
+        first = client.get("/api/projects", params={"limit": 2}).json()
+        second = client.get(
+            "/api/projects", params={"limit": 2, "cursor": first["next_cursor"]}
+        ).json()
+        third = client.get(
+            "/api/projects", params={"limit": 2, "cursor": second["next_cursor"]}
+        ).json()
+        names = [p["name"] for page in (first, second, third) for p in page["items"]]
+        assert names == ["p0", "p4", "p3", "p2", "p1"]
+        assert third["next_cursor"] is None
+        assert client.delete(f"/api/projects/{ids[0]}/star").json()["starred"] is False
+        bad = client.get("/api/projects", params={"cursor": "garbage"})
+        assert bad.status_code == 422 and bad.json()["error"]["code"] == "invalid_input"
