@@ -7,7 +7,8 @@ Every child runs ``/bin/sh -c <command>``
 * in a directory opened through the workspace's symlink-free walk (``fchdir`` in the
   child, so no path is resolved twice);
 * with a scrubbed environment: only ``PATH``, ``HOME`` (the workspace), ``LANG``,
-  ``TERM=dumb`` and ``PORT`` for servers — never the service's secrets;
+  ``TERM=dumb`` and ``PORT`` for servers — never the service's secrets — set through
+  ``env -i`` so nothing that patches ``subprocess.Popen`` can add to it;
 * under resource limits set in the child before ``exec``: CPU seconds, address space,
   largest file (the project quota) and process count. Linux does not enforce the
   process count for root.
@@ -43,6 +44,7 @@ __all__ = [
     "free_port",
     "pump",
     "run_command",
+    "shell_argv",
     "signal_group",
     "spawn",
 ]
@@ -50,6 +52,7 @@ __all__ = [
 TERM_GRACE_SECONDS = 3.0
 """Time between SIGTERM and SIGKILL when a process group is stopped."""
 SHELL = "/bin/sh"
+ENV_PROGRAM = "/usr/bin/env"
 _DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
 _READ_CHUNK = 64 * 1024
 
@@ -187,6 +190,15 @@ def check_command(command: str) -> str:
     return command
 
 
+def shell_argv(command: str, env: dict[str, str]) -> list[str]:
+    """``env -i NAME=value ... /bin/sh -c command``.
+
+    ``env -i`` sets the shell's environment itself, so instrumentation that patches
+    ``subprocess.Popen`` (Sentry adds ``SUBPROCESS_*`` trace variables) cannot add to it.
+    """
+    return [ENV_PROGRAM, "-i", *(f"{k}={v}" for k, v in env.items()), SHELL, "-c", command]
+
+
 async def spawn(
     workspace: Workspace,
     command: str,
@@ -196,14 +208,13 @@ async def spawn(
     env: dict[str, str],
     merge_stderr: bool,
 ) -> Child:
+    """Start ``/bin/sh -c command`` in ``cwd`` with exactly ``env``, limits and its own group."""
     loop = asyncio.get_running_loop()
     cwd_fd = workspace.open_directory(cwd)
     try:
         transport, protocol = await loop.subprocess_exec(
             lambda: ExitProtocol(limit=_READ_CHUNK, loop=loop),
-            SHELL,
-            "-c",
-            command,
+            *shell_argv(command, env),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT if merge_stderr else subprocess.PIPE,

@@ -6,8 +6,10 @@ import asyncio
 import contextlib
 import os
 import signal
+import subprocess
 import sys
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
@@ -115,6 +117,27 @@ async def test_scrubbing_is_what_hides_the_secrets(
     monkeypatch.setattr(processes_module, "child_env", lambda home, port=None: dict(os.environ))
     result = await sandbox.exec("env")
     assert sorted(v for v in SECRETS.values() if v in result.stdout) == sorted(SECRETS.values())
+
+
+async def test_popen_instrumentation_cannot_add_to_the_environment(
+    sandbox: LocalSandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Like Sentry's subprocess integration, which adds SUBPROCESS_* trace variables."""
+    original = subprocess.Popen.__init__
+
+    def injecting_init(self: Any, *args: Any, **kwargs: Any) -> None:
+        kwargs["env"] = {**(kwargs.get("env") or os.environ), "SUBPROCESS_BAGGAGE": "leak"}
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", injecting_init)
+    result = await sandbox.exec("env")
+    assert sorted(_env_of(result.stdout)) == ["HOME", "LANG", "PATH", "PWD", "TERM"]
+    # Without `env -i` the injected variable reaches the command.
+    monkeypatch.setattr(
+        processes_module, "shell_argv", lambda command, env: ["/bin/sh", "-c", command]
+    )
+    leaked = await sandbox.exec("env")
+    assert _env_of(leaked.stdout)["SUBPROCESS_BAGGAGE"] == "leak"
 
 
 LIMIT_ROWS = {
