@@ -266,14 +266,12 @@ async def run_command(
     try:
         async with asyncio.timeout(timeout):
             await child.wait_exit()
-            # Background children would keep the pipes open; exec waits for the
-            # command, not for what it left running.
-            signal_group(child.pid, signal.SIGKILL)
-            await asyncio.gather(*pumps)
     except TimeoutError:
         timed_out = True
         await child.terminate()
     finally:
+        # exec waits for the command, not for what it left running in the background
+        # (which would also keep the pipes open): the rest of the group goes too.
         signal_group(child.pid, signal.SIGKILL)
         await finish(pumps, child)
     exit_code = child.returncode

@@ -125,7 +125,15 @@ class Workspace:
         """Replace a file atomically (temp file + rename), optionally compare-and-swap."""
         if not isinstance(data, bytes | bytearray | memoryview):
             raise InvalidInput(f"file content must be bytes, not {type(data).__name__}")
-        with self._parent(path, create=True) as (parent, name, rel), self._lock(rel):
+        with ExitStack() as stack:
+            try:
+                # A write that expects an existing file must not create directories.
+                parent, name, rel = stack.enter_context(
+                    self._parent(path, create=not expected_sha256)
+                )
+            except NotFound:
+                raise ConcurrentModification(join_parts(split_path(path))) from None
+            stack.enter_context(self._lock(rel))
             try:
                 current = os.stat(name, dir_fd=parent, follow_symlinks=False)
             except FileNotFoundError:

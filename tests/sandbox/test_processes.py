@@ -84,6 +84,17 @@ async def test_background_leftovers_are_killed_when_the_command_exits(
     assert await wait_until(lambda: is_dead(pids[0]))
 
 
+async def test_a_grandchild_that_left_the_group_does_not_hold_exec(
+    sandbox: LocalSandbox,
+) -> None:
+    result = await sandbox.exec("setsid sleep 300 & echo $! > pids.txt; echo done", timeout=60)
+    pids = await read_pids(sandbox, 1)
+    try:
+        assert (result.exit_code, result.timed_out, result.stdout) == (0, False, "done\n")
+    finally:
+        os.kill(pids[0], signal.SIGKILL)
+
+
 async def test_cancelling_exec_kills_the_group(sandbox: LocalSandbox) -> None:
     task = asyncio.create_task(sandbox.exec("sleep 300 & echo $! >> pids.txt; wait"))
     pids = await read_pids(sandbox, 1)

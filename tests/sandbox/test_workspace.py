@@ -184,6 +184,12 @@ def test_cas_mismatch_raises_and_leaves_the_file(ws: Workspace, path: str, expec
     assert ws.stat("missing.txt") is None
 
 
+def test_cas_expecting_a_file_creates_no_directories(ws: Workspace) -> None:
+    with pytest.raises(ConcurrentModification) as caught:
+        ws.write("new/dir/x.txt", b"x", expected_sha256=sha(b"x"))
+    assert (caught.value.path, ws.stat("new")) == ("new/dir/x.txt", None)
+
+
 def test_cas_guard_is_what_protects_the_file(
     ws: Workspace, monkeypatch: pytest.MonkeyPatch
 ) -> None:
