@@ -45,6 +45,7 @@ from builder.graphs import (
     build_web_builder_graph,
 )
 from builder.hookspecs import hookimpl
+from builder.http import create_app
 from builder.locks import LockManager
 from builder.log import bind_context, configure_logging, get_logger
 from builder.models import (
@@ -129,6 +130,7 @@ __all__ = [
     "bind_context",
     "build_web_builder_graph",
     "configure_logging",
+    "create_app",
     "create_sandbox",
     "db_retry",
     "generate_key",

@@ -3,8 +3,9 @@
 Events carry the request id and the user id as tags and pass through the same
 :class:`~builder.log.Redactor` as the logs before they leave the process
 (``before_send``), so configured secrets, API keys and tokens are masked in messages,
-exception values, stack-frame variables and breadcrumbs. ``send_default_pii`` is off:
-no IP addresses, cookies or request bodies are attached.
+exception values, stack-frame variables and breadcrumbs. Personal data is off
+(``send_default_pii=False``, or ``data_collection`` with ``user_info`` off on SDKs that
+replaced it): no IP addresses, cookies or request bodies are attached.
 
 The automatic framework integrations are off: unexpected errors are reported exactly
 once, by :class:`~builder.http.errors.UnexpectedErrorMiddleware`, with the request's
@@ -14,6 +15,7 @@ still become events through the logging integration.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping
 from typing import Any
 
@@ -56,12 +58,12 @@ def init_sentry(settings: Settings, *, transport: Any = None) -> bool:
         "dsn": settings.sentry_dsn.get_secret_value(),
         "environment": settings.environment,
         "release": f"builder@{__version__}",
-        "send_default_pii": False,
         "auto_enabling_integrations": False,
         "before_send": before_send,
         "before_breadcrumb": lambda crumb, hint: redactor.redact(dict(crumb)),
         "traces_sample_rate": 0.0,
     }
+    options.update(_no_personal_data())
     if transport is not None:
         options["transport"] = transport
     sentry_sdk.init(**options)
@@ -69,6 +71,15 @@ def init_sentry(settings: Settings, *, transport: Any = None) -> bool:
     ignore_logger("builder.http.errors")
     _enabled = True
     return True
+
+
+def _no_personal_data() -> dict[str, Any]:
+    """No user data (IP, cookies, bodies): ``data_collection`` where the SDK has it,
+    ``send_default_pii=False`` on older SDKs (deprecated, with a warning, on newer)."""
+    parameters = inspect.signature(sentry_sdk.consts.ClientConstructor.__init__).parameters
+    if "data_collection" in parameters:
+        return {"data_collection": {"user_info": False, "http_bodies": []}}
+    return {"send_default_pii": False}
 
 
 def report_exception(exc: BaseException, state: Mapping[str, Any]) -> None:

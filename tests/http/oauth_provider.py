@@ -12,6 +12,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qs
 
 import uvicorn
 from starlette.applications import Starlette
@@ -49,7 +50,8 @@ class FakeOAuthProvider:
         return code
 
     async def _token(self, request: Request) -> JSONResponse:
-        form = dict(await request.form())
+        raw = parse_qs((await request.body()).decode(), keep_blank_values=True)
+        form = {name: values[0] for name, values in raw.items()}
         self.token_requests.append(form)
         if form.get("client_id") != CLIENT_ID or form.get("client_secret") != CLIENT_SECRET:
             return JSONResponse({"error": "invalid_client"}, status_code=401)

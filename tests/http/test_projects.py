@@ -58,3 +58,15 @@ def test_listing_pages_with_starred_first(dev_server: ServerProcess) -> None:
         assert client.delete(f"/api/projects/{ids[0]}/star").json()["starred"] is False
         bad = client.get("/api/projects", params={"cursor": "garbage"})
         assert bad.status_code == 422 and bad.json()["error"]["code"] == "invalid_input"
+
+
+def test_text_the_database_cannot_store_is_invalid_input(dev_server: ServerProcess) -> None:
+    with dev_server.client(dev_server.new_key("projects-nul")) as client:
+        nul = client.post("/api/projects", json={"name": "a\u0000b"})
+        surrogate = client.post(
+            "/api/projects",
+            content=b'{"name": "\\ud803"}',
+            headers={"content-type": "application/json"},
+        )
+    assert (nul.status_code, nul.json()["error"]["code"]) == (422, "validation_error")
+    assert surrogate.status_code == 422
