@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 
@@ -26,8 +27,8 @@ class Endpoint:
         values = {**_SAMPLE, "project_id": str(project_id or uuid.uuid4())}
         for name, value in values.items():
             path = path.replace("{" + name + "}", value)
-        assert "{" not in path, f"no sample value for a parameter of {self.template}"
-        return path
+        # Any other parameter (a thread or run id) gets an id nobody has.
+        return re.sub(r"\{[^}]+\}", lambda _: str(uuid.uuid4()), path)
 
     @property
     def has_body(self) -> bool:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.http.server import ServerProcess
+
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-")
 
 
 def _samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
@@ -30,29 +33,10 @@ def test_requests_are_counted_by_route_template_not_raw_path(dev_server: ServerP
     )
     assert samples[key] >= 3
     routes = {
-        dict(labels).get("route")
-        for name, labels in samples
-        if name == "builder_http_requests_total"
+        dict(labels)["route"] for name, labels in samples if name == "builder_http_requests_total"
     }
-    assert all(
-        "{" in r
-        or r
-        in {
-            "unmatched",
-            "/metrics",
-            "/api/health",
-            "/api/projects",
-            "/api/integrations",
-            "/openapi.json",
-            "/docs",
-            "/api/health/ready",
-            "/api/improve-prompt",
-            "/api/generate-title",
-        }
-        for r in routes
-        if r
-    )
-    assert not any(str(uuid_part) in "".join(map(str, routes)) for uuid_part in ("-4",))
+    assert "unmatched" in routes
+    assert not any(_UUID.search(route) for route in routes)  # never a raw path
     histogram = (
         "builder_http_request_duration_seconds_count",
         frozenset({("method", "GET"), ("route", route)}),
@@ -76,7 +60,6 @@ def test_runs_and_tool_calls_are_measured(dev_server: ServerProcess) -> None:
     assert after[("builder_runs_in_progress", frozenset())] == 0
 
 
-def test_a_metrics_token_guards_the_endpoint(prod_server: ServerProcess) -> None:
-    # The production server has no token configured: /metrics is open (documented).
+def test_metrics_are_open_without_a_token_even_in_production(prod_server: ServerProcess) -> None:
     with prod_server.client() as client:
         assert client.get("/metrics").status_code == 200
