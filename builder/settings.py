@@ -192,8 +192,7 @@ class Settings(BaseSettings):
     )
     secret_key: SecretStr | None = Field(
         None,
-        description="Key that signs OAuth state; unset = derived from the primary "
-        "encryption key.",
+        description="Key that signs OAuth state; unset = derived from the primary encryption key.",
     )
     oauth_providers: dict[str, OAuthProvider] = Field(
         default_factory=dict,
