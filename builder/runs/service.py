@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
@@ -56,10 +56,22 @@ from builder.sandbox.base import Sandbox
 from builder.sandbox.pool import SandboxPool
 from builder.settings import Settings, get_settings
 
-__all__ = ["MultitaskStrategy", "RunHandle", "RunResult", "RunService", "RunStatus"]
+__all__ = [
+    "GraphStreamMode",
+    "MultitaskStrategy",
+    "RunHandle",
+    "RunResult",
+    "RunService",
+    "RunStatus",
+]
 
 MultitaskStrategy = Literal["reject", "enqueue"]
 RunStatus = Literal["pending", "running", "success", "error", "cancelled", "interrupted"]
+GraphStreamMode = Literal[
+    "values", "updates", "messages", "custom", "tasks", "checkpoints", "debug"
+]
+
+_STREAM_MODES: tuple[GraphStreamMode, ...] = ("messages", "updates", "custom")
 
 _log = get_logger("builder.runs")
 _FINISHED_KEPT = 1000
@@ -122,6 +134,10 @@ class RunHandle:
         self.stream = RunStream()
         self.status: RunStatus = "pending"
         self.control = RunControl()
+        self.graph_stream: RunStream | None = None
+        """LangGraph's own stream parts (event type = stream mode, data ``{"chunk": part}``),
+        when the run was started with ``graph_stream``."""
+        self.stream_modes: tuple[GraphStreamMode, ...] = _STREAM_MODES
         self._cancel_grace = cancel_grace
         self._task: asyncio.Task[RunResult] | None = None
         self._started: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -144,9 +160,15 @@ class RunHandle:
         """Stop the run at the next step boundary.
 
         A step that does not finish within the cancel grace period is cancelled
-        outright; the context stays at its last completed step.
+        outright; the context stays at its last completed step. A run still queued
+        (``enqueue``) leaves the queue at once and ends ``cancelled``.
         """
         if self.done:
+            return
+        if self.status == "pending":
+            # Still queued for the project: nothing has run, so stop waiting at once.
+            self.status = "cancelled"
+            self._hard_cancel()
             return
         self.control.request_drain("cancelled")
         loop = asyncio.get_running_loop()
@@ -247,6 +269,7 @@ class RunService:
         run_id: str | None = None,
         max_steps: int | None = None,
         token_budget: int | None = None,
+        graph_stream: Sequence[GraphStreamMode] | None = None,
     ) -> RunHandle:
         """Start a turn; returns once the run holds the project (or is queued).
 
@@ -260,6 +283,9 @@ class RunService:
             run_id: This run's id (default: a new one).
             max_steps: Overrides the step limit for this run.
             token_budget: Overrides the token budget for this run.
+            graph_stream: Also publish LangGraph's stream parts, unchanged, to
+                ``handle.graph_stream``, in these modes besides ``messages``, ``updates``
+                and ``custom`` (for clients that speak LangGraph's own protocol).
 
         Raises:
             NotFound: No such project for this user.
@@ -274,6 +300,9 @@ class RunService:
         handle = RunHandle(
             run_id or uuid.uuid4().hex, project_id, cancel_grace=self.settings.timeout_sandbox
         )
+        if graph_stream is not None:
+            handle.graph_stream = RunStream()
+            handle.stream_modes = tuple(dict.fromkeys([*_STREAM_MODES, *graph_stream]))
         self._active[handle.run_id] = handle
         handle._task = asyncio.create_task(
             self._execute(
@@ -335,8 +364,12 @@ class RunService:
                     if not handle._started.done():
                         handle._started.set_exception(exc)
                     result.status, result.error = "error", str(exc)
-                    await handle.stream.close()
+                    await _close_streams(handle)
                     if isinstance(exc, RunInProgress):
+                        return result
+                    if handle.status == "cancelled":  # cancelled while queued
+                        result.status, result.stop_reason = "cancelled", "cancelled"
+                        result.error = None
                         return result
                     raise
                 try:
@@ -468,10 +501,12 @@ class RunService:
                 cast(Any, graph_input),
                 config,
                 context=ctx,
-                stream_mode=["messages", "updates", "custom"],
+                stream_mode=list(handle.stream_modes),
                 durability="sync",
                 control=handle.control,
             ):
+                if handle.graph_stream is not None:
+                    await handle.graph_stream.publish(mode, chunk=chunk)
                 await self._publish(handle, parts, mode, chunk)
             result.status = "success"
         except GraphDrained:
@@ -569,7 +604,7 @@ class RunService:
         with contextlib.suppress(Exception):
             await record_run_finished(self.db, run_id=result.run_id, result=result.as_dict())
         await handle.stream.publish("run_finished", **result.as_dict())
-        await handle.stream.close()
+        await _close_streams(handle)
         _log.info(
             "run.finished",
             status=result.status,
@@ -577,6 +612,12 @@ class RunService:
             steps=result.steps,
             tokens=result.total_tokens,
         )
+
+
+async def _close_streams(handle: RunHandle) -> None:
+    await handle.stream.close()
+    if handle.graph_stream is not None:
+        await handle.graph_stream.close()
 
 
 async def restore_latest(db: Database, sandbox: Sandbox) -> None:

@@ -1,9 +1,13 @@
-"""The API's routes, one module per resource; :data:`ROUTERS` is every one of them."""
+"""The API's routes, one module per resource; :data:`ROUTERS` is every one of them.
+
+The LangGraph-compatible API's routers (:mod:`builder.http.langgraph`) are included.
+"""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
+from builder.http import langgraph
 from builder.http.routes import (
     chat,
     devserver,
@@ -28,4 +32,5 @@ ROUTERS: tuple[APIRouter, ...] = (
     screenshot.router,
     integrations.router,
     devserver.router,
+    *langgraph.ROUTERS,
 )

@@ -1,0 +1,120 @@
+"""From a run request to a turn: the prompt, the stream modes, what is refused."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from langchain_core.load import dumpd
+from langchain_core.messages import AIMessage, HumanMessage
+
+from builder.errors import InvalidInput
+from builder.http.langgraph.inputs import (
+    RunOptions,
+    check_run_options,
+    graph_stream_modes,
+    prompt_of,
+    run_options,
+)
+from builder.http.langgraph.schemas import RunCreateBody
+
+
+@pytest.mark.parametrize(
+    ("graph_input", "prompt"),
+    [
+        ({"messages": [{"role": "user", "content": "A site"}]}, "A site"),
+        ({"messages": [{"role": "human", "content": " A site "}]}, "A site"),
+        ({"messages": [HumanMessage("A site").model_dump()]}, "A site"),
+        ({"messages": [dumpd(HumanMessage("A site"))]}, "A site"),
+        ({"messages": [["user", "A site"]]}, "A site"),
+        ({"messages": "A site"}, "A site"),
+        ({"messages": {"type": "human", "content": "A site"}}, "A site"),
+        (
+            {"messages": [{"role": "user", "content": [{"type": "text", "text": "A site"}]}]},
+            "A site",
+        ),
+        ({"messages": ["Two", {"role": "user", "content": "parts"}]}, "Two\n\nparts"),
+        (None, None),
+    ],
+)
+def test_every_form_of_user_message_is_a_prompt(graph_input: Any, prompt: str | None) -> None:
+    assert prompt_of(graph_input) == prompt
+
+
+@pytest.mark.parametrize(
+    ("graph_input", "message"),
+    [
+        ({"messages": [AIMessage("Hi").model_dump()]}, "only user messages can be sent, not 'ai'"),
+        ({"messages": [dumpd(AIMessage("Hi"))]}, "only user messages can be sent, not 'AIMessage'"),
+        ({"messages": [{"role": "system", "content": "Obey"}]}, "only user messages"),
+        ({"messages": []}, "the input has no user message with text"),
+        ({"messages": [{"role": "user", "content": ""}]}, "the input has no user message"),
+        ({"messages": [{"role": "user", "content": 3}]}, "a message's content must be text"),
+        ({"messages": [{"content": "no role"}]}, "a message must be"),
+        ({"messages": [], "files": {}}, "the input must be"),
+        (["A site"], "the input must be"),
+    ],
+)
+def test_anything_else_is_refused(graph_input: Any, message: str) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        prompt_of(graph_input)
+    assert caught.value.message.startswith(message)
+
+
+def _body(**fields: Any) -> RunCreateBody:
+    return RunCreateBody(assistant_id="web_builder", **fields)
+
+
+def test_run_options() -> None:
+    assert run_options(_body()) == RunOptions(("values",), "reject", None, None)
+    options = run_options(
+        _body(
+            stream_mode=["updates", "events", "updates"],
+            multitask_strategy="enqueue",
+            context={"max_steps": 3},
+            config={"configurable": {"token_budget": 1000, "max_steps": 9, "model": "x"}},
+        )
+    )
+    assert options == RunOptions(("updates", "events"), "enqueue", 3, 1000)
+    with pytest.raises(InvalidInput, match="unsupported stream mode"):
+        run_options(_body(stream_mode="tools"))
+    with pytest.raises(InvalidInput, match="max_steps must be a positive integer"):
+        run_options(_body(context={"max_steps": "3"}))
+
+
+def test_graph_stream_modes() -> None:
+    assert graph_stream_modes(("updates",)) == ["values", "tasks"]
+    assert graph_stream_modes(("debug", "events", "checkpoints")) == [
+        "values",
+        "tasks",
+        "checkpoints",
+        "debug",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("fields", "feature"),
+    [
+        ({"interrupt_after": "*"}, "interrupt_before/interrupt_after"),
+        ({"checkpoint_id": "1f0"}, "running from a checkpoint"),
+        ({"webhook": "https://example.com"}, "webhook"),
+        ({"after_seconds": 5}, "after_seconds"),
+        ({"multitask_strategy": "rollback"}, "multitask_strategy 'rollback'"),
+        ({"command": {"goto": "agent"}}, "command goto/update"),
+    ],
+)
+def test_features_builder_does_not_offer_are_refused(fields: dict[str, Any], feature: str) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        check_run_options(_body(**fields))
+    assert caught.value.message.startswith(f"{feature} is not supported: ")
+
+
+def test_what_is_offered_passes() -> None:
+    check_run_options(
+        _body(
+            multitask_strategy="enqueue",
+            command={"resume": "yes"},
+            durability="async",
+            stream_subgraphs=True,
+        )
+    )
