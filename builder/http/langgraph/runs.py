@@ -245,8 +245,11 @@ async def cancel_run(
     services: ServicesDep,
     wait: Annotated[bool, Query(description="Answer once the run has stopped.")] = False,
     action: Annotated[Literal["interrupt", "rollback"], Query()] = "interrupt",
-) -> Response | dict[str, Any]:
-    """Cancel a pending or running run at its next step boundary."""
+) -> Response:
+    """Cancel a pending or running run at its next step boundary.
+
+    Answers 202 at once, or (``wait``) 200 with the run once it has stopped.
+    """
     _, run = await _owned_run(services, user, thread_id, run_id)
     if action == "rollback":
         raise InvalidInput(
@@ -264,7 +267,7 @@ async def cancel_run(
     await outcome_anywhere(services, run_id)
     ended = await get_run(services.db, run_id=run_id)
     assert ended is not None
-    return run_json(ended)
+    return JSONResponse(run_json(ended))
 
 
 @router.get("/{run_id}/join")
