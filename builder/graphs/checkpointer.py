@@ -153,6 +153,10 @@ class TTLCheckpointer(AsyncPostgresSaver):
         self.ttl_seconds = ttl_seconds
         self.max_live = max_live
         self.strategy: Strategy = strategy
+        # Threads this process holds (hold_context), with how many holders each: their
+        # rows cannot be swept while held, so refreshing them on every checkpoint write
+        # would be wasted work; they are refreshed when the hold starts and ends.
+        self._held: dict[str, int] = {}
 
     @classmethod
     @asynccontextmanager
@@ -200,7 +204,7 @@ class TTLCheckpointer(AsyncPostgresSaver):
     ) -> AsyncIterator[CheckpointTuple]:
         """Like the parent; listing one thread also refreshes its expiry when it has a context."""
         thread_id = (config or {}).get("configurable", {}).get("thread_id")
-        if thread_id is not None:
+        if thread_id is not None and str(thread_id) not in self._held:
             # Before listing, not during: with a single connection the parent holds its
             # lock while it yields, and a refresh from inside the loop would wait on it.
             async with self._cursor() as cur:
@@ -239,7 +243,13 @@ class TTLCheckpointer(AsyncPostgresSaver):
             await cur.execute(MARK_SWEPT_SQL, {"ids": [str(thread_id)]})
 
     async def touch(self, thread_id: str, *, ttl_seconds: float | None = None) -> None:
-        """Refresh a thread's expiry (creating its row if needed)."""
+        """Refresh a thread's expiry (creating its row if needed).
+
+        Skipped while this process holds the thread (:meth:`hold_context`): a held
+        thread cannot expire, and the hold refreshes it when it ends.
+        """
+        if str(thread_id) in self._held:
+            return
         async with self._cursor() as cur:
             await cur.execute(
                 TOUCH_SQL, {"thread_id": str(thread_id), "ttl": ttl_seconds or self.ttl_seconds}
@@ -259,12 +269,22 @@ class TTLCheckpointer(AsyncPostgresSaver):
 
         Holds ``FOR KEY SHARE`` on the thread's row in a transaction on a connection of
         its own (not one of the pool's); the sweeper's ``FOR UPDATE SKIP LOCKED``
-        passes over it. Writes to the row (TTL refreshes) are not blocked by it.
+        passes over it. Writes to the row (TTL refreshes) are not blocked by it. The
+        expiry is refreshed when the hold starts and when it ends, not on every
+        checkpoint in between.
         """
-        await self.touch(thread_id)
+        key = str(thread_id)
+        await self.touch(key)
         async with await self._dedicated_connection() as conn, conn.transaction():
-            await conn.execute(HOLD_SQL, {"thread_id": str(thread_id)})
-            yield
+            await conn.execute(HOLD_SQL, {"thread_id": key})
+            self._held[key] = self._held.get(key, 0) + 1
+            try:
+                yield
+            finally:
+                remaining = self._held.pop(key) - 1
+                if remaining:
+                    self._held[key] = remaining
+        await self.touch(key)
 
     # --- sweeping --------------------------------------------------------------------
     async def sweep(

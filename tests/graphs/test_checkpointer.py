@@ -216,6 +216,24 @@ async def test_every_access_refreshes_the_expiry(
     assert await saver.context_is_live("t1")
 
 
+async def test_a_held_context_is_refreshed_when_the_hold_ends_not_on_every_write(
+    saver: TTLCheckpointer, pg: Conn
+) -> None:
+    await put_context(saver, "t1")
+    async with saver.hold_context("t1"):
+        await expire(pg, "t1")
+        during = await thread_row(pg, "t1")
+        for access in (_aput, _aput_writes, _aget_tuple, _alist):
+            await access(saver, "t1")
+        assert await thread_row(pg, "t1") == during  # no refresh while held
+        assert (await saver.sweep()).expired == []  # and no sweep either
+    after = await thread_row(pg, "t1")
+    assert during is not None and after is not None
+    assert after["last_activity_at"] > during["last_activity_at"]
+    assert after["expires_at"] - after["last_activity_at"] == timedelta(seconds=TTL)
+    assert await saver.context_is_live("t1")
+
+
 async def test_reading_an_unknown_thread_creates_no_row(saver: TTLCheckpointer, pg: Conn) -> None:
     assert await saver.aget_tuple(config_of("nobody")) is None
     assert [item async for item in saver.alist(config_of("nobody"))] == []
@@ -468,7 +486,7 @@ async def test_a_context_whose_run_is_in_progress_is_not_swept(
         if held:
             async with saver.hold_context("running"):
                 expired, over_cap = await during_the_run()
-                # The run itself keeps working: its writes refresh the row it holds.
+                # The run itself keeps writing checkpoints while it holds the row.
                 await asyncio.wait_for(_aput(saver, "running"), timeout=30)
             assert (expired.expired, over_cap.evicted) == ([], ["idle"])
             assert await stored(pg, "running") == {
