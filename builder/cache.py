@@ -1,7 +1,7 @@
 """A read-through cache: Redis when configured, an in-process TTL LRU otherwise.
 
 Values are JSON. Every entry has a kind, and each kind its own time to live
-(``project``, ``messages``, ``context`` — see ``BUILDER_CACHE_TTL_*``).
+(``project``, ``messages``, ``context``, ``api_key`` — see ``BUILDER_CACHE_TTL_*``).
 
 **Invalidation by scope tokens.** An entry read with :meth:`Cache.lookup` is stored
 under a key that includes the current random token of each scope it depends on (for
@@ -42,7 +42,7 @@ from builder.settings import Settings
 
 __all__ = ["Cache", "CacheKind", "CacheLookup", "Circuit"]
 
-CacheKind = Literal["project", "messages", "context"]
+CacheKind = Literal["project", "messages", "context", "api_key"]
 T = TypeVar("T")
 _log = get_logger("builder.cache")
 _MAX_MISSED = 10_000
@@ -138,7 +138,12 @@ class Cache:
         cooldown: float = 10.0,
     ) -> None:
         self.prefix = f"{prefix}cache:"
-        self.ttls: dict[CacheKind, int] = {"project": 300, "messages": 120, "context": 600}
+        self.ttls: dict[CacheKind, int] = {
+            "project": 300,
+            "messages": 120,
+            "context": 600,
+            "api_key": 30,
+        }
         self.ttls.update(ttls or {})
         self._token_ttl = 2 * max(self.ttls.values())
         self.timeout = timeout
@@ -170,6 +175,7 @@ class Cache:
                 "project": settings.cache_ttl_project,
                 "messages": settings.cache_ttl_messages,
                 "context": settings.cache_ttl_context,
+                "api_key": settings.cache_ttl_api_key,
             },
             lru_size=settings.cache_lru_size,
             timeout=settings.redis_timeout,

@@ -162,6 +162,9 @@ class Settings(BaseSettings):
     cache_ttl_project: int = Field(300, ge=1, description="Seconds a cached project lives.")
     cache_ttl_messages: int = Field(120, ge=1, description="Seconds a cached message page lives.")
     cache_ttl_context: int = Field(600, ge=1, description="Seconds a cached context lives.")
+    cache_ttl_api_key: int = Field(
+        30, ge=1, description="Seconds an authenticated API key is cached (revoking clears it)."
+    )
     cache_lru_size: int = Field(500, ge=1, description="Entries in the in-process LRU fallback.")
     cache_cooldown_seconds: float = Field(
         10,

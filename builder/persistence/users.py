@@ -5,6 +5,11 @@ SHA-256 is stored; the plaintext is returned once, by :func:`create_api_key`. Ke
 looked up by that hash and compared in constant time; a revoked key authenticates no
 one. ``last_used_at`` is written at most once a minute per key, so authentication does
 not turn every request into a write.
+
+With a cache, an authenticated key is remembered for ``BUILDER_CACHE_TTL_API_KEY``
+seconds (only its hash is a cache key). Revoking any key invalidates every cached key at
+once — through Redis for every replica; a replica that cannot reach Redis keeps its own
+entries until they expire. ``last_used_at`` then counts cache misses only.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ API_KEY_PREFIX = "bld_"
 _KEY_BYTES = 32
 _DISPLAY_CHARS = len(API_KEY_PREFIX) + 8
 _LAST_USED_THROTTLE = timedelta(minutes=1)
+_KEYS_SCOPE = "api_keys"
 
 
 def hash_api_key(key: str) -> str:
@@ -120,6 +126,8 @@ async def revoke_api_key(db: Database, *, user_id: uuid.UUID, key_id: uuid.UUID)
     row = await db.run(work)
     if row is None:
         raise NotFound("api key", key_id)
+    if db.cache is not None:
+        await db.cache.invalidate(_KEYS_SCOPE)
     return ApiKeyPublic.model_validate(row)
 
 
@@ -128,6 +136,11 @@ async def authenticate_api_key(db: Database, *, key: str) -> UserPublic | None:
     if not key.startswith(API_KEY_PREFIX):
         return None
     presented = hash_api_key(key)
+    lookup = None
+    if db.cache is not None:
+        lookup = await db.cache.lookup("api_key", presented, scopes=[_KEYS_SCOPE])
+        if lookup.hit:
+            return UserPublic.model_validate(lookup.value)
 
     async def work(session: AsyncSession) -> Any:
         row = await repo.api_key_by_hash(session, key_hash=presented)
@@ -141,4 +154,7 @@ async def authenticate_api_key(db: Database, *, key: str) -> UserPublic | None:
     row = await db.run(work)
     if row is None:
         return None
-    return UserPublic(id=row.user_id, name=row.user_name, created_at=row.user_created_at)
+    user = UserPublic(id=row.user_id, name=row.user_name, created_at=row.user_created_at)
+    if db.cache is not None and lookup is not None:
+        await db.cache.store(lookup, user.model_dump(mode="json"))
+    return user

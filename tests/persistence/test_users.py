@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections.abc import AsyncIterator
 
 import psycopg
 import pytest
 
+from builder.cache import Cache
 from builder.errors import InvalidInput, NotFound
 from builder.persistence import (
     Database,
@@ -19,6 +21,7 @@ from builder.persistence import (
     revoke_api_key,
 )
 from builder.persistence.schemas import UserPublic
+from builder.settings import Settings
 
 
 async def test_get_or_create_user_is_idempotent_under_concurrency(db: Database) -> None:
@@ -78,3 +81,29 @@ async def test_last_used_is_written_at_most_once_a_minute(db: Database, user: Us
     assert first.last_used_at is not None
     assert second.last_used_at == first.last_used_at
     assert third.last_used_at is not None and third.last_used_at > first.last_used_at
+
+
+@pytest.fixture
+async def cached_db(
+    migrated_db_url: str, settings: Settings, redis_url: str, redis_prefix: str
+) -> AsyncIterator[Database]:
+    cache = Cache(redis_url=redis_url, prefix=redis_prefix)
+    database = Database(migrated_db_url, settings=settings, cache=cache)
+    yield database
+    await database.dispose()
+
+
+async def test_authenticated_keys_are_cached_and_revoking_clears_the_cache(
+    cached_db: Database,
+) -> None:
+    user = await get_or_create_user(cached_db, name="carol")
+    new = await create_api_key(cached_db, user_id=user.id, name="ci")
+    plaintext = new.key.get_secret_value()
+    assert await authenticate_api_key(cached_db, key=plaintext) == user
+    # Served from the cache now: the row's disappearance is not seen...
+    with psycopg.connect(cached_db.psycopg_url) as conn:
+        conn.execute("UPDATE api_keys SET revoked_at = now() WHERE id = %s", (new.info.id,))
+    assert await authenticate_api_key(cached_db, key=plaintext) == user
+    # ...which is why revoking goes through the service, which clears the cache.
+    await revoke_api_key(cached_db, user_id=user.id, key_id=new.info.id)
+    assert await authenticate_api_key(cached_db, key=plaintext) is None
