@@ -17,12 +17,11 @@ import platform
 import statistics
 import time
 import uuid
-from pathlib import Path
 
+from bench.report import write_section
 from builder.cache import Cache
 
 NAME = "cache_fallback"
-DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 REDIS_URL = os.environ.get("BUILDER_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 CALLS = 2_000
 TIMEOUT = 0.1
@@ -103,22 +102,10 @@ def table(results: dict[str, tuple[float, list[float]]]) -> str:
     return "\n".join(lines)
 
 
-def write_section(body: str) -> None:
-    begin, end = f"<!-- bench:{NAME}:begin -->", f"<!-- bench:{NAME}:end -->"
-    text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-    section = f"{begin}\n{body}\n{end}"
-    if begin in text and end in text:
-        head, rest = text.split(begin, 1)
-        text = head + section + rest.split(end, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    DOC.write_text(text)
-
-
 def main() -> None:
     body = table(asyncio.run(run()))
     print(body)
-    write_section(body)
+    write_section(NAME, body)
 
 
 if __name__ == "__main__":

@@ -15,19 +15,12 @@ from __future__ import annotations
 import argparse
 import platform
 import tempfile
-from pathlib import Path
 
+from bench.report import write_section
 from tests.support.services import create_database, drop_database
 from tests.tools.contention import Outcome, Workload, run
 
 NAME = "edit_contention"
-DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
-INTRO = """# Benchmarks
-
-Each benchmark measures against a baseline taken in the same run on the same machine,
-so the ratio is what matters, not the absolute numbers. Regenerate a section with the
-command named in it.
-"""
 
 
 def measure(
@@ -65,18 +58,6 @@ def table(rows: list[tuple[str, tuple[int, Outcome]]]) -> str:
     return "\n".join(lines)
 
 
-def write_section(body: str) -> None:
-    begin, end = f"<!-- bench:{NAME}:begin -->", f"<!-- bench:{NAME}:end -->"
-    text = DOC.read_text() if DOC.exists() else INTRO
-    section = f"{begin}\n{body}\n{end}"
-    if begin in text and end in text:
-        head, rest = text.split(begin, 1)
-        text = head + section + rest.split(end, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    DOC.write_text(text)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--edits", type=int, default=4096, help="edits per run")
@@ -109,7 +90,7 @@ def main() -> None:
         "stays near one writer's and the ratio shows what handing the lock between "
         "processes and tasks costs. On a shared 2-core machine runs vary by about 15 %."
     )
-    write_section(body)
+    write_section(NAME, body)
     print(body)
 
 

@@ -52,6 +52,7 @@ from langgraph.types import Command
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
+from bench.report import create_database, drop_database, write_section
 from builder.graphs.checkpointer import TTLCheckpointer
 from builder.graphs.context import RunContext
 from builder.graphs.web_builder import build_web_builder_graph
@@ -70,10 +71,6 @@ from builder.sandbox.local import LocalSandbox
 from builder.settings import Settings
 
 NAME = "graph_overhead"
-DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
-ADMIN_URL = os.environ.get(
-    "BUILDER_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
 FILES = 64
 FILE_BYTES = 16 * 1024
 PAGE_BYTES = 1024
@@ -339,11 +336,7 @@ class Bench:
 
 
 async def run() -> dict[str, list[tuple[Run, Run]]]:
-    name = f"bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    url = ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
-    url += f"/{name}"
+    name, url = create_database()
     work_dir = Path(tempfile.mkdtemp(prefix="bench-graph-"))
     bench = Bench(url, work_dir)
     results: dict[str, list[tuple[Run, Run]]] = {v: [] for v in VARIANTS}
@@ -366,8 +359,7 @@ async def run() -> dict[str, list[tuple[Run, Run]]]:
     finally:
         await bench.db.dispose()
         shutil.rmtree(work_dir, ignore_errors=True)
-        with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        drop_database(name)
     return results
 
 
@@ -454,22 +446,10 @@ def table(results: dict[str, list[tuple[Run, Run]]]) -> str:
     return "\n".join(lines)
 
 
-def write_section(body: str) -> None:
-    begin, end = f"<!-- bench:{NAME}:begin -->", f"<!-- bench:{NAME}:end -->"
-    text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-    section = f"{begin}\n{body}\n{end}"
-    if begin in text and end in text:
-        head, rest = text.split(begin, 1)
-        text = head + section + rest.split(end, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    DOC.write_text(text)
-
-
 def main() -> None:
     body = table(asyncio.run(run()))
     print(body)
-    write_section(body)
+    write_section(NAME, body)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ import shutil
 import statistics
 import tempfile
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +28,7 @@ from typing import Any
 
 import psycopg
 
+from bench.report import create_database, drop_database, write_section
 from builder.persistence import (
     Database,
     create_project,
@@ -42,10 +42,6 @@ from builder.sandbox.local import LocalSandbox
 from builder.settings import Settings
 
 NAME = "snapshots"
-DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
-ADMIN_URL = os.environ.get(
-    "BUILDER_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
 FILES = 2_000
 TOTAL_BYTES = 50 * 1024 * 1024
 EDITED = 5
@@ -92,10 +88,7 @@ async def _measure(
 
 
 async def run() -> dict[str, list[Cost]]:
-    name = f"bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    url = ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    name, url = create_database()
     work_dir = Path(tempfile.mkdtemp(prefix="bench-snapshots-"))
     settings = Settings(data_dir=work_dir, timeout_db=600)
     db = Database(url, settings=settings)
@@ -177,8 +170,7 @@ async def run() -> dict[str, list[Cost]]:
     finally:
         await db.dispose()
         shutil.rmtree(work_dir, ignore_errors=True)
-        with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        drop_database(name)
     return results
 
 
@@ -229,22 +221,10 @@ def table(results: dict[str, list[Cost]]) -> str:
     return "\n".join(lines)
 
 
-def write_section(body: str) -> None:
-    begin, end = f"<!-- bench:{NAME}:begin -->", f"<!-- bench:{NAME}:end -->"
-    text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-    section = f"{begin}\n{body}\n{end}"
-    if begin in text and end in text:
-        head, rest = text.split(begin, 1)
-        text = head + section + rest.split(end, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    DOC.write_text(text)
-
-
 def main() -> None:
     body = table(asyncio.run(run()))
     print(body)
-    write_section(body)
+    write_section(NAME, body)
 
 
 if __name__ == "__main__":
