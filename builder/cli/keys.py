@@ -24,7 +24,9 @@ def _with_db(work: Callable[..., Awaitable[T]]) -> T:
     from builder.persistence.migrations import current_revision, head_revision
 
     async def run() -> T:
-        db = Database.from_settings(get_settings(), cached=False)
+        # With the service's cache (Redis when configured), revoking a key here also
+        # clears the servers' cached copies of authenticated keys.
+        db = Database.from_settings(get_settings())
         try:
             if await current_revision(db) != head_revision():
                 err_console.print("the database is not migrated: run `builder db upgrade` first")
