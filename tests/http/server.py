@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 
+from builder.cache import Cache
 from builder.persistence.database import Database
 from builder.persistence.users import create_api_key, get_or_create_user, revoke_api_key
 from builder.settings import Settings
@@ -57,6 +58,7 @@ class ServerProcess:
         self.url = f"http://127.0.0.1:{self.port}"
         self.database_url = database_url
         self.data_dir = data_dir
+        self.redis_prefix = redis_prefix
         self.log_path = data_dir.parent / f"server-{self.port}.log"
         variables = {
             k: v
@@ -129,10 +131,18 @@ class ServerProcess:
 
     # --- data set up directly in its database ---------------------------------------
     def run(self, work: Any) -> Any:
-        """Run ``await work(db)`` against the server's database."""
+        """Run ``await work(db)`` against the server's database and Redis cache.
+
+        Sharing the server's cache is what makes a change here (a revoked key, a renamed
+        project) visible to the server at once, as it is for ``builder keys revoke``.
+        """
 
         async def main() -> Any:
-            db = Database(self.database_url, settings=Settings(data_dir=self.data_dir))
+            db = Database(
+                self.database_url,
+                settings=Settings(data_dir=self.data_dir),
+                cache=Cache(redis_url=REDIS_URL, prefix=self.redis_prefix),
+            )
             try:
                 return await work(db)
             finally:
