@@ -45,13 +45,14 @@ def wrap_command(command: str) -> str:
 
 
 def session_kill_script(pid: int) -> str:
-    """A shell line that kills the session started by the wrapper with this pid."""
-    # setsid forks when it already leads a process group; the session is then led
-    # by its only child. Kill both candidate groups, then the wrapper itself.
+    """A shell line that kills the wrapper with this pid and the session it started."""
+    # setsid forks when it already leads a process group; the session is then led by
+    # its only child. Note that child first, kill the wrapper (so the command always
+    # ends by a signal, not by setsid reporting its child's death), then both groups.
     children = f"$(cat /proc/{pid}/task/{pid}/children 2>/dev/null || pgrep -P {pid})"
     return (
-        f"for c in {children}; do kill -KILL -- -$c 2>/dev/null; done; "
-        f"kill -KILL -- -{pid} 2>/dev/null; kill -KILL {pid} 2>/dev/null; true"
+        f"leaders={children}; kill -KILL {pid} 2>/dev/null; "
+        f"for c in $leaders {pid}; do kill -KILL -- -$c 2>/dev/null; done; true"
     )
 
 

@@ -86,6 +86,7 @@ class FakeVM:
     paths: list[str] = field(default_factory=list)
     commands: list[str] = field(default_factory=list)
     pids: list[int] = field(default_factory=list)
+    tasks: list[asyncio.Task[int]] = field(default_factory=list)
 
     def local(self, path: str) -> Path:
         assert path.startswith("/"), path
@@ -124,6 +125,17 @@ class FakeE2B:
         (vm.root / "home" / "user").mkdir(parents=True)
         self.vms[sandbox_id] = vm
         return self.instance(vm)
+
+    async def shutdown(self) -> None:
+        """Kill every process the fake started and wait until each is reaped."""
+        tasks = []
+        for vm in self.vms.values():
+            for pid in vm.pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(pid, signal.SIGKILL)
+            tasks.extend(vm.tasks)
+        if tasks:
+            await asyncio.wait(tasks, timeout=10)
 
     async def _connect(self, sandbox_id: str, timeout: int | None = None, **kwargs: Any) -> Any:
         vm = self.vms.get(sandbox_id)
@@ -318,6 +330,7 @@ def _commands(vm: FakeVM) -> NonCallableMagicMock:
             return -1 if code < 0 else code  # envd reports a signal death as -1
 
         done = asyncio.create_task(finish())
+        vm.tasks.append(done)
         handle = create_autospec(AsyncCommandHandle, instance=True)
         handle.pid = proc.pid
 

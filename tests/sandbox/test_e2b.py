@@ -53,8 +53,10 @@ def e2b_settings(settings: Settings) -> Settings:
 
 
 @pytest.fixture
-def fake(tmp_path: Path) -> FakeE2B:
-    return FakeE2B(tmp_path / "e2b")
+async def fake(tmp_path: Path) -> AsyncIterator[FakeE2B]:
+    service = FakeE2B(tmp_path / "e2b")
+    yield service
+    await service.shutdown()
 
 
 @pytest.fixture
@@ -226,8 +228,12 @@ async def test_dev_server_and_process_table(fake: FakeE2B, sandbox: E2BSandbox) 
     assert stopped is not None and (stopped.running, stopped.exit_code) == (False, -1)
     assert await sandbox.stop_process("web") is False
     assert await sandbox.process_info("missing") is None
-    env = await sandbox.process_info("env")
-    assert env is not None and env.logs[0] == "port=3001"
+    for _ in range(200):
+        env = await sandbox.process_info("env")
+        if env is not None and env.logs:
+            break
+        await asyncio.sleep(0.05)
+    assert env is not None and env.logs == ["port=3001"]
 
 
 async def test_keep_alive_extends_the_sandbox_lifetime(

@@ -137,7 +137,7 @@ async def test_popen_instrumentation_cannot_add_to_the_environment(
     original = subprocess.Popen.__init__
 
     def injecting_init(self: Any, *args: Any, **kwargs: Any) -> None:
-        kwargs["env"] = {**(kwargs.get("env") or os.environ), "SUBPROCESS_BAGGAGE": "leak"}
+        kwargs["env"] = {**(kwargs.get("env") or os.environ), "INJECTED_TRACE": "leak"}
         original(self, *args, **kwargs)
 
     monkeypatch.setattr(subprocess.Popen, "__init__", injecting_init)
@@ -148,7 +148,7 @@ async def test_popen_instrumentation_cannot_add_to_the_environment(
         processes_module, "shell_argv", lambda command, env: ["/bin/sh", "-c", command]
     )
     leaked = await sandbox.exec("env")
-    assert _env_of(leaked.stdout)["SUBPROCESS_BAGGAGE"] == "leak"
+    assert _env_of(leaked.stdout)["INJECTED_TRACE"] == "leak"
 
 
 LIMIT_ROWS = {
