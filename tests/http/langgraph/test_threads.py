@@ -151,6 +151,17 @@ async def test_deleting_a_thread_deletes_the_project_and_the_context(
         await alice.threads.delete(tid)
 
 
+async def test_a_thread_is_not_deleted_under_a_run(alice: LangGraphClient) -> None:
+    tid = (await alice.threads.create())["thread_id"]
+    await alice.runs.wait(tid, GRAPH, input=user_input("A page"))
+    run = await alice.runs.create(tid, GRAPH, input=user_input("Slowly"))
+    with pytest.raises(ConflictError) as caught:
+        await alice.threads.delete(tid)
+    assert caught.value.body["error"]["code"] == "run_in_progress"
+    await alice.runs.cancel(tid, run["run_id"], wait=True)
+    await alice.threads.delete(tid)
+
+
 async def test_what_threads_cannot_do_is_refused_with_the_reason(alice: LangGraphClient) -> None:
     with pytest.raises(UnprocessableEntityError) as caught:
         await alice.threads.create(
@@ -159,6 +170,10 @@ async def test_what_threads_cannot_do_is_refused_with_the_reason(alice: LangGrap
     assert caught.value.body["error"]["message"].startswith("supersteps are not supported")
     with pytest.raises(NotFoundError):
         await alice.threads.get("not-a-uuid")
+    # PostgreSQL cannot store a NUL character: refused before it gets there.
+    with pytest.raises(UnprocessableEntityError) as nul:
+        await alice.threads.create(metadata={"name": "a\x00b"})
+    assert nul.value.body["error"]["code"] == "validation_error"
 
 
 def test_the_sync_client_manages_threads(alice_sync: SyncLangGraphClient) -> None:
