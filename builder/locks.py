@@ -90,21 +90,26 @@ class LockManager:
         """Keys currently held or awaited in this process."""
         return len(self._entries)
 
-    def hold(self, key: str, *, timeout: float | None = None) -> AbstractAsyncContextManager[None]:
+    def hold(
+        self, key: str, *, timeout: float | None = None, long_lived: bool = False
+    ) -> AbstractAsyncContextManager[None]:
         """Hold the lock ``key`` for the body of an ``async with`` block.
 
         Args:
             key: Any string; equal strings are the same lock everywhere.
             timeout: Seconds to wait; defaults to the manager's timeout.
+            long_lived: The body runs for long (a whole run): hold the advisory lock
+                on a connection of its own instead of one from the pool, so long holds
+                cannot starve the short ones (file edits) of pooled connections.
 
         Raises:
             LockTimeout: The lock was not acquired in time.
         """
-        return self.hold_many([key], timeout=timeout)
+        return self.hold_many([key], timeout=timeout, long_lived=long_lived)
 
     @asynccontextmanager
     async def hold_many(
-        self, keys: Iterable[str], *, timeout: float | None = None
+        self, keys: Iterable[str], *, timeout: float | None = None, long_lived: bool = False
     ) -> AsyncIterator[None]:
         """Hold several locks at once, taken in sorted order so holders cannot deadlock.
 
@@ -122,15 +127,18 @@ class LockManager:
             for key in ordered:
                 await stack.enter_async_context(self._local(key, deadline, seconds))
             if self._dsn is not None and ordered:
-                await stack.enter_async_context(self._advisory(ordered, deadline, seconds))
+                await stack.enter_async_context(
+                    self._advisory(ordered, deadline, seconds, dedicated=long_lived)
+                )
             yield
 
     @asynccontextmanager
-    async def try_hold(self, key: str) -> AsyncIterator[bool]:
+    async def try_hold(self, key: str, *, long_lived: bool = False) -> AsyncIterator[bool]:
         """Take the lock ``key`` only if it is free right now, without waiting.
 
         Yields True when the lock is held for the body. Yields False when another
         task or process holds or awaits it; nothing is held during the body then.
+        ``long_lived`` is as for :meth:`hold`.
         """
         if key in self._entries:
             yield False
@@ -139,7 +147,9 @@ class LockManager:
             # A fresh entry has no other users, so acquiring it never waits.
             await stack.enter_async_context(self._local(key, None, 0))
             if self._dsn is not None:
-                conn = await stack.enter_async_context(self._connection(key, self.timeout))
+                conn = await stack.enter_async_context(
+                    self._connection(key, self.timeout, dedicated=long_lived)
+                )
                 await stack.enter_async_context(conn.transaction())
                 cur = await conn.execute(_TRY_LOCK, (advisory_key(key),))
                 row = await cur.fetchone()
@@ -181,11 +191,12 @@ class LockManager:
 
     @asynccontextmanager
     async def _advisory(
-        self, keys: list[str], deadline: float, seconds: float
+        self, keys: list[str], deadline: float, seconds: float, *, dedicated: bool = False
     ) -> AsyncIterator[None]:
         loop = asyncio.get_running_loop()
+        wait = max(deadline - loop.time(), 0.001)
         async with (
-            self._connection(keys[0], max(deadline - loop.time(), 0.001), seconds) as conn,
+            self._connection(keys[0], wait, seconds, dedicated=dedicated) as conn,
             conn.transaction(),
         ):
             for key in keys:
@@ -200,8 +211,20 @@ class LockManager:
 
     @asynccontextmanager
     async def _connection(
-        self, key: str, wait: float, seconds: float | None = None
+        self, key: str, wait: float, seconds: float | None = None, *, dedicated: bool = False
     ) -> AsyncIterator[psycopg.AsyncConnection[tuple[object, ...]]]:
+        if dedicated:
+            try:
+                conn = await psycopg.AsyncConnection.connect(
+                    self._dsn or "", autocommit=True, connect_timeout=max(1, round(wait))
+                )
+            except psycopg.OperationalError as exc:
+                raise DependencyUnavailable("database", f"cannot take lock {key!r}: {exc}") from exc
+            try:
+                yield conn
+            finally:
+                await asyncio.shield(conn.close())
+            return
         pool = await self._get_pool()
         try:
             conn = await pool.getconn(timeout=wait)

@@ -157,6 +157,12 @@ class Settings(BaseSettings):
     context_sweep_strategy: Literal["delete", "keep_latest"] = Field(
         "delete", description="What the sweeper does to an expired context."
     )
+    maintenance_seconds: float = Field(
+        60,
+        ge=0,
+        description="How often a running service sweeps expired contexts and idle "
+        "sandboxes; 0 = never (run `builder sweep` from a scheduler instead).",
+    )
 
     # --- cache ---------------------------------------------------------------------
     cache_ttl_project: int = Field(300, ge=1, description="Seconds a cached project lives.")

@@ -254,3 +254,26 @@ async def test_try_hold_in_process() -> None:
     async with locks.try_hold("run:p1") as got:
         assert got is True
     assert locks.local_keys == 0
+
+
+@pytest.mark.parametrize("long_lived", [True, False])
+async def test_long_lived_locks_do_not_starve_short_ones_of_connections(
+    pg_url: str, long_lived: bool
+) -> None:
+    manager = LockManager(pg_url, timeout=0.5, pool_max=1)
+    try:
+        async with manager.try_hold("run:project", long_lived=long_lived) as held:
+            assert held
+            if long_lived:
+                async with manager.hold("file:a.txt"):
+                    pass  # the pool's only connection is free for file locks
+                assert await advisory_locks(pg_url) == {"granted": 1, "waiting": 0}
+            else:
+                # The guard matters: a run lock from the pool takes its only connection.
+                with pytest.raises(LockTimeout):
+                    async with manager.hold("file:a.txt"):
+                        pass
+        async with manager.try_hold("run:project", long_lived=True) as again:
+            assert again  # released, also on its own connection
+    finally:
+        await manager.close()

@@ -255,6 +255,11 @@ class RunService:
                 settings=settings,
             )
             stack.push_async_callback(service.close)
+            if settings.maintenance_seconds > 0:
+                maintenance = asyncio.create_task(
+                    service.maintain(settings.maintenance_seconds), name="builder-maintenance"
+                )
+                stack.callback(maintenance.cancel)
             yield service
 
     # --- public API ------------------------------------------------------------------
@@ -327,6 +332,20 @@ class RunService:
     def get(self, run_id: str) -> RunHandle | None:
         """An active or recently finished run of this process."""
         return self._active.get(run_id) or self._finished.get(run_id)
+
+    async def maintain(self, every: float) -> None:
+        """Sweep expired contexts and idle sandboxes every ``every`` seconds, forever.
+
+        Several processes may run this at once: the sweep splits its work between them
+        (``FOR UPDATE SKIP LOCKED``). A failed round is logged and the next one runs.
+        """
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await self.checkpointer.sweep()
+                await self.pool.sweep_idle()
+            except Exception:
+                _log.exception("maintenance.failed")
 
     async def close(self) -> None:
         """Cancel active runs and wait for them to stop."""
@@ -404,12 +423,12 @@ class RunService:
     ) -> None:
         key = f"run:{handle.project_id}"
         if multitask == "reject":
-            if not await stack.enter_async_context(self.locks.try_hold(key)):
+            if not await stack.enter_async_context(self.locks.try_hold(key, long_lived=True)):
                 raise RunInProgress(handle.project_id)
         else:
             handle._started.set_result(None)  # queued: the caller may subscribe now
             await stack.enter_async_context(
-                self.locks.hold(key, timeout=self.settings.run_queue_seconds)
+                self.locks.hold(key, timeout=self.settings.run_queue_seconds, long_lived=True)
             )
         if not handle._started.done():
             handle._started.set_result(None)

@@ -219,3 +219,27 @@ async def test_other_users_projects_and_empty_prompts_are_refused(
         await service.start(user_id=project.user_id, project_id=project.id, prompt="  ")
     with pytest.raises(InvalidInput):
         await service.start(user_id=project.user_id, project_id=project.id, prompt=None)
+
+
+async def test_a_running_service_sweeps_expired_contexts_on_its_own(
+    db: Database, settings: Settings, user: UserPublic, project: ProjectPublic
+) -> None:
+    settings = settings.model_copy(update={"maintenance_seconds": 0.05})
+    async with RunService.open(settings, db=db, model="scripted:demo") as svc:
+        await (await svc.start(user_id=user.id, project_id=project.id, prompt="A site")).wait()
+        assert await svc.checkpointer.context_is_live(str(project.id))
+        async with db.transaction() as session:
+            await session.execute(
+                text("UPDATE threads SET expires_at = now() - interval '1 minute'")
+            )
+        # Watch the checkpoint table directly: reading the state would refresh the TTL.
+        for _ in range(600):
+            async with db.transaction() as session:
+                left = (
+                    await session.execute(text("SELECT count(*) FROM checkpoints"))
+                ).scalar_one()
+            if left == 0:
+                break
+            await asyncio.sleep(0.05)
+        assert left == 0
+        assert not await svc.checkpointer.context_is_live(str(project.id))
