@@ -102,6 +102,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "x-ratelimit-limit",
             "x-ratelimit-remaining",
             "x-ratelimit-reset",
+            # The LangGraph SDK reads a new run's URL from these.
+            "content-location",
+            "location",
         ],
         max_age=600,
     )

@@ -33,12 +33,14 @@ __all__ = [
     "ProjectUpdateBody",
     "PromptBody",
     "Readiness",
+    "RequestBody",
     "RestoreBody",
     "RestoreResult",
+    "check_storable",
 ]
 
 
-def _storable(value: Any, where: str = "body") -> None:
+def check_storable(value: Any, where: str = "body") -> None:
     """Refuse text PostgreSQL cannot store: NUL characters and unpaired surrogates."""
     if isinstance(value, str):
         if "\x00" in value:
@@ -49,14 +51,14 @@ def _storable(value: Any, where: str = "body") -> None:
             raise ValueError(f"{where} is not valid Unicode (unpaired surrogate)") from None
     elif isinstance(value, dict):
         for key, item in value.items():
-            _storable(key, where)
-            _storable(item, f"{where}.{key}")
+            check_storable(key, where)
+            check_storable(item, f"{where}.{key}")
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            _storable(item, f"{where}[{index}]")
+            check_storable(item, f"{where}[{index}]")
 
 
-class _Body(BaseModel):
+class RequestBody(BaseModel):
     """A request body: unknown fields refused, every string storable."""
 
     model_config = ConfigDict(extra="forbid")
@@ -64,25 +66,25 @@ class _Body(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _only_storable_text(cls, data: Any) -> Any:
-        _storable(data)
+        check_storable(data)
         return data
 
 
-class ProjectCreateBody(_Body):
+class ProjectCreateBody(RequestBody):
     """A new project."""
 
     name: str = Field(min_length=1, max_length=200)
     description: str = Field(default="", max_length=10_000)
 
 
-class ProjectUpdateBody(_Body):
+class ProjectUpdateBody(RequestBody):
     """Fields to change; those left out stay as they are."""
 
     name: str | None = Field(default=None, min_length=1, max_length=200)
     description: str | None = Field(default=None, max_length=10_000)
 
 
-class MessageAppendBody(_Body):
+class MessageAppendBody(RequestBody):
     """A message to add to the conversation (the agent's own are added by chat)."""
 
     role: Literal["user", "assistant"]
@@ -122,7 +124,7 @@ class FileContent(BaseModel):
     content: str
 
 
-class RestoreBody(_Body):
+class RestoreBody(RequestBody):
     """Which version to make current again."""
 
     version: int = Field(ge=1, le=2_147_483_647)
@@ -137,7 +139,7 @@ class RestoreResult(BaseModel):
     files: int
 
 
-class ChatBody(_Body):
+class ChatBody(RequestBody):
     """One user turn."""
 
     prompt: str = Field(min_length=1, max_length=20_000)
@@ -169,7 +171,7 @@ class ChatResult(BaseModel):
     error_code: str | None
 
 
-class PromptBody(_Body):
+class PromptBody(RequestBody):
     """Text for a prompt helper."""
 
     prompt: str = Field(min_length=1, max_length=PROMPT_INPUT_MAX_CHARS)

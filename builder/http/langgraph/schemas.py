@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field
 
-from builder.http.schemas import _storable
+from builder.http.schemas import RequestBody
 
 __all__ = [
     "AssistantCountBody",
@@ -34,19 +34,7 @@ Limit = Field(10, ge=1, le=1000)
 Offset = Field(0, ge=0, le=1_000_000)
 
 
-class _Body(BaseModel):
-    """A request body: unknown fields refused, every string storable in PostgreSQL."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _only_storable_text(cls, data: Any) -> Any:
-        _storable(data)
-        return data
-
-
-class ThreadTTL(_Body):
+class ThreadTTL(RequestBody):
     """How long a thread's context lives after its last use."""
 
     ttl: float = Field(gt=0, le=525_600, description="Minutes (at most a year).")
@@ -59,7 +47,7 @@ class ThreadTTL(_Body):
         return max(1, round(self.ttl * 60))
 
 
-class ThreadCreateBody(_Body):
+class ThreadCreateBody(RequestBody):
     """``POST /threads``."""
 
     thread_id: str | None = None
@@ -69,14 +57,14 @@ class ThreadCreateBody(_Body):
     ttl: ThreadTTL | None = None
 
 
-class ThreadPatchBody(_Body):
+class ThreadPatchBody(RequestBody):
     """``PATCH /threads/{thread_id}``."""
 
     metadata: dict[str, Any] | None = None
     ttl: ThreadTTL | None = None
 
 
-class ThreadSearchBody(_Body):
+class ThreadSearchBody(RequestBody):
     """``POST /threads/search``."""
 
     metadata: dict[str, Any] | None = None
@@ -93,7 +81,7 @@ class ThreadSearchBody(_Body):
     extract: dict[str, Any] | None = None
 
 
-class ThreadCountBody(_Body):
+class ThreadCountBody(RequestBody):
     """``POST /threads/count``."""
 
     metadata: dict[str, Any] | None = None
@@ -101,7 +89,7 @@ class ThreadCountBody(_Body):
     status: ThreadStatus | None = None
 
 
-class StateUpdateBody(_Body):
+class StateUpdateBody(RequestBody):
     """``POST /threads/{thread_id}/state``."""
 
     values: dict[str, Any] | list[dict[str, Any]] | None = None
@@ -110,7 +98,7 @@ class StateUpdateBody(_Body):
     as_node: str | None = None
 
 
-class StateCheckpointBody(_Body):
+class StateCheckpointBody(RequestBody):
     """``POST /threads/{thread_id}/state/checkpoint``."""
 
     checkpoint: dict[str, Any]
@@ -118,7 +106,7 @@ class StateCheckpointBody(_Body):
     select: list[str] | None = None
 
 
-class HistoryBody(_Body):
+class HistoryBody(RequestBody):
     """``POST /threads/{thread_id}/history``."""
 
     limit: int = Limit
@@ -128,7 +116,7 @@ class HistoryBody(_Body):
     select: list[str] | None = None
 
 
-class AssistantSearchBody(_Body):
+class AssistantSearchBody(RequestBody):
     """``POST /assistants/search``."""
 
     metadata: dict[str, Any] | None = None
@@ -141,7 +129,7 @@ class AssistantSearchBody(_Body):
     select: list[str] | None = None
 
 
-class AssistantCountBody(_Body):
+class AssistantCountBody(RequestBody):
     """``POST /assistants/count``."""
 
     metadata: dict[str, Any] | None = None
@@ -149,7 +137,7 @@ class AssistantCountBody(_Body):
     name: str | None = None
 
 
-class RunCreateBody(_Body):
+class RunCreateBody(RequestBody):
     """``POST …/runs``, ``…/runs/stream`` and ``…/runs/wait``, threaded or stateless."""
 
     assistant_id: str
