@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import time
+import traceback
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -43,7 +44,7 @@ class NoLocks(LockManager):
 
     @asynccontextmanager
     async def hold_many(
-        self, keys: Iterable[str], *, timeout: float | None = None
+        self, keys: Iterable[str], *, timeout: float | None = None, long_lived: bool = False
     ) -> AsyncIterator[None]:
         yield
 
@@ -108,6 +109,9 @@ class Outcome:
     present: int
 
 
+_CRASHED = "worker crashed:\n"
+
+
 def line(process: int, task: int, n: int) -> str:
     return f"line-{process}-{task}-{n}"
 
@@ -129,6 +133,8 @@ def run(workload: Workload) -> Outcome:
         barrier.wait(timeout=120)
         started = time.monotonic()
         reports = [results.get(timeout=900) for _ in workers]
+        crashes = [report for report in reports if isinstance(report, str)]
+        assert not crashes, crashes[0]
     finally:
         for worker in workers:
             worker.join(timeout=60)
@@ -159,7 +165,12 @@ async def _read_file(settings: Settings) -> str:
 
 
 def _worker(workload: Workload, process: int, barrier: Barrier, results: Any) -> None:
-    results.put(asyncio.run(_edit(workload, process, barrier)))
+    try:
+        results.put(asyncio.run(_edit(workload, process, barrier)))
+    except BaseException as exc:
+        # Report instead of dying silently: the parent is waiting for one result each.
+        results.put(_CRASHED + "".join(traceback.format_exception(exc)))
+        raise
 
 
 async def _edit(
