@@ -34,6 +34,8 @@ __all__ = [
     "invalidate_project",
     "list_projects",
     "open_project",
+    "project_sandbox",
+    "record_sandbox",
     "set_starred",
     "update_project",
 ]
@@ -230,3 +232,49 @@ async def delete_project(db: Database, *, user_id: uuid.UUID, project_id: uuid.U
     await invalidate_project(db, project_id=project_id, user_id=user_id)
     if db.cache is not None:
         await db.cache.invalidate(messages_scope(project_id))
+
+
+async def project_sandbox(db: Database, *, project_id: uuid.UUID) -> str | None:
+    """The sandbox id recorded for a project (by the runs service), if any.
+
+    Raises:
+        NotFound: No such project.
+    """
+
+    async def work(session: AsyncSession) -> Any:
+        return await repo.sandbox_of(session, project_id=project_id)
+
+    row = await db.run(work)
+    if row is None:
+        raise NotFound("project", project_id)
+    return str(row.sandbox_id) if row.sandbox_id else None
+
+
+async def record_sandbox(
+    db: Database,
+    *,
+    project_id: uuid.UUID,
+    sandbox_id: str | None = None,
+    sandbox_url: str | None = None,
+) -> None:
+    """Record the project's live sandbox and/or preview URL (set by builder, not callers).
+
+    Raises:
+        NotFound: No such project.
+        AlreadyExists: Another project records the same sandbox id.
+    """
+    values: dict[str, Any] = {}
+    if sandbox_id is not None:
+        values["sandbox_id"] = sandbox_id
+    if sandbox_url is not None:
+        values["sandbox_url"] = sandbox_url
+    if not values:
+        return
+
+    async def work(session: AsyncSession) -> uuid.UUID | None:
+        return await repo.set_sandbox(session, project_id=project_id, values=values)
+
+    owner = await db.run(work)
+    if owner is None:
+        raise NotFound("project", project_id)
+    await invalidate_project(db, project_id=project_id, user_id=owner)

@@ -46,12 +46,13 @@ from builder.log import bound_context, get_logger
 from builder.persistence.database import Database
 from builder.persistence.files import restore_snapshot
 from builder.persistence.messages import append_message
-from builder.persistence.projects import get_project
+from builder.persistence.projects import get_project, record_sandbox
 from builder.persistence.runs import ensure_thread, record_run_finished, record_run_started
 from builder.persistence.snapshots import list_snapshots
 from builder.persistence.usage import run_usage
 from builder.runs.conversation import ReplyParts, rebuild_context
 from builder.runs.events import RunEvent, RunStream
+from builder.runs.sandboxes import ProjectSandboxes
 from builder.sandbox.base import Sandbox
 from builder.sandbox.pool import SandboxPool
 from builder.settings import Settings, get_settings
@@ -241,7 +242,9 @@ class RunService:
             async def restore(sandbox: Sandbox) -> None:
                 await restore_latest(database, sandbox)
 
-            pool = SandboxPool.from_settings(settings, on_create=restore)
+            pool = SandboxPool.from_settings(
+                settings, factory=ProjectSandboxes(database, settings), on_create=restore
+            )
             stack.push_async_callback(pool.close)
             graph = build_web_builder_graph(
                 model=model, checkpointer=checkpointer, settings=settings
@@ -535,6 +538,8 @@ class RunService:
         self._summarise(result, before, final, parts)
         usage = await run_usage(self.db, run_id=run_id)
         result.input_tokens, result.output_tokens = usage.prompt_tokens, usage.completion_tokens
+        if result.preview_url:
+            await record_sandbox(self.db, project_id=project_id, sandbox_url=result.preview_url)
         if result.status == "cancelled":
             result.stop_reason = "cancelled"
         if parts.parts or result.reply:

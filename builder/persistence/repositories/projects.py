@@ -131,3 +131,25 @@ async def touch_project(session: AsyncSession, *, project_id: uuid.UUID) -> None
     await session.execute(
         update(projects).where(projects.c.id == project_id).values(updated_at=func.now())
     )
+
+
+async def sandbox_of(session: AsyncSession, *, project_id: uuid.UUID) -> AnyRow | None:
+    """A project's recorded sandbox id and preview URL, and its owner."""
+    statement = select(projects.c.user_id, projects.c.sandbox_id, projects.c.sandbox_url).where(
+        projects.c.id == project_id
+    )
+    return (await session.execute(statement)).first()
+
+
+async def set_sandbox(
+    session: AsyncSession, *, project_id: uuid.UUID, values: Mapping[str, Any]
+) -> uuid.UUID | None:
+    """Record a project's sandbox columns (not an edit: ``updated_at`` stays); its owner."""
+    statement = (
+        update(projects)
+        .where(projects.c.id == project_id)
+        .values(**values)
+        .returning(projects.c.user_id)
+    )
+    owner: uuid.UUID | None = (await session.execute(statement)).scalar_one_or_none()
+    return owner
