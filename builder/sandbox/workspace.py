@@ -332,8 +332,13 @@ def _walk(
     fd: int, parts: tuple[str, ...], *, recursive: bool
 ) -> Iterator[tuple[str, os.stat_result]]:
     """Yield ``(relative_path, lstat)`` under the directory ``fd`` without following links."""
+    items: list[tuple[str, os.stat_result]] = []
     with os.scandir(fd) as scan:
-        items = [(entry.name, entry.stat(follow_symlinks=False)) for entry in scan]
+        for entry in scan:
+            try:
+                items.append((entry.name, entry.stat(follow_symlinks=False)))
+            except FileNotFoundError:
+                continue  # gone since the scan (another writer's temporary file)
     for name, st in items:
         if name in SKIPPED_DIRS:
             continue

@@ -381,3 +381,29 @@ def _as_bytes(result: object) -> bytes:
     if isinstance(result, FileInfo):
         return result.path.encode("utf-8", "surrogateescape")
     return repr(result).encode("utf-8", "surrogateescape")
+
+
+class _Vanished:
+    """A directory entry whose file was removed between the scan and its stat."""
+
+    name = ".builder-0123.tmp"
+
+    def stat(self, *, follow_symlinks: bool = True) -> os.stat_result:
+        raise FileNotFoundError(2, "No such file or directory", self.name)
+
+
+def test_listing_and_usage_skip_files_that_vanish_during_the_scan(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another writer's temporary file may disappear between scandir and stat."""
+    real_scandir = os.scandir
+
+    @contextlib.contextmanager
+    def scandir(fd: int) -> Iterator[list[object]]:
+        with real_scandir(fd) as scan:
+            yield [*scan, _Vanished()]
+
+    before = ws.disk_usage()
+    monkeypatch.setattr(workspace_module.os, "scandir", scandir)
+    assert ws.disk_usage() == before
+    assert ".builder-0123.tmp" not in {info.path for info in ws.list(".", recursive=True)}
