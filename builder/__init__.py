@@ -33,7 +33,6 @@ from builder.errors import (
     RunInProgress,
     SearchTextNotFound,
     SearchTextNotUnique,
-    TokenBudgetExceeded,
     Unauthorized,
     UnsafeProductionSettings,
 )
@@ -118,7 +117,6 @@ __all__ = [
     "Settings",
     "SweepResult",
     "TTLCheckpointer",
-    "TokenBudgetExceeded",
     "Tool",
     "ToolContext",
     "ToolEffects",

@@ -21,8 +21,7 @@ classes to status codes in one place (``builder.http.errors``)::
     ├── LimitExceeded                     .limit, .size
     │   ├── FileTooLarge                  .path, .size, .limit
     │   ├── QuotaExceeded                 .size, .limit
-    │   ├── RequestTooLarge               .size, .limit
-    │   └── TokenBudgetExceeded           .size (tokens used), .limit
+    │   └── RequestTooLarge               .size, .limit
     ├── OperationTimeout                  .operation, .seconds
     │   └── LockTimeout                   .key, .seconds
     ├── Unauthorized
@@ -66,7 +65,6 @@ __all__ = [
     "RunInProgress",
     "SearchTextNotFound",
     "SearchTextNotUnique",
-    "TokenBudgetExceeded",
     "Unauthorized",
     "UnsafeProductionSettings",
 ]
@@ -293,17 +291,6 @@ class RequestTooLarge(LimitExceeded):
             f"request body of {size} bytes exceeds the limit of {limit} bytes",
             size=size,
             limit=limit,
-        )
-
-
-class TokenBudgetExceeded(LimitExceeded):
-    """A run used up its token budget."""
-
-    code = "token_budget_exceeded"
-
-    def __init__(self, size: int, limit: int) -> None:
-        super().__init__(
-            f"token budget reached: {size} tokens used of {limit}", size=size, limit=limit
         )
 
 
