@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from builder.runs.events import EVENT_TYPES, RunEvent, RunStream
+from builder.runs.fanout import RemoteStream, RunFanout
 from builder.runs.service import (
     MultitaskStrategy,
     RunHandle,
@@ -14,7 +15,9 @@ from builder.runs.service import (
 __all__ = [
     "EVENT_TYPES",
     "MultitaskStrategy",
+    "RemoteStream",
     "RunEvent",
+    "RunFanout",
     "RunHandle",
     "RunResult",
     "RunService",

@@ -5,19 +5,21 @@ Every run emits a sequence of :class:`RunEvent` — ``run_started``, ``token``,
 ``snapshot``, ``error`` and finally ``run_finished``. A :class:`RunStream` keeps a
 bounded replay buffer, so a client that subscribes late (or reconnects) still sees
 the run from its beginning as long as the buffer holds it, and any number of clients
-can follow one run.
+can follow one run. With Redis, :mod:`builder.runs.fanout` copies the stream there so
+other processes can follow it too.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["EVENT_TYPES", "RunEvent", "RunStream"]
+__all__ = ["EVENT_TYPES", "REPLAY_EVENTS", "RunEvent", "RunStream"]
 
 EVENT_TYPES = (
     "run_started",
@@ -31,6 +33,9 @@ EVENT_TYPES = (
     "error",
     "run_finished",
 )
+
+REPLAY_EVENTS = 5000
+"""Most events a run's stream keeps for late subscribers."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +62,7 @@ class RunStream:
             (token events are the bulk, and a late reader still gets every message).
     """
 
-    def __init__(self, *, replay: int = 5000) -> None:
+    def __init__(self, *, replay: int = REPLAY_EVENTS) -> None:
         self._events: deque[RunEvent] = deque(maxlen=replay)
         self._next_seq = 0
         self._closed = False
@@ -83,17 +88,28 @@ class RunStream:
             self._closed = True
             self._changed.notify_all()
 
+    async def next_events(self, *, after: int, limit: int | None = None) -> list[RunEvent]:
+        """The events with ``seq > after`` (at most ``limit``), waiting until there is one.
+
+        Returns:
+            The oldest such events still buffered, in order; an empty list only once the
+            stream is closed and every event has been read.
+        """
+        async with self._changed:
+            while True:
+                if self._events and self._events[-1].seq > after:
+                    # Buffered seqs are consecutive: skip straight to the first one wanted.
+                    start = max(0, after + 1 - self._events[0].seq)
+                    stop = None if limit is None else start + limit
+                    return list(itertools.islice(self._events, start, stop))
+                if self._closed:
+                    return []
+                await self._changed.wait()
+
     async def subscribe(self, *, after: int = -1) -> AsyncIterator[RunEvent]:
         """Events with ``seq > after``: the buffered ones, then live ones until the end."""
         position = after
-        while True:
-            async with self._changed:
-                pending = [e for e in self._events if e.seq > position]
-                if not pending:
-                    if self._closed:
-                        return
-                    await self._changed.wait()
-                    continue
+        while pending := await self.next_events(after=position):
             for event in pending:
                 position = event.seq
                 yield event

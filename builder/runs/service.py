@@ -16,6 +16,8 @@ A turn (:meth:`RunService.start`):
 
 Cancelling stops the run at the next step boundary; the context is left consistent
 (pending tool calls are answered as cancelled) and the next turn carries on from it.
+With Redis (:class:`~builder.runs.fanout.RunFanout`) every run's events are also
+copied there, and a cancel requested through any process reaches the one running it.
 A run interrupted by a crash is resumed with ``resume=True``: steps that completed are
 not run again.
 """
@@ -52,6 +54,7 @@ from builder.persistence.snapshots import list_snapshots
 from builder.persistence.usage import run_usage
 from builder.runs.conversation import ReplyParts, rebuild_context
 from builder.runs.events import RunEvent, RunStream
+from builder.runs.fanout import RunFanout
 from builder.runs.sandboxes import ProjectSandboxes
 from builder.sandbox.base import Sandbox
 from builder.sandbox.pool import SandboxPool
@@ -190,6 +193,8 @@ class RunService:
         pool: Live sandboxes.
         locks: Run locks and file locks.
         settings: Budgets and timeouts.
+        fanout: Copies runs' events to Redis and hears cancels from other processes
+            (:meth:`open` makes one when ``BUILDER_REDIS_URL`` is set).
     """
 
     def __init__(
@@ -201,6 +206,7 @@ class RunService:
         pool: SandboxPool,
         locks: LockManager,
         settings: Settings,
+        fanout: RunFanout | None = None,
     ) -> None:
         self.db = db
         self.graph = graph
@@ -208,6 +214,7 @@ class RunService:
         self.pool = pool
         self.locks = locks
         self.settings = settings
+        self.fanout = fanout
         self._active: dict[str, RunHandle] = {}
         self._finished: TTLCache[str, RunHandle] = TTLCache(_FINISHED_KEPT, _FINISHED_SECONDS)
 
@@ -249,6 +256,9 @@ class RunService:
             graph = build_web_builder_graph(
                 model=model, checkpointer=checkpointer, settings=settings
             )
+            fanout = RunFanout.from_settings(settings)
+            if fanout is not None:
+                stack.push_async_callback(fanout.aclose)  # after the runs have stopped
             service = cls(
                 db=database,
                 graph=graph,
@@ -256,8 +266,11 @@ class RunService:
                 pool=pool,
                 locks=locks,
                 settings=settings,
+                fanout=fanout,
             )
             stack.push_async_callback(service.close)
+            if fanout is not None:
+                fanout.listen(service._cancel_requested, runs=lambda: list(service._active))
             if settings.maintenance_seconds > 0:
                 maintenance = asyncio.create_task(
                     service.maintain(settings.maintenance_seconds), name="builder-maintenance"
@@ -330,6 +343,11 @@ class RunService:
         except RunInProgress:
             await asyncio.gather(handle._task, return_exceptions=True)
             raise
+        if self.fanout is not None:
+            # From the first event on: the stream keeps what was published meanwhile.
+            self.fanout.mirror(handle.run_id, handle.stream, channel="events")
+            if handle.graph_stream is not None:
+                self.fanout.mirror(handle.run_id, handle.graph_stream, channel="graph")
         return handle
 
     def get(self, run_id: str) -> RunHandle | None:
@@ -360,6 +378,14 @@ class RunService:
         await asyncio.gather(*tasks, return_exceptions=True)
 
     # --- the run -----------------------------------------------------------------------
+    def _cancel_requested(self, run_id: str) -> bool:
+        """Cancel a run of this process that another process asked to stop."""
+        handle = self._active.get(run_id)
+        if handle is None:
+            return False
+        handle.cancel()
+        return True
+
     def _retire(self, handle: RunHandle) -> None:
         self._active.pop(handle.run_id, None)
         self._finished[handle.run_id] = handle
