@@ -4,8 +4,9 @@
 run's metadata; a follower task settles the records when the run ends (a run cancelled
 while queued never started, so nothing else marks it) and deletes a stateless run's
 thread. :func:`outcome_anywhere` waits for a run's end, in this process or another
-(by watching its record); :func:`waiting` answers a JSON body once a wait is over,
-sending a newline every few seconds meanwhile so proxies do not close an idle
+(by watching its record); :func:`cancel_anywhere` cancels a run in this process or,
+through Redis, in the one running it; :func:`waiting` answers a JSON body once a wait
+is over, sending a newline every few seconds meanwhile so proxies do not close an idle
 connection (JSON allows the leading whitespace).
 """
 
@@ -20,7 +21,7 @@ from typing import Any
 
 from fastapi.responses import StreamingResponse
 
-from builder.errors import AlreadyExists, InvalidInput, NotFound
+from builder.errors import AlreadyExists, Conflict, InvalidInput, NotFound
 from builder.http.langgraph.assistants import Assistant, resolve_assistant
 from builder.http.langgraph.contexts import config_for, current_values
 from builder.http.langgraph.inputs import (
@@ -48,8 +49,10 @@ __all__ = [
     "ENDED",
     "Outcome",
     "StartedRun",
+    "cancel_anywhere",
     "final_json",
     "outcome_anywhere",
+    "run_over",
     "start_run",
     "thread_for_run",
     "waiting",
@@ -274,3 +277,33 @@ async def outcome_anywhere(services: Services, run_id: str) -> Outcome:
             result = run["result"] or {}
             return Outcome(run["status"], result.get("error_code"), run["error"])
         await asyncio.sleep(_POLL_SECONDS)
+
+
+async def run_over(services: Services, run_id: str) -> bool:
+    """Whether a run has ended (or its record is gone), whichever process ran it."""
+    run = await get_run(services.db, run_id=run_id)
+    return run is None or run["ended_at"] is not None
+
+
+async def cancel_anywhere(services: Services, run_id: str) -> None:
+    """Cancel a run at its next step boundary, in this process or in the one running it.
+
+    A run of another process is reached through Redis; the request returns before the
+    run has stopped (:func:`outcome_anywhere` waits for that). Cancelling a run that
+    has ended does nothing.
+
+    Raises:
+        Conflict: The run is in another process and no Redis is configured to reach it.
+        DependencyUnavailable: Redis cannot be reached.
+    """
+    handle = services.runs.get(run_id)
+    if handle is not None:
+        handle.cancel()
+        return
+    fanout = services.runs.fanout
+    if fanout is None:
+        raise Conflict(
+            f"run {run_id} is in progress on another server process; cancel it there "
+            "(or set BUILDER_REDIS_URL so any process can)"
+        )
+    await fanout.request_cancel(run_id)

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import uuid
 from collections.abc import AsyncIterator
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 from fastapi import APIRouter, Depends, Header, Query, Response
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -35,8 +36,10 @@ from builder.http.langgraph.inputs import STREAM_MODES, check_run_options, promp
 from builder.http.langgraph.lifecycle import (
     ENDED,
     StartedRun,
+    cancel_anywhere,
     final_json,
     outcome_anywhere,
+    run_over,
     start_run,
     thread_for_run,
     thread_outcome,
@@ -44,12 +47,13 @@ from builder.http.langgraph.lifecycle import (
 )
 from builder.http.langgraph.schemas import RunCreateBody
 from builder.http.langgraph.serialize import dumps, run_json
-from builder.http.langgraph.sse import StreamTranslator, run_events
+from builder.http.langgraph.sse import StreamTranslator, part_events, run_events
 from builder.http.langgraph.threads import create_owned_thread, delete_owned_thread, owned_thread
 from builder.http.ratelimit import rate_limited
 from builder.http.services import Services
 from builder.persistence.runs import get_run, list_runs
 from builder.persistence.schemas import UserPublic
+from builder.runs.service import RunResult, RunStatus
 
 __all__ = ["create_router", "router"]
 
@@ -257,11 +261,10 @@ async def cancel_run(
             "version of the project; use action 'interrupt'"
         )
     if run["status"] in ENDED:
+        if wait:  # it has stopped: the answer a first waited cancel gave
+            return JSONResponse(run_json(run))
         raise Conflict(f"run {run_id} has already ended ({run['status']})")
-    handle = services.runs.get(run_id)
-    if handle is None:
-        raise Conflict(f"run {run_id} is in progress on another server process; cancel it there")
-    handle.cancel()
+    await cancel_anywhere(services, run_id)
     if not wait:
         return Response(status_code=202)
     await outcome_anywhere(services, run_id)
@@ -297,8 +300,12 @@ async def join_run_stream(
     """The run's events from the start (or after ``Last-Event-ID``) until it ends."""
     thread, run = await _owned_run(services, user, thread_id, run_id)
     handle = services.runs.get(run_id)
-    if handle is None and run["status"] not in ENDED:
-        raise Conflict(f"run {run_id} is in progress on another server process")
+    fanout = services.runs.fanout
+    if handle is None and fanout is None and run["status"] not in ENDED:
+        raise Conflict(
+            f"run {run_id} is in progress on another server process "
+            "(set BUILDER_REDIS_URL so any process can stream it)"
+        )
     modes = [mode for mode in stream_mode or [] if mode]
     if not modes:
         stored = (run["kwargs"] or {}).get("stream_mode") or ["values"]
@@ -315,20 +322,52 @@ async def join_run_stream(
         graph_id=assistant.graph_id,
         graph_input=(run["kwargs"] or {}).get("input"),
     )
-    after = int(last_event_id) if last_event_id and last_event_id.lstrip("-").isdigit() else -1
-    if handle is None:
-        events = _ended_run_events(translator, after)
-    else:
+    wanted = last_event_id or ""  # a negative id, like none, means from the start
+    after = int(wanted) if wanted.isascii() and wanted.isdigit() else -1
+    events: AsyncIterator[ServerSentEvent]
+    if handle is not None:
         events = run_events(
             handle, translator, after=after, cancel_on_disconnect=cancel_on_disconnect
         )
+    elif fanout is not None:
+        parts = await fanout.follow(
+            run_id, channel="graph", ended=functools.partial(run_over, services, run_id)
+        )
+
+        async def abandoned() -> None:
+            if cancel_on_disconnect and not await run_over(services, run_id):
+                await cancel_anywhere(services, run_id)
+
+        events = part_events(
+            parts,
+            translator,
+            functools.partial(_recorded_result, services, run_id),
+            after=after,
+            on_abandon=abandoned,
+        )
+    else:
+        events = _ended_run_events(translator, after)
     return EventSourceResponse(events, ping=_PING_SECONDS, headers={"cache-control": "no-store"})
+
+
+async def _recorded_result(services: Services, run_id: str) -> RunResult | None:
+    """How a run of another process ended, from its record (None: not ended)."""
+    run = await get_run(services.db, run_id=run_id)
+    if run is None or run["status"] not in ENDED:
+        return None
+    return RunResult(
+        run_id=run_id,
+        project_id=run["project_id"],
+        status=cast(RunStatus, run["status"]),
+        error=run["error"],
+        error_code=(run["result"] or {}).get("error_code"),
+    )
 
 
 async def _ended_run_events(
     translator: StreamTranslator, after: int
 ) -> AsyncIterator[ServerSentEvent]:
-    """A run that ended in another process: only its opening event is known here."""
+    """A run that ended in another process, without Redis: only its opening is known here."""
     for number, (name, data) in enumerate(translator.start()):
         if number > after:
             yield ServerSentEvent(data=dumps(data), event=name, id=str(number))

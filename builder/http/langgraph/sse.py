@@ -22,22 +22,25 @@ tasks, checkpoints, debug  ``tasks``, ``checkpoints``, ``debug`` → LangGraph's
 Every stream starts with ``metadata`` (``run_id``, ``thread_id``) and a failed run
 ends with ``error`` (``error``, ``message``). Events are numbered (``id:``) from 0; the
 numbering is deterministic, so a client reconnecting with ``Last-Event-ID`` is sent
-the rest of the stream (the run's parts are replayed through a new translator).
+the rest of the stream (the run's parts are replayed through a new translator) — from
+this process's buffer, or from Redis for a run of another process (the same parts, so
+the same events and numbers).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any
 
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, BaseMessageChunk
 from sse_starlette import ServerSentEvent
 
 from builder.http.langgraph.serialize import dumps, to_jsonable
+from builder.runs.events import RunEvent
 from builder.runs.service import RunHandle, RunResult
 
-__all__ = ["Event", "StreamTranslator", "run_events"]
+__all__ = ["Event", "StreamTranslator", "part_events", "run_events"]
 
 Event = tuple[str, Any]
 """An event name and its data."""
@@ -233,20 +236,54 @@ async def _outcome(handle: RunHandle) -> RunResult | None:
         raise
 
 
-async def run_events(
+async def _no_parts() -> AsyncIterator[RunEvent]:
+    return
+    yield  # an async generator with nothing in it
+
+
+def run_events(
     handle: RunHandle,
     translator: StreamTranslator,
     *,
     after: int = -1,
     cancel_on_disconnect: bool = False,
 ) -> AsyncIterator[ServerSentEvent]:
-    """A run's events as SSE, numbered from 0, skipping those up to ``after``.
+    """A run of this process's events as SSE, numbered from 0, skipping those up to ``after``.
 
     Args:
         handle: The run (of this process).
         translator: A new translator for the modes asked for.
         after: The last event id the client has (``Last-Event-ID``), or -1.
         cancel_on_disconnect: Cancel the run if the client goes away before it ends.
+    """
+
+    async def abandoned() -> None:
+        if cancel_on_disconnect and not handle.done:
+            handle.cancel()
+
+    parts = handle.graph_stream.subscribe() if handle.graph_stream is not None else _no_parts()
+    return part_events(
+        parts, translator, lambda: _outcome(handle), after=after, on_abandon=abandoned
+    )
+
+
+async def part_events(
+    parts: AsyncIterable[RunEvent],
+    translator: StreamTranslator,
+    outcome: Callable[[], Awaitable[RunResult | None]],
+    *,
+    after: int = -1,
+    on_abandon: Callable[[], Awaitable[None]] | None = None,
+) -> AsyncIterator[ServerSentEvent]:
+    """A run's LangGraph parts as SSE, numbered from 0, skipping those up to ``after``.
+
+    Args:
+        parts: The run's parts (event type = stream mode, data ``{"chunk": part}``), from
+            this process or from Redis.
+        translator: A new translator for the modes asked for.
+        outcome: How the run ended, asked once its parts are over (None: unknown).
+        after: The last event id the client has (``Last-Event-ID``), or -1.
+        on_abandon: Called when the client goes away before the run's end.
     """
     number = -1
     ended = False
@@ -263,14 +300,13 @@ async def run_events(
     try:
         for sse in numbered(translator.start()):
             yield sse
-        if handle.graph_stream is not None:
-            async for part in handle.graph_stream.subscribe():
-                for sse in numbered(translator.translate(part.type, part.data["chunk"])):
-                    yield sse
-        result = await _outcome(handle)
+        async for part in parts:
+            for sse in numbered(translator.translate(part.type, part.data["chunk"])):
+                yield sse
+        result = await outcome()
         ended = True
         for sse in numbered(translator.finish(result)):
             yield sse
     finally:
-        if cancel_on_disconnect and not ended and not handle.done:
-            handle.cancel()
+        if not ended and on_abandon is not None:
+            await on_abandon()
