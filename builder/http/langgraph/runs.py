@@ -11,7 +11,9 @@ The run belongs to the server, not to the connection: a client that goes away st
 receiving events while the run goes on (unless it asked for ``on_disconnect: cancel``).
 ``…/wait`` and ``…/join`` answer the thread's values once the run ends (see
 :mod:`~builder.http.langgraph.lifecycle`); a failed run answers
-``{"__error__": {"error": …, "message": …}}``.
+``{"__error__": {"error": …, "message": …}}``. ``…/stream`` (join) and ``…/cancel``
+work on any server process: the one running the run serves it from memory, the others
+through Redis (:class:`~builder.runs.fanout.RunFanout`), or answer 409 without it.
 """
 
 from __future__ import annotations
