@@ -17,13 +17,15 @@ from e2b import AsyncSandbox
 from builder.errors import DependencyUnavailable
 from builder.log import get_logger
 from builder.persistence.database import Database
+from builder.persistence.files import restore_snapshot
 from builder.persistence.projects import project_sandbox, record_sandbox
+from builder.persistence.snapshots import list_snapshots
 from builder.sandbox.base import Sandbox
 from builder.sandbox.e2b import E2BSandbox
 from builder.sandbox.factory import create_sandbox
 from builder.settings import Settings
 
-__all__ = ["ProjectSandboxes"]
+__all__ = ["ProjectSandboxes", "restore_latest"]
 
 _log = get_logger("builder.runs.sandboxes")
 
@@ -81,3 +83,16 @@ class ProjectSandboxes:
         except ValueError:
             return
         await record_sandbox(self.db, project_id=key, sandbox_id=sandbox_id)
+
+
+async def restore_latest(db: Database, sandbox: Sandbox) -> None:
+    """Restore a new, empty sandbox from its project's latest snapshot (if any)."""
+    try:
+        project_id = uuid.UUID(sandbox.project_id)
+    except ValueError:
+        return
+    if await sandbox.list_files("."):
+        return  # a workspace that survived (local backend): keep what is there
+    latest = await list_snapshots(db, project_id=project_id, limit=1)
+    if latest.items:
+        await restore_snapshot(db, project_id=project_id, sandbox=sandbox)

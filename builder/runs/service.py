@@ -29,14 +29,12 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass, field
-from typing import Any, Literal, cast
+from typing import Any, cast
 
 from cachetools import TTLCache
-from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage, ToolMessage
+from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.errors import GraphDrained
-from langgraph.runtime import RunControl
 
 from builder.errors import BuilderError, InvalidInput, RunInProgress
 from builder.graphs.checkpointer import TTLCheckpointer
@@ -46,16 +44,24 @@ from builder.graphs.web_builder import WebBuilderGraph, build_web_builder_graph
 from builder.locks import LockManager
 from builder.log import bound_context, get_logger
 from builder.persistence.database import Database
-from builder.persistence.files import restore_snapshot
 from builder.persistence.messages import append_message
 from builder.persistence.projects import get_project, record_sandbox
 from builder.persistence.runs import ensure_thread, record_run_finished, record_run_started
-from builder.persistence.snapshots import list_snapshots
 from builder.persistence.usage import run_usage
 from builder.runs.conversation import ReplyParts, rebuild_context
-from builder.runs.events import RunEvent, RunStream
+from builder.runs.events import RunStream
 from builder.runs.fanout import RunFanout
-from builder.runs.sandboxes import ProjectSandboxes
+from builder.runs.handle import (
+    STREAM_MODES,
+    GraphStreamMode,
+    MultitaskStrategy,
+    RunHandle,
+    RunResult,
+    RunStatus,
+    close_streams,
+)
+from builder.runs.sandboxes import ProjectSandboxes, restore_latest
+from builder.runs.translate import publish_part, summarise
 from builder.sandbox.base import Sandbox
 from builder.sandbox.pool import SandboxPool
 from builder.settings import Settings, get_settings
@@ -69,118 +75,9 @@ __all__ = [
     "RunStatus",
 ]
 
-MultitaskStrategy = Literal["reject", "enqueue"]
-RunStatus = Literal["pending", "running", "success", "error", "cancelled", "interrupted"]
-GraphStreamMode = Literal[
-    "values", "updates", "messages", "custom", "tasks", "checkpoints", "debug"
-]
-
-_STREAM_MODES: tuple[GraphStreamMode, ...] = ("messages", "updates", "custom")
-
 _log = get_logger("builder.runs")
 _FINISHED_KEPT = 1000
 _FINISHED_SECONDS = 3600.0
-
-
-@dataclass
-class RunResult:
-    """How a run ended, and what it did."""
-
-    run_id: str
-    project_id: uuid.UUID
-    status: RunStatus
-    stop_reason: str | None = None
-    reply: str = ""
-    files_created: list[str] = field(default_factory=list)
-    files_changed: list[str] = field(default_factory=list)
-    files_deleted: list[str] = field(default_factory=list)
-    input_tokens: int = 0
-    output_tokens: int = 0
-    steps: int = 0
-    preview_url: str | None = None
-    snapshot_version: int | None = None
-    error: str | None = None
-    error_code: str | None = None
-
-    @property
-    def total_tokens(self) -> int:
-        """Input plus output tokens."""
-        return self.input_tokens + self.output_tokens
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready summary."""
-        return {
-            "run_id": self.run_id,
-            "project_id": str(self.project_id),
-            "status": self.status,
-            "stop_reason": self.stop_reason,
-            "reply": self.reply,
-            "files_created": self.files_created,
-            "files_changed": self.files_changed,
-            "files_deleted": self.files_deleted,
-            "input_tokens": self.input_tokens,
-            "output_tokens": self.output_tokens,
-            "total_tokens": self.total_tokens,
-            "steps": self.steps,
-            "preview_url": self.preview_url,
-            "snapshot_version": self.snapshot_version,
-            "error": self.error,
-            "error_code": self.error_code,
-        }
-
-
-class RunHandle:
-    """A run in progress (or just finished): its events, its result, cancellation."""
-
-    def __init__(self, run_id: str, project_id: uuid.UUID, *, cancel_grace: float) -> None:
-        self.run_id = run_id
-        self.project_id = project_id
-        self.stream = RunStream()
-        self.status: RunStatus = "pending"
-        self.control = RunControl()
-        self.graph_stream: RunStream | None = None
-        """LangGraph's own stream parts (event type = stream mode, data ``{"chunk": part}``),
-        when the run was started with ``graph_stream``."""
-        self.stream_modes: tuple[GraphStreamMode, ...] = _STREAM_MODES
-        self._cancel_grace = cancel_grace
-        self._task: asyncio.Task[RunResult] | None = None
-        self._started: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-
-    @property
-    def done(self) -> bool:
-        """True once the run has ended."""
-        return self._task is not None and self._task.done()
-
-    def events(self, *, after: int = -1) -> AsyncIterator[RunEvent]:
-        """The run's events from the beginning (or after ``after``) until it ends."""
-        return self.stream.subscribe(after=after)
-
-    async def wait(self) -> RunResult:
-        """Wait for the run to end and return its result."""
-        assert self._task is not None
-        return await asyncio.shield(self._task)
-
-    def cancel(self) -> None:
-        """Stop the run at the next step boundary.
-
-        A step that does not finish within the cancel grace period is cancelled
-        outright; the context stays at its last completed step. A run still queued
-        (``enqueue``) leaves the queue at once and ends ``cancelled``.
-        """
-        if self.done:
-            return
-        if self.status == "pending":
-            # Still queued for the project: nothing has run, so stop waiting at once.
-            self.status = "cancelled"
-            self._hard_cancel()
-            return
-        self.control.request_drain("cancelled")
-        loop = asyncio.get_running_loop()
-        loop.call_later(self._cancel_grace, self._hard_cancel)
-
-    def _hard_cancel(self) -> None:
-        if self._task is not None and not self._task.done():
-            self._task.cancel()
 
 
 class RunService:
@@ -323,7 +220,7 @@ class RunService:
         )
         if graph_stream is not None:
             handle.graph_stream = RunStream()
-            handle.stream_modes = tuple(dict.fromkeys([*_STREAM_MODES, *graph_stream]))
+            handle.stream_modes = tuple(dict.fromkeys([*STREAM_MODES, *graph_stream]))
         self._active[handle.run_id] = handle
         handle._task = asyncio.create_task(
             self._execute(
@@ -412,7 +309,7 @@ class RunService:
                     if not handle._started.done():
                         handle._started.set_exception(exc)
                     result.status, result.error = "error", str(exc)
-                    await _close_streams(handle)
+                    await close_streams(handle)
                     if isinstance(exc, RunInProgress):
                         return result
                     if handle.status == "cancelled":  # cancelled while queued
@@ -505,7 +402,10 @@ class RunService:
                 base = await rebuild_context(self.db, project_id=project_id, exclude=message_id)
             graph_input = {
                 **base,
-                "messages": [*base.get("messages", []), HumanMessage(prompt)],
+                "messages": [
+                    *base.get("messages", []),
+                    HumanMessage(prompt, id=f"msg-{message_id}"),
+                ],
                 "project_id": thread_id,
                 "run_id": run_id,
                 "run_steps": 0,
@@ -555,13 +455,13 @@ class RunService:
             ):
                 if handle.graph_stream is not None:
                     await handle.graph_stream.publish(mode, chunk=chunk)
-                await self._publish(handle, parts, mode, chunk)
+                await publish_part(handle.stream, parts, mode, chunk)
             result.status = "success"
         except GraphDrained:
-            await self._close_interrupted(config, "cancelled by the user")
+            await self._close_interrupted(config, "cancelled by the user", turn_input=graph_input)
             result.status = "cancelled"
         final = (await self.graph.aget_state(config)).values
-        self._summarise(result, before, final, parts)
+        summarise(result, before, final, parts)
         usage = await run_usage(self.db, run_id=run_id)
         result.input_tokens, result.output_tokens = usage.prompt_tokens, usage.completion_tokens
         if result.preview_url:
@@ -578,42 +478,24 @@ class RunService:
                 model=self.settings.model,
             )
 
-    async def _publish(self, handle: RunHandle, parts: ReplyParts, mode: str, chunk: Any) -> None:
-        stream = handle.stream
-        if mode == "messages":
-            message, metadata = chunk
-            if metadata.get("langgraph_node") == "agent" and isinstance(message, AIMessageChunk):
-                text = message.content if isinstance(message.content, str) else message.text
-                if text:
-                    await stream.publish("token", text=text)
-        elif mode == "custom":
-            data = dict(chunk)
-            kind = str(data.pop("event", "tool_progress"))
-            await stream.publish(kind, **data)
-        elif mode == "updates":
-            for node, update in chunk.items():
-                if not isinstance(update, dict):
-                    continue
-                for message in update.get("messages", []) or []:
-                    if isinstance(message, AIMessage) and node == "agent":
-                        parts.add_model_message(message)
-                        await stream.publish(
-                            "message",
-                            role="assistant",
-                            content=message.content
-                            if isinstance(message.content, str)
-                            else message.text,
-                            tool_calls=[
-                                {"name": c["name"], "id": c.get("id")} for c in message.tool_calls
-                            ],
-                        )
-                    elif isinstance(message, ToolMessage):
-                        parts.add_tool_result(message)
+    async def _close_interrupted(
+        self, config: RunnableConfig, why: str, *, turn_input: dict[str, Any] | None = None
+    ) -> None:
+        """Answer a stopped run's pending tool calls so the context stays valid.
 
-    async def _close_interrupted(self, config: RunnableConfig, why: str) -> None:
-        """Answer a stopped run's pending tool calls so the context stays valid."""
+        A run stopped before its first step never applied its input: the turn's input
+        (the user's message, and a rebuilt context) is applied here, so the context
+        agrees with the conversation stored in the database.
+        """
         state = await self.graph.aget_state(config)
         messages = state.values.get("messages", [])
+        update: dict[str, Any] = {}
+        if turn_input is not None:
+            present = {m.id for m in messages}
+            if not any(m.id in present for m in turn_input["messages"][-1:]):
+                update = {k: v for k, v in turn_input.items() if k != "messages"}
+                messages = [*messages, *turn_input["messages"]]
+                update["messages"] = turn_input["messages"]
         answers = [
             ToolMessage(
                 f"Not run: {why}.", tool_call_id=call["id"], name=call["name"], status="error"
@@ -624,37 +506,21 @@ class RunService:
         note = AIMessage(f"(The previous run was {why}.)")
         await self.graph.aupdate_state(
             config,
-            {"messages": [*answers, note], "stop_reason": "cancelled", "build_status": "idle"},
+            {
+                **update,
+                "messages": [*update.get("messages", []), *answers, note],
+                "stop_reason": "cancelled",
+                "build_status": "idle",
+            },
             as_node="persist",
         )
-
-    def _summarise(
-        self, result: RunResult, before: dict[str, str], final: dict[str, Any], parts: ReplyParts
-    ) -> None:
-        after: dict[str, str] = final.get("files", {})
-        result.files_created = sorted(p for p in after if p not in before)
-        result.files_changed = sorted(p for p in after if p in before and before[p] != after[p])
-        result.files_deleted = sorted(p for p in before if p not in after)
-        result.steps = int(final.get("run_steps", 0))
-        result.stop_reason = final.get("stop_reason") or result.stop_reason
-        server = final.get("dev_server")
-        result.preview_url = server["preview_url"] if server and server["running"] else None
-        result.snapshot_version = final.get("snapshot_version")
-        result.reply = parts.reply
-        if not result.reply:
-            for message in reversed(final.get("messages", [])):
-                if isinstance(message, AIMessage) and not message.tool_calls:
-                    result.reply = (
-                        message.content if isinstance(message.content, str) else message.text
-                    )
-                    break
 
     async def _finish(self, handle: RunHandle, result: RunResult) -> None:
         handle.status = result.status
         with contextlib.suppress(Exception):
             await record_run_finished(self.db, run_id=result.run_id, result=result.as_dict())
         await handle.stream.publish("run_finished", **result.as_dict())
-        await _close_streams(handle)
+        await close_streams(handle)
         _log.info(
             "run.finished",
             status=result.status,
@@ -662,22 +528,3 @@ class RunService:
             steps=result.steps,
             tokens=result.total_tokens,
         )
-
-
-async def _close_streams(handle: RunHandle) -> None:
-    await handle.stream.close()
-    if handle.graph_stream is not None:
-        await handle.graph_stream.close()
-
-
-async def restore_latest(db: Database, sandbox: Sandbox) -> None:
-    """Restore a new, empty sandbox from its project's latest snapshot (if any)."""
-    try:
-        project_id = uuid.UUID(sandbox.project_id)
-    except ValueError:
-        return
-    if await sandbox.list_files("."):
-        return  # a workspace that survived (local backend): keep what is there
-    latest = await list_snapshots(db, project_id=project_id, limit=1)
-    if latest.items:
-        await restore_snapshot(db, project_id=project_id, sandbox=sandbox)

@@ -38,7 +38,6 @@ EXPECTED = {
     "RunInProgress": 409,
     "SearchTextNotFound": 422,
     "SearchTextNotUnique": 422,
-    "TokenBudgetExceeded": 422,
     "Unauthorized": 401,
     "UnsafeProductionSettings": 500,
 }

@@ -243,3 +243,22 @@ async def test_a_running_service_sweeps_expired_contexts_on_its_own(
             await asyncio.sleep(0.05)
         assert left == 0
         assert not await svc.checkpointer.context_is_live(str(project.id))
+
+
+async def test_a_run_cancelled_before_its_first_step_keeps_the_users_message_in_context(
+    db: Database, settings: Settings, user: UserPublic, project: ProjectPublic, tmp_path: Path
+) -> None:
+    spec = _slow_script(tmp_path, steps=2, delay=0.5)
+    async with RunService.open(settings, db=db, model=spec) as svc:
+        handle = await svc.start(user_id=user.id, project_id=project.id, prompt="first words")
+        handle.cancel()
+        assert (await handle.wait()).status == "cancelled"
+        config = {"configurable": {"thread_id": str(project.id)}}
+        state = (await svc.graph.aget_state(config)).values
+        assert [m.content for m in state["messages"] if m.type == "human"] == ["first words"]
+        assert state["messages"][-1].type == "ai"
+        again = await svc.start(user_id=user.id, project_id=project.id, prompt="second words")
+        assert (await again.wait()).status == "success"
+        state = (await svc.graph.aget_state(config)).values
+        humans = [m.content for m in state["messages"] if m.type == "human"]
+        assert humans == ["first words", "second words"]
