@@ -12,12 +12,11 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-import redis
 
 from builder.persistence import Database
 from builder.settings import Settings, get_settings
 from tests.support.database import clone_database, create_migrated_template, drop_template
-from tests.support.services import REDIS_URL, create_database, drop_database
+from tests.support.services import REDIS_URL, create_database, delete_redis_prefix, drop_database
 
 
 @pytest.fixture(autouse=True)
@@ -80,13 +79,7 @@ def redis_prefix() -> Iterator[str]:
     """A Redis key prefix private to this test; its keys are deleted afterwards."""
     prefix = f"test:{uuid.uuid4().hex[:12]}:"
     yield prefix
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        keys = list(client.scan_iter(match=f"{prefix}*", count=500))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
+    delete_redis_prefix(prefix)
 
 
 @pytest.fixture

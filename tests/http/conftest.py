@@ -13,12 +13,11 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-import redis
 
 from tests.http.oauth_provider import FakeOAuthProvider
 from tests.http.server import ServerProcess
 from tests.support.database import clone_database
-from tests.support.services import REDIS_URL, drop_database
+from tests.support.services import delete_redis_prefix, drop_database
 
 ENCRYPTION_KEY = "k1:" + base64.b64encode(b"k" * 32).decode()
 BODY_LIMIT = 64 * 1024
@@ -44,11 +43,7 @@ def _serve(
     finally:
         server.stop()
         drop_database(url)
-        client = redis.Redis.from_url(REDIS_URL)
-        keys = list(client.scan_iter(match=f"{prefix}*", count=500))
-        if keys:
-            client.delete(*keys)
-        client.close()
+        delete_redis_prefix(prefix)
 
 
 @pytest.fixture(scope="session")

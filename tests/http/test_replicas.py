@@ -15,7 +15,6 @@ from typing import Any
 
 import httpx
 import pytest
-import redis
 from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
 from langgraph_sdk.errors import ConflictError
@@ -24,7 +23,7 @@ from tests.http.server import ServerProcess
 from tests.http.sse import SseEvent, read_events
 from tests.support.database import clone_database
 from tests.support.scripts import call, write_script
-from tests.support.services import REDIS_URL, drop_database
+from tests.support.services import delete_redis_prefix, drop_database
 
 GRAPH = "web_builder"
 SLOW_FILES = 6
@@ -94,11 +93,7 @@ def _replicas(
         for server in servers:
             server.stop()
         drop_database(url)
-        client = redis.Redis.from_url(REDIS_URL)
-        keys = list(client.scan_iter(match=f"{prefix}*", count=500))
-        if keys:
-            client.delete(*keys)
-        client.close()
+        delete_redis_prefix(prefix)
 
 
 @pytest.fixture(scope="module")

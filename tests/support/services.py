@@ -31,3 +31,16 @@ def drop_database(url: str) -> None:
 def _url_for(name: str) -> str:
     base = PG_ADMIN_URL.rsplit("/", 1)[0]
     return f"{base}/{name}".replace("postgresql://", "postgresql+psycopg://", 1)
+
+
+def delete_redis_prefix(prefix: str) -> None:
+    """Delete every key of the test Redis under ``prefix``."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}*", count=500))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()

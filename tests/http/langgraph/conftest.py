@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 from langgraph_sdk import get_client, get_sync_client
 from langgraph_sdk.client import LangGraphClient, SyncLangGraphClient
 from sqlalchemy import text
@@ -29,7 +28,7 @@ from builder.settings import Settings
 from tests.http.server import ServerProcess
 from tests.support.database import clone_database
 from tests.support.scripts import call, write_script
-from tests.support.services import REDIS_URL, drop_database
+from tests.support.services import delete_redis_prefix, drop_database
 
 PAGE = "<h1>Hello</h1>\n"
 SLOW_FILES = 8
@@ -114,11 +113,7 @@ def lg_server(
     finally:
         process.stop()
         drop_database(url)
-        client = redis.Redis.from_url(REDIS_URL)
-        keys = list(client.scan_iter(match=f"{prefix}*", count=500))
-        if keys:
-            client.delete(*keys)
-        client.close()
+        delete_redis_prefix(prefix)
 
 
 def user_input(message: str) -> dict[str, Any]:
