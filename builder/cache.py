@@ -12,96 +12,39 @@ is read *before* the database is, so a reader racing a writer can only store its
 value under a token that is already dead.
 
 **Redis down.** Redis calls have tight connect and command timeouts
-(``BUILDER_REDIS_TIMEOUT``) and no client-side retries. The first failure opens a small
-circuit breaker (:class:`Circuit`): for ``BUILDER_CACHE_COOLDOWN_SECONDS`` every call
-goes straight to the in-process fallback without touching the network; then one call
-probes Redis (half-open) and success closes the circuit. Invalidations made while Redis
+(``BUILDER_REDIS_TIMEOUT``) and no client-side retries. The first failure opens a
+small circuit breaker (:class:`~builder.circuit.Circuit`): for
+``BUILDER_CACHE_COOLDOWN_SECONDS`` every call goes straight to the in-process fallback
+without touching the network; then one call probes Redis (half-open) and success closes
+the circuit. Invalidations made while Redis
 was unreachable are remembered and replayed on Redis before it is used again, so a
 recovering Redis never serves what this process invalidated meanwhile.
 """
 
 from __future__ import annotations
 
-import asyncio
 import builtins
 import json
 import secrets
-import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 from cachetools import TLRUCache
 from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
 
-from builder.log import get_logger
+from builder.circuit import UNAVAILABLE, Circuit, Unavailable, redis_options
 from builder.settings import Settings
 
-__all__ = ["Cache", "CacheKind", "CacheLookup", "Circuit"]
+__all__ = ["Cache", "CacheKind", "CacheLookup"]
 
 CacheKind = Literal["project", "messages", "context", "api_key"]
 T = TypeVar("T")
-_log = get_logger("builder.cache")
 _MAX_MISSED = 10_000
 
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
-
-
-class _Unavailable:
-    """Marker: Redis could not be used for this call."""
-
-
-_UNAVAILABLE = _Unavailable()
-
-
-class Circuit:
-    """A three-state circuit breaker guarding calls to one dependency.
-
-    * ``closed``: calls go through; a failure opens the circuit.
-    * ``open``: calls are refused until ``cooldown`` seconds after the failure.
-    * ``half_open``: the first call after the cooldown is let through as a probe and
-      every other call is refused while it runs; its success closes the circuit, its
-      failure (or cancellation) opens it for another cooldown.
-
-    A single failure opens it: for a cache, one timeout already costs more than the
-    fallback, and a dependency that just failed is likely to fail again.
-
-    Args:
-        cooldown: Seconds the circuit stays open.
-        clock: Monotonic seconds (tests pass a fake one).
-    """
-
-    def __init__(self, cooldown: float, *, clock: Callable[[], float] = time.monotonic) -> None:
-        self.cooldown = cooldown
-        self._clock = clock
-        self.state: Literal["closed", "open", "half_open"] = "closed"
-        self._reopen_at = 0.0
-        self.openings = 0
-        """How many times the circuit has opened (closed or half-open → open)."""
-
-    def allow(self) -> bool:
-        """Whether a call may go to the dependency now (and, if so, take the probe)."""
-        if self.state == "closed":
-            return True
-        if self.state == "open" and self._clock() >= self._reopen_at:
-            self.state = "half_open"
-            return True
-        return False
-
-    def record_success(self) -> None:
-        """A call succeeded: close the circuit."""
-        self.state = "closed"
-
-    def record_failure(self) -> None:
-        """A call failed: open the circuit for one cooldown."""
-        self.state = "open"
-        self._reopen_at = self._clock() + self.cooldown
-        self.openings += 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +90,7 @@ class Cache:
         self.ttls.update(ttls or {})
         self._token_ttl = 2 * max(self.ttls.values())
         self.timeout = timeout
-        self.circuit = Circuit(cooldown)
+        self.circuit = Circuit(cooldown, name="cache")
         self._local: TLRUCache[str, tuple[float, str]] = TLRUCache(
             maxsize=lru_size, ttu=lambda _key, value, now: now + value[0]
         )
@@ -155,11 +98,7 @@ class Cache:
         if redis_url is not None:
             self._redis = Redis.from_url(
                 redis_url,
-                socket_timeout=timeout,
-                socket_connect_timeout=timeout,
-                # One attempt per call: the circuit breaker, not retries, handles outages.
-                retry=Retry(NoBackoff(), 0),
-                health_check_interval=0,
+                **redis_options(timeout),
             )
         self._missed_scopes: builtins.set[str] = builtins.set()
         self._missed_keys: builtins.set[str] = builtins.set()
@@ -204,7 +143,7 @@ class Cache:
         full = self._key(kind, key)
         self._local.pop(full, None)
         done = await self._call(lambda redis: redis.delete(full))
-        if done is _UNAVAILABLE and self._redis is not None:
+        if done is UNAVAILABLE and self._redis is not None:
             self._remember(self._missed_keys, full)
 
     # --- entries that depend on scopes -------------------------------------------------
@@ -238,7 +177,7 @@ class Cache:
                     pipe.set(key, token, ex=self._token_ttl)
                 await pipe.execute()
 
-        if await self._call(replace) is _UNAVAILABLE and self._redis is not None:
+        if await self._call(replace) is UNAVAILABLE and self._redis is not None:
             for scope in scopes:
                 self._remember(self._missed_scopes, scope)
 
@@ -277,7 +216,7 @@ class Cache:
             return tokens
 
         remote = await self._call(read_or_create)
-        if not isinstance(remote, _Unavailable):
+        if not isinstance(remote, Unavailable):
             return remote
         tokens = []
         for key in keys:
@@ -290,52 +229,29 @@ class Cache:
 
     async def _get_raw(self, key: str) -> str | None:
         remote = await self._call(lambda redis: redis.get(key))
-        if isinstance(remote, _Unavailable):
+        if isinstance(remote, Unavailable):
             entry = self._local.get(key)
             return None if entry is None else entry[1]
         return None if remote is None else _text(remote)
 
     async def _set_raw(self, key: str, ttl: int, raw: str) -> None:
-        if await self._call(lambda redis: redis.set(key, raw, ex=ttl)) is _UNAVAILABLE:
+        if await self._call(lambda redis: redis.set(key, raw, ex=ttl)) is UNAVAILABLE:
             self._local[key] = (ttl, raw)
 
-    async def _call(self, operation: Callable[[Redis], Awaitable[T]]) -> T | _Unavailable:
+    async def _call(self, operation: Callable[[Redis], Awaitable[T]]) -> T | Unavailable:
         redis = self._redis
-        if redis is None or not self.circuit.allow():
-            return _UNAVAILABLE
-        probing = self.circuit.state == "half_open"
-        try:
-            # The socket timeouts bound each read and connect; this bounds the whole
-            # call (a connect plus the handshake plus the command).
-            async with asyncio.timeout(self.timeout * 4):
-                if probing:
-                    await self._replay(redis)
-                result = await operation(redis)
-        except (RedisError, OSError, TimeoutError) as exc:
-            self._failed(exc)
-            return _UNAVAILABLE
-        except asyncio.CancelledError:
-            if probing:
-                self.circuit.record_failure()
-            raise
-        self.circuit.record_success()
-        if probing:
-            _log.info("cache.redis_recovered")
-        return result
-
-    def _failed(self, exc: BaseException) -> None:
-        was_closed = self.circuit.state == "closed"
-        self.circuit.record_failure()
-        if was_closed:
-            # A fresh local view for this outage: entries left from an earlier one may
+        if redis is None:
+            return UNAVAILABLE
+        # The socket timeouts bound each read and connect; the circuit's timeout bounds
+        # the whole call (a connect plus the handshake plus the command).
+        return await self.circuit.call(
+            lambda: operation(redis),
+            timeout=self.timeout * 4,
+            before_probe=lambda: self._replay(redis),
+            # A fresh local view for each outage: entries left from an earlier one may
             # have been invalidated on Redis by other replicas since.
-            self._local.clear()
-            _log.warning(
-                "cache.redis_unavailable",
-                error=type(exc).__name__,
-                detail=str(exc)[:200],
-                cooldown_s=self.circuit.cooldown,
-            )
+            on_open=self._local.clear,
+        )
 
     async def _replay(self, redis: Redis) -> None:
         """Apply the invalidations this process made while Redis was unreachable."""

@@ -11,7 +11,8 @@ from urllib.parse import urlsplit
 import pytest
 import redis.asyncio as aioredis
 
-from builder.cache import Cache, Circuit
+from builder.cache import Cache
+from builder.circuit import Circuit
 from builder.settings import Settings
 
 

@@ -13,14 +13,13 @@ Every limited response carries ``X-RateLimit-Limit``, ``X-RateLimit-Remaining`` 
 
 With ``BUILDER_REDIS_URL`` the counts live in Redis, so every replica enforces the same
 limit. Redis calls have the cache's tight timeouts and no retries, behind the cache's
-:class:`~builder.cache.Circuit`: after a failure the limiter counts in process memory
+:class:`~builder.circuit.Circuit`: after a failure the limiter counts in process memory
 for ``BUILDER_CACHE_COOLDOWN_SECONDS`` (each replica then allows the full limit on its
 own), and a request never waits on a Redis that does not answer.
 """
 
 from __future__ import annotations
 
-import asyncio
 import math
 import time
 from collections.abc import Awaitable, Callable
@@ -33,20 +32,15 @@ from limits.aio.storage import MemoryStorage, RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.errors import StorageError
 from redis.asyncio import ConnectionPool
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
 
-from builder.cache import Circuit
+from builder.circuit import REDIS_ERRORS, Circuit, Unavailable, redis_options
 from builder.errors import ConfigurationError, RateLimited
 from builder.http.scope import add_response_header
-from builder.log import get_logger
 from builder.settings import Settings
 
 __all__ = ["Decision", "RateLimiter", "Tier", "rate_limited"]
 
 Tier = Literal["chat", "prompt", "default"]
-_log = get_logger("builder.http.ratelimit")
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,17 +79,13 @@ class RateLimiter:
         }
         self._memory = MovingWindowRateLimiter(MemoryStorage())
         self._timeout = settings.redis_timeout
-        self.circuit = Circuit(settings.cache_cooldown_seconds)
+        self.circuit = Circuit(settings.cache_cooldown_seconds, name="ratelimit")
         self._pool: ConnectionPool | None = None
         self._redis: MovingWindowRateLimiter | None = None
         if settings.redis_url is not None:
             self._pool = ConnectionPool.from_url(
                 settings.redis_url,
-                socket_timeout=settings.redis_timeout,
-                socket_connect_timeout=settings.redis_timeout,
-                # One attempt per call: the circuit breaker, not retries, handles outages.
-                retry=Retry(NoBackoff(), 0),
-                health_check_interval=0,
+                **redis_options(settings.redis_timeout),
             )
             options: dict[str, Any] = {"connection_pool": self._pool}
             storage = RedisStorage(
@@ -110,25 +100,14 @@ class RateLimiter:
     async def check(self, tier: Tier, identity: str) -> Decision:
         """Count one request of ``identity`` against ``tier``; says whether it may go on."""
         item = self.tiers[tier]
-        if self._redis is not None and self.circuit.allow():
-            try:
-                async with asyncio.timeout(self._timeout * 4):
-                    decision = await self._decide(self._redis, item, identity, "redis")
-            except (StorageError, RedisError, OSError, TimeoutError) as exc:
-                was_closed = self.circuit.state == "closed"
-                self.circuit.record_failure()
-                if was_closed:
-                    _log.warning(
-                        "ratelimit.redis_unavailable",
-                        error=type(exc).__name__,
-                        cooldown_s=self.circuit.cooldown,
-                    )
-            except asyncio.CancelledError:
-                if self.circuit.state == "half_open":
-                    self.circuit.record_failure()
-                raise
-            else:
-                self.circuit.record_success()
+        if self._redis is not None:
+            limiter = self._redis
+            decision = await self.circuit.call(
+                lambda: self._decide(limiter, item, identity, "redis"),
+                timeout=self._timeout * 4,
+                errors=(StorageError, *REDIS_ERRORS),
+            )
+            if not isinstance(decision, Unavailable):
                 return decision
         return await self._decide(self._memory, item, identity, "memory")
 

@@ -13,7 +13,7 @@ Redis Stream and carries cancel requests between processes.
   (``MAXLEN ~``), like the in-process buffer, and expires an hour after its last write.
 * **Writing never slows the run.** The run only appends to its in-process stream; a
   background task per stream sends what is new in one ``MULTI``/``EXEC`` round trip.
-  When Redis fails, a :class:`~builder.cache.Circuit` opens (the cache's cool-down):
+  When Redis fails, a :class:`~builder.circuit.Circuit` opens (the cache's cool-down):
   one warning is logged, nothing touches the network until the cool-down has passed,
   then the writer catches up from the in-process buffer. Local readers never notice.
 * **Reading.** :meth:`RunFanout.follow` replays a stream after any position and
@@ -35,17 +35,14 @@ import contextlib
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from functools import partial
-from typing import Any, Literal, TypeVar, cast
+from typing import Literal, TypeVar, cast
 
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
 from redis.typing import EncodableT, FieldT
 
-from builder.cache import Circuit
+from builder.circuit import REDIS_ERRORS, UNAVAILABLE, Circuit, Unavailable, redis_options
 from builder.errors import DependencyUnavailable
 from builder.log import get_logger
 from builder.runs.events import REPLAY_EVENTS, RunEvent, RunStream
@@ -69,13 +66,6 @@ _FLUSH_SECONDS = 2.0
 # Whoever can write to Redis must not be able to make this process build arbitrary
 # objects: only the types LangGraph lists as safe are rebuilt.
 _SERDE = JsonPlusSerializer(allowed_msgpack_modules=None)
-
-
-class _Unavailable:
-    """Marker: Redis could not be used for this call."""
-
-
-_UNAVAILABLE = _Unavailable()
 
 
 def _seq(entry_id: bytes) -> int:
@@ -142,18 +132,12 @@ class RunFanout:
         self.maxlen = maxlen
         self.keep_seconds = keep_seconds
         self.block_seconds = block_seconds
-        self.circuit = Circuit(cooldown)
-        options: dict[str, Any] = {
-            "socket_connect_timeout": timeout,
-            # One attempt per call: the circuit breaker, not retries, handles outages.
-            "retry": Retry(NoBackoff(), 0),
-            "health_check_interval": 0,
-        }
-        self._redis = Redis.from_url(redis_url, socket_timeout=timeout, **options)
+        self.circuit = Circuit(cooldown, name="fanout")
+        self._redis = Redis.from_url(redis_url, **redis_options(timeout))
         # Blocking reads and the cancel subscription wait up to block_seconds for an
         # answer: they get connections whose reads may take that long.
         self._blocking = Redis.from_url(
-            redis_url, socket_timeout=block_seconds + 4 * timeout, **options
+            redis_url, **{**redis_options(timeout), "socket_timeout": block_seconds + 4 * timeout}
         )
         self._writers: set[asyncio.Task[None]] = set()
         self._listener: asyncio.Task[None] | None = None
@@ -203,7 +187,7 @@ class RunFanout:
             batch = await stream.next_events(after=written, limit=_BATCH)
             send = partial(self._append, key=key, channel=channel, batch=batch)
             last = await self._call(partial(send, fresh=fresh, unsure=unsure))
-            if isinstance(last, _Unavailable):
+            if isinstance(last, Unavailable):
                 unsure = True
                 if stream.closed:
                     failures_at_end += 1
@@ -284,7 +268,7 @@ class RunFanout:
                     ids = list(runs())
                     keys = [self._cancel_key(run_id) for run_id in ids]
                     flags: list[bytes | str | None] = await self._redis.mget(keys) if keys else []
-                self._succeeded()
+                self.circuit.succeeded()
                 for run_id, flag in zip(ids, flags, strict=True):
                     if flag is not None:
                         await self._cancelled(on_cancel, run_id)
@@ -297,10 +281,10 @@ class RunFanout:
                         await self._cancelled(
                             on_cancel, data.decode() if isinstance(data, bytes) else str(data)
                         )
-            except (RedisError, OSError, TimeoutError) as exc:
-                self._failed(exc)
+            except REDIS_ERRORS as exc:
+                self.circuit.failed(exc)
             finally:
-                with contextlib.suppress(RedisError, OSError, TimeoutError):
+                with contextlib.suppress(*REDIS_ERRORS):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
             await asyncio.sleep(self.circuit.cooldown)
 
@@ -334,7 +318,7 @@ class RunFanout:
         key = self.key(run_id, channel)
         position = f"{after}-1" if after >= 0 else "0-0"
         first = await self._call(partial(self._read, key=key, position=position, block=False))
-        if isinstance(first, _Unavailable):
+        if isinstance(first, Unavailable):
             raise DependencyUnavailable(
                 "redis", "Redis cannot be reached to follow a run of another server process"
             )
@@ -355,7 +339,7 @@ class RunFanout:
                 pipe.publish(self._cancel_channel, run_id)
                 await pipe.execute()
 
-        if isinstance(await self._call(send), _Unavailable):
+        if isinstance(await self._call(send), Unavailable):
             raise DependencyUnavailable(
                 "redis", "Redis cannot be reached to cancel a run of another server process"
             )
@@ -383,51 +367,21 @@ class RunFanout:
         )
         return cast(list[tuple[bytes, list[Entry]]], reply)[0][1] if reply else []
 
-    async def _wait_for_entries(self, key: str, position: str) -> list[Entry] | _Unavailable:
+    async def _wait_for_entries(self, key: str, position: str) -> list[Entry] | Unavailable:
         # Not through the circuit: a probe that blocks for seconds would hold the
         # half-open circuit that long. A failure still opens it for everyone.
         try:
             async with asyncio.timeout(self.block_seconds + 8 * self.timeout):
                 entries = await self._read(self._blocking, key=key, position=position, block=True)
-        except (RedisError, OSError, TimeoutError) as exc:
-            self._failed(exc)
-            return _UNAVAILABLE
-        self._succeeded()
+        except REDIS_ERRORS as exc:
+            self.circuit.failed(exc)
+            return UNAVAILABLE
+        self.circuit.succeeded()
         return entries
 
-    async def _call(self, operation: Callable[[Redis], Awaitable[T]]) -> T | _Unavailable:
-        if not self.circuit.allow():
-            return _UNAVAILABLE
-        probing = self.circuit.state == "half_open"
-        try:
-            # The socket timeouts bound each read and connect; this bounds the whole call.
-            async with asyncio.timeout(self.timeout * 4):
-                result = await operation(self._redis)
-        except (RedisError, OSError, TimeoutError) as exc:
-            self._failed(exc)
-            return _UNAVAILABLE
-        except asyncio.CancelledError:
-            if probing:
-                self.circuit.record_failure()
-            raise
-        self._succeeded()
-        return result
-
-    def _succeeded(self) -> None:
-        if self.circuit.state != "closed":
-            _log.info("fanout.redis_recovered")
-        self.circuit.record_success()
-
-    def _failed(self, exc: BaseException) -> None:
-        was_closed = self.circuit.state == "closed"
-        self.circuit.record_failure()
-        if was_closed:
-            _log.warning(
-                "fanout.redis_unavailable",
-                error=type(exc).__name__,
-                detail=str(exc)[:200],
-                cooldown_s=self.circuit.cooldown,
-            )
+    async def _call(self, operation: Callable[[Redis], Awaitable[T]]) -> T | Unavailable:
+        # The socket timeouts bound each read and connect; this bounds the whole call.
+        return await self.circuit.call(lambda: operation(self._redis), timeout=self.timeout * 4)
 
 
 class RemoteStream:
@@ -473,7 +427,7 @@ class RemoteStream:
                 if event is not None:
                     yield event
             waited = await fanout._wait_for_entries(key, position)
-            if isinstance(waited, _Unavailable):
+            if isinstance(waited, Unavailable):
                 entries = []
                 if not await self._run_ended():
                     await asyncio.sleep(fanout.circuit.cooldown)
