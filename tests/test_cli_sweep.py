@@ -98,3 +98,12 @@ def test_sweep_rejects_an_unknown_strategy(database: str) -> None:
 
     assert result.exit_code == 2
     assert "strategy must be `delete` or `keep_latest`" in result.output
+
+
+def test_sweep_refuses_a_database_that_is_not_migrated(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BUILDER_DATABASE_URL", pg_url)
+    result = CliRunner().invoke(app, ["sweep"])
+    assert result.exit_code != 0
+    assert "builder db upgrade" in str(result.exception)

@@ -12,13 +12,16 @@ from builder.settings import Settings, get_settings
 
 
 async def _sweep(settings: Settings, strategy: str | None, batch_size: int) -> dict[str, object]:
+    from builder.errors import ConfigurationError
     from builder.graphs.checkpointer import TTLCheckpointer
     from builder.persistence.database import Database
-    from builder.persistence.migrations import upgrade_database
+    from builder.persistence.migrations import current_revision, head_revision
 
     db = Database.from_settings(settings, cached=False)
     try:
-        await upgrade_database(db)
+        # A scheduled sweep only reads the schema; changing it is `builder db upgrade`'s job.
+        if await current_revision(db) != head_revision():
+            raise ConfigurationError("the database is not migrated: run `builder db upgrade` first")
         async with TTLCheckpointer.from_settings(db.psycopg_url, settings) as checkpointer:
             result = await checkpointer.sweep(
                 strategy=strategy or settings.context_sweep_strategy,  # type: ignore[arg-type]
