@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AnyMessage, BaseMessage, SystemMessage
 from langchain_core.messages.utils import count_tokens_approximately, trim_messages
 from langchain_core.runnables import Runnable, RunnableConfig
+from langchain_core.tools import BaseTool
 from langgraph.runtime import Runtime
 
 from builder.graphs.context import RunContext
@@ -80,10 +82,11 @@ class AgentNode:
         self,
         model: BaseChatModel | Runnable[Any, Any],
         *,
-        tool_specs: list[dict[str, Any]],
+        tools: Sequence[BaseTool],
         system_prompt: str,
     ) -> None:
-        self.model = model.bind_tools(tool_specs) if isinstance(model, BaseChatModel) else model
+        # The model's own integration turns each tool into its provider's format.
+        self.model = model.bind_tools(list(tools)) if isinstance(model, BaseChatModel) else model
         self.model_name = _model_name(model)
         self.system_prompt = system_prompt
 

@@ -26,6 +26,7 @@ from typing import Any, Literal, cast
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, ToolMessage
+from langchain_core.utils.function_calling import convert_to_openai_tool
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
@@ -46,18 +47,12 @@ WebBuilderGraph = CompiledStateGraph[WebBuilderState, RunContext, WebBuilderStat
 
 
 def tool_specs(registry: ToolRegistry) -> list[dict[str, Any]]:
-    """The registry's tools in the OpenAI function format every chat model accepts."""
-    return [
-        {
-            "type": "function",
-            "function": {
-                "name": tool.name,
-                "description": tool.description,
-                "parameters": tool.parameters,
-            },
-        }
-        for tool in registry
-    ]
+    """The registry's tools as langchain-core converts them for OpenAI-style models.
+
+    The graph itself hands the model :meth:`ToolRegistry.definitions` and lets the
+    model's integration convert them; this is the same conversion, for inspection.
+    """
+    return [convert_to_openai_tool(tool) for tool in registry.definitions()]
 
 
 def _after_agent(state: WebBuilderState) -> Literal["tools", "persist"]:
@@ -122,7 +117,7 @@ def build_web_builder_graph(
     graph = StateGraph(WebBuilderState, context_schema=RunContext)
     agent = AgentNode(
         chat_model,
-        tool_specs=tool_specs(registry),
+        tools=registry.definitions(),
         system_prompt=system_prompt or WEB_BUILDER_SYSTEM_PROMPT,
     )
     # LangGraph reads each node's signature to inject config and runtime; its overloads

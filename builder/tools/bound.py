@@ -27,16 +27,18 @@ def _validation_message(error: ValidationError | Any) -> str:
 class BoundTool(BaseTool):
     """A builder :class:`Tool` bound to one run context, as a LangChain ``BaseTool``.
 
-    The argument schema is the tool's own (the context is not part of it). Errors
+    The argument schema is the tool's own (the context is not part of it), so the same
+    object gives a chat model's ``bind_tools`` the tool's definition. Without a context
+    (``context=None``) it only describes the tool: calling it is an error. Errors
     builder raises on purpose (limits, conflicts, missing files, timeouts) come back
     to the model as an error result; anything unexpected propagates. Builder tools
     are asynchronous: use ``ainvoke``.
     """
 
     _tool: Tool = PrivateAttr()
-    _context: ToolContext = PrivateAttr()
+    _context: ToolContext | None = PrivateAttr()
 
-    def __init__(self, tool: Tool, context: ToolContext) -> None:
+    def __init__(self, tool: Tool, context: ToolContext | None = None) -> None:
         super().__init__(
             name=tool.name,
             description=tool.description,
@@ -54,8 +56,8 @@ class BoundTool(BaseTool):
         return self._tool
 
     @property
-    def context(self) -> ToolContext:
-        """The run context every call receives."""
+    def context(self) -> ToolContext | None:
+        """The run context every call receives; None for a description only."""
         return self._context
 
     def _run(self, *args: Any, **kwargs: Any) -> str:
@@ -63,8 +65,11 @@ class BoundTool(BaseTool):
 
     async def _arun(self, *args: Any, **kwargs: Any) -> str:
         kwargs.pop("run_manager", None)
+        context = self._context
+        if context is None:
+            raise ToolException(f"{self.name} has no run context; bind one to call it")
         try:
-            return await self._tool.run(self._context, kwargs)
+            return await self._tool.run(context, kwargs)
         except BuilderError as exc:
-            self._context.effects.error(f"{self.name}: {exc.message}")
+            context.effects.error(f"{self.name}: {exc.message}")
             raise ToolException(f"Error ({exc.code}): {exc.message}") from exc

@@ -90,6 +90,14 @@ class ToolRegistry:
         clone._tools = dict(self._tools)
         return clone
 
+    def definitions(self) -> list[BoundTool]:
+        """Every tool as a LangChain tool without a run context, sorted by name.
+
+        This is what a chat model's ``bind_tools`` receives: each tool's name,
+        description and argument schema, converted by the model's own integration.
+        """
+        return [BoundTool(tool) for tool in self]
+
     def as_langchain_tool(self, name: str, ctx: ToolContext) -> BoundTool:
         """The tool called ``name`` as a LangChain tool bound to ``ctx``.
 

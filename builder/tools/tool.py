@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from builder.errors import InvalidTool
@@ -176,8 +177,11 @@ class Tool:
         return inspect.iscoroutinefunction(self.fn)
 
     def parameters(self) -> dict[str, Any]:
-        """The JSON schema of the arguments."""
-        return self.args_schema.model_json_schema()
+        """The JSON schema of the arguments, exactly as langchain-core gives it to a model."""
+        from builder.tools.bound import BoundTool  # bound.py builds on this module
+
+        schema: dict[str, Any] = convert_to_openai_tool(BoundTool(self))["function"]["parameters"]
+        return schema
 
     async def run(self, ctx: ToolContext, arguments: Mapping[str, Any]) -> str:
         """Validate ``arguments``, call the function with ``ctx`` injected, and render.

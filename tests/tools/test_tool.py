@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -56,23 +57,21 @@ def test_schema_comes_from_the_signature_without_the_context() -> None:
         "example",
         "ctx",
     )
+    # What a model receives: langchain-core's conversion of the argument schema.
     assert tool.parameters() == {
-        "additionalProperties": False,
-        "description": "Greet someone by name.",
         "properties": {
-            "name": {"description": "Who to greet.", "title": "Name", "type": "string"},
+            "name": {"description": "Who to greet.", "type": "string"},
             "times": {
                 "default": 1,
                 "description": "How many times, at least once.",
                 "minimum": 1,
-                "title": "Times",
                 "type": "integer",
             },
         },
         "required": ["name"],
-        "title": "GreetArgs",
         "type": "object",
     }
+    assert json.dumps(tool.parameters())  # plain data, ready for any provider's wire
 
 
 async def test_context_is_injected(ctx: ToolContext) -> None:

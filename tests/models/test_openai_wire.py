@@ -1,0 +1,121 @@
+"""A real model path, as the provider sees it: ``builder run`` against a loopback server
+speaking OpenAI's chat-completions API, with assertions on the requests it received."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from builder.graphs import tool_specs
+from builder.persistence.database import plain_dsn
+from builder.plugins import get_tool_registry
+from tests.models.openai_server import OpenAIServer, completion
+
+pytestmark = pytest.mark.slow
+
+PAGE = "<!doctype html><title>Portfolio</title><h1>Ada's photos</h1>\n"
+
+
+def _builder(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "builder", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def _env(server: OpenAIServer, db_url: str, data_dir: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BUILDER_", "OPENAI_"))}
+    env.update(
+        COLUMNS="200",
+        BUILDER_DATA_DIR=str(data_dir),
+        BUILDER_DATABASE_URL=db_url,
+        BUILDER_MODEL="openai:gpt-test",
+        BUILDER_MODEL_BASE_URL=server.base_url,
+        BUILDER_MODEL_API_KEY="sk-test-key",
+        BUILDER_MODEL_RETRIES="0",
+    )
+    return env
+
+
+def _rows(db_url: str, sql: str) -> list[tuple[Any, ...]]:
+    with psycopg.connect(plain_dsn(db_url)) as conn:
+        return [tuple(row) for row in conn.execute(sql)]
+
+
+def test_builder_run_with_openai_writes_the_site(migrated_db_url: str, tmp_path: Path) -> None:
+    replies = [
+        completion(
+            "I'll write the home page.",
+            tool_calls=[
+                {
+                    "id": "call_1",
+                    "name": "write_file",
+                    "args": {"path": "index.html", "content": PAGE},
+                }
+            ],
+            usage=(900, 60),
+        ),
+        completion("Your portfolio home page is ready in index.html.", usage=(1000, 20)),
+    ]
+    with OpenAIServer(*replies) as server:
+        result = _builder(
+            "run",
+            "A portfolio site for a photographer",
+            "--project",
+            "portfolio",
+            env=_env(server, migrated_db_url, tmp_path / "data"),
+            cwd=tmp_path,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        requests = list(server.requests)
+        headers = list(server.headers)
+
+    # What the provider received: the model, every tool with its langchain-core
+    # schema, and on the second call the tool result in OpenAI's format.
+    assert len(requests) == 2
+    first, second = requests
+    assert first["model"] == "gpt-test"
+    assert headers[0]["authorization"] == "Bearer sk-test-key"
+    assert first["tools"] == tool_specs(get_tool_registry())
+    sent = {tool["function"]["name"] for tool in first["tools"]}
+    assert {"write_file", "edit_file", "run_command", "start_dev_server"} <= sent
+    roles = [m["role"] for m in first["messages"]]
+    assert roles == ["system", "user"]
+    assert first["messages"][1]["content"] == "A portfolio site for a photographer"
+    assert [m["role"] for m in second["messages"]] == ["system", "user", "assistant", "tool"]
+    call = second["messages"][2]["tool_calls"][0]
+    assert call["id"] == "call_1" and call["function"]["name"] == "write_file"
+    assert json.loads(call["function"]["arguments"]) == {"path": "index.html", "content": PAGE}
+    tool_result = second["messages"][3]
+    assert tool_result["tool_call_id"] == "call_1"
+    assert "index.html" in tool_result["content"]
+
+    # What the user got: the file in the workspace, a saved version, the messages and
+    # the token usage of both model calls.
+    assert "✓ write_file" in result.stdout
+    assert "Your portfolio home page is ready" in result.stdout
+    workspaces = list((tmp_path / "data").rglob("index.html"))
+    assert [p.read_text() for p in workspaces] == [PAGE]
+    snapshots = _rows(migrated_db_url, "SELECT version, file_count FROM snapshots ORDER BY version")
+    assert snapshots == [(1, 1)]
+    messages = _rows(migrated_db_url, "SELECT role, content FROM messages ORDER BY seq")
+    assert messages[0] == ("user", "A portfolio site for a photographer")
+    assert messages[-1][0] == "assistant"
+    assert "Your portfolio home page is ready" in messages[-1][1]
+    usage = _rows(
+        migrated_db_url,
+        "SELECT model, prompt_tokens, completion_tokens FROM token_usage ORDER BY step",
+    )
+    assert usage == [("gpt-test", 900, 60), ("gpt-test", 1000, 20)]
