@@ -103,23 +103,26 @@ class RateLimiter:
         if self._redis is not None:
             limiter = self._redis
             decision = await self.circuit.call(
-                lambda: self._decide(limiter, item, identity, "redis"),
+                lambda: self._decide(limiter, item, tier, identity, "redis"),
                 timeout=self._timeout * 4,
                 errors=(StorageError, *REDIS_ERRORS),
             )
             if not isinstance(decision, Unavailable):
                 return decision
-        return await self._decide(self._memory, item, identity, "memory")
+        return await self._decide(self._memory, item, tier, identity, "memory")
 
     @staticmethod
     async def _decide(
         limiter: MovingWindowRateLimiter,
         item: RateLimitItem,
+        tier: Tier,
         identity: str,
         backend: Literal["redis", "memory"],
     ) -> Decision:
-        allowed = await limiter.hit(item, identity)
-        stats = await limiter.get_window_stats(item, identity)
+        # The tier is part of the key: two tiers with the same rate share `limits`'
+        # key for that rate, and would otherwise count against each other.
+        allowed = await limiter.hit(item, tier, identity)
+        stats = await limiter.get_window_stats(item, tier, identity)
         reset = max(1, math.ceil(stats.reset_time - time.time()))
         return Decision(allowed, item.amount, max(0, stats.remaining), reset, backend)
 

@@ -123,3 +123,19 @@ async def test_a_dead_redis_falls_back_to_memory_without_waiting(tmp_path: Path)
     ]
     # One failed call opened the circuit; the later ones never touched the network.
     assert limiter.circuit.state == "open" and limiter.circuit.openings == 1
+
+
+async def test_tiers_with_the_same_rate_count_apart(
+    tmp_path: Path, redis_url: str, redis_prefix: str
+) -> None:
+    """`chat` and `default` set to one rate must not throttle each other."""
+    same = {"rate_limit_chat": "2/minute", "rate_limit_default": "2/minute"}
+    for url in (redis_url, None):
+        settings = _settings(tmp_path, url, redis_prefix).model_copy(update=same)
+        limiter = RateLimiter(settings)
+        try:
+            default = [(await limiter.check("default", "key:t")).allowed for _ in range(3)]
+            chat = [(await limiter.check("chat", "key:t")).allowed for _ in range(3)]
+        finally:
+            await limiter.aclose()
+        assert (default, chat) == ([True, True, False], [True, True, False]), url
