@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
 from urllib.parse import urlsplit
@@ -14,52 +13,7 @@ import redis.asyncio as aioredis
 from builder.cache import Cache
 from builder.circuit import Circuit
 from builder.settings import Settings
-
-
-class Listener:
-    """A TCP server on a fixed local port: a black hole, or a proxy to ``target``."""
-
-    def __init__(self, target: tuple[str, int] | None = None) -> None:
-        self.target = target
-        self.port = 0
-        self.connections = 0
-        self._server: asyncio.Server | None = None
-        self._writers: list[asyncio.StreamWriter] = []
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def stop(self) -> None:
-        assert self._server is not None
-        self._server.close()
-        for writer in self._writers:
-            writer.close()
-        await self._server.wait_closed()
-        self._writers.clear()
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.connections += 1
-        self._writers.append(writer)
-        if self.target is None:
-            await reader.read()  # accept, never answer
-            return
-        up_reader, up_writer = await asyncio.open_connection(*self.target)
-        self._writers.append(up_writer)
-
-        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
-            with contextlib.suppress(ConnectionError):
-                while data := await src.read(65536):
-                    dst.write(data)
-                    await dst.drain()
-            dst.close()
-
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
-
-
-def _via(redis_url: str, port: int) -> str:
-    parts = urlsplit(redis_url)
-    return parts._replace(netloc=f"127.0.0.1:{port}").geturl()
+from tests.support.listener import Listener, via
 
 
 async def test_memory_cache_round_trips_json() -> None:
@@ -137,7 +91,7 @@ async def test_a_port_where_nothing_listens_falls_back_at_once(redis_url: str) -
     listener = Listener()
     await listener.start()
     await listener.stop()  # now nothing listens on this port
-    cache = Cache(redis_url=_via(redis_url, listener.port), timeout=0.1, cooldown=60)
+    cache = Cache(redis_url=via(redis_url, listener.port), timeout=0.1, cooldown=60)
     try:
         await cache.set("project", "p", {"name": "kept locally"})
         assert await cache.get("project", "p") == {"name": "kept locally"}
@@ -149,7 +103,7 @@ async def test_a_port_where_nothing_listens_falls_back_at_once(redis_url: str) -
 async def test_a_listener_that_never_answers_costs_one_timeout(redis_url: str) -> None:
     hole = Listener()
     await hole.start()
-    cache = Cache(redis_url=_via(redis_url, hole.port), timeout=0.1, cooldown=60)
+    cache = Cache(redis_url=via(redis_url, hole.port), timeout=0.1, cooldown=60)
     try:
         durations = []
         for i in range(20):
@@ -170,7 +124,7 @@ async def test_redis_is_used_again_after_it_recovers(redis_url: str, redis_prefi
     real = urlsplit(redis_url)
     proxy = Listener(target=(real.hostname or "127.0.0.1", real.port or 6379))
     await proxy.start()
-    cache = Cache(redis_url=_via(redis_url, proxy.port), prefix=redis_prefix, cooldown=0.2)
+    cache = Cache(redis_url=via(redis_url, proxy.port), prefix=redis_prefix, cooldown=0.2)
     try:
         before = await cache.lookup("project", "page", scopes=["user:9"])
         await cache.store(before, ["before the outage"])

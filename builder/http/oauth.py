@@ -34,8 +34,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, hmac
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
+from builder.circuit import Circuit, Unavailable
 from builder.errors import DependencyUnavailable, InvalidInput, NotFound
 from builder.log import get_logger
 from builder.settings import OAuthProvider, Settings
@@ -99,7 +99,11 @@ class StateSigner:
         secret: The HMAC key (at least 32 bytes recommended).
         lifetime: Seconds a state stays valid.
         redis: Where nonces are claimed across replicas; None = this process only.
+            Calls go through a :class:`~builder.circuit.Circuit`: while Redis is
+            down, nonces are claimed in this process only.
         nonce_prefix: Prefix of the Redis keys of claimed nonces.
+        redis_timeout: Bounds one claim in Redis.
+        cooldown: Seconds Redis is left alone after it failed.
     """
 
     def __init__(
@@ -109,10 +113,14 @@ class StateSigner:
         lifetime: int,
         redis: Redis | None = None,
         nonce_prefix: str = "builder:oauth:nonce:",
+        redis_timeout: float = 0.1,
+        cooldown: float = 10.0,
     ) -> None:
         self._secret = secret
         self.lifetime = lifetime
         self._redis = redis
+        self._redis_timeout = redis_timeout
+        self.circuit = Circuit(cooldown, name="oauth")
         self._prefix = nonce_prefix
         self._used: TTLCache[str, bool] = TTLCache(_NONCES_KEPT, lifetime)
 
@@ -160,13 +168,14 @@ class StateSigner:
         """
         ttl = max(1, int(verified.expires_at - time.time()) + 1)
         fresh: bool | None = None
-        if self._redis is not None:
-            try:
-                fresh = bool(
-                    await self._redis.set(self._prefix + verified.nonce, "1", nx=True, ex=ttl)
-                )
-            except (RedisError, OSError, TimeoutError) as exc:
-                _log.warning("oauth.nonce_store_unavailable", error=type(exc).__name__)
+        redis = self._redis
+        if redis is not None:
+            claimed = await self.circuit.call(
+                lambda: redis.set(self._prefix + verified.nonce, "1", nx=True, ex=ttl),
+                timeout=self._redis_timeout * 4,
+            )
+            if not isinstance(claimed, Unavailable):
+                fresh = bool(claimed)
         if fresh is None:
             fresh = verified.nonce not in self._used
         self._used[verified.nonce] = True

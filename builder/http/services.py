@@ -12,11 +12,10 @@ from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from builder.circuit import redis_options
 from builder.crypto import Keyring
 from builder.errors import ConfigurationError
 from builder.http.metrics import Metrics
@@ -111,12 +110,7 @@ class Services:
             stack.push_async_callback(limiter.aclose)
             redis = None
             if settings.redis_url is not None:
-                redis = Redis.from_url(
-                    settings.redis_url,
-                    socket_timeout=settings.redis_timeout,
-                    socket_connect_timeout=settings.redis_timeout,
-                    retry=Retry(NoBackoff(), 0),
-                )
+                redis = Redis.from_url(settings.redis_url, **redis_options(settings.redis_timeout))
                 stack.push_async_callback(redis.aclose)
             secret = state_secret(settings)
             if secret is None:
@@ -140,6 +134,8 @@ class Services:
                     lifetime=settings.oauth_state_seconds,
                     redis=redis,
                     nonce_prefix=f"{settings.redis_key_prefix}oauth:nonce:",
+                    redis_timeout=settings.redis_timeout,
+                    cooldown=settings.cache_cooldown_seconds,
                 ),
                 helper_model=helper_model,
                 keyring=Keyring.from_settings(settings) if settings.encryption_keys else None,

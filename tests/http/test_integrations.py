@@ -10,7 +10,9 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+import redis.asyncio as aioredis
 
+from builder.circuit import redis_options
 from builder.crypto import Keyring
 from builder.errors import InvalidInput
 from builder.http.oauth import StateSigner, VerifiedState, state_secret
@@ -21,6 +23,7 @@ from builder.settings import Settings
 from tests.http.conftest import ENCRYPTION_KEY
 from tests.http.oauth_provider import CLIENT_ID, CLIENT_SECRET, FakeOAuthProvider
 from tests.http.server import ServerProcess
+from tests.support.listener import Listener, via
 
 
 def _connect(client: object, provider: str = "testhub") -> dict[str, list[str]]:
@@ -161,3 +164,20 @@ def test_the_signing_key_follows_the_configuration(tmp_path: Path) -> None:
     assert derived != base64.b64decode(ENCRYPTION_KEY.split(":")[1])  # derived, not the key
     assert explicit == b"s" * 40
     assert state_secret(Settings(data_dir=tmp_path)) is None
+
+
+async def test_nonce_claims_skip_a_redis_that_does_not_answer(redis_url: str) -> None:
+    """The OAuth nonce store is behind the circuit breaker like every Redis user."""
+    hole = Listener()
+    await hole.start()
+    client = aioredis.Redis.from_url(via(redis_url, hole.port), **redis_options(0.1))
+    signer = StateSigner(b"k" * 32, lifetime=30, redis=client, redis_timeout=0.1, cooldown=60)
+    try:
+        for _ in range(5):
+            state, _ = signer.sign(user_id=uuid.uuid4(), provider="testhub")
+            await signer.claim(signer.verify(state, provider="testhub"))
+        # One attempt reached the dead store; the open circuit spared the other four.
+        assert (hole.connections, signer.circuit.openings) == (1, 1)
+    finally:
+        await client.aclose()
+        await hole.stop()
