@@ -1,7 +1,7 @@
 """A read-through cache: Redis when configured, an in-process TTL LRU otherwise.
 
 Values are JSON. Every entry has a kind, and each kind its own time to live
-(``project``, ``messages``, ``context``, ``api_key`` — see ``BUILDER_CACHE_TTL_*``).
+(``project``, ``messages``, ``api_key`` — see ``BUILDER_CACHE_TTL_*``).
 
 **Invalidation by scope tokens.** An entry read with :meth:`Cache.lookup` is stored
 under a key that includes the current random token of each scope it depends on (for
@@ -38,7 +38,7 @@ from builder.settings import Settings
 
 __all__ = ["Cache", "CacheKind", "CacheLookup"]
 
-CacheKind = Literal["project", "messages", "context", "api_key"]
+CacheKind = Literal["project", "messages", "api_key"]
 T = TypeVar("T")
 _MAX_MISSED = 10_000
 
@@ -84,7 +84,6 @@ class Cache:
         self.ttls: dict[CacheKind, int] = {
             "project": 300,
             "messages": 120,
-            "context": 600,
             "api_key": 30,
         }
         self.ttls.update(ttls or {})
@@ -113,7 +112,6 @@ class Cache:
             ttls={
                 "project": settings.cache_ttl_project,
                 "messages": settings.cache_ttl_messages,
-                "context": settings.cache_ttl_context,
                 "api_key": settings.cache_ttl_api_key,
             },
             lru_size=settings.cache_lru_size,

@@ -167,7 +167,6 @@ class Settings(BaseSettings):
     # --- cache ---------------------------------------------------------------------
     cache_ttl_project: int = Field(300, ge=1, description="Seconds a cached project lives.")
     cache_ttl_messages: int = Field(120, ge=1, description="Seconds a cached message page lives.")
-    cache_ttl_context: int = Field(600, ge=1, description="Seconds a cached context lives.")
     cache_ttl_api_key: int = Field(
         30, ge=1, description="Seconds an authenticated API key is cached (revoking clears it)."
     )

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
+from pathlib import Path
+from typing import get_args
 from urllib.parse import urlsplit
 
 import pytest
 import redis.asyncio as aioredis
 
-from builder.cache import Cache
+import builder
+from builder.cache import Cache, CacheKind
 from builder.circuit import Circuit
 from builder.settings import Settings
 from tests.support.listener import Listener, via
@@ -19,11 +23,11 @@ from tests.support.listener import Listener, via
 async def test_memory_cache_round_trips_json() -> None:
     cache = Cache()
 
-    await cache.set("context", "k", {"a": [1, "two"]})
+    await cache.set("messages", "k", {"a": [1, "two"]})
 
-    assert await cache.get("context", "k") == {"a": [1, "two"]}
-    await cache.delete("context", "k")
-    assert await cache.get("context", "k") is None
+    assert await cache.get("messages", "k") == {"a": [1, "two"]}
+    await cache.delete("messages", "k")
+    assert await cache.get("messages", "k") is None
     assert cache.backend == "memory"
 
 
@@ -137,16 +141,31 @@ async def test_redis_is_used_again_after_it_recovers(redis_url: str, redis_prefi
         await proxy.start()
         await asyncio.sleep(0.3)  # past the cooldown: the next call probes Redis
         after = await cache.lookup("project", "page", scopes=["user:9"])
-        await cache.set("context", "back", "on redis")
+        await cache.set("messages", "back", "on redis")
 
         assert cache.circuit.state == "closed" and cache.backend == "redis"
         # The invalidation was replayed on Redis: the pre-outage page is unreachable.
         assert (after.hit, after.value) == (False, None)
         raw = aioredis.Redis.from_url(redis_url)
         try:
-            assert await raw.get(f"{redis_prefix}cache:context:back") == b'"on redis"'
+            assert await raw.get(f"{redis_prefix}cache:messages:back") == b'"on redis"'
         finally:
             await raw.aclose()
     finally:
         await cache.aclose()
         await proxy.stop()
+
+
+def test_every_cache_kind_has_a_user() -> None:
+    """A kind nobody caches would be a TTL setting that does nothing."""
+    sources = "\n".join(
+        path.read_text()
+        for path in Path(builder.__file__).parent.rglob("*.py")
+        if path.name != "cache.py"
+    )
+    unused = [
+        kind
+        for kind in get_args(CacheKind)
+        if not re.search(rf'cache\.(lookup|get|set)\(\s*"{kind}"', sources)
+    ]
+    assert unused == []

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import base64
+import inspect
 import re
 from pathlib import Path
 
 import pytest
 
+import builder
 from builder.errors import ConfigurationError, UnsafeProductionSettings
 from builder.settings import Settings, get_settings, normalize_database_url, settings_table
 
@@ -25,7 +27,7 @@ def test_defaults_are_the_documented_budgets() -> None:
     assert (s.timeout_dev_server, s.timeout_install) == (120, 300)
     assert s.max_write_bytes == 1024 * 1024
     assert (s.context_ttl_seconds, s.max_live_contexts) == (1800, 100)
-    assert (s.cache_ttl_project, s.cache_ttl_messages, s.cache_ttl_context) == (300, 120, 600)
+    assert (s.cache_ttl_project, s.cache_ttl_messages) == (300, 120)
     assert s.cache_lru_size == 500
     assert (s.rate_limit_chat, s.rate_limit_prompt, s.rate_limit_default) == (
         "20/minute",
@@ -151,3 +153,24 @@ def test_readme_configuration_table_matches_the_settings() -> None:
     assert begin in readme and end in readme, "README lost its settings table markers"
     table = readme.split(begin, 1)[1].split(end, 1)[0].strip()
     assert table == settings_table(), "README table is stale: run `builder config reference`"
+
+
+def test_every_setting_is_read_by_the_code() -> None:
+    """A documented setting that nothing reads misleads operators: wire it or drop it."""
+    package = Path(builder.__file__).parent
+    sources = "\n".join(
+        path.read_text() for path in package.rglob("*.py") if path.name != "settings.py"
+    )
+    derived = {
+        name: inspect.getsource(member.fget)
+        for name, member in inspect.getmembers(Settings)
+        if isinstance(member, property) and member.fget is not None
+    }
+    unread = []
+    for field in Settings.model_fields:
+        if re.search(rf"\.{field}\b", sources):
+            continue
+        readers = [name for name, body in derived.items() if f"self.{field}" in body]
+        if not any(re.search(rf"\.{name}\b", sources) for name in readers):
+            unread.append(field)
+    assert unread == []

@@ -75,7 +75,7 @@ async def _session(
 ) -> int:
     from builder.persistence.database import Database
     from builder.persistence.migrations import upgrade_database
-    from builder.persistence.projects import create_project, list_projects
+    from builder.persistence.projects import create_project, list_projects, open_project
     from builder.persistence.snapshots import read_file, tree
     from builder.persistence.users import get_or_create_user
     from builder.runs.service import RunService
@@ -95,6 +95,7 @@ async def _session(
             console.print(f"project [bold]{project_name}[/bold] ({project_id})")
         else:
             console.print(f"continuing project [bold]{project_name}[/bold] ({project_id})")
+        await open_project(db, user_id=user.id, project_id=project_id)
         async with RunService.open(settings, db=db, model=model) as service:
             handle = await service.start(
                 user_id=user.id, project_id=project_id, prompt=prompt, resume=resume

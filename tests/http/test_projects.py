@@ -70,3 +70,16 @@ def test_text_the_database_cannot_store_is_invalid_input(dev_server: ServerProce
         )
     assert (nul.status_code, nul.json()["error"]["code"]) == (422, "validation_error")
     assert surrogate.status_code == 422
+
+
+def test_opening_a_project_records_when(dev_server: ServerProcess) -> None:
+    with dev_server.client(dev_server.new_key("projects-open")) as client:
+        pid = client.post("/api/projects", json={"name": "Opened"}).json()["id"]
+        assert client.get(f"/api/projects/{pid}").json()["last_opened_at"] is None
+        opened = client.post(f"/api/projects/{pid}/open")
+        assert opened.status_code == 200
+        when = opened.json()["last_opened_at"]
+        assert when is not None
+        assert client.get(f"/api/projects/{pid}").json()["last_opened_at"] == when
+        listed = client.get("/api/projects").json()["items"]
+        assert [p["last_opened_at"] for p in listed if p["id"] == pid] == [when]

@@ -15,6 +15,7 @@ from builder.persistence.projects import (
     create_project,
     delete_project,
     list_projects,
+    open_project,
     set_starred,
     update_project,
 )
@@ -49,6 +50,12 @@ async def create(body: ProjectCreateBody, user: CurrentUser, db: DbDep) -> Proje
 async def read(project: OwnedProject) -> ProjectPublic:
     """One project."""
     return project
+
+
+@router.post("/{project_id}/open", response_model=ProjectPublic)
+async def open_(project: OwnedProject, user: CurrentUser, db: DbDep) -> ProjectPublic:
+    """Record that the caller opened the project now (its `last_opened_at`)."""
+    return await open_project(db, user_id=user.id, project_id=project.id)
 
 
 @router.patch("/{project_id}", response_model=ProjectPublic)
