@@ -12,11 +12,13 @@
 from __future__ import annotations
 
 import logging
+import logging.handlers
 import re
 import sys
 import time
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, TextIO
 
 import structlog
@@ -119,12 +121,38 @@ class Redactor:
 _redactor = Redactor()
 
 
-def configure_logging(settings: Settings, *, stream: TextIO | None = None) -> Redactor:
+def _without_traceback(_logger: Any, _name: str, event: EventDict) -> EventDict:
+    """Replace an exception's traceback by one ``error`` field naming it."""
+    exc_info = event.pop("exc_info", None)
+    if exc_info:
+        if exc_info is True:
+            exc_info = sys.exc_info()
+        exc = exc_info[1] if isinstance(exc_info, tuple) else exc_info
+        if isinstance(exc, BaseException):
+            event.setdefault("error", f"{type(exc).__name__}: {exc}"[:300])
+    return event
+
+
+def configure_logging(
+    settings: Settings,
+    *,
+    stream: TextIO | None = None,
+    tracebacks: bool = True,
+    log_file: Path | None = None,
+) -> Redactor:
     """Configure structlog and the standard ``logging`` root from settings.
 
     structlog events and standard-library records (uvicorn, alembic, ...) go through
     the same pipeline and the same redaction. Safe to call more than once; the last
     call wins. Returns the redactor, so callers can register secrets learned later.
+
+    Args:
+        settings: Level, format and the secrets to redact.
+        stream: Where log lines go (default: stderr).
+        tracebacks: Render tracebacks on ``stream``; False names the exception in one
+            field instead (a command's terminal), while ``log_file`` keeps them.
+        log_file: Also append every record, tracebacks included, to this file
+            (rotated at 5 MB, three kept); None for no file.
     """
     global _redactor
     _redactor = Redactor(settings.secret_values())
@@ -153,24 +181,43 @@ def configure_logging(settings: Settings, *, stream: TextIO | None = None) -> Re
         logger_factory=structlog.stdlib.LoggerFactory(),
         cache_logger_on_first_use=False,
     )
-    formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=shared,
-        processors=[
-            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+
+    def formatter(*, with_tracebacks: bool) -> logging.Formatter:
+        first: Processor = (
             # Render exceptions to text first so the redactor sees the traceback too.
-            structlog.processors.format_exc_info,
-            _redactor,
-            renderer,
-        ],
-    )
-    handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(formatter)
+            structlog.processors.format_exc_info if with_tracebacks else _without_traceback
+        )
+        return structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=shared,
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                first,
+                _redactor,
+                renderer,
+            ],
+        )
+
+    handlers: list[logging.Handler] = [logging.StreamHandler(stream or sys.stderr)]
+    handlers[0].setFormatter(formatter(with_tracebacks=tracebacks))
+    if log_file is not None:
+        try:
+            log_file.parent.mkdir(parents=True, exist_ok=True)
+            to_file = logging.handlers.RotatingFileHandler(
+                log_file, maxBytes=5_000_000, backupCount=3, encoding="utf-8", delay=True
+            )
+        except OSError:
+            pass  # an unwritable data directory must not stop the command
+        else:
+            to_file.setFormatter(formatter(with_tracebacks=True))
+            handlers.append(to_file)
     root = logging.getLogger()
     for existing in list(root.handlers):
         if getattr(existing, "_builder", False):
             root.removeHandler(existing)
-    handler._builder = True  # type: ignore[attr-defined]
-    root.addHandler(handler)
+            existing.close()
+    for handler in handlers:
+        handler._builder = True  # type: ignore[attr-defined]
+        root.addHandler(handler)
     root.setLevel(level)
     return _redactor
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import typer
 from rich.console import Console
 
 from builder._version import __version__
 from builder.log import configure_logging
-from builder.settings import get_settings
+from builder.settings import Settings, get_settings
 
 app = typer.Typer(
     name="builder",
@@ -41,4 +42,16 @@ def main(
     level = settings.log_level if verbose else "WARNING"
     if settings.log_level == "ERROR":
         level = "ERROR"
-    configure_logging(settings.model_copy(update={"log_level": level}), stream=sys.stderr)
+    # The terminal gets one line per problem; tracebacks go to the log file (and to
+    # the terminal with --verbose).
+    configure_logging(
+        settings.model_copy(update={"log_level": level}),
+        stream=sys.stderr,
+        tracebacks=verbose,
+        log_file=log_file(settings),
+    )
+
+
+def log_file(settings: Settings) -> Path:
+    """Where commands append their full log, tracebacks included."""
+    return settings.data_dir / "logs" / "builder.log"

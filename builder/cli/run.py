@@ -12,7 +12,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from builder.cli.app import app, console
+from builder.cli.app import app, console, err_console, log_file
 from builder.runs.events import RunEvent
 from builder.settings import Settings, get_settings
 
@@ -109,6 +109,12 @@ async def _session(
                 time.perf_counter() - started,
                 workspace if settings.sandbox_backend == "local" else None,
             )
+            if result.status == "error":
+                err_console.print(
+                    f"[red]error[/red] ({result.error_code}): {result.error}\n"
+                    f"full log: {log_file(settings)} (or run again with --verbose)",
+                    soft_wrap=True,
+                )
             if export is not None:
                 files = {
                     path: await read_file(db, project_id=project_id, path=path)

@@ -97,6 +97,10 @@ def _status_code(exc: BaseException) -> int | None:
     return value if isinstance(value, int) else None
 
 
+_KEY_VARIABLES = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}
+"""The variable each provider's SDK reads its key from when BUILDER_MODEL_API_KEY is unset."""
+
+
 def _provider_name(model: Runnable[Any, Any]) -> str | None:
     while isinstance(model, RunnableBinding):  # e.g. a model with tools already bound
         model = model.bound
@@ -172,6 +176,14 @@ async def invoke_model(
         status = _status_code(exc)
         if status is None and not is_retryable_provider_error(exc):
             raise
+        if status in (401, 403):
+            variable = _KEY_VARIABLES.get(provider or "", "the provider's API key variable")
+            raise ProviderError(
+                f"the {provider or 'model'} API refused the API key (HTTP {status}): set "
+                f"BUILDER_MODEL_API_KEY or {variable} to a valid key",
+                status_code=status,
+                provider=provider,
+            ) from exc
         raise ProviderError(
             f"model call failed: {type(exc).__name__}: {str(exc)[:500]}",
             status_code=status,

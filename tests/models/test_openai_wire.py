@@ -16,7 +16,7 @@ import pytest
 from builder.graphs import tool_specs
 from builder.persistence.database import plain_dsn
 from builder.plugins import get_tool_registry
-from tests.models.openai_server import OpenAIServer, completion
+from tests.models.openai_server import OpenAIServer, completion, error
 
 pytestmark = pytest.mark.slow
 
@@ -119,3 +119,23 @@ def test_builder_run_with_openai_writes_the_site(migrated_db_url: str, tmp_path:
         "SELECT model, prompt_tokens, completion_tokens FROM token_usage ORDER BY step",
     )
     assert usage == [("gpt-test", 900, 60), ("gpt-test", 1000, 20)]
+
+
+def test_a_refused_key_is_one_clear_line_and_no_retry(migrated_db_url: str, tmp_path: Path) -> None:
+    with OpenAIServer(error(401, "Incorrect API key provided")) as server:
+        env = _env(server, migrated_db_url, tmp_path / "data")
+        env["BUILDER_MODEL_RETRIES"] = "3"
+        result = _builder("run", "A bakery site", env=env, cwd=tmp_path)
+        attempts = len(server.requests)
+
+    assert result.returncode == 1
+    assert attempts == 1  # a refused key is not retried
+    assert "Traceback" not in result.stdout + result.stderr
+    assert (
+        "error (provider_error): the openai API refused the API key (HTTP 401): set "
+        "BUILDER_MODEL_API_KEY or OPENAI_API_KEY to a valid key" in result.stderr
+    )
+    # The whole story, traceback included, is in the log file the message names.
+    log = tmp_path / "data" / "logs" / "builder.log"
+    assert f"full log: {log}" in result.stderr
+    assert "Traceback" in log.read_text()
