@@ -23,6 +23,7 @@ anywhere below are answered by the one mapping in :mod:`builder.http.errors`.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -30,6 +31,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.routing import APIRoute
 from starlette.middleware.cors import CORSMiddleware
 
 from builder._version import __version__
@@ -116,14 +118,31 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 def _add_routes(app: FastAPI, router: APIRouter) -> None:
-    """Add a router's routes to the app as they are.
+    """Add a router's routes to the app, each rebuilt for this app.
 
     ``APIRouter`` has already given each route its full path, dependencies and
-    documented responses; adding the routes themselves (not ``include_router``) keeps
-    the app's route table flat, so ``scope["route"]`` and ``app.routes`` show every
-    route with its full template (metrics labels, the route-table tests).
+    documented responses. Rebuilding each route with the app as its
+    ``dependency_overrides_provider`` makes the app's ``dependency_overrides`` reach
+    it (FastAPI reads the provider when it builds a route's handler), gives every app
+    routes of its own, and keeps the route table flat: ``app.routes`` and
+    ``scope["route"]`` show every route with its full template (metrics labels, the
+    route-table tests).
     """
-    app.router.routes.extend(router.routes)
+    for route in router.routes:
+        if isinstance(route, APIRoute):
+            fields = {
+                name: getattr(route, name)
+                for name in _ROUTE_FIELDS
+                if name not in {"path", "endpoint"} and hasattr(route, name)
+            }
+            route = type(route)(
+                route.path, route.endpoint, **(fields | {"dependency_overrides_provider": app})
+            )
+        app.router.routes.append(route)
+
+
+_ROUTE_FIELDS = [name for name in inspect.signature(APIRoute.__init__).parameters if name != "self"]
+"""What an :class:`APIRoute` is built from (each kept as an attribute of the same name)."""
 
 
 def _add_openapi_routes(app: FastAPI, settings: Settings) -> None:

@@ -7,6 +7,10 @@
 
 ``OwnedProject`` resolves the path's ``project_id`` for the caller only: another
 user's project is a 404, exactly like one that does not exist.
+
+Every dependency is a public ``async`` function, so it runs on the event loop (no hop
+to the thread pool) and an app embedding :func:`~builder.http.create_app` can replace
+it as FastAPI documents: ``app.dependency_overrides[get_current_user] = ...``.
 """
 
 from __future__ import annotations
@@ -35,62 +39,78 @@ __all__ = [
     "RunsDep",
     "ServicesDep",
     "SettingsDep",
+    "get_app_settings",
+    "get_current_user",
+    "get_db",
+    "get_owned_project",
+    "get_pool",
+    "get_principal",
+    "get_runs",
+    "get_services",
 ]
 
 
-def _services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
+    """The running app's services."""
     services: Services = request.app.state.services
     return services
 
 
-ServicesDep = Annotated[Services, Depends(_services)]
+ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-def _settings(services: ServicesDep) -> Settings:
+async def get_app_settings(services: ServicesDep) -> Settings:
+    """The service's settings."""
     return services.settings
 
 
-def _db(services: ServicesDep) -> Database:
+async def get_db(services: ServicesDep) -> Database:
+    """The database."""
     return services.db
 
 
-def _runs(services: ServicesDep) -> RunService:
+async def get_runs(services: ServicesDep) -> RunService:
+    """The runs service."""
     return services.runs
 
 
-def _pool(services: ServicesDep) -> SandboxPool:
+async def get_pool(services: ServicesDep) -> SandboxPool:
+    """The sandbox pool."""
     return services.pool
 
 
-SettingsDep = Annotated[Settings, Depends(_settings)]
-DbDep = Annotated[Database, Depends(_db)]
-RunsDep = Annotated[RunService, Depends(_runs)]
-PoolDep = Annotated[SandboxPool, Depends(_pool)]
+SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+DbDep = Annotated[Database, Depends(get_db)]
+RunsDep = Annotated[RunService, Depends(get_runs)]
+PoolDep = Annotated[SandboxPool, Depends(get_pool)]
 
 
-def _principal(request: Request) -> Principal:
+async def get_principal(request: Request) -> Principal:
+    """Who is calling, as the auth middleware found it (401 when nobody)."""
     principal: Principal | None = getattr(request.state, "principal", None)
     if principal is None:
         raise Unauthorized()
     return principal
 
 
-CurrentPrincipal = Annotated[Principal, Depends(_principal)]
+CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
 
 
-def _user(principal: CurrentPrincipal) -> UserPublic:
+async def get_current_user(principal: CurrentPrincipal) -> UserPublic:
+    """The calling user."""
     return principal.user
 
 
-CurrentUser = Annotated[UserPublic, Depends(_user)]
+CurrentUser = Annotated[UserPublic, Depends(get_current_user)]
 
 
-async def _owned_project(
+async def get_owned_project(
     project_id: Annotated[uuid.UUID, Path(description="The project's id.")],
     user: CurrentUser,
     db: DbDep,
 ) -> ProjectPublic:
+    """The path's project, if the caller owns it (404 otherwise)."""
     return await get_project(db, user_id=user.id, project_id=project_id)
 
 
-OwnedProject = Annotated[ProjectPublic, Depends(_owned_project)]
+OwnedProject = Annotated[ProjectPublic, Depends(get_owned_project)]
