@@ -228,6 +228,12 @@ class Settings(BaseSettings):
         "all decrypt (rotation).",
     )
 
+    ready_model_call: bool = Field(
+        False,
+        description="Readiness also sends the model a one-token request (one provider call "
+        "per probe); off = readiness checks the model is configured and its integration loads.",
+    )
+
     # --- sandboxes -----------------------------------------------------------------
     sandbox_backend: Literal["local", "e2b"] = Field(
         "local", description="`local` (a workspace directory per project) or `e2b`."

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import typer
 
-from builder.cli.app import app, console
+from builder.cli.app import app, console, err_console
 from builder.log import Redactor
 from builder.settings import get_settings, settings_table
 
@@ -31,7 +32,15 @@ def reference() -> None:
 
 @config_app.command("check")
 def check() -> None:
-    """Validate the settings as the server would at start (production rules included)."""
+    """Run the checks `builder serve` runs at start: settings, model, database, risks."""
+    from builder.preflight import preflight
+
     settings = get_settings()
-    settings.validate_for_production()
-    console.print(f"settings are valid for {settings.environment}")
+    report = asyncio.run(preflight(settings))
+    for warning in report.warnings:
+        err_console.print(f"[yellow]warning[/yellow]: {warning}", soft_wrap=True)
+    report.raise_for_errors()
+    console.print(
+        f"settings are valid for {settings.environment}"
+        + (f" ({len(report.warnings)} warning(s))" if report.warnings else "")
+    )

@@ -26,10 +26,11 @@ from builder.http.sentry import init_sentry
 from builder.log import get_logger
 from builder.models.factory import load_chat_model
 from builder.persistence.database import Database
-from builder.persistence.migrations import current_revision, head_revision, upgrade_database
+from builder.persistence.migrations import upgrade_database
 from builder.persistence.models import api_keys
 from builder.persistence.schemas import UserPublic
 from builder.persistence.users import get_or_create_user
+from builder.preflight import preflight
 from builder.runs.service import RunHandle, RunService
 from builder.sandbox.pool import SandboxPool
 from builder.settings import Settings
@@ -103,7 +104,14 @@ class Services:
         async with AsyncExitStack() as stack:
             db = Database.from_settings(settings)
             stack.push_async_callback(db.dispose)
-            await _check_schema(db, settings)
+            # The same checks as `builder config check`: what it passes, this accepts.
+            report = await preflight(settings, db=db)
+            report.raise_for_errors()
+            for warning in report.warnings:
+                _log.warning("http.preflight", detail=warning)
+            if report.migrate:
+                _log.info("http.migrating")
+                await upgrade_database(db)
             helper_model = load_chat_model(settings=settings, temperature=0)
             runs = await stack.enter_async_context(RunService.open(settings, db=db))
             limiter = RateLimiter(settings)
@@ -149,21 +157,6 @@ class Services:
         for task in list(self._observers):
             task.cancel()
         await asyncio.gather(*self._observers, return_exceptions=True)
-
-
-async def _check_schema(db: Database, settings: Settings) -> None:
-    """Production needs a migrated database; development migrates it."""
-    current = await current_revision(db)
-    head = head_revision()
-    if current == head:
-        return
-    if settings.is_production:
-        raise ConfigurationError(
-            f"the database is at revision {current or 'none'}, not {head}: API keys cannot "
-            "be checked; run `builder db upgrade` before starting the server"
-        )
-    _log.info("http.migrating", current=current, head=head)
-    await upgrade_database(db)
 
 
 async def _announce_access(services: Services) -> None:

@@ -40,7 +40,7 @@ from builder.sandbox.slots import DEFAULT_MAX_PROCESSES
 from builder.sandbox.workspace import MAX_LIST_ENTRIES
 from builder.settings import Settings, get_settings
 
-__all__ = ["E2B_ROOT", "KEEPALIVE_INTERVAL", "E2BSandbox"]
+__all__ = ["E2B_ROOT", "KEEPALIVE_INTERVAL", "E2BSandbox", "check_e2b_access"]
 
 E2B_ROOT = "/home/user/project"
 """Where the project lives inside the sandbox."""
@@ -51,6 +51,19 @@ _DISK_USAGE = (
     "| awk '{s += $1} END {print s + 0}'"
 )
 T = TypeVar("T")
+
+
+async def check_e2b_access(
+    settings: Settings, *, timeout: float, sandbox_class: type[AsyncSandbox] = AsyncSandbox
+) -> None:
+    """Make one authenticated E2B API call (list one sandbox) within ``timeout``.
+
+    Raises:
+        ConfigurationError: No API key is configured.
+        Exception: What the SDK raises when E2B refuses the key or cannot be reached.
+    """
+    paginator = sandbox_class.list(limit=1, api_key=api_key(settings), request_timeout=timeout)
+    await asyncio.wait_for(paginator.next_items(), timeout)
 
 
 class E2BSandbox:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -11,6 +12,8 @@ import pytest
 from builder._version import __version__
 from tests.http.proxy import TcpProxy
 from tests.http.server import ServerProcess
+from tests.models.openai_server import OpenAIServer, completion, error
+from tests.sandbox.e2b_api import E2BApiServer
 from tests.support.database import clone_database
 from tests.support.services import PG_ADMIN_URL, drop_database
 
@@ -83,3 +86,73 @@ def test_readiness_is_503_naming_the_database_when_postgres_is_gone(
     assert alive.status_code == 200  # liveness does not depend on PostgreSQL
     assert listing.status_code == 503
     assert listing.json()["error"]["message"] == "postgresql is unavailable; retry later"
+
+
+def _server(tmp: Path, database_url: str, env: dict[str, str]) -> ServerProcess:
+    tmp.mkdir(parents=True, exist_ok=True)
+    return ServerProcess(
+        database_url=database_url,
+        data_dir=tmp / "data",
+        redis_prefix=f"test:{uuid.uuid4().hex[:12]}:",
+        env=env,
+    )
+
+
+@pytest.mark.slow
+def test_readiness_asks_the_model_when_told_to(tmp_path: Path, migrated_db_url: str) -> None:
+    replies = [completion("OK"), completion("OK"), error(401, "Incorrect API key provided")]
+    with OpenAIServer(*replies) as provider:
+        server = _server(
+            tmp_path,
+            migrated_db_url,
+            {
+                "BUILDER_MODEL": "openai:gpt-test",
+                "BUILDER_MODEL_BASE_URL": provider.base_url,
+                "BUILDER_MODEL_API_KEY": "sk-test",
+                "BUILDER_READY_MODEL_CALL": "true",
+            },
+        ).start()
+        try:
+            with server.client() as client:
+                before = [client.get("/api/health/ready") for _ in range(2)]
+                after = client.get("/api/health/ready")
+        finally:
+            server.stop()
+        asked = list(provider.requests)
+    assert [a.status_code for a in before] == [200, 200]
+    assert before[0].json()["checks"]["model"] == {"ok": True, "detail": "openai:gpt-test"}
+    assert after.status_code == 503
+    assert after.json()["checks"]["model"]["ok"] is False
+    # One token asked for, under whichever name this SDK version sends it.
+    limits = [body.get("max_completion_tokens", body.get("max_tokens")) for body in asked]
+    assert limits == [1, 1, 1]
+
+
+@pytest.mark.slow
+def test_readiness_checks_that_e2b_accepts_the_key(tmp_path: Path, migrated_db_url: str) -> None:
+    with E2BApiServer(accepted_key="e2b-good") as e2b:
+        results = {}
+        for key in ("e2b-good", "e2b-revoked"):
+            server = _server(
+                tmp_path / key,
+                migrated_db_url,
+                {
+                    "BUILDER_SANDBOX_BACKEND": "e2b",
+                    "BUILDER_E2B_API_KEY": key,
+                    "E2B_API_URL": e2b.url,
+                },
+            ).start()
+            try:
+                with server.client() as client:
+                    results[key] = client.get("/api/health/ready")
+            finally:
+                server.stop()
+        calls = list(e2b.requests)
+    assert results["e2b-good"].status_code == 200
+    assert results["e2b-good"].json()["checks"]["sandbox"] == {"ok": True, "detail": "e2b"}
+    assert results["e2b-revoked"].status_code == 503
+    assert results["e2b-revoked"].json()["checks"]["sandbox"]["ok"] is False
+    assert [(path.split("?")[0], key) for path, key in calls] == [
+        ("/v2/sandboxes", "e2b-good"),
+        ("/v2/sandboxes", "e2b-revoked"),
+    ]

@@ -14,6 +14,7 @@ from builder._version import __version__
 from builder.http.deps import ServicesDep
 from builder.http.schemas import Check, Health, Readiness
 from builder.http.services import Services
+from builder.models import invoke_model, load_chat_model
 
 router = APIRouter(prefix="/api/health", tags=["health"])
 
@@ -42,13 +43,25 @@ async def _check(work: Awaitable[object], ok_detail: str) -> Check:
 async def _sandbox_ready(services: Services) -> None:
     settings = services.settings
     if settings.sandbox_backend == "e2b":
-        if settings.e2b_api_key is None:
-            raise RuntimeError("no E2B API key")
+        from builder.sandbox.e2b import check_e2b_access
+
+        # A configured key is not enough: E2B must accept it, within the probe's time.
+        await check_e2b_access(settings, timeout=_CHECK_SECONDS)
         return
     root = settings.data_dir / "workspaces"
     await asyncio.to_thread(root.mkdir, parents=True, exist_ok=True)
     if not os.access(root, os.W_OK):
         raise PermissionError(str(root))
+
+
+async def _model_ready(services: Services) -> None:
+    """The model is configured and its integration loads; with
+    ``BUILDER_READY_MODEL_CALL`` the provider also answers a one-token request."""
+    settings = services.settings
+    model = load_chat_model(settings=settings)
+    if settings.ready_model_call:
+        probe = settings.model_copy(update={"model_retries": 0, "timeout_ai": _CHECK_SECONDS})
+        await invoke_model(model.bind(max_tokens=1), "Reply with OK.", settings=probe)
 
 
 @router.get(
@@ -64,7 +77,7 @@ async def readiness(services: ServicesDep) -> JSONResponse:
     if services.redis is not None:
         checks["redis"] = await _check(services.redis.ping(), "reachable")
     checks["sandbox"] = await _check(_sandbox_ready(services), services.settings.sandbox_backend)
-    checks["model"] = Check(ok=True, detail=str(services.settings.model))
+    checks["model"] = await _check(_model_ready(services), str(services.settings.model))
     ready = all(check.ok for check in checks.values())
     report = Readiness(status="ready" if ready else "unavailable", checks=checks)
     return JSONResponse(report.model_dump(mode="json"), status_code=200 if ready else 503)

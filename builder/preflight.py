@@ -1,0 +1,128 @@
+"""The checks a service runs before it starts, shared by ``builder serve`` and
+``builder config check`` so that a configuration the check passes is one the server
+accepts.
+
+Errors stop the server: unsafe production settings, no usable chat model, an
+unreachable database, or (in production) a database that is not migrated. Warnings
+name what works but will not scale or is not safe for strangers: the embedded
+database, no Redis, commands running unconfined on the host.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from builder.errors import BuilderError, ConfigurationError, UnsafeProductionSettings
+from builder.settings import Settings
+
+if TYPE_CHECKING:
+    from builder.persistence.database import Database
+
+__all__ = ["Preflight", "preflight"]
+
+
+@dataclass
+class Preflight:
+    """What the checks found."""
+
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    migrate: bool = False
+    """The database is reachable but behind; development migrates it at start."""
+
+    @property
+    def ok(self) -> bool:
+        """No error: the server may start."""
+        return not self.errors
+
+    def raise_for_errors(self) -> None:
+        """Raise one error listing every problem, as the server refuses to start.
+
+        Raises:
+            ConfigurationError: One or more errors, each on its own line.
+        """
+        if self.errors:
+            lines = "\n".join(f"  - {error}" for error in self.errors)
+            raise ConfigurationError(
+                f"cannot start: {len(self.errors)} problem(s):\n{lines}", problems=self.errors
+            )
+
+
+async def preflight(settings: Settings, *, db: Database | None = None) -> Preflight:
+    """Check settings, the model, the database and production risks.
+
+    Args:
+        settings: What to check.
+        db: The database to check; None checks the configured URL (and skips the
+            embedded database, which the server starts itself).
+
+    Returns:
+        Errors and warnings; nothing is raised for a failed check.
+    """
+    report = Preflight()
+    try:
+        settings.validate_for_production()
+    except UnsafeProductionSettings as exc:
+        report.errors.extend(exc.problems)
+    _check_model(settings, report)
+    await _check_database(settings, db, report)
+    if settings.is_production:
+        report.warnings.extend(_production_warnings(settings))
+    return report
+
+
+def _check_model(settings: Settings, report: Preflight) -> None:
+    from builder.models.factory import load_chat_model
+
+    try:
+        load_chat_model(settings=settings)
+    except ConfigurationError as exc:
+        report.errors.append(exc.message)
+
+
+async def _check_database(settings: Settings, db: Database | None, report: Preflight) -> None:
+    from builder.persistence.migrations import current_revision, head_revision
+
+    target = db or settings.database_url
+    if target is None:
+        return  # the embedded server is started by the service itself
+    try:
+        current = await current_revision(target, settings=settings)
+    except BuilderError as exc:
+        report.errors.append(f"the database cannot be reached: {exc.message}")
+        return
+    head = head_revision()
+    if current == head:
+        return
+    if settings.is_production:
+        report.errors.append(
+            f"the database is at revision {current or 'none'}, not {head}: run "
+            "`builder db upgrade` before starting the server"
+        )
+    else:
+        report.migrate = True
+        report.warnings.append(
+            f"the database is at revision {current or 'none'}, not {head}: the server "
+            "migrates it when it starts (development only)"
+        )
+
+
+def _production_warnings(settings: Settings) -> list[str]:
+    warnings = []
+    if settings.database_url is None:
+        warnings.append(
+            "BUILDER_DATABASE_URL is not set: the embedded PostgreSQL in the data directory "
+            "serves one machine only and has no backups"
+        )
+    if settings.redis_url is None:
+        warnings.append(
+            "BUILDER_REDIS_URL is not set: rate limits, the cache and run events stay in "
+            "each process, so replicas neither share limits nor follow each other's runs"
+        )
+    if settings.sandbox_backend == "local":
+        warnings.append(
+            "BUILDER_SANDBOX_BACKEND is local: agent commands run on this host as the "
+            "service's user; use e2b for strangers' projects"
+        )
+    return warnings
