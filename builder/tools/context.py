@@ -16,6 +16,7 @@ from typing import Any
 from builder.locks import LockManager
 from builder.sandbox.base import Sandbox
 from builder.settings import Settings
+from builder.tools.workspace_files import WorkspaceFiles
 
 __all__ = [
     "MAX_ERROR_CHARS",
@@ -167,6 +168,9 @@ class ToolContext:
         run_id: The run this call belongs to, when there is one.
         effects: Where tools record what they changed.
         on_event: Optional receiver of progress events.
+
+    Tools change files through :attr:`files`, which applies the same limits, locks
+    and compare-and-swap as the built-in tools.
     """
 
     sandbox: Sandbox
@@ -176,6 +180,12 @@ class ToolContext:
     run_id: str | None = None
     effects: ToolEffects = field(default_factory=ToolEffects)
     on_event: EventSink | None = None
+
+    @property
+    def files(self) -> WorkspaceFiles:
+        """The workspace's files behind the built-in tools' guards: limits, per-path
+        locks, compare-and-swap, and effects recorded for the next version."""
+        return WorkspaceFiles(self)
 
     async def emit(self, tool: str, kind: str, **data: Any) -> None:
         """Send a progress event to :attr:`on_event`, if one is set."""

@@ -13,7 +13,7 @@ import difflib
 
 from builder.errors import InvalidInput, SearchTextNotFound, SearchTextNotUnique
 from builder.tools.context import ToolContext
-from builder.tools.files import (
+from builder.tools.workspace_files import (
     check_write_limits,
     file_lock_key,
     normalize_path,

@@ -8,28 +8,28 @@ changes nothing.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping, Sequence
 from typing import Annotated
 
 from pydantic import BaseModel, Field
 
-from builder.errors import FileTooLarge, InvalidInput, NotFound, QuotaExceeded
+from builder.errors import InvalidInput, NotFound
 from builder.log import get_logger
-from builder.sandbox.paths import join_parts, split_path
 from builder.tools.context import ToolContext
+from builder.tools.workspace_files import (
+    check_write_limits,
+    file_lock_key,
+    normalize_path,
+    sha256_hex,
+)
 
 __all__ = [
     "MAX_BATCH_FILES",
     "FileContent",
     "batch_write_files",
-    "check_write_limits",
     "delete_file",
-    "file_lock_key",
-    "normalize_path",
     "read_file",
     "rename_file",
-    "sha256_hex",
     "write_file",
 ]
 
@@ -48,53 +48,6 @@ class FileContent(BaseModel):
     content: str = Field(description="The complete new content of the file.")
 
 
-def sha256_hex(data: bytes) -> str:
-    """The hex sha256 of ``data`` (what manifests and compare-and-swap use)."""
-    return hashlib.sha256(data).hexdigest()
-
-
-def normalize_path(path: str) -> str:
-    """The canonical form of a workspace path (``./a//b`` → ``a/b``).
-
-    Raises:
-        PathOutsideSandbox: The path is absolute or escapes the workspace.
-        InvalidInput: The path is malformed or names the workspace root.
-    """
-    return join_parts(split_path(path))
-
-
-def file_lock_key(ctx: ToolContext, path: str) -> str:
-    """The lock every writer of ``path`` in this sandbox holds."""
-    return f"file:{ctx.sandbox.sandbox_id}:{normalize_path(path)}"
-
-
-async def check_write_limits(
-    ctx: ToolContext, writes: Mapping[str, bytes], *, replaced: Mapping[str, int]
-) -> None:
-    """Refuse writes over the per-write limit or the project quota, before any is made.
-
-    Args:
-        ctx: The run context (sandbox and limits).
-        writes: Path → new content of every file about to be written.
-        replaced: Path → size of the content each write replaces (0 for new files).
-
-    Raises:
-        FileTooLarge: One content is larger than ``settings.max_write_bytes``.
-        QuotaExceeded: The project would grow beyond ``settings.project_quota_bytes``.
-    """
-    limit = ctx.settings.max_write_bytes
-    for path, data in writes.items():
-        if len(data) > limit:
-            raise FileTooLarge(path, len(data), limit)
-    usage = await ctx.sandbox.disk_usage()
-    total = usage - sum(replaced.values()) + sum(len(data) for data in writes.values())
-    quota = ctx.settings.project_quota_bytes
-    # A write that does not grow the project is allowed even when it is over quota
-    # already (say, after a build), so the agent can still fix and shrink files.
-    if total > quota and total > usage:
-        raise QuotaExceeded(total, quota, path=next(iter(writes)) if len(writes) == 1 else None)
-
-
 def _describe(data: bytes) -> str:
     lines = data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
     return f"{len(data):,} bytes, {lines:,} line{'s' if lines != 1 else ''}"
@@ -107,16 +60,9 @@ async def write_file(path: str, content: str, *, ctx: ToolContext) -> str:
         path: Path relative to the project root, e.g. `src/index.html`.
         content: The complete new content of the file.
     """
-    path = normalize_path(path)
     data = content.encode("utf-8")
-    async with ctx.locks.hold(file_lock_key(ctx, path)):
-        info = await ctx.sandbox.stat(path)
-        if info is not None and info.is_dir:
-            raise InvalidInput(f"{path} is a directory")
-        await check_write_limits(ctx, {path: data}, replaced={path: info.size if info else 0})
-        await ctx.sandbox.write_file(path, data)
-    ctx.effects.file_written(path, sha256_hex(data))
-    return f"{'Updated' if info else 'Created'} {path} ({_describe(data)})."
+    written = await ctx.files.write(path, data)
+    return f"{'Created' if written.created else 'Updated'} {written.path} ({_describe(data)})."
 
 
 async def batch_write_files(files: list[FileContent], *, ctx: ToolContext) -> str:

@@ -10,8 +10,9 @@ import pytest
 from builder.errors import FileTooLarge, InvalidInput, QuotaExceeded
 from builder.sandbox.local import LocalSandbox
 from builder.settings import Settings
-from builder.tools import files
+from builder.tools import files, workspace_files
 from builder.tools.context import ToolContext
+from builder.tools.workspace_files import file_lock_key
 from tests.tools.conftest import Caller
 
 
@@ -107,7 +108,7 @@ async def test_without_the_limit_check_the_oversized_write_lands(
     async def no_check(*args: Any, **kwargs: Any) -> None:
         return None
 
-    monkeypatch.setattr(files, "check_write_limits", no_check)
+    monkeypatch.setattr(workspace_files, "check_write_limits", no_check)
     await files.write_file("a.txt", "x" * 101, ctx=small_ctx)
     assert await snapshot(sandbox) == {"a.txt": b"x" * 101}
 
@@ -230,4 +231,4 @@ async def test_rename_file_and_directory(
 
 
 async def test_file_lock_key_is_canonical(ctx: ToolContext) -> None:
-    assert files.file_lock_key(ctx, "./a//b/../c.txt") == "file:local-project-1:a/c.txt"
+    assert file_lock_key(ctx, "./a//b/../c.txt") == "file:local-project-1:a/c.txt"
