@@ -1,4 +1,4 @@
-"""``builder db``: migrate the database and show its schema revision."""
+"""``builder db``: migrate the database, show its schema revision, stop the embedded one."""
 
 from __future__ import annotations
 
@@ -53,3 +53,22 @@ def current() -> None:
     if revision != head:
         state = f"behind (newest is {head}); run `builder db upgrade`"
     console.print(f"{_safe(url)}: revision {revision or 'none'} — {state}", soft_wrap=True)
+
+
+@db_app.command("stop")
+def stop() -> None:
+    """Stop the embedded PostgreSQL of the data directory, if it is running."""
+    from builder.persistence.embedded import stop_embedded
+
+    settings = get_settings()
+    directory = settings.data_dir / "postgres"
+    if settings.database_url is not None:
+        console.print(
+            "BUILDER_DATABASE_URL is set: builder does not run that server, so it does not stop it",
+            soft_wrap=True,
+        )
+        return
+    if stop_embedded(directory):
+        console.print(f"stopped the embedded PostgreSQL in {directory}", soft_wrap=True)
+    else:
+        console.print(f"no embedded PostgreSQL is running in {directory}", soft_wrap=True)

@@ -129,6 +129,13 @@ async def _session(
             return 0 if result.status == "success" else 1
     finally:
         await db.dispose()
+        if settings.database_url is None:
+            # Kept running so the next command starts in milliseconds; say so.
+            console.print(
+                f"[dim]the embedded PostgreSQL keeps running in {settings.data_dir / 'postgres'}"
+                "; `builder db stop` stops it[/dim]",
+                soft_wrap=True,
+            )
 
 
 def _export(directory: Path, files: dict[str, bytes]) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -78,3 +80,48 @@ def test_run_without_a_model_says_how_to_configure_one(tmp_path: Path) -> None:
     result = _builder("run", "hello", env=_env(BUILDER_DATA_DIR=str(tmp_path)), cwd=tmp_path)
     assert result.returncode != 0
     assert "BUILDER_MODEL" in result.stderr + result.stdout
+
+
+def test_ctrl_c_on_demo_serve_stops_the_dev_server_and_says_what_it_leaves(
+    tmp_path: Path,
+) -> None:
+    """Ctrl+C reaches the terminal's foreground group; the dev server is in its own."""
+    data_dir = tmp_path / "data"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "builder", "demo", "--serve"],
+        env=_env(BUILDER_DATA_DIR=str(data_dir)),
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        assert process.stdout is not None
+        lines = []
+        for line in process.stdout:
+            lines.append(line)
+            if "press Ctrl+C to stop" in line:
+                break
+        port = int(lines[-1].split("http://127.0.0.1:")[1].split("/")[0])
+        assert _answers(port)
+        os.killpg(process.pid, signal.SIGINT)
+        rest, _ = process.communicate(timeout=60)
+        assert not _answers(port), "the dev server outlived builder"
+        assert f"the embedded PostgreSQL keeps running in {data_dir / 'postgres'}" in rest
+        assert "`builder db stop` stops it" in rest
+        stopped = _builder("db", "stop", env=_env(BUILDER_DATA_DIR=str(data_dir)), cwd=tmp_path)
+        assert "stopped the embedded PostgreSQL" in stopped.stdout
+        assert not (data_dir / "postgres" / "postmaster.pid").exists()
+    finally:
+        if process.poll() is None:
+            process.kill()
+        stop_embedded(data_dir / "postgres")
+
+
+def _answers(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True
