@@ -17,6 +17,7 @@ worker thread.
 from __future__ import annotations
 
 import errno
+import fcntl
 import hashlib
 import os
 import secrets
@@ -48,9 +49,21 @@ _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 _TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _PROC_FD = Path("/proc/self/fd")
 
-# Compare-and-swap needs check and replace to be one step for writers in this process.
-# A fixed set of lock stripes keeps that bounded however many paths are written.
+# Compare-and-swap needs check and replace to be one step. Threads of this process take
+# a lock stripe (a fixed set keeps that bounded however many paths are written); every
+# process, this one included, also takes an exclusive flock on the parent directory, so
+# writers in other processes (other workers, a second server on the same disk) wait too.
 _STRIPES = tuple(threading.Lock() for _ in range(64))
+
+
+@contextmanager
+def _exclusive(directory_fd: int) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on a directory while checking and replacing in it."""
+    fcntl.flock(directory_fd, fcntl.LOCK_EX)
+    try:
+        yield
+    finally:
+        fcntl.flock(directory_fd, fcntl.LOCK_UN)
 
 
 class Workspace:
@@ -134,6 +147,7 @@ class Workspace:
             except NotFound:
                 raise ConcurrentModification(join_parts(split_path(path))) from None
             stack.enter_context(self._lock(rel))
+            stack.enter_context(_exclusive(parent))
             try:
                 current = os.stat(name, dir_fd=parent, follow_symlinks=False)
             except FileNotFoundError:
@@ -149,7 +163,7 @@ class Workspace:
 
     def delete(self, path: str) -> None:
         """Delete a file, a symlink (not its target) or a directory tree."""
-        with self._parent(path) as (parent, name, rel), self._lock(rel):
+        with self._parent(path) as (parent, name, rel), self._lock(rel), _exclusive(parent):
             try:
                 st = os.stat(name, dir_fd=parent, follow_symlinks=False)
             except FileNotFoundError:

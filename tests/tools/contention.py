@@ -7,7 +7,8 @@ with its own unique line followed by the marker. With the lock manager and the
 compare-and-swap write in place every line must survive. ``guarded=False`` removes both
 guards (a no-op lock manager and a sandbox that drops ``expected_sha256``): a switch
 for tests and the benchmark only, to show that the workload really loses updates
-without them.
+without them. ``flock=False`` removes only the workspace's cross-process lock around
+compare-and-swap (the check and the replace become two steps between processes).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import multiprocessing
 import time
 import traceback
 from collections.abc import AsyncIterator, Iterable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 from dataclasses import dataclass
 from multiprocessing.synchronize import Barrier
 from pathlib import Path
@@ -74,6 +75,7 @@ class Workload:
     tasks: int
     edits: int
     guarded: bool = True
+    flock: bool = True
 
     @property
     def total(self) -> int:
@@ -177,6 +179,10 @@ async def _edit(
     workload: Workload, process: int, barrier: Barrier
 ) -> tuple[float, list[str], list[str]]:
     settings = workload.settings()
+    if not workload.flock:
+        from builder.sandbox import workspace
+
+        workspace._exclusive = lambda directory_fd: nullcontext()  # type: ignore[assignment]
     sandbox = LocalSandbox(PROJECT, settings=settings)
     locks: LockManager
     if workload.guarded:
