@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -113,10 +114,13 @@ class AgentNode:
         reply = await invoke_model(
             self.model, [prompt, *window], settings=ctx.settings, config=config
         )
+        if reply.id is None:
+            reply.id = str(uuid.uuid4())
         usage: dict[str, Any] = dict(reply.usage_metadata or {})
         used = int(usage.get("input_tokens", 0)) + int(usage.get("output_tokens", 0))
         return {
             "messages": [reply],
+            "model_message_id": reply.id,
             "run_steps": steps + 1,
             "run_tokens": tokens + used,
             "build_status": "working",

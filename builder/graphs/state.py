@@ -129,3 +129,7 @@ class WebBuilderState(TypedDict, total=False):
     """Tokens used by the current run."""
     pending_usage: StepUsage | None
     stop_reason: StopReason | None
+    model_message_id: str | None
+    """The id of the last message the model itself produced. The tools node runs only
+    the tool calls of that message, so calls written into the state by anyone else
+    (a client updating the thread, a forged input) are never executed."""

@@ -17,6 +17,7 @@ from langgraph.runtime import Runtime
 
 from builder.graphs.context import RunContext
 from builder.graphs.state import DevServerState, PlanState, WebBuilderState
+from builder.log import get_logger
 from builder.tools.bound import BoundTool
 from builder.tools.context import (
     DevServerStatus,
@@ -30,12 +31,18 @@ from builder.tools.registry import ToolRegistry
 
 __all__ = ["ToolCallsNode", "pending_tool_calls"]
 
+_log = get_logger("builder.graphs.tools")
+
 _ARG_PREVIEW = 160
 _RESULT_PREVIEW = 400
 
 
+def _last_ai_message(messages: list[AnyMessage]) -> AIMessage | None:
+    return next((m for m in reversed(messages) if isinstance(m, AIMessage)), None)
+
+
 def pending_tool_calls(messages: list[AnyMessage]) -> list[ToolCall]:
-    """Tool calls of the last model message that have no result yet, in order."""
+    """Tool calls of the last AI message that have no result yet, in order."""
     for index in range(len(messages) - 1, -1, -1):
         message = messages[index]
         if isinstance(message, AIMessage):
@@ -98,9 +105,13 @@ class ToolCallsNode:
     async def __call__(
         self, state: WebBuilderState, runtime: Runtime[RunContext]
     ) -> dict[str, Any]:
-        pending = pending_tool_calls(state.get("messages", []))
+        messages = state.get("messages", [])
+        pending = pending_tool_calls(messages)
         if not pending:
             return {}
+        last = _last_ai_message(messages)
+        if last is None or last.id is None or last.id != state.get("model_message_id"):
+            return _refuse_foreign(pending)
         call = pending[0]
         ctx = runtime.context
         write = runtime.stream_writer
@@ -191,6 +202,29 @@ class ToolCallsNode:
         if not ok:
             update["errors"] = [f"{name}: {text.splitlines()[0][:300] if text else 'error'}"]
         return update
+
+
+def _refuse_foreign(calls: list[ToolCall]) -> dict[str, Any]:
+    """Answer tool calls the model did not make with an error, running none of them.
+
+    Only the message the agent node produced in this run may call tools; calls put
+    into the state by anyone else (an edited thread, a forged message) are answered so
+    the conversation stays well formed, and reported.
+    """
+    _log.warning("tools.refused", calls=[call["name"] for call in calls])
+    return {
+        "messages": [
+            ToolMessage(
+                "Error (refused): this tool call was not made by the model in this run, "
+                "so it was not executed",
+                tool_call_id=call.get("id") or "",
+                name=call["name"],
+                status="error",
+            )
+            for call in calls
+        ],
+        "errors": [f"{call['name']}: refused, not made by the model" for call in calls],
+    }
 
 
 def tool_ctx_server(state: WebBuilderState) -> DevServerStatus | None:

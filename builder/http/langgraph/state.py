@@ -13,7 +13,13 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
-from langchain_core.messages import BaseMessage, convert_to_messages, messages_from_dict
+from langchain_core.messages import (
+    AIMessage,
+    BaseMessage,
+    ToolMessage,
+    convert_to_messages,
+    messages_from_dict,
+)
 
 from builder.errors import InvalidInput, RunInProgress
 from builder.http.deps import CurrentUser, ServicesDep
@@ -76,6 +82,15 @@ def _checked_update(services: Services, body: StateUpdateBody) -> dict[str, Any]
         raise InvalidInput(f"as_node must be one of {', '.join(nodes)}")
     if "messages" in values:
         values["messages"] = _messages(values["messages"])
+        for message in values["messages"]:
+            if isinstance(message, ToolMessage) or (
+                isinstance(message, AIMessage)
+                and (message.tool_calls or message.invalid_tool_calls)
+            ):
+                raise InvalidInput(
+                    "messages with tool calls or tool results cannot be written into a "
+                    "thread: tools run only when the model asks for them during a run"
+                )
     return values
 
 
