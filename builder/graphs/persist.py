@@ -17,7 +17,7 @@ from typing import Any
 from langchain_core.messages import AIMessage, RemoveMessage
 from langgraph.runtime import Runtime
 
-from builder.errors import AlreadyExists, NotFound
+from builder.errors import AlreadyExists, InvalidInput, NotFound, PathOutsideSandbox
 from builder.graphs.agent import context_window
 from builder.graphs.context import RunContext
 from builder.graphs.state import WebBuilderState
@@ -32,11 +32,20 @@ _log = get_logger("builder.graphs.persist")
 
 
 async def scan_workspace(sandbox: Sandbox) -> dict[str, str]:
-    """The manifest of a workspace: every file's path and sha256."""
+    """The manifest of a workspace: every regular file's path and sha256.
+
+    Symlinks, FIFOs and other special entries a command made are left out (they are
+    never saved), and so is a file that turns into one while the scan runs.
+    """
     manifest: dict[str, str] = {}
     for info in await sandbox.list_files(".", recursive=True):
-        if not info.is_dir:
-            manifest[info.path] = hashlib.sha256(await sandbox.read_file(info.path)).hexdigest()
+        if not info.is_file:
+            continue
+        try:
+            data = await sandbox.read_file(info.path)
+        except (NotFound, PathOutsideSandbox, InvalidInput):
+            continue  # gone, or replaced by a link or a FIFO since the listing
+        manifest[info.path] = hashlib.sha256(data).hexdigest()
     return manifest
 
 
@@ -102,8 +111,9 @@ class PersistNode:
                 continue
             try:
                 data = await ctx.sandbox.read_file(path)
-            except NotFound:
-                # Gone since the tool wrote it: snapshot what is really there.
+            except (NotFound, PathOutsideSandbox, InvalidInput):
+                # Gone since the tool wrote it, or now a link or a FIFO (never saved):
+                # snapshot what is really there.
                 contents[path] = None
                 actual.pop(path, None)
                 continue

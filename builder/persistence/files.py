@@ -121,7 +121,9 @@ async def restore_snapshot(
 
     Files of the version are written (unless the sandbox already has the same bytes),
     files the version does not have are deleted; ``node_modules`` and ``.git`` are left
-    alone, as sandbox listings skip them. Blobs are fetched in bounded batches.
+    alone, as sandbox listings skip them. Symlinks and other special entries are
+    removed (the link itself, never its target), so nothing is written through them.
+    Blobs are fetched in bounded batches.
 
     Args:
         db: The database.
@@ -143,14 +145,16 @@ async def restore_snapshot(
     for path in sorted(present, key=lambda p: p.count("/"), reverse=True):
         if present[path].is_dir:
             stale = path in wanted or path not in needed_dirs
-        else:
+        elif present[path].is_file:
             stale = path not in wanted
+        else:
+            stale = True  # a link or a FIFO: never part of a version
         if stale:
             await sandbox.delete_file(path)
     to_write: list[tuple[str, FileEntry]] = []
     for path, entry in wanted.items():
         found = present.get(path)
-        if found is not None and not found.is_dir and found.size == entry.size:
+        if found is not None and found.is_file and found.size == entry.size:
             current = await sandbox.read_file(path)
             if hashlib.sha256(current).hexdigest() == entry.sha256:
                 continue

@@ -30,6 +30,15 @@ class FileInfo:
     is_dir: bool
     modified: float
     """Modification time, seconds since the epoch."""
+    special: str | None = None
+    """For an entry that is neither a regular file nor a directory: ``symlink``,
+    ``fifo``, ``socket`` or ``device``. Commands can make these in a workspace; builder
+    lists them with a note but never reads, saves or follows them."""
+
+    @property
+    def is_file(self) -> bool:
+        """A regular file: something whose content can be read and saved."""
+        return not self.is_dir and self.special is None
 
 
 @dataclass(frozen=True, slots=True)

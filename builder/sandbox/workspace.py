@@ -370,5 +370,18 @@ def _walk(
 
 
 def _info(rel: str, st: os.stat_result) -> FileInfo:
-    is_dir = stat_mod.S_ISDIR(st.st_mode)
-    return FileInfo(path=rel, size=0 if is_dir else st.st_size, is_dir=is_dir, modified=st.st_mtime)
+    mode = st.st_mode
+    is_dir = stat_mod.S_ISDIR(mode)
+    special = None
+    if not is_dir and not stat_mod.S_ISREG(mode):
+        special = (
+            "symlink"
+            if stat_mod.S_ISLNK(mode)
+            else "fifo"
+            if stat_mod.S_ISFIFO(mode)
+            else "socket"
+            if stat_mod.S_ISSOCK(mode)
+            else "device"
+        )
+    size = st.st_size if special is None and not is_dir else 0
+    return FileInfo(path=rel, size=size, is_dir=is_dir, modified=st.st_mtime, special=special)

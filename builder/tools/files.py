@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 
 from builder.errors import InvalidInput, NotFound
 from builder.log import get_logger
+from builder.sandbox.base import FileInfo
 from builder.tools.context import ToolContext
 from builder.tools.workspace_files import (
     check_write_limits,
@@ -183,7 +184,7 @@ async def delete_file(path: str, *, ctx: ToolContext) -> str:
         info = await ctx.sandbox.stat(path)
         if info is None:
             raise NotFound("file", path)
-        removed = await _files_under(ctx, path, is_dir=info.is_dir)
+        removed = await _files_under(ctx, path, info)
         await ctx.sandbox.delete_file(path)
     for gone in removed:
         ctx.effects.file_deleted(gone)
@@ -205,18 +206,21 @@ async def rename_file(path: str, new_path: str, *, ctx: ToolContext) -> str:
         info = await ctx.sandbox.stat(path)
         if info is None:
             raise NotFound("file", path)
-        moved = await _files_under(ctx, path, is_dir=info.is_dir)
+        moved = await _files_under(ctx, path, info)
         await ctx.sandbox.rename_file(path, new_path)
         for old in moved:
             target = new_path + old[len(path) :]
             ctx.effects.file_deleted(old)
             ctx.effects.file_written(target, sha256_hex(await ctx.sandbox.read_file(target)))
+        if not info.is_file and not info.is_dir:
+            ctx.effects.workspace_changed()
     what = f"directory ({len(moved)} files)" if info.is_dir else "file"
     return f"Renamed {what} {path} → {new_path}."
 
 
-async def _files_under(ctx: ToolContext, path: str, *, is_dir: bool) -> list[str]:
-    if not is_dir:
-        return [path]
+async def _files_under(ctx: ToolContext, path: str, info: FileInfo) -> list[str]:
+    """The regular files at or under ``path`` (a link or FIFO is none: never tracked)."""
+    if not info.is_dir:
+        return [path] if info.is_file else []
     entries = await ctx.sandbox.list_files(path, recursive=True)
-    return [entry.path for entry in entries if not entry.is_dir]
+    return [entry.path for entry in entries if entry.is_file]

@@ -18,6 +18,7 @@ from builder.graphs.context import RunContext
 from builder.graphs.web_builder import build_web_builder_graph
 from builder.locks import LockManager
 from builder.persistence.database import Database
+from builder.persistence.files import restore_snapshot
 from builder.persistence.projects import create_project
 from builder.persistence.snapshots import list_snapshots, tree
 from builder.persistence.usage import run_usage
@@ -329,3 +330,59 @@ async def test_tool_calls_the_model_did_not_make_are_never_run(
     refused = [m for m in state["messages"] if isinstance(m, ToolMessage)]
     assert [(m.tool_call_id, m.status) for m in refused] == [("f1", "error")]
     assert "not made by the model" in str(refused[0].content)
+
+
+async def test_links_and_fifos_made_by_commands_are_skipped_not_fatal(
+    db: Database, settings: Settings, locks: LockManager, tmp_path: Path
+) -> None:
+    """`ln -s /etc/passwd x`, `mkfifo`, a virtualenv: listed with a note, never saved,
+    never followed, and the project keeps working turn after turn."""
+    user = await get_or_create_user(db, name="alice")
+    project = await create_project(db, user_id=user.id, name="site")
+    box = LocalSandbox(str(project.id), settings=settings)
+    command = (
+        "ln -s /etc/passwd leak && mkfifo pipe && mkdir -p lib && ln -s /etc lib/etc "
+        "&& python3 -m venv --without-pip env && echo page > index.html"
+    )
+    turns = [
+        [
+            {"tool_calls": [call("run_command", command=command)]},
+            {"tool_calls": [call("list_files", path=".", recursive=True)]},
+            {"tool_calls": [call("search_files", pattern="root")]},
+            {"content": "Done."},
+        ],
+        [
+            {"tool_calls": [call("write_file", path="about.html", content="about")]},
+            {"content": "Added."},
+        ],
+    ]
+    graph = build_web_builder_graph(
+        model=write_script(tmp_path, turns), settings=settings, checkpointer=InMemorySaver()
+    )
+    ctx = RunContext(sandbox=box, locks=locks, settings=settings, db=db, run_id="run-1")
+    await _run(graph, ctx, "make links", str(project.id))
+    ctx = RunContext(sandbox=box, locks=locks, settings=settings, db=db, run_id="run-2")
+    await _run(graph, ctx, "add a page", str(project.id))
+
+    state = (await graph.aget_state(_config(str(project.id)))).values
+    results = [str(m.content) for m in state["messages"] if isinstance(m, ToolMessage)]
+    listing = next(r for r in results if "under ." in r)
+    assert "leak (symlink: not read, not saved)" in listing
+    assert "pipe (fifo: not read, not saved)" in listing
+    assert not any("root:" in r for r in results), "a search followed the link"
+    saved = set(await tree(db, project_id=project.id))
+    assert {"index.html", "about.html", "env/pyvenv.cfg"} <= saved
+    assert not saved & {"leak", "pipe", "lib/etc", "env/bin/python"}
+    assert state["stop_reason"] == "done" and not state.get("errors")
+
+    # Restoring into a workspace where a link stands in a file's place removes the
+    # link itself and writes the file; the link's target is untouched.
+    fresh = LocalSandbox("restored", settings=settings)
+    target = tmp_path / "outside.txt"
+    target.write_text("outside")
+    (fresh.workspace.root / "index.html").symlink_to(target)
+    await restore_snapshot(db, project_id=project.id, sandbox=fresh)
+    assert await fresh.read_file("index.html") == b"page\n"
+    assert target.read_text() == "outside"
+    await box.close()
+    await fresh.close()
