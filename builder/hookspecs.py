@@ -22,3 +22,8 @@ hookimpl = pluggy.HookimplMarker("builder")
 @hookspec
 def register_tools(register: Callable[..., Any]) -> None:
     """Register tools: call ``register(fn, *, name=None)`` once per tool function."""
+
+
+@hookspec
+def register_starters(register: Callable[..., Any]) -> None:
+    """Register starters: ``register(name, directory, *, description)`` once per starter."""

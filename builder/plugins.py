@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib.metadata
 import threading
 from dataclasses import dataclass
+from typing import Any
 
 import pluggy
 
@@ -23,6 +24,7 @@ from builder._version import __version__
 from builder.errors import ConfigurationError
 from builder.log import get_logger
 from builder.settings import Settings, get_settings
+from builder.starters import StarterRegistry
 from builder.tools import builtin
 from builder.tools.registry import ToolRegistry
 
@@ -31,7 +33,9 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "PluginInfo",
     "allowed_plugins",
+    "build_starter_registry",
     "build_tool_registry",
+    "get_starter_registry",
     "get_tool_registry",
     "load_plugins",
     "loaded_plugins",
@@ -142,6 +146,31 @@ def build_tool_registry(manager: pluggy.PluginManager) -> ToolRegistry:
         arguments = {"register": registry.registrar(impl.plugin_name)}
         impl.function(*(arguments[name] for name in impl.argnames))
     return registry
+
+
+def build_starter_registry(manager: pluggy.PluginManager) -> StarterRegistry:
+    """Collect the starters every plugin of ``manager`` registers, with provenance.
+
+    Raises:
+        InvalidInput: A starter's name is malformed or taken, or its directory missing.
+    """
+    registry = StarterRegistry()
+    for impl in manager.hook.register_starters.get_hookimpls():
+        if impl.hookwrapper or impl.wrapper:
+            continue
+
+        def register(
+            name: str, directory: Any, *, description: str, _plugin: str = impl.plugin_name
+        ) -> None:
+            registry.register(name, directory, description=description, plugin=_plugin)
+
+        impl.function(register)
+    return registry
+
+
+def get_starter_registry(settings: Settings | None = None) -> StarterRegistry:
+    """Every starter of the loaded plugins (the built-in ones first)."""
+    return build_starter_registry(load_plugins(settings))
 
 
 def _load(settings: Settings | None) -> _Loaded:

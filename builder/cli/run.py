@@ -16,7 +16,7 @@ from builder.cli.app import app, console, err_console, log_file
 from builder.runs.events import RunEvent
 from builder.settings import Settings, get_settings
 
-_LOCAL_USER = "local"
+LOCAL_USER = "local"
 
 
 def _render(event: RunEvent, *, started: float) -> None:
@@ -84,7 +84,7 @@ async def _session(
     db = Database.from_settings(settings, cached=False)
     try:
         await upgrade_database(db)
-        user = await get_or_create_user(db, name=_LOCAL_USER)
+        user = await get_or_create_user(db, name=LOCAL_USER)
         project_id: uuid.UUID | None = None
         if not new_project:
             page = await list_projects(db, user_id=user.id, limit=200)

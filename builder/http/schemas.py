@@ -75,6 +75,12 @@ class ProjectCreateBody(RequestBody):
 
     name: str = Field(min_length=1, max_length=200)
     description: str = Field(default="", max_length=10_000)
+    starter: str | None = Field(
+        default=None,
+        max_length=40,
+        description="Begin with a starter's files as version 1 (`static`, `vite-react-ts`, "
+        "`astro`, or a plugin's); none = an empty project.",
+    )
 
 
 class ProjectUpdateBody(RequestBody):

@@ -12,7 +12,7 @@ projects, with the thread row's metadata, status and TTL when it has one.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from sqlalchemy import String, case, cast, func, literal, select
@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from builder.persistence.database import Database
 from builder.persistence.models import projects, runs, threads
 from builder.persistence.projects import invalidate_project
+from builder.persistence.snapshots import save_first_version
 
 __all__ = [
     "THREAD_SORT_KEYS",
@@ -290,8 +291,10 @@ async def create_thread(
     thread_id: uuid.UUID | None = None,
     metadata: dict[str, Any] | None = None,
     ttl_seconds: int | None = None,
+    files: Mapping[str, bytes] | None = None,
+    files_summary: str = "",
 ) -> dict[str, Any]:
-    """Create a project and its thread row in one transaction.
+    """Create a project and its thread row (and its first version) in one transaction.
 
     Args:
         db: The database.
@@ -301,6 +304,8 @@ async def create_thread(
         metadata: The thread's metadata.
         ttl_seconds: Idle seconds before the thread's context expires (default: the
             server's).
+        files: The project's first version (a starter's files), if any.
+        files_summary: That version's summary.
 
     Returns:
         The thread, as :func:`get_thread` returns it.
@@ -324,6 +329,10 @@ async def create_thread(
                 ttl_seconds=ttl_seconds,
             )
         )
+        if files:
+            await save_first_version(
+                session, project_id=project_id, files=files, summary=files_summary
+            )
         return project_id
 
     project_id = await db.run(work)

@@ -27,13 +27,21 @@ from builder.persistence.database import Database
 from builder.persistence.projects import invalidate_project
 from builder.persistence.repositories import projects as project_repo
 from builder.persistence.repositories import snapshots as repo
-from builder.persistence.schemas import FileEntry, Page, SnapshotPublic
+from builder.persistence.schemas import (
+    FileEntry,
+    Page,
+    ProjectCreate,
+    ProjectPublic,
+    SnapshotPublic,
+)
 from builder.sandbox.paths import join_parts, split_path
 
 __all__ = [
+    "create_project_with_files",
     "get_snapshot",
     "list_snapshots",
     "read_file",
+    "save_first_version",
     "save_snapshot",
     "tree",
 ]
@@ -97,65 +105,144 @@ async def save_snapshot(
     hashed = _normalise(changes)
 
     async def work(session: AsyncSession) -> tuple[Any, uuid.UUID, bool]:
-        owner = await project_repo.lock_project(session, project_id=project_id)
-        if owner is None:
-            raise NotFound("project", project_id)
-        if idempotency_key is not None:
-            existing = await repo.snapshot_by_key(
-                session, project_id=project_id, idempotency_key=idempotency_key
-            )
-            if existing is not None:
-                return existing, owner, False
-        latest = await repo.latest_snapshot(session, project_id=project_id)
-        base = latest.version if latest is not None else 0
-        current = (
-            await repo.entries_for_paths(session, project_id=project_id, version=base, paths=hashed)
-            if latest is not None
-            else {}
-        )
-        delta: dict[str, repo.Entry] = {}
-        files, size = (latest.file_count, latest.total_bytes) if latest is not None else (0, 0)
-        for path, new in hashed.items():
-            old_sha, old_size = current.get(path, (None, None))
-            if new is None:
-                if old_sha is not None:
-                    delta[path] = (None, None)
-                    files, size = files - 1, size - (old_size or 0)
-            elif new.sha256 != old_sha:
-                delta[path] = (new.sha256, len(new.data))
-                files += old_sha is None
-                size += len(new.data) - (old_size or 0)
-        if not delta:
-            return None, owner, False
-        needed = _shas(delta)
-        wanted = {c.sha256: c.data for c in hashed.values() if c and c.sha256 in needed}
-        stored = await repo.existing_blobs(session, shas=wanted)
-        await repo.insert_blobs(
-            session, contents={sha: data for sha, data in wanted.items() if sha not in stored}
-        )
-        row = await repo.insert_snapshot(
+        return await _save_in(
             session,
-            values={
-                "project_id": project_id,
-                "version": base + 1,
-                "parent_version": base or None,
-                "message_id": message_id,
-                "run_id": run_id,
-                "idempotency_key": idempotency_key,
-                "summary": summary,
-                "file_count": files,
-                "total_bytes": size,
-                "changed_paths": len(delta),
-            },
+            project_id=project_id,
+            hashed=hashed,
+            message_id=message_id,
+            run_id=run_id,
+            idempotency_key=idempotency_key,
+            summary=summary,
         )
-        await repo.insert_entries(session, project_id=project_id, version=base + 1, entries=delta)
-        await project_repo.touch_project(session, project_id=project_id)
-        return row, owner, True
 
     row, owner, created = await db.run(work)
     if created:
         await invalidate_project(db, project_id=project_id, user_id=owner)
     return None if row is None else SnapshotPublic.model_validate(row)
+
+
+async def _save_in(
+    session: AsyncSession,
+    *,
+    project_id: uuid.UUID,
+    hashed: Mapping[str, _Content | None],
+    message_id: uuid.UUID | None,
+    run_id: str | None,
+    idempotency_key: str | None,
+    summary: str,
+) -> tuple[Any, uuid.UUID, bool]:
+    """Save a version inside the caller's transaction: (row, owner, created)."""
+    owner = await project_repo.lock_project(session, project_id=project_id)
+    if owner is None:
+        raise NotFound("project", project_id)
+    if idempotency_key is not None:
+        existing = await repo.snapshot_by_key(
+            session, project_id=project_id, idempotency_key=idempotency_key
+        )
+        if existing is not None:
+            return existing, owner, False
+    latest = await repo.latest_snapshot(session, project_id=project_id)
+    base = latest.version if latest is not None else 0
+    current = (
+        await repo.entries_for_paths(session, project_id=project_id, version=base, paths=hashed)
+        if latest is not None
+        else {}
+    )
+    delta: dict[str, repo.Entry] = {}
+    files, size = (latest.file_count, latest.total_bytes) if latest is not None else (0, 0)
+    for path, new in hashed.items():
+        old_sha, old_size = current.get(path, (None, None))
+        if new is None:
+            if old_sha is not None:
+                delta[path] = (None, None)
+                files, size = files - 1, size - (old_size or 0)
+        elif new.sha256 != old_sha:
+            delta[path] = (new.sha256, len(new.data))
+            files += old_sha is None
+            size += len(new.data) - (old_size or 0)
+    if not delta:
+        return None, owner, False
+    needed = _shas(delta)
+    wanted = {c.sha256: c.data for c in hashed.values() if c and c.sha256 in needed}
+    stored = await repo.existing_blobs(session, shas=wanted)
+    await repo.insert_blobs(
+        session, contents={sha: data for sha, data in wanted.items() if sha not in stored}
+    )
+    row = await repo.insert_snapshot(
+        session,
+        values={
+            "project_id": project_id,
+            "version": base + 1,
+            "parent_version": base or None,
+            "message_id": message_id,
+            "run_id": run_id,
+            "idempotency_key": idempotency_key,
+            "summary": summary,
+            "file_count": files,
+            "total_bytes": size,
+            "changed_paths": len(delta),
+        },
+    )
+    await repo.insert_entries(session, project_id=project_id, version=base + 1, entries=delta)
+    await project_repo.touch_project(session, project_id=project_id)
+    return row, owner, True
+
+
+async def save_first_version(
+    session: AsyncSession, *, project_id: uuid.UUID, files: Mapping[str, bytes], summary: str
+) -> None:
+    """Save a new project's first version inside the caller's transaction (the project
+    row is created in the same one, so both exist or neither does)."""
+    await _save_in(
+        session,
+        project_id=project_id,
+        hashed=_normalise(files),
+        message_id=None,
+        run_id=None,
+        idempotency_key=None,
+        summary=summary,
+    )
+
+
+async def create_project_with_files(
+    db: Database,
+    *,
+    user_id: uuid.UUID,
+    name: str,
+    description: str = "",
+    files: Mapping[str, bytes],
+    summary: str,
+) -> tuple[ProjectPublic, SnapshotPublic | None]:
+    """Create a project whose first version holds ``files``, in one transaction.
+
+    Either both the project and its first version exist afterwards, or neither does.
+
+    Raises:
+        InvalidInput: The name, a path or a content is not acceptable.
+        NotFound: No such user.
+    """
+    fields = ProjectCreate(name=name, description=description)
+    hashed = _normalise(files)
+
+    async def work(session: AsyncSession) -> tuple[Any, Any]:
+        project = await project_repo.insert_project(
+            session, user_id=user_id, name=fields.name, description=fields.description
+        )
+        row, _, _ = await _save_in(
+            session,
+            project_id=project.id,
+            hashed=hashed,
+            message_id=None,
+            run_id=None,
+            idempotency_key=None,
+            summary=summary,
+        )
+        return project, row
+
+    project, row = await db.run(work)
+    created = ProjectPublic.model_validate(project)
+    await invalidate_project(db, project_id=created.id, user_id=user_id)
+    return created, None if row is None else SnapshotPublic.model_validate(row)
 
 
 def _shas(delta: Mapping[str, repo.Entry]) -> set[str]:

@@ -1,4 +1,4 @@
-"""builder's own tools, registered through the same hook as any third-party plugin."""
+"""builder's own tools and starters, registered through the same hooks as any plugin."""
 
 from __future__ import annotations
 
@@ -33,3 +33,12 @@ def register_tools(register: Callable[..., Any]) -> None:
     register(shell.install_packages, timeout=None)
     register(devserver.start_dev_server, timeout="dev_server")
     register(devserver.get_dev_server_status)
+
+
+@hookimpl
+def register_starters(register: Callable[..., Any]) -> None:
+    """Register the static, Vite + React and Astro starters."""
+    from builder.starters import BUILTIN_STARTERS, builtin_directory
+
+    for name, description in BUILTIN_STARTERS.items():
+        register(name, builtin_directory(name), description=description)

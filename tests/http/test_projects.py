@@ -83,3 +83,22 @@ def test_opening_a_project_records_when(dev_server: ServerProcess) -> None:
         assert client.get(f"/api/projects/{pid}").json()["last_opened_at"] == when
         listed = client.get("/api/projects").json()["items"]
         assert [p["last_opened_at"] for p in listed if p["id"] == pid] == [when]
+
+
+def test_rest_and_langgraph_threads_take_a_starter(dev_server: ServerProcess) -> None:
+    with dev_server.client(dev_server.new_key("starters")) as client:
+        made = client.post("/api/projects", json={"name": "Astro", "starter": "astro"})
+        assert made.status_code == 201, made.text
+        files = client.get(f"/api/projects/{made.json()['id']}/files").json()
+        assert files["version"] == 1
+        assert "src/pages/index.astro" in {f["path"] for f in files["files"]}
+        refused = client.post("/api/projects", json={"name": "x", "starter": "cobol"})
+        assert refused.status_code == 422
+        assert (
+            "the starters are: astro, static, vite-react-ts" in refused.json()["error"]["message"]
+        )
+        thread = client.post("/threads", json={"metadata": {"name": "T", "starter": "static"}})
+        assert thread.status_code == 200, thread.text
+        tid = thread.json()["thread_id"]
+        listed = client.get(f"/api/projects/{tid}/files").json()
+        assert {f["path"] for f in listed["files"]} == {"index.html", "script.js", "styles.css"}

@@ -38,6 +38,7 @@ from builder.persistence.runs import (
     update_thread,
 )
 from builder.persistence.schemas import UserPublic
+from builder.starters import starter_version
 
 __all__ = ["create_owned_thread", "delete_owned_thread", "owned_thread", "router"]
 
@@ -93,6 +94,13 @@ async def create_owned_thread(
             raise InvalidInput("thread_id must be a UUID: it becomes the project's id")
     name = (metadata or {}).get("name")
     name = name.strip()[:_NAME_MAX] if isinstance(name, str) and name.strip() else _DEFAULT_NAME
+    starter = (metadata or {}).get("starter")
+    files: dict[str, bytes] = {}
+    summary = ""
+    if starter is not None:
+        if not isinstance(starter, str):
+            raise InvalidInput("metadata.starter must be a starter's name")
+        files, summary = starter_version(starter, db.settings)
     try:
         return await create_thread(
             db,
@@ -101,6 +109,8 @@ async def create_owned_thread(
             thread_id=parsed,
             metadata=metadata,
             ttl_seconds=ttl_seconds,
+            files=files,
+            files_summary=summary,
         )
     except AlreadyExists:
         raise AlreadyExists(f"thread {thread_id} already exists") from None

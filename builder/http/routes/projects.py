@@ -12,7 +12,6 @@ from builder.http.errors import ERROR_RESPONSES
 from builder.http.ratelimit import rate_limited
 from builder.http.schemas import ProjectCreateBody, ProjectUpdateBody
 from builder.persistence.projects import (
-    create_project,
     delete_project,
     list_projects,
     open_project,
@@ -20,6 +19,7 @@ from builder.persistence.projects import (
     update_project,
 )
 from builder.persistence.schemas import Page, ProjectPublic, ProjectSummary, ProjectUpdate
+from builder.starters import create_project
 
 router = APIRouter(
     prefix="/api/projects",
@@ -42,8 +42,10 @@ async def list_(user: CurrentUser, db: DbDep, limit: Limit = 50, cursor: Cursor 
 
 @router.post("", status_code=201, response_model=ProjectPublic)
 async def create(body: ProjectCreateBody, user: CurrentUser, db: DbDep) -> ProjectPublic:
-    """Create a project."""
-    return await create_project(db, user_id=user.id, name=body.name, description=body.description)
+    """Create a project, optionally from a starter (its files become version 1)."""
+    return await create_project(
+        db, user_id=user.id, name=body.name, description=body.description, starter=body.starter
+    )
 
 
 @router.get("/{project_id}", response_model=ProjectPublic)
