@@ -17,6 +17,7 @@ worker thread.
 from __future__ import annotations
 
 import errno
+import fcntl
 import hashlib
 import os
 import secrets
@@ -48,8 +49,9 @@ _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 _TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _PROC_FD = Path("/proc/self/fd")
 
-# Compare-and-swap needs check and replace to be one step for writers in this process.
-# A fixed set of lock stripes keeps that bounded however many paths are written.
+# Compare-and-swap needs check and replace to be one step. Threads of this process take
+# one of a fixed set of lock stripes (bounded however many paths are written); other
+# processes are kept out by an exclusive flock on the parent directory (see _exclusive).
 _STRIPES = tuple(threading.Lock() for _ in range(64))
 
 
@@ -134,6 +136,8 @@ class Workspace:
             except NotFound:
                 raise ConcurrentModification(join_parts(split_path(path))) from None
             stack.enter_context(self._lock(rel))
+            if expected_sha256 is not None:
+                stack.enter_context(_exclusive(parent))
             try:
                 current = os.stat(name, dir_fd=parent, follow_symlinks=False)
             except FileNotFoundError:
@@ -241,6 +245,23 @@ class Workspace:
         """A descriptor of a directory inside the workspace (the caller closes it)."""
         parts = split_path(path, allow_root=True)
         return self._open_dir(parts, path=path)
+
+
+@contextmanager
+def _exclusive(directory: int) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on a directory: one compare-and-swap at a time in it.
+
+    The lock belongs to a descriptor of our own (flock locks an open file description),
+    so writers in other processes — and other threads of this one — wait for each other
+    between the hash check and the rename. It needs no lock file in the workspace and is
+    released by the kernel when a process dies holding it.
+    """
+    fd = os.open(".", _DIR_FLAGS, dir_fd=directory)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def _replace_fd(old: int, new: int) -> int:

@@ -7,7 +7,9 @@ with its own unique line followed by the marker. With the lock manager and the
 compare-and-swap write in place every line must survive. ``guarded=False`` removes both
 guards (a no-op lock manager and a sandbox that drops ``expected_sha256``): a switch
 for tests and the benchmark only, to show that the workload really loses updates
-without them.
+without them. ``dsn=None`` keeps the lock manager within each process, so only the
+compare-and-swap write guards across processes; ``atomic_swap=False`` then removes the
+flock that makes its check-and-rename one step (the twin that must lose edits).
 """
 
 from __future__ import annotations
@@ -16,13 +18,14 @@ import asyncio
 import multiprocessing
 import time
 import traceback
-from collections.abc import AsyncIterator, Iterable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from multiprocessing.synchronize import Barrier
 from pathlib import Path
 from typing import Any
 
+import builder.sandbox.workspace as workspace_module
 from builder.errors import BuilderError
 from builder.locks import LockManager
 from builder.sandbox.local import LocalSandbox
@@ -74,6 +77,7 @@ class Workload:
     tasks: int
     edits: int
     guarded: bool = True
+    atomic_swap: bool = True
 
     @property
     def total(self) -> int:
@@ -164,6 +168,11 @@ async def _read_file(settings: Settings) -> str:
     return (await LocalSandbox(PROJECT, settings=settings).read_file(FILE)).decode()
 
 
+@contextmanager
+def _no_flock(directory: int) -> Iterator[None]:
+    yield
+
+
 def _worker(workload: Workload, process: int, barrier: Barrier, results: Any) -> None:
     try:
         results.put(asyncio.run(_edit(workload, process, barrier)))
@@ -177,6 +186,8 @@ async def _edit(
     workload: Workload, process: int, barrier: Barrier
 ) -> tuple[float, list[str], list[str]]:
     settings = workload.settings()
+    if not workload.atomic_swap:
+        workspace_module._exclusive = _no_flock  # type: ignore[assignment]
     sandbox = LocalSandbox(PROJECT, settings=settings)
     locks: LockManager
     if workload.guarded:

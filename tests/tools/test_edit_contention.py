@@ -34,3 +34,20 @@ def test_without_locks_and_compare_and_swap_edits_are_lost(tmp_path: Path) -> No
     )
     assert outcome.missing > 0
     assert outcome.present + outcome.missing + len(outcome.errors) == 8000
+
+
+def test_without_a_database_compare_and_swap_alone_loses_nothing(tmp_path: Path) -> None:
+    # Three processes, each with its own in-process lock manager (no database, as in the
+    # README's library example): only the flock-guarded check-and-rename keeps them apart.
+    workload = Workload(str(tmp_path), None, 3, 4, 100)
+    outcome = run(workload)
+    print(f"\nflock: {outcome.present} of {workload.total} kept, {len(outcome.errors)} retried")
+    assert outcome.missing == 0
+    assert outcome.present + len(outcome.errors) == workload.total
+
+
+def test_without_the_flock_compare_and_swap_across_processes_loses_edits(tmp_path: Path) -> None:
+    workload = Workload(str(tmp_path), None, 3, 4, 100, atomic_swap=False)
+    outcome = run(workload)
+    print(f"\nno flock: {outcome.missing} of {workload.total} lost")
+    assert outcome.missing > 0
