@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from builder.errors import InvalidInput, NotFound
+from builder.errors import InvalidInput, NotFound, StaleWorkspace
 from builder.persistence.cursors import decode_cursor, encode_cursor
 from builder.persistence.database import Database
 from builder.persistence.projects import invalidate_project
@@ -70,6 +70,7 @@ async def save_snapshot(
     run_id: str | None = None,
     idempotency_key: str | None = None,
     summary: str = "",
+    base_version: int | None = None,
 ) -> SnapshotPublic | None:
     """Save a new version holding ``changes`` on top of the latest one.
 
@@ -83,6 +84,9 @@ async def save_snapshot(
         idempotency_key: Unique per project; saving again with the same key returns
             the version saved the first time and writes nothing.
         summary: A line describing the change.
+        base_version: The version the changes were made on (0: none yet). When given
+            and it is not the latest any more, nothing is saved: a workspace that
+            missed a newer version must never be written as the newest.
 
     Returns:
         The new version; the earlier one for a repeated ``idempotency_key``; None when
@@ -90,6 +94,7 @@ async def save_snapshot(
 
     Raises:
         NotFound: No such project (or message).
+        StaleWorkspace: ``base_version`` is not the latest version.
         PathOutsideSandbox: A path is absolute or escapes the workspace.
         InvalidInput: A malformed path or content.
     """
@@ -108,6 +113,8 @@ async def save_snapshot(
                 return existing, owner, False
         latest = await repo.latest_snapshot(session, project_id=project_id)
         base = latest.version if latest is not None else 0
+        if base_version is not None and base_version != base:
+            raise StaleWorkspace(project_id, base_version, base)
         current = (
             await repo.entries_for_paths(session, project_id=project_id, version=base, paths=hashed)
             if latest is not None

@@ -44,6 +44,7 @@ from builder.graphs.web_builder import WebBuilderGraph, build_web_builder_graph
 from builder.locks import LockManager
 from builder.log import bound_context, get_logger
 from builder.persistence.database import Database
+from builder.persistence.files import sync_workspace
 from builder.persistence.messages import append_message
 from builder.persistence.projects import get_project, record_sandbox
 from builder.persistence.runs import ensure_thread, record_run_finished, record_run_started
@@ -378,6 +379,8 @@ class RunService:
         await ensure_thread(self.db, thread_id=thread_id, user_id=user_id, project_id=project_id)
         await stack.enter_async_context(self.checkpointer.hold_context(thread_id))
         sandbox = await stack.enter_async_context(self.pool.lease(thread_id))
+        # Under the run lock: a copy another replica has moved past is refreshed first.
+        await sync_workspace(self.db, project_id=project_id, sandbox=sandbox)
 
         current = await self.graph.aget_state(config)
         interrupted = bool(current.next)
