@@ -384,6 +384,14 @@ class RunService:
 
         current = await self.graph.aget_state(config)
         interrupted = bool(current.next)
+        if interrupted and _injected_tool_calls(current):
+            # Tool calls written into the state by a state update, not by the model in a
+            # run: answered as not run, never executed.
+            await self._close_interrupted(
+                config, "stopped: its tool calls did not come from the model"
+            )
+            current = await self.graph.aget_state(config)
+            interrupted = False
         graph_input: dict[str, Any] | None
         message_id: uuid.UUID | None = None
         run_id = handle.run_id
@@ -531,3 +539,15 @@ class RunService:
             steps=result.steps,
             tokens=result.total_tokens,
         )
+
+
+def _injected_tool_calls(state: Any) -> bool:
+    """Whether pending tool calls come from a state update rather than from the graph.
+
+    A checkpoint the graph wrote while running has ``source`` ``loop`` (or ``input``);
+    one written by ``update_state`` has ``update``. Only the graph's own calls resume.
+    """
+    metadata = state.metadata or {}
+    return metadata.get("source") == "update" and bool(
+        pending_tool_calls(state.values.get("messages", []))
+    )

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
-from langchain_core.messages import BaseMessage, convert_to_messages, messages_from_dict
+from langchain_core.messages import AIMessage, BaseMessage, convert_to_messages, messages_from_dict
 
 from builder.errors import InvalidInput, RunInProgress
 from builder.http.deps import CurrentUser, ServicesDep
@@ -76,6 +76,16 @@ def _checked_update(services: Services, body: StateUpdateBody) -> dict[str, Any]
         raise InvalidInput(f"as_node must be one of {', '.join(nodes)}")
     if "messages" in values:
         values["messages"] = _messages(values["messages"])
+        for message in values["messages"]:
+            if isinstance(message, AIMessage) and (
+                message.tool_calls or message.invalid_tool_calls
+            ):
+                # The tools node would run them on the next run: tools run only when
+                # the model asked for them, never because a client wrote the request.
+                raise InvalidInput(
+                    "an assistant message with tool calls cannot be written to a thread's "
+                    "state: tool calls come only from the model during a run"
+                )
     return values
 
 
