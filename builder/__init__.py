@@ -33,6 +33,7 @@ from builder.errors import (
     RunInProgress,
     SearchTextNotFound,
     SearchTextNotUnique,
+    StaleWorkspace,
     Unauthorized,
     UnsafeProductionSettings,
 )
@@ -115,6 +116,7 @@ __all__ = [
     "SearchTextNotFound",
     "SearchTextNotUnique",
     "Settings",
+    "StaleWorkspace",
     "SweepResult",
     "TTLCheckpointer",
     "Tool",

@@ -65,6 +65,7 @@ __all__ = [
     "RunInProgress",
     "SearchTextNotFound",
     "SearchTextNotUnique",
+    "StaleWorkspace",
     "Unauthorized",
     "UnsafeProductionSettings",
 ]
@@ -238,6 +239,25 @@ class ConcurrentModification(Conflict):
         super().__init__(
             message or f"{path} changed while it was being edited; read it again and retry",
             path=path,
+        )
+
+
+class StaleWorkspace(Conflict):
+    """A workspace was not at the project's latest version, so its files were not saved.
+
+    Another process saved a newer version meanwhile; the workspace has been refreshed
+    from that version and the turn can be sent again.
+    """
+
+    code = "stale_workspace"
+
+    def __init__(self, project_id: object, base: int, latest: int) -> None:
+        super().__init__(
+            f"project {project_id} changed elsewhere (version {latest}) while this workspace "
+            f"held version {base}; its files were not saved and it was refreshed, "
+            "send the message again",
+            base_version=base,
+            latest_version=latest,
         )
 
 

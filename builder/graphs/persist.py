@@ -1,7 +1,9 @@
 """The persist node: file snapshots and token usage, after every step.
 
 After a step that changed files it saves a snapshot of exactly the changed paths
-(content read from the sandbox, stored as content-addressed blobs); after every model
+(content read from the sandbox, stored as content-addressed blobs) on top of the version
+the workspace holds — a workspace that is not at the latest version is refused and
+refreshed, never saved as the newest; after every model
 call it records the call's tokens. Both are idempotent per (run, step), so a step
 re-run after a crash saves nothing twice. At the end of a turn it prunes the
 checkpointed conversation to the context budget — the full conversation is in the
@@ -17,11 +19,22 @@ from typing import Any
 from langchain_core.messages import AIMessage, RemoveMessage
 from langgraph.runtime import Runtime
 
-from builder.errors import AlreadyExists, InvalidInput, NotFound, PathOutsideSandbox
+from builder.errors import (
+    AlreadyExists,
+    InvalidInput,
+    NotFound,
+    PathOutsideSandbox,
+    StaleWorkspace,
+)
 from builder.graphs.agent import context_window
 from builder.graphs.context import RunContext
 from builder.graphs.state import WebBuilderState
 from builder.log import get_logger
+from builder.persistence.files import (
+    record_workspace_version,
+    sync_workspace,
+    workspace_version,
+)
 from builder.persistence.snapshots import save_snapshot
 from builder.persistence.usage import record_usage
 from builder.sandbox.base import Sandbox
@@ -119,15 +132,25 @@ class PersistNode:
                 continue
             contents[path] = data
             actual[path] = hashlib.sha256(data).hexdigest()
-        snapshot = await save_snapshot(
-            ctx.db,
-            project_id=uuid.UUID(ctx.project_id),
-            changes=contents,
-            message_id=ctx.message_id,
-            run_id=ctx.run_id,
-            idempotency_key=f"{ctx.run_id}:{step}",
-            summary=_summary(changed),
-        )
+        project_id = uuid.UUID(ctx.project_id)
+        try:
+            snapshot = await save_snapshot(
+                ctx.db,
+                project_id=project_id,
+                changes=contents,
+                message_id=ctx.message_id,
+                run_id=ctx.run_id,
+                idempotency_key=f"{ctx.run_id}:{step}",
+                summary=_summary(changed),
+                base_version=await workspace_version(ctx.sandbox),
+            )
+        except StaleWorkspace:
+            # Another process saved a newer version: this copy must not become the
+            # newest. Refresh it so the next turn starts from the real latest files.
+            await sync_workspace(ctx.db, project_id=project_id, sandbox=ctx.sandbox, force=True)
+            raise
+        if snapshot is not None:
+            await record_workspace_version(ctx.sandbox, snapshot.version)
         return (snapshot.version if snapshot else None), actual
 
     async def _record_usage(self, ctx: RunContext, usage: Any) -> None:

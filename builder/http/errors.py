@@ -13,7 +13,8 @@ specifics (hosts, keys, stack traces) go to the log and to Sentry under the requ
 Status codes (the first matching class decides):
 
 * 404 ``NotFound`` (also another user's resource: never 403 for it)
-* 409 ``Conflict``: ``AlreadyExists``, ``RunInProgress``, ``ConcurrentModification``
+* 409 ``Conflict``: ``AlreadyExists``, ``RunInProgress``, ``ConcurrentModification``,
+  ``StaleWorkspace``
 * 413 ``RequestTooLarge``, ``FileTooLarge``, ``QuotaExceeded``
 * 422 ``InvalidInput`` and its subclasses; other ``LimitExceeded`` (token budget)
 * 401 ``Unauthorized``; 403 ``Forbidden``; 429 ``RateLimited`` (with ``Retry-After``)

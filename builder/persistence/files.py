@@ -9,13 +9,25 @@ from collections.abc import Iterable
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from builder.errors import NotFound
+from builder.log import get_logger
 from builder.persistence.database import Database
 from builder.persistence.repositories import snapshots as repo
 from builder.persistence.schemas import FileEntry, SnapshotDiff
 from builder.persistence.snapshots import tree
 from builder.sandbox.base import Sandbox
+from builder.sandbox.paths import STATE_DIR
 
-__all__ = ["diff_snapshots", "restore_snapshot"]
+_log = get_logger("builder.persistence.files")
+_VERSION_FILE = f"{STATE_DIR}/version"
+
+__all__ = [
+    "diff_snapshots",
+    "record_workspace_version",
+    "restore_snapshot",
+    "sync_workspace",
+    "workspace_version",
+]
 
 _MAX_DIFF_FILE_BYTES = 256 * 1024
 _BATCH_BYTES = 8 * 1024 * 1024
@@ -171,3 +183,59 @@ async def restore_snapshot(
                 await sandbox.write_file(path, contents[entry.sha256])
             batch, batch_bytes = [], 0
     return wanted
+
+
+async def workspace_version(sandbox: Sandbox) -> int | None:
+    """The version a workspace was restored from or last saved as; None when unknown.
+
+    It is kept in the workspace itself (``.builder/version``, a directory listings and
+    snapshots leave out), so it travels with the files: a replica's own copy of a
+    project says which version it holds.
+    """
+    try:
+        raw = await sandbox.read_file(_VERSION_FILE)
+    except NotFound:
+        return None
+    try:
+        return int(raw.decode().strip())
+    except ValueError:
+        return None
+
+
+async def record_workspace_version(sandbox: Sandbox, version: int) -> None:
+    """Note that a workspace now holds ``version`` of its project."""
+    await sandbox.write_file(_VERSION_FILE, f"{version}\n".encode())
+
+
+async def sync_workspace(
+    db: Database, *, project_id: uuid.UUID, sandbox: Sandbox, force: bool = False
+) -> int:
+    """Bring a workspace to its project's latest version unless it is there already.
+
+    A workspace that holds the latest version keeps its files as they are (also edits
+    not saved yet by a run that crashed on this machine); one that holds an older or
+    unknown version — a copy another replica has moved past — is restored from the
+    latest version first, so nothing is ever built on a stale copy.
+
+    Args:
+        db: The database.
+        project_id: The project.
+        sandbox: Its workspace.
+        force: Restore even when the recorded version is the latest.
+
+    Returns:
+        The version the workspace now holds (0: the project has none yet).
+    """
+
+    async def latest(session: AsyncSession) -> int:
+        return await repo.max_version(session, project_id=project_id)
+
+    newest = await db.run(latest)
+    held = await workspace_version(sandbox)
+    if held == newest and not force:
+        return newest
+    if newest or held is not None or force:
+        await restore_snapshot(db, project_id=project_id, sandbox=sandbox, version=newest or None)
+        _log.info("workspace.refreshed", project_id=str(project_id), held=held, latest=newest)
+    await record_workspace_version(sandbox, newest)
+    return newest

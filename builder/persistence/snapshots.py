@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from builder.errors import InvalidInput, NotFound
+from builder.errors import InvalidInput, NotFound, StaleWorkspace
 from builder.persistence.cursors import decode_cursor, encode_cursor
 from builder.persistence.database import Database
 from builder.persistence.projects import invalidate_project
@@ -78,6 +78,7 @@ async def save_snapshot(
     run_id: str | None = None,
     idempotency_key: str | None = None,
     summary: str = "",
+    base_version: int | None = None,
 ) -> SnapshotPublic | None:
     """Save a new version holding ``changes`` on top of the latest one.
 
@@ -91,6 +92,9 @@ async def save_snapshot(
         idempotency_key: Unique per project; saving again with the same key returns
             the version saved the first time and writes nothing.
         summary: A line describing the change.
+        base_version: The version the changes were made on (0: none yet). When given
+            and it is not the latest any more, nothing is saved: a workspace that
+            missed a newer version must never be written as the newest.
 
     Returns:
         The new version; the earlier one for a repeated ``idempotency_key``; None when
@@ -98,6 +102,7 @@ async def save_snapshot(
 
     Raises:
         NotFound: No such project (or message).
+        StaleWorkspace: ``base_version`` is not the latest version.
         PathOutsideSandbox: A path is absolute or escapes the workspace.
         InvalidInput: A malformed path or content.
     """
@@ -113,6 +118,7 @@ async def save_snapshot(
             run_id=run_id,
             idempotency_key=idempotency_key,
             summary=summary,
+            base_version=base_version,
         )
 
     row, owner, created = await db.run(work)
@@ -130,8 +136,13 @@ async def _save_in(
     run_id: str | None,
     idempotency_key: str | None,
     summary: str,
+    base_version: int | None = None,
 ) -> tuple[Any, uuid.UUID, bool]:
-    """Save a version inside the caller's transaction: (row, owner, created)."""
+    """Save a version inside the caller's transaction: (row, owner, created).
+
+    Raises:
+        StaleWorkspace: ``base_version`` is given and is not the latest version.
+    """
     owner = await project_repo.lock_project(session, project_id=project_id)
     if owner is None:
         raise NotFound("project", project_id)
@@ -143,6 +154,8 @@ async def _save_in(
             return existing, owner, False
     latest = await repo.latest_snapshot(session, project_id=project_id)
     base = latest.version if latest is not None else 0
+    if base_version is not None and base_version != base:
+        raise StaleWorkspace(project_id, base_version, base)
     current = (
         await repo.entries_for_paths(session, project_id=project_id, version=base, paths=hashed)
         if latest is not None

@@ -17,9 +17,8 @@ from e2b import AsyncSandbox
 from builder.errors import DependencyUnavailable
 from builder.log import get_logger
 from builder.persistence.database import Database
-from builder.persistence.files import restore_snapshot
+from builder.persistence.files import sync_workspace
 from builder.persistence.projects import project_sandbox, record_sandbox
-from builder.persistence.snapshots import list_snapshots
 from builder.sandbox.base import Sandbox
 from builder.sandbox.e2b import E2BSandbox
 from builder.sandbox.factory import create_sandbox
@@ -92,7 +91,7 @@ async def restore_latest(db: Database, sandbox: Sandbox) -> None:
     except ValueError:
         return
     if await sandbox.list_files("."):
-        return  # a workspace that survived (local backend): keep what is there
-    latest = await list_snapshots(db, project_id=project_id, limit=1)
-    if latest.items:
-        await restore_snapshot(db, project_id=project_id, sandbox=sandbox)
+        # A workspace that survived (local backend): the runs service checks the
+        # version it holds before a turn and refreshes it when it is behind.
+        return
+    await sync_workspace(db, project_id=project_id, sandbox=sandbox)

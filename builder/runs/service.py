@@ -44,6 +44,7 @@ from builder.graphs.web_builder import WebBuilderGraph, build_web_builder_graph
 from builder.locks import LockManager
 from builder.log import bound_context, get_logger
 from builder.persistence.database import Database
+from builder.persistence.files import sync_workspace
 from builder.persistence.messages import append_message
 from builder.persistence.projects import get_project, record_sandbox
 from builder.persistence.runs import ensure_thread, record_run_finished, record_run_started
@@ -378,9 +379,19 @@ class RunService:
         await ensure_thread(self.db, thread_id=thread_id, user_id=user_id, project_id=project_id)
         await stack.enter_async_context(self.checkpointer.hold_context(thread_id))
         sandbox = await stack.enter_async_context(self.pool.lease(thread_id))
+        # Under the run lock: a copy another replica has moved past is refreshed first.
+        await sync_workspace(self.db, project_id=project_id, sandbox=sandbox)
 
         current = await self.graph.aget_state(config)
         interrupted = bool(current.next)
+        if interrupted and _injected_tool_calls(current):
+            # Tool calls written into the state by a state update, not by the model in a
+            # run: answered as not run, never executed.
+            await self._close_interrupted(
+                config, "stopped: its tool calls did not come from the model"
+            )
+            current = await self.graph.aget_state(config)
+            interrupted = False
         graph_input: dict[str, Any] | None
         message_id: uuid.UUID | None = None
         run_id = handle.run_id
@@ -528,3 +539,15 @@ class RunService:
             steps=result.steps,
             tokens=result.total_tokens,
         )
+
+
+def _injected_tool_calls(state: Any) -> bool:
+    """Whether pending tool calls come from a state update rather than from the graph.
+
+    A checkpoint the graph wrote while running has ``source`` ``loop`` (or ``input``);
+    one written by ``update_state`` has ``update``. Only the graph's own calls resume.
+    """
+    metadata = state.metadata or {}
+    return metadata.get("source") == "update" and bool(
+        pending_tool_calls(state.values.get("messages", []))
+    )

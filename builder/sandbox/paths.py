@@ -21,6 +21,7 @@ __all__ = [
     "MAX_NAME_BYTES",
     "MAX_PATH_BYTES",
     "SKIPPED_DIRS",
+    "STATE_DIR",
     "check_process_name",
     "check_project_id",
     "join_parts",
@@ -31,7 +32,9 @@ MAX_NAME_BYTES = 255
 """Longest file name (Linux ``NAME_MAX``)."""
 MAX_PATH_BYTES = 4096
 """Longest relative path (Linux ``PATH_MAX``)."""
-SKIPPED_DIRS = frozenset({"node_modules", ".git"})
+STATE_DIR = ".builder"
+"""Builder's own notes about a workspace (the version it holds); never a project file."""
+SKIPPED_DIRS = frozenset({"node_modules", ".git", STATE_DIR})
 """Directories listings and disk usage leave out: installed or tool-managed, not written
 by the agent file by file."""
 

@@ -7,6 +7,7 @@ import uuid
 
 from builder.persistence.database import Database
 from builder.persistence.snapshots import save_snapshot
+from builder.sandbox.paths import STATE_DIR
 from tests.http.server import ServerProcess
 
 
@@ -75,5 +76,6 @@ def test_restore_saves_the_old_version_as_the_newest_and_writes_the_sandbox(
         assert again["new_version"] is None
         assert client.post(f"/api/projects/{pid}/restore", json={"version": 7}).status_code == 404
     workspace = dev_server.data_dir / "workspaces" / pid
-    assert sorted(p.name for p in workspace.iterdir()) == ["index.html", "logo.png"]
+    files = sorted(p.name for p in workspace.iterdir() if p.name != STATE_DIR)
+    assert files == ["index.html", "logo.png"]
     assert (workspace / "index.html").read_text() == "<h1>v1</h1>\n"

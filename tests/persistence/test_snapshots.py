@@ -9,7 +9,7 @@ import uuid
 import psycopg
 import pytest
 
-from builder.errors import AlreadyExists, NotFound, PathOutsideSandbox
+from builder.errors import AlreadyExists, NotFound, PathOutsideSandbox, StaleWorkspace
 from builder.persistence import (
     Database,
     create_project,
@@ -268,3 +268,16 @@ async def test_diff_lists_changes_with_a_text_patch(db: Database, project: Proje
         bounded.truncated
         and bounded.patch == "--- a/a.txt\n+++ b/a.txt\n@@ -1,2 +1,2 @@\n one\n-two\n+2\n"
     )
+
+
+async def test_a_save_on_a_base_that_is_not_the_latest_is_refused(
+    db: Database, project: ProjectPublic
+) -> None:
+    first = await save_snapshot(db, project_id=project.id, changes={"a": b"1"}, base_version=0)
+    assert first is not None and first.version == 1
+    second = await save_snapshot(db, project_id=project.id, changes={"a": b"2"}, base_version=1)
+    assert second is not None and second.version == 2
+    with pytest.raises(StaleWorkspace) as refused:
+        await save_snapshot(db, project_id=project.id, changes={"b": b"stale"}, base_version=1)
+    assert (refused.value.base_version, refused.value.latest_version) == (1, 2)
+    assert [s.version for s in (await list_snapshots(db, project_id=project.id)).items] == [2, 1]

@@ -15,7 +15,7 @@ from builder.http.errors import ERROR_RESPONSES
 from builder.http.ratelimit import rate_limited
 from builder.http.schemas import FileContent, FileTree, FileTreeEntry, RestoreBody, RestoreResult
 from builder.persistence.database import Database
-from builder.persistence.files import diff_snapshots, restore_snapshot
+from builder.persistence.files import diff_snapshots, sync_workspace
 from builder.persistence.schemas import Page, SnapshotDiff, SnapshotPublic
 from builder.persistence.snapshots import (
     get_snapshot,
@@ -127,7 +127,7 @@ async def restore(project: OwnedProject, body: RestoreBody, services: ServicesDe
                 summary=f"restored version {body.version}",
             )
         async with services.pool.lease(str(project.id)) as sandbox:
-            await restore_snapshot(db, project_id=project.id, sandbox=sandbox, version=body.version)
+            await sync_workspace(db, project_id=project.id, sandbox=sandbox, force=True)
     return RestoreResult(
         restored_version=body.version,
         new_version=saved.version if saved is not None else None,
