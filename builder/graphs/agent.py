@@ -87,7 +87,14 @@ class AgentNode:
         system_prompt: str,
     ) -> None:
         # The model's own integration turns each tool into its provider's format.
-        self.model = model.bind_tools(list(tools)) if isinstance(model, BaseChatModel) else model
+        self.caches_prompt = _caches_prompt(model)
+        bound: list[Any] = list(tools)
+        if self.caches_prompt and bound:
+            # Anthropic caches the prompt up to a block marked cache_control: marking the
+            # last tool caches every tool definition, so a long build pays for them once.
+            bound = [convert_to_anthropic_tool(tool) for tool in bound]
+            bound[-1] = {**bound[-1], "cache_control": _EPHEMERAL}
+        self.model = model.bind_tools(bound) if isinstance(model, BaseChatModel) else model
         self.model_name = _model_name(model)
         self.system_prompt = system_prompt
 
@@ -110,7 +117,19 @@ class AgentNode:
                 "Send another message to continue.",
             )
         window = context_window(state.get("messages", []), ctx.settings.context_token_budget)
-        prompt = SystemMessage(self.system_prompt + "\n" + project_summary(state))
+        summary = project_summary(state)
+        prompt = (
+            # The fixed instructions are a cached block; the project's state changes at
+            # every step, so it follows the cache breakpoint.
+            SystemMessage(
+                [
+                    {"type": "text", "text": self.system_prompt, "cache_control": _EPHEMERAL},
+                    {"type": "text", "text": summary},
+                ]
+            )
+            if self.caches_prompt
+            else SystemMessage(self.system_prompt + "\n" + summary)
+        )
         reply = await invoke_model(
             self.model, [prompt, *window], settings=ctx.settings, config=config
         )
@@ -135,6 +154,21 @@ class AgentNode:
     @staticmethod
     def _stop(reason: StopReason, text: str) -> dict[str, Any]:
         return {"messages": [AIMessage(text)], "stop_reason": reason, "pending_usage": None}
+
+
+_EPHEMERAL = {"type": "ephemeral"}
+
+
+def _caches_prompt(model: Any) -> bool:
+    """Whether the model takes Anthropic's prompt-cache breakpoints."""
+    return getattr(model, "_llm_type", None) == "anthropic-chat"
+
+
+def convert_to_anthropic_tool(tool: BaseTool) -> dict[str, Any]:
+    """A tool in Anthropic's format, through langchain-anthropic's own converter."""
+    from langchain_anthropic.chat_models import convert_to_anthropic_tool as convert
+
+    return dict(convert(tool))
 
 
 def _model_name(model: Any) -> str | None:

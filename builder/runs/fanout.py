@@ -285,7 +285,8 @@ class RunFanout:
                 self.circuit.failed(exc)
             finally:
                 with contextlib.suppress(*REDIS_ERRORS):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
+                    # redis-py before 8.2 leaves it untyped.
+                    await pubsub.aclose()  # type: ignore[no-untyped-call,unused-ignore]
             await asyncio.sleep(self.circuit.cooldown)
 
     async def _cancelled(self, on_cancel: Callable[[str], bool], run_id: str) -> None:

@@ -1,0 +1,114 @@
+"""The Anthropic path as the provider sees it: ``builder run`` against a loopback server
+speaking the Messages API and its event stream, with assertions on what it received."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from builder.persistence.database import plain_dsn
+from builder.plugins import get_tool_registry
+from tests.models.anthropic_server import AnthropicServer, message
+
+pytestmark = pytest.mark.slow
+
+PAGE = "<!doctype html><title>Bakery</title><h1>Fresh bread</h1>\n"
+
+
+def _rows(db_url: str, sql: str) -> list[tuple[Any, ...]]:
+    with psycopg.connect(plain_dsn(db_url)) as conn:
+        return [tuple(row) for row in conn.execute(sql)]
+
+
+def test_builder_run_with_anthropic_writes_the_site(migrated_db_url: str, tmp_path: Path) -> None:
+    replies = [
+        message(
+            "I'll write the home page.",
+            tool_uses=[
+                {
+                    "id": "toolu_1",
+                    "name": "write_file",
+                    "input": {"path": "index.html", "content": PAGE},
+                }
+            ],
+            usage=(1200, 80),
+            cache=(1100, 0),
+        ),
+        message("The bakery's home page is ready.", usage=(60, 15), cache=(0, 1100)),
+    ]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BUILDER_", "ANTHROPIC_"))}
+    with AnthropicServer(*replies) as server:
+        env.update(
+            COLUMNS="200",
+            BUILDER_DATA_DIR=str(tmp_path / "data"),
+            BUILDER_DATABASE_URL=migrated_db_url,
+            BUILDER_MODEL="anthropic:claude-test",
+            BUILDER_MODEL_BASE_URL=server.base_url,
+            BUILDER_MODEL_API_KEY="sk-ant-test",
+            BUILDER_MODEL_RETRIES="0",
+        )
+        result = subprocess.run(
+            [sys.executable, "-m", "builder", "run", "A bakery site", "--project", "bakery"],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        requests = list(server.requests)
+        headers = list(server.headers)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+    assert len(requests) == 2
+    first, second = requests
+    assert first["model"] == "claude-test"
+    # The key, in whichever header this SDK version sends it.
+    assert "sk-ant-test" in (headers[0].get("x-api-key"), headers[0].get("authorization", "")[7:])
+    assert first["stream"] is True
+    # Every tool with its schema in Anthropic's format; the last one carries the
+    # cache breakpoint, so the definitions are cached with it.
+    names = [tool["name"] for tool in first["tools"]]
+    assert names == get_tool_registry().names()
+    write = next(tool for tool in first["tools"] if tool["name"] == "write_file")
+    assert write["input_schema"]["required"] == ["path", "content"]
+    assert write["input_schema"]["properties"]["path"]["description"]
+    assert first["tools"][-1]["cache_control"] == {"type": "ephemeral"}
+    assert all("cache_control" not in tool for tool in first["tools"][:-1])
+    # The fixed system prompt is a cached block; the project's state follows it.
+    system = first["system"]
+    assert system[0]["cache_control"] == {"type": "ephemeral"}
+    assert "## Current project state" in system[1]["text"]
+    assert first["messages"] == [{"role": "user", "content": "A bakery site"}]
+    # The tool result goes back as a tool_result block of a user turn.
+    assistant, result_turn = second["messages"][1], second["messages"][2]
+    use = next(block for block in assistant["content"] if block["type"] == "tool_use")
+    assert (use["id"], use["name"], use["input"]) == (
+        "toolu_1",
+        "write_file",
+        {"path": "index.html", "content": PAGE},
+    )
+    tool_result = result_turn["content"][0]
+    assert (result_turn["role"], tool_result["type"], tool_result["tool_use_id"]) == (
+        "user",
+        "tool_result",
+        "toolu_1",
+    )
+    assert "index.html" in json.dumps(tool_result["content"])
+
+    assert "✓ write_file" in result.stdout
+    assert [p.read_text() for p in (tmp_path / "data").rglob("index.html")] == [PAGE]
+    assert _rows(migrated_db_url, "SELECT version FROM snapshots") == [(1,)]
+    usage = _rows(
+        migrated_db_url,
+        "SELECT model, prompt_tokens, completion_tokens FROM token_usage ORDER BY step",
+    )
+    assert [row[0] for row in usage] == ["claude-test", "claude-test"]
+    assert [row[2] for row in usage] == [80, 15]
