@@ -137,6 +137,7 @@ class AgentNode:
             reply.id = str(uuid.uuid4())
         usage: dict[str, Any] = dict(reply.usage_metadata or {})
         used = int(usage.get("input_tokens", 0)) + int(usage.get("output_tokens", 0))
+        details: dict[str, Any] = dict(usage.get("input_token_details") or {})
         return {
             "messages": [reply],
             "model_message_id": reply.id,
@@ -148,6 +149,8 @@ class AgentNode:
                 "model": self.model_name,
                 "input_tokens": int(usage.get("input_tokens", 0)),
                 "output_tokens": int(usage.get("output_tokens", 0)),
+                "cache_read_tokens": int(details.get("cache_read") or 0),
+                "cache_write_tokens": int(details.get("cache_creation") or 0),
             },
         }
 

@@ -165,6 +165,8 @@ class PersistNode:
                 model=usage["model"],
                 prompt_tokens=usage["input_tokens"],
                 completion_tokens=usage["output_tokens"],
+                cache_read_tokens=usage.get("cache_read_tokens", 0),
+                cache_write_tokens=usage.get("cache_write_tokens", 0),
             )
         except AlreadyExists:  # this step was recorded before a crash; resume records once
             _log.debug("usage.already_recorded", run_id=ctx.run_id, step=usage["step"])

@@ -10,7 +10,7 @@ tool history and errors keep only their most recent entries.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal, TypedDict
+from typing import Annotated, Any, Literal, NotRequired, TypedDict
 
 from langchain_core.messages import AnyMessage
 from langgraph.graph.message import add_messages
@@ -77,6 +77,8 @@ class StepUsage(TypedDict):
     model: str | None
     input_tokens: int
     output_tokens: int
+    cache_read_tokens: NotRequired[int]
+    cache_write_tokens: NotRequired[int]
 
 
 def merge_manifest(

@@ -314,6 +314,14 @@ class TokenUsage(TableModel, table=True):
     prompt_tokens: int = Field(sa_type=Integer, nullable=False)
     completion_tokens: int = Field(sa_type=Integer, nullable=False)
     total_tokens: int = Field(sa_type=Integer, nullable=False)
+    cache_read_tokens: int = Field(
+        default=0, sa_type=Integer, nullable=False, sa_column_kwargs={"server_default": text("0")}
+    )
+    """Input tokens the provider served from its prompt cache (part of prompt_tokens)."""
+    cache_write_tokens: int = Field(
+        default=0, sa_type=Integer, nullable=False, sa_column_kwargs={"server_default": text("0")}
+    )
+    """Input tokens the provider wrote to its prompt cache (part of prompt_tokens)."""
     cost: Decimal | None = Field(default=None, sa_type=Numeric(14, 6), nullable=True)
     step: int | None = Field(default=None, sa_type=Integer, nullable=True)
     created_at: datetime | None = _created_at()

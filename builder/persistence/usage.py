@@ -27,8 +27,13 @@ async def record_usage(
     model: str | None = None,
     cost: Decimal | None = None,
     step: int | None = None,
+    cache_read_tokens: int = 0,
+    cache_write_tokens: int = 0,
 ) -> None:
     """Record the tokens (and cost, when known) of one model call.
+
+    ``cache_read_tokens`` and ``cache_write_tokens`` are the part of ``prompt_tokens``
+    the provider read from or wrote to its prompt cache.
 
     Raises:
         NotFound: No such project.
@@ -43,6 +48,8 @@ async def record_usage(
         "total_tokens": prompt_tokens + completion_tokens if total_tokens is None else total_tokens,
         "cost": cost,
         "step": step,
+        "cache_read_tokens": cache_read_tokens,
+        "cache_write_tokens": cache_write_tokens,
     }
 
     async def work(session: AsyncSession) -> None:

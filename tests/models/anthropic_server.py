@@ -5,8 +5,8 @@ last one repeats) and records every request body and its headers. A request aski
 stream gets Anthropic's server-sent events: ``message_start`` (with input and cache
 usage), per content block ``content_block_start``, ``content_block_delta``
 (``text_delta`` in small pieces, ``input_json_delta`` for tool input, split in two)
-and ``content_block_stop``, then ``message_delta`` (stop reason, output tokens) and
-``message_stop``. Otherwise the whole message is one JSON body.
+and ``content_block_stop``, then ``message_delta`` (stop reason and the cumulative usage,
+input and cache tokens included) and ``message_stop``. Otherwise the whole message is one JSON body.
 """
 
 from __future__ import annotations
@@ -118,7 +118,8 @@ def _events(reply: Message, model: str) -> Iterator[tuple[str, dict[str, Any]]]:
         {
             "type": "message_delta",
             "delta": {"stop_reason": reply.stop_reason, "stop_sequence": None},
-            "usage": {"output_tokens": reply.usage.get("output_tokens", 0)},
+            # Cumulative, as the API reports it: input and cache tokens included.
+            "usage": dict(reply.usage),
         },
     )
     yield "message_stop", {"type": "message_stop"}

@@ -108,7 +108,8 @@ def test_builder_run_with_anthropic_writes_the_site(migrated_db_url: str, tmp_pa
     assert _rows(migrated_db_url, "SELECT version FROM snapshots") == [(1,)]
     usage = _rows(
         migrated_db_url,
-        "SELECT model, prompt_tokens, completion_tokens FROM token_usage ORDER BY step",
+        "SELECT model, completion_tokens, cache_write_tokens, cache_read_tokens "
+        "FROM token_usage ORDER BY step",
     )
-    assert [row[0] for row in usage] == ["claude-test", "claude-test"]
-    assert [row[2] for row in usage] == [80, 15]
+    # The provider's cache report is kept: written on the first step, read on the next.
+    assert usage == [("claude-test", 80, 1100, 0), ("claude-test", 15, 0, 1100)]
