@@ -246,7 +246,7 @@ class Settings(BaseSettings):
     )
     sandbox_cpu_seconds: int = Field(600, ge=1, description="CPU seconds per sandbox command.")
     sandbox_memory_bytes: int = Field(
-        4096 * MiB, ge=64 * MiB, description="Address-space limit per sandbox command."
+        4096 * MiB, ge=64 * MiB, description="Data-segment (heap) limit per sandbox command."
     )
     sandbox_max_processes: int = Field(
         512, ge=8, description="Process limit per sandbox command (per user on Linux)."

@@ -84,7 +84,9 @@ class ChildLimits:
         """
         wanted = [
             (resource.RLIMIT_CPU, self.cpu_seconds),
-            (resource.RLIMIT_AS, self.memory_bytes),
+            # The data segment, not the address space: V8 and WebAssembly (esbuild,
+            # Vite) reserve large address ranges they never touch.
+            (resource.RLIMIT_DATA, self.memory_bytes),
             (resource.RLIMIT_FSIZE, self.file_bytes),
             (resource.RLIMIT_NPROC, self.max_processes),
         ]

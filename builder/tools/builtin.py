@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from builder.hookspecs import hookimpl
-from builder.tools import devserver, edits, files, listing, plan, project, shell
+from builder.tools import build, devserver, edits, files, listing, plan, project, shell
 
 
 @hookimpl
@@ -33,6 +33,7 @@ def register_tools(register: Callable[..., Any]) -> None:
     register(shell.install_packages, timeout=None)
     register(devserver.start_dev_server, timeout="dev_server")
     register(devserver.get_dev_server_status)
+    register(build.check_build, timeout=None)
 
 
 @hookimpl

@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 from typing import Annotated
 
 from pydantic import Field
 
-from builder.errors import InvalidInput
+from builder.errors import InvalidInput, NotFound
 from builder.sandbox.base import CommandResult
 from builder.settings import OperationKind
 from builder.timeouts import with_timeout
 from builder.tools.context import ToolContext
 
-__all__ = ["NPM_PACKAGE", "format_result", "install_packages", "run_command"]
+__all__ = [
+    "LOCK_FILES",
+    "NPM_PACKAGE",
+    "format_result",
+    "install_packages",
+    "package_manager",
+    "run_command",
+    "run_in_sandbox",
+]
 
 GRACE_SECONDS = 10.0
 """Time beyond a command's own timeout for the sandbox to kill it and report."""
@@ -43,7 +52,7 @@ def format_result(result: CommandResult) -> str:
     return "\n".join(parts)
 
 
-async def _exec(
+async def run_in_sandbox(
     ctx: ToolContext, command: str, *, cwd: str, seconds: float, operation: OperationKind
 ) -> CommandResult:
     result = await with_timeout(
@@ -80,20 +89,53 @@ async def run_command(
         raise InvalidInput("command is empty")
     settings = ctx.settings
     seconds = min(timeout or settings.timeout_sandbox, settings.timeout_install)
-    result = await _exec(ctx, command, cwd=cwd, seconds=seconds, operation="sandbox")
+    result = await run_in_sandbox(ctx, command, cwd=cwd, seconds=seconds, operation="sandbox")
     return format_result(result)
 
 
-async def install_packages(packages: list[str], dev: bool = False, *, ctx: ToolContext) -> str:
-    """Install npm packages into the project (`npm install`) and save them in package.json.
+LOCK_FILES = (
+    ("pnpm-lock.yaml", "pnpm"),
+    ("bun.lock", "bun"),
+    ("bun.lockb", "bun"),
+    ("yarn.lock", "yarn"),
+    ("package-lock.json", "npm"),
+)
+"""Lock file → the package manager that wrote it, in the order they are looked for."""
+
+_FROM_LOCK = {
+    "npm": ["npm", "ci"],
+    "pnpm": ["pnpm", "install", "--frozen-lockfile"],
+    "bun": ["bun", "install", "--frozen-lockfile"],
+    "yarn": ["yarn", "install", "--frozen-lockfile"],
+}
+_ADD = {"pnpm": ["pnpm", "add"], "bun": ["bun", "add"], "yarn": ["yarn", "add"]}
+_DEV_FLAG = {"pnpm": "--save-dev", "bun": "--dev", "yarn": "--dev"}
+_NPM_QUIET = ["--no-audit", "--no-fund"]
+_ERROR_LINES = 8
+
+
+async def package_manager(ctx: ToolContext) -> str:
+    """The package manager the project's lock file names; npm when there is none."""
+    for name, manager in LOCK_FILES:
+        if await ctx.sandbox.stat(name) is not None:
+            return manager
+    return "npm"
+
+
+async def install_packages(
+    packages: list[str] | None = None, dev: bool = False, *, ctx: ToolContext
+) -> str:
+    """Install packages with the project's package manager (found from its lock file).
+
+    With no packages, installs everything the lock file lists (run it first in a new
+    project from a starter). With packages, adds them and saves them in package.json.
 
     Args:
         packages: Package names, optionally scoped or with a version, e.g.
-            `["react", "@types/node@^20"]`.
+            `["react", "@types/node@^20"]`; leave out to install from the lock file.
         dev: Save them as devDependencies.
     """
-    if not packages:
-        raise InvalidInput("packages is empty")
+    packages = list(packages or [])
     if len(packages) > MAX_PACKAGES:
         raise InvalidInput(f"{len(packages)} packages at once; the limit is {MAX_PACKAGES}")
     bad = [name for name in packages if not NPM_PACKAGE.fullmatch(name)]
@@ -102,8 +144,56 @@ async def install_packages(packages: list[str], dev: bool = False, *, ctx: ToolC
             f"not valid npm package names: {', '.join(repr(name) for name in bad)}; use "
             "names like react, @scope/name or name@^1.2 without spaces or shell characters"
         )
-    flag = "--save-dev" if dev else "--save"
-    command = shlex.join(["npm", "install", flag, "--no-audit", "--no-fund", *packages])
+    if await ctx.sandbox.stat("package.json") is None:
+        raise InvalidInput(
+            "there is no package.json: write one (or start the project from a starter) "
+            "before installing packages"
+        )
+    manager = await package_manager(ctx)
+    if packages and manager == "npm":
+        argv = ["npm", "install", "--save-dev" if dev else "--save", *_NPM_QUIET, *packages]
+    elif packages:
+        argv = [*_ADD[manager], *([_DEV_FLAG[manager]] if dev else []), *packages]
+    elif manager == "npm":
+        lock = await ctx.sandbox.stat("package-lock.json") is not None
+        argv = ["npm", "ci" if lock else "install", *_NPM_QUIET]
+    else:
+        argv = list(_FROM_LOCK[manager])
     seconds = ctx.settings.timeout_install
-    result = await _exec(ctx, command, cwd=".", seconds=seconds, operation="install")
-    return format_result(result)
+    result = await run_in_sandbox(
+        ctx, shlex.join(argv), cwd=".", seconds=seconds, operation="install"
+    )
+    return await _install_report(ctx, result, manager, packages)
+
+
+async def _install_report(
+    ctx: ToolContext, result: CommandResult, manager: str, packages: list[str]
+) -> str:
+    if result.timed_out:
+        return f"`{result.command}` was killed after {result.duration_s:.0f} s (timeout)."
+    output = f"{result.stdout}\n{result.stderr}"
+    if not result.ok:
+        problems = [
+            line.strip()
+            for line in output.splitlines()
+            if re.match(r"\s*(npm (error|ERR!)|ERR_PNPM|error:?\s)", line, re.IGNORECASE)
+        ]
+        shown = "\n".join((problems or output.strip().splitlines())[:_ERROR_LINES])
+        return f"`{result.command}` failed (exit code {result.exit_code}):\n{shown}"
+    added = re.search(r"(added|changed|removed|up to date)[^\n]*", output)
+    summary = added.group(0).strip() if added else "done"
+    versions = await _installed_versions(ctx, packages)
+    what = f" {versions};" if versions else ""
+    return f"Installed with {manager}:{what} {summary} ({result.duration_s:.1f} s)."
+
+
+async def _installed_versions(ctx: ToolContext, packages: list[str]) -> str:
+    if not packages:
+        return ""
+    try:
+        manifest = json.loads(await ctx.sandbox.read_file("package.json"))
+    except (NotFound, ValueError):
+        return ""
+    listed = {**manifest.get("dependencies", {}), **manifest.get("devDependencies", {})}
+    names = [re.sub(r"(?<=.)@[^@/]*$", "", name) for name in packages]
+    return ", ".join(f"{name}@{listed[name]}" for name in names if name in listed)

@@ -153,7 +153,7 @@ async def test_popen_instrumentation_cannot_add_to_the_environment(
 
 LIMIT_ROWS = {
     "Max cpu time": "cpu",
-    "Max address space": "as",
+    "Max data size": "data",
     "Max file size": "fsize",
     "Max processes": "nproc",
 }
@@ -188,7 +188,7 @@ async def test_resource_limits_apply_in_the_child(limited: LocalSandbox) -> None
     result = await limited.exec("cat /proc/self/limits")
     assert _limits_of(result.stdout) == {
         "cpu": ("7", "7"),
-        "as": (str(512 * MiB), str(512 * MiB)),
+        "data": (str(512 * MiB), str(512 * MiB)),
         "fsize": (str(10 * MiB), str(10 * MiB)),
         "nproc": ("64", "64"),
     }

@@ -11,6 +11,7 @@ from builder.tools.registry import ToolRegistry
 BUILTIN_TOOLS = [
     "analyze_project_state",
     "batch_write_files",
+    "check_build",
     "delete_file",
     "edit_file",
     "get_dev_server_status",
@@ -37,6 +38,7 @@ def test_builtin_tools(registry: ToolRegistry) -> None:
     assert registry.names() == BUILTIN_TOOLS
     assert {tool.plugin for tool in registry} == {"builtin"}
     assert {tool.name: tool.timeout for tool in registry if tool.timeout != "sandbox"} == {
+        "check_build": None,
         "install_packages": None,
         "run_command": None,
         "start_dev_server": "dev_server",

@@ -68,6 +68,7 @@ async def test_run_command_timeout_kills_and_is_capped(
 async def test_install_packages_builds_a_safe_npm_command(
     ctx: ToolContext, sandbox: LocalSandbox
 ) -> None:
+    await sandbox.write_file("package.json", b'{"name": "site"}')
     recorder = RecordingSandbox(sandbox)
     ctx.sandbox = recorder  # type: ignore[assignment]
     await shell.install_packages(["react", "@types/node@^20.1", "vite@~5"], dev=True, ctx=ctx)

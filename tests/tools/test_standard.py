@@ -16,6 +16,7 @@ from tests.tools.conftest import builtin_registry
 EXAMPLES: dict[str, dict[str, Any]] = {
     "analyze_project_state": {"include_file_contents": True},
     "batch_write_files": {"files": [{"path": "a.html", "content": "<p>a</p>"}]},
+    "check_build": {},
     "delete_file": {"path": "old.html"},
     "edit_file": {"path": "index.html", "search": "<h1>Hi</h1>", "replace": "<h1>Hello</h1>"},
     "get_dev_server_status": {"log_lines": 20},
