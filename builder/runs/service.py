@@ -45,7 +45,7 @@ from builder.locks import LockManager
 from builder.log import bound_context, get_logger
 from builder.persistence.database import Database
 from builder.persistence.files import sync_workspace
-from builder.persistence.messages import append_message
+from builder.persistence.messages import append_message, list_messages
 from builder.persistence.projects import get_project, record_sandbox
 from builder.persistence.runs import ensure_thread, record_run_finished, record_run_started
 from builder.persistence.usage import run_usage
@@ -78,6 +78,8 @@ __all__ = [
 
 _log = get_logger("builder.runs")
 _FINISHED_KEPT = 1000
+_RUN_ID_KEY = "builder_run_id"
+"""Checkpoint metadata key naming the run that wrote the checkpoint."""
 _FINISHED_SECONDS = 3600.0
 
 
@@ -395,19 +397,31 @@ class RunService:
         graph_input: dict[str, Any] | None
         message_id: uuid.UUID | None = None
         run_id = handle.run_id
+        # A user message stored by a turn that crashed before the graph took it in.
+        unstarted = None if interrupted else await self._unstarted_message(project_id, current)
         if interrupted and resume:
-            run_id = str(current.values.get("run_id") or run_id)
+            # The id this run was started with, from the checkpoint's metadata: right
+            # after a turn's input checkpoint the state's values still hold the
+            # previous turn's id, whose snapshot and usage keys must not be reused.
+            run_id = str(
+                (current.metadata or {}).get(_RUN_ID_KEY) or current.values.get("run_id") or run_id
+            )
             graph_input = None
         else:
             if interrupted:
                 await self._close_interrupted(config, "interrupted before it finished")
                 current = await self.graph.aget_state(config)
-            if prompt is None:
+            if unstarted is not None and (prompt is None or prompt == unstarted.content):
+                # Resume the turn from its stored message instead of refusing (or, for
+                # the same prompt sent again, instead of storing it twice).
+                prompt, message_id = unstarted.content, unstarted.id
+            elif prompt is None:
                 raise InvalidInput("there is no interrupted run to resume on this project")
-            stored = await append_message(
-                self.db, project_id=project_id, role="user", content=prompt
-            )
-            message_id = stored.id
+            else:
+                stored = await append_message(
+                    self.db, project_id=project_id, role="user", content=prompt
+                )
+                message_id = stored.id
             base: dict[str, Any] = {}
             if not current.values:
                 base = await rebuild_context(self.db, project_id=project_id, exclude=message_id)
@@ -429,6 +443,7 @@ class RunService:
         if graph_input is not None and "files" in graph_input and not current.values:
             before = dict(graph_input["files"])
         result.run_id = run_id
+        config = {**config, "metadata": {_RUN_ID_KEY: run_id}}
         await record_run_started(
             self.db,
             run_id=run_id,
@@ -488,6 +503,15 @@ class RunService:
                 parts=parts.parts,
                 model=self.settings.model,
             )
+
+    async def _unstarted_message(self, project_id: uuid.UUID, current: Any) -> Any:
+        """The latest stored message when it is a user message the context never got."""
+        page = await list_messages(self.db, project_id=project_id, limit=1, newest_first=True)
+        if not page.items or page.items[0].role != "user":
+            return None
+        latest = page.items[0]
+        known = {m.id for m in (current.values or {}).get("messages", [])}
+        return None if f"msg-{latest.id}" in known else latest
 
     async def _close_interrupted(
         self, config: RunnableConfig, why: str, *, turn_input: dict[str, Any] | None = None
