@@ -47,7 +47,13 @@ from builder.persistence.database import Database
 from builder.persistence.files import sync_workspace
 from builder.persistence.messages import append_message, list_messages
 from builder.persistence.projects import get_project, record_sandbox
-from builder.persistence.runs import ensure_thread, record_run_finished, record_run_started
+from builder.persistence.runs import (
+    ensure_thread,
+    record_run_abandoned,
+    record_run_finished,
+    record_run_started,
+    running_runs,
+)
 from builder.persistence.usage import run_usage
 from builder.runs.conversation import ReplyParts, rebuild_context
 from builder.runs.events import RunStream
@@ -171,6 +177,10 @@ class RunService:
             stack.push_async_callback(service.close)
             if fanout is not None:
                 fanout.listen(service._cancel_requested, runs=lambda: list(service._active))
+            try:
+                await service.reconcile()
+            except Exception:  # the periodic sweep tries again
+                _log.exception("runs.reconcile_failed")
             if settings.maintenance_seconds > 0:
                 maintenance = asyncio.create_task(
                     service.maintain(settings.maintenance_seconds), name="builder-maintenance"
@@ -255,7 +265,8 @@ class RunService:
         return self._active.get(run_id) or self._finished.get(run_id)
 
     async def maintain(self, every: float) -> None:
-        """Sweep expired contexts and idle sandboxes every ``every`` seconds, forever.
+        """Reconcile abandoned runs (:meth:`reconcile`), sweep expired contexts and idle
+        sandboxes every ``every`` seconds, forever.
 
         Several processes may run this at once: the sweep splits its work between them
         (``FOR UPDATE SKIP LOCKED``). A failed round is logged and the next one runs.
@@ -263,10 +274,37 @@ class RunService:
         while True:
             await asyncio.sleep(every)
             try:
+                await self.reconcile()
                 await self.checkpointer.sweep()
                 await self.pool.sweep_idle()
             except Exception:
                 _log.exception("maintenance.failed")
+
+    async def reconcile(self) -> list[str]:
+        """Mark runs whose process is gone as interrupted, and their threads too.
+
+        A run's process holds the project's run lock (a database lock, released by the
+        server when the process's connection ends) from before the run is recorded as
+        running until it is recorded as finished. So a run recorded as running whose
+        lock is free right now has no process any more: it was killed, or finishing it
+        failed. Any process may reconcile; taking the lock keeps a new run from starting
+        on the project meanwhile. The thread can then be resumed.
+
+        Returns:
+            The run ids marked as interrupted.
+        """
+        abandoned = []
+        for run_id, thread_id in await running_runs(self.db):
+            if run_id in self._active:
+                continue
+            async with self.locks.try_hold(f"run:{thread_id}") as held:
+                if held and await record_run_abandoned(
+                    self.db, run_id=run_id, error="the process running it stopped"
+                ):
+                    abandoned.append(run_id)
+        if abandoned:
+            _log.warning("runs.reconciled", runs=abandoned)
+        return abandoned
 
     async def close(self) -> None:
         """Cancel active runs and wait for them to stop."""
