@@ -19,7 +19,13 @@ from typing import Any
 from langchain_core.messages import AIMessage, RemoveMessage
 from langgraph.runtime import Runtime
 
-from builder.errors import AlreadyExists, NotFound, StaleWorkspace
+from builder.errors import (
+    AlreadyExists,
+    InvalidInput,
+    NotFound,
+    PathOutsideSandbox,
+    StaleWorkspace,
+)
 from builder.graphs.agent import context_window
 from builder.graphs.context import RunContext
 from builder.graphs.state import WebBuilderState
@@ -39,12 +45,34 @@ _log = get_logger("builder.graphs.persist")
 
 
 async def scan_workspace(sandbox: Sandbox) -> dict[str, str]:
-    """The manifest of a workspace: every file's path and sha256."""
+    """The manifest of a workspace: every regular file's path and sha256.
+
+    Symbolic links and special files (FIFOs, sockets — a ``python -m venv`` or a
+    ``mkfifo`` makes them) are skipped with a note in the log, as is a file that turns
+    into one between the listing and the read: they are never read through, never
+    saved, and never make the scan fail.
+    """
     manifest: dict[str, str] = {}
+    skipped: list[str] = []
     for info in await sandbox.list_files(".", recursive=True):
-        if not info.is_dir:
-            manifest[info.path] = hashlib.sha256(await sandbox.read_file(info.path)).hexdigest()
+        if info.is_dir:
+            continue
+        data = await _read_regular(sandbox, info.path) if info.is_file else None
+        if data is None:
+            skipped.append(info.path)
+            continue
+        manifest[info.path] = hashlib.sha256(data).hexdigest()
+    if skipped:
+        _log.info("workspace.skipped_entries", paths=skipped[:20], count=len(skipped))
     return manifest
+
+
+async def _read_regular(sandbox: Sandbox, path: str) -> bytes | None:
+    """A file's bytes; None when it is gone or is not a regular file (any more)."""
+    try:
+        return await sandbox.read_file(path)
+    except (NotFound, PathOutsideSandbox, InvalidInput):
+        return None
 
 
 def manifest_changes(old: dict[str, str], new: dict[str, str]) -> dict[str, str | None]:
@@ -107,10 +135,10 @@ class PersistNode:
             if sha is None:
                 contents[path] = None
                 continue
-            try:
-                data = await ctx.sandbox.read_file(path)
-            except NotFound:
-                # Gone since the tool wrote it: snapshot what is really there.
+            data = await _read_regular(ctx.sandbox, path)
+            if data is None:
+                # Gone since the tool wrote it, or replaced by a symbolic link or a
+                # special file: snapshot what is really there, never a link's target.
                 contents[path] = None
                 actual.pop(path, None)
                 continue

@@ -155,6 +155,11 @@ async def restore_snapshot(
     for path in sorted(present, key=lambda p: p.count("/"), reverse=True):
         if present[path].is_dir:
             stale = path in wanted or path not in needed_dirs
+        elif not present[path].is_file:
+            # A symbolic link or special file is left alone unless it is in the way of
+            # the version's files: then the entry itself goes (never its target), so
+            # nothing is ever written through a link.
+            stale = path in wanted or path in needed_dirs
         else:
             stale = path not in wanted
         if stale:
@@ -162,7 +167,7 @@ async def restore_snapshot(
     to_write: list[tuple[str, FileEntry]] = []
     for path, entry in wanted.items():
         found = present.get(path)
-        if found is not None and not found.is_dir and found.size == entry.size:
+        if found is not None and found.is_file and found.size == entry.size:
             current = await sandbox.read_file(path)
             if hashlib.sha256(current).hexdigest() == entry.sha256:
                 continue

@@ -30,6 +30,15 @@ class FileInfo:
     is_dir: bool
     modified: float
     """Modification time, seconds since the epoch."""
+    kind: str = "file"
+    """``file``, ``dir``, or an entry builder never reads nor writes through:
+    ``symlink`` (a symbolic link, never followed) or ``special`` (a FIFO, socket or
+    device). Listings show those with a note; snapshots and tools skip them."""
+
+    @property
+    def is_file(self) -> bool:
+        """A regular file: the only kind whose content is read, saved and restored."""
+        return self.kind == "file"
 
 
 @dataclass(frozen=True, slots=True)

@@ -345,4 +345,10 @@ class E2BSandbox:
 
 def _info(rel: str, kind: FileType | None, size: int, modified: float) -> FileInfo:
     is_dir = kind == FileType.DIR
-    return FileInfo(path=rel, size=0 if is_dir else size, is_dir=is_dir, modified=modified)
+    return FileInfo(
+        path=rel,
+        size=0 if is_dir else size,
+        is_dir=is_dir,
+        modified=modified,
+        kind="dir" if is_dir else "file",
+    )

@@ -378,4 +378,11 @@ def _walk(
 
 def _info(rel: str, st: os.stat_result) -> FileInfo:
     is_dir = stat_mod.S_ISDIR(st.st_mode)
-    return FileInfo(path=rel, size=0 if is_dir else st.st_size, is_dir=is_dir, modified=st.st_mtime)
+    if is_dir:
+        kind = "dir"
+    elif stat_mod.S_ISREG(st.st_mode):
+        kind = "file"
+    else:
+        kind = "symlink" if stat_mod.S_ISLNK(st.st_mode) else "special"
+    size = 0 if is_dir else st.st_size
+    return FileInfo(path=rel, size=size, is_dir=is_dir, modified=st.st_mtime, kind=kind)

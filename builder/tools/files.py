@@ -273,4 +273,4 @@ async def _files_under(ctx: ToolContext, path: str, *, is_dir: bool) -> list[str
     if not is_dir:
         return [path]
     entries = await ctx.sandbox.list_files(path, recursive=True)
-    return [entry.path for entry in entries if not entry.is_dir]
+    return [entry.path for entry in entries if entry.is_file]

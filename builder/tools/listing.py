@@ -39,7 +39,7 @@ def render_tree(entries: list[FileInfo], root: str = ".") -> str:
         relative = entry.path[len(base) :] if entry.path.startswith(base) else entry.path
         depth = relative.count("/")
         name = relative.rsplit("/", 1)[-1]
-        label = f"{name}/" if entry.is_dir else f"{name} ({_size(entry.size)})"
+        label = f"{name}/" if entry.is_dir else f"{name} ({_label(entry)})"
         lines.append(f"{'  ' * (depth + 1)}{label}")
     return "\n".join(lines)
 
@@ -54,14 +54,20 @@ async def list_files(path: str = ".", recursive: bool = False, *, ctx: ToolConte
     entries = await ctx.sandbox.list_files(path, recursive=recursive)
     if not entries:
         return f"{path} is empty."
-    files = sum(not entry.is_dir for entry in entries)
+    files = sum(entry.is_file for entry in entries)
     lines = [
-        f"{entry.path}/" if entry.is_dir else f"{entry.path} ({_size(entry.size)})"
-        for entry in entries
+        f"{entry.path}/" if entry.is_dir else f"{entry.path} ({_label(entry)})" for entry in entries
     ]
-    dirs = len(entries) - files
+    dirs = sum(entry.is_dir for entry in entries)
     summary = f"{_count(files, 'file')}, {_count(dirs, 'directory')} under {path}:"
     return summary + "\n" + "\n".join(lines)
+
+
+def _label(entry: FileInfo) -> str:
+    if entry.is_file:
+        return _size(entry.size)
+    what = "symbolic link" if entry.kind == "symlink" else "special file"
+    return f"{what}: skipped, never read, followed or saved"
 
 
 def _count(n: int, noun: str) -> str:
@@ -80,7 +86,7 @@ async def get_project_structure(include_contents: bool = False, *, ctx: ToolCont
             output budget is used up; the files left out are named.
     """
     entries = await ctx.sandbox.list_files(".", recursive=True)
-    files = [entry for entry in entries if not entry.is_dir]
+    files = [entry for entry in entries if entry.is_file]
     total = sum(entry.size for entry in files)
     head = f"{_count(len(files), 'file')}, {_size(total)}\n{render_tree(entries)}"
     if not include_contents:
@@ -147,7 +153,7 @@ async def search_files(pattern: str, path: str = ".", *, ctx: ToolContext) -> st
     if info is None:
         raise InvalidInput(f"{path} does not exist")
     candidates = (
-        [entry for entry in await ctx.sandbox.list_files(path, recursive=True) if not entry.is_dir]
+        [entry for entry in await ctx.sandbox.list_files(path, recursive=True) if entry.is_file]
         if info.is_dir
         else [info]
     )

@@ -18,7 +18,7 @@ async def analyze_project_state(include_file_contents: bool = False, *, ctx: Too
             as far as the output budget allows.
     """
     entries = await ctx.sandbox.list_files(".", recursive=True)
-    files = [entry for entry in entries if not entry.is_dir]
+    files = [entry for entry in entries if entry.is_file]
     total = sum(entry.size for entry in files)
     sections = [
         f"Project {ctx.project_id}: {len(files)} files, {total:,} bytes",

@@ -257,10 +257,11 @@ def test_deleting_a_link_removes_the_link_not_the_target(ws: Workspace, outside:
 def test_listing_describes_links_without_following(ws: Workspace) -> None:
     info = ws.stat("outfile")
     assert info is not None
-    assert (info.path, info.is_dir, info.size) == (
+    assert (info.path, info.is_dir, info.size, info.kind) == (
         "outfile",
         False,
         len(str(ws.root.parent / "outside" / "canary.txt")),
+        "symlink",
     )
 
 
