@@ -59,6 +59,7 @@ from builder.runs.conversation import ReplyParts, rebuild_context
 from builder.runs.events import RunStream
 from builder.runs.fanout import RunFanout
 from builder.runs.handle import (
+    MAX_PROMPT_CHARS,
     STREAM_MODES,
     GraphStreamMode,
     MultitaskStrategy,
@@ -74,6 +75,7 @@ from builder.sandbox.pool import SandboxPool
 from builder.settings import Settings, get_settings
 
 __all__ = [
+    "MAX_PROMPT_CHARS",
     "GraphStreamMode",
     "MultitaskStrategy",
     "RunHandle",
@@ -87,6 +89,21 @@ _FINISHED_KEPT = 1000
 _RUN_ID_KEY = "builder_run_id"
 """Checkpoint metadata key naming the run that wrote the checkpoint."""
 _FINISHED_SECONDS = 3600.0
+
+
+def check_prompt(prompt: str) -> None:
+    """Refuse an empty user message or one longer than :data:`MAX_PROMPT_CHARS`.
+
+    Raises:
+        InvalidInput: The message is empty or too long.
+    """
+    if not prompt.strip():
+        raise InvalidInput("the prompt is empty")
+    if len(prompt) > MAX_PROMPT_CHARS:
+        raise InvalidInput(
+            f"the message is {len(prompt):,} characters long; the limit is {MAX_PROMPT_CHARS:,}",
+            limit=MAX_PROMPT_CHARS,
+        )
 
 
 class RunService:
@@ -225,8 +242,8 @@ class RunService:
         """
         if prompt is None and not resume:
             raise InvalidInput("a run needs a prompt (or resume=True)")
-        if prompt is not None and not prompt.strip():
-            raise InvalidInput("the prompt is empty")
+        if prompt is not None:
+            check_prompt(prompt)
         await get_project(self.db, user_id=user_id, project_id=project_id)
         handle = RunHandle(
             run_id or uuid.uuid4().hex, project_id, cancel_grace=self.settings.timeout_sandbox
