@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from builder.models.prompts import PROMPT_INPUT_MAX_CHARS
+from builder.runs.handle import MAX_PROMPT_CHARS
 
 __all__ = [
     "ChatBody",
@@ -148,7 +149,7 @@ class RestoreResult(BaseModel):
 class ChatBody(RequestBody):
     """One user turn."""
 
-    prompt: str = Field(min_length=1, max_length=20_000)
+    prompt: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS)
     multitask: Literal["reject", "enqueue"] = Field(
         default="reject",
         description="`reject`: 409 while another run is in progress on the project; "

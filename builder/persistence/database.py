@@ -10,6 +10,7 @@ one place (:func:`translate_errors`).
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -54,6 +55,16 @@ _RESOURCES = {
     "snapshots": "snapshot",
     "blobs": "blob",
 }
+# Attempts given up at their deadline, kept referenced while they unwind.
+_abandoned: set[asyncio.Future[Any]] = set()
+
+
+def _forget(attempt: asyncio.Future[Any]) -> None:
+    _abandoned.discard(attempt)
+    if not attempt.cancelled():
+        attempt.exception()  # retrieved: an abandoned attempt's failure is not news
+
+
 _DETAIL_VALUE = re.compile(r"=\((?P<value>[^)]*)\)")
 _DETAIL_TABLE = re.compile(r'table "(?P<table>[^"]+)"')
 
@@ -156,13 +167,23 @@ class Database:
             async with self.sessions() as session, session.begin():
                 yield session
 
-    async def run(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    async def run(
+        self, work: Callable[[AsyncSession], Awaitable[T]], *, seconds: float | None = None
+    ) -> T:
         """Run ``work`` in one transaction, retrying the whole of it on transient errors.
+
+        The whole call — connecting, every retry, the commit — ends within one budget
+        (``timeout_db`` unless ``seconds`` is given): the statement timeout stops a slow
+        statement on the server, and this deadline stops the caller's wait when the
+        server does not answer at all (frozen, or a network that drops packets). The
+        abandoned attempt is cancelled and unwinds in the background, so a server that
+        never answers cannot hold the caller while its connection is given up.
 
         Args:
             work: Called with a session in an open transaction; may be called again
                 (with a new transaction) after a serialization failure, a deadlock or a
                 lost connection, so it must not have effects outside the database.
+            seconds: The budget of this call; defaults to ``settings.timeout_db``.
 
         Returns:
             What ``work`` returns, after the commit.
@@ -171,6 +192,21 @@ class Database:
             NotFound, AlreadyExists, Conflict, InvalidInput, OperationTimeout,
             DependencyUnavailable: translated from the driver's errors.
         """
+        budget = self.settings.timeout_db if seconds is None else seconds
+        attempt = asyncio.ensure_future(self._attempts(work))
+        try:
+            done, _ = await asyncio.wait({attempt}, timeout=budget)
+        except asyncio.CancelledError:
+            attempt.cancel()
+            raise
+        if not done:
+            attempt.cancel()
+            _abandoned.add(attempt)
+            attempt.add_done_callback(_forget)
+            raise OperationTimeout(operation="db", seconds=budget)
+        return attempt.result()
+
+    async def _attempts(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
         with translate_errors(self):
             async for attempt in async_db_attempts():
                 with attempt:
@@ -178,17 +214,18 @@ class Database:
                         return await work(session)
         raise AssertionError("unreachable: the retry policy re-raises")  # pragma: no cover
 
-    async def ping(self) -> None:
-        """Check the server answers.
+    async def ping(self, *, seconds: float | None = None) -> None:
+        """Check the server answers (within ``seconds``; default ``timeout_db``).
 
         Raises:
             DependencyUnavailable: It does not.
+            OperationTimeout: It did not answer in time.
         """
 
         async def select_one(session: AsyncSession) -> None:
             await session.execute(text("SELECT 1"))
 
-        await self.run(select_one)
+        await self.run(select_one, seconds=seconds)
 
     async def dispose(self) -> None:
         """Close every pooled connection (and the cache's, when there is one)."""

@@ -32,10 +32,12 @@ __all__ = [
     "get_run",
     "get_thread",
     "list_runs",
+    "record_run_abandoned",
     "record_run_created",
     "record_run_dropped",
     "record_run_finished",
     "record_run_started",
+    "running_runs",
     "search_threads",
     "update_thread",
 ]
@@ -149,6 +151,48 @@ async def record_run_finished(db: Database, *, run_id: str, result: dict[str, An
             )
 
     await db.run(work)
+
+
+async def running_runs(db: Database, *, limit: int = 1000) -> list[tuple[str, str]]:
+    """``(run_id, thread_id)`` of runs recorded as running, oldest first."""
+    statement = (
+        select(runs.c.run_id, runs.c.thread_id)
+        .where(runs.c.status == "running")
+        .order_by(runs.c.updated_at)
+        .limit(limit)
+    )
+
+    async def work(session: AsyncSession) -> list[tuple[str, str]]:
+        return [(row.run_id, row.thread_id) for row in await session.execute(statement)]
+
+    return await db.run(work)
+
+
+async def record_run_abandoned(db: Database, *, run_id: str, error: str) -> bool:
+    """Mark a run still recorded as running as interrupted (its process is gone).
+
+    Returns:
+        Whether the run was still running; a run that ended meanwhile keeps its status.
+    """
+
+    async def work(session: AsyncSession) -> bool:
+        row = await session.execute(
+            runs.update()
+            .where(runs.c.run_id == run_id, runs.c.status == "running")
+            .values(status="interrupted", error=error, updated_at=func.now(), ended_at=func.now())
+            .returning(runs.c.thread_id)
+        )
+        thread_id = row.scalar_one_or_none()
+        if thread_id is None:
+            return False
+        await session.execute(
+            threads.update()
+            .where(threads.c.thread_id == thread_id, threads.c.status == "busy")
+            .values(status="interrupted", updated_at=func.now())
+        )
+        return True
+
+    return await db.run(work)
 
 
 async def get_run(db: Database, *, run_id: str) -> dict[str, Any] | None:

@@ -13,6 +13,7 @@ from langgraph.runtime import RunControl
 from builder.runs.events import RunEvent, RunStream
 
 __all__ = [
+    "MAX_PROMPT_CHARS",
     "STREAM_MODES",
     "GraphStreamMode",
     "MultitaskStrategy",
@@ -21,6 +22,9 @@ __all__ = [
     "RunStatus",
     "close_streams",
 ]
+
+MAX_PROMPT_CHARS = 20_000
+"""Longest user message of a turn, whichever API sends it."""
 
 MultitaskStrategy = Literal["reject", "enqueue"]
 RunStatus = Literal["pending", "running", "success", "error", "cancelled", "interrupted"]

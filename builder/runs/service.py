@@ -45,14 +45,21 @@ from builder.locks import LockManager
 from builder.log import bound_context, get_logger
 from builder.persistence.database import Database
 from builder.persistence.files import sync_workspace
-from builder.persistence.messages import append_message
+from builder.persistence.messages import append_message, list_messages
 from builder.persistence.projects import get_project, record_sandbox
-from builder.persistence.runs import ensure_thread, record_run_finished, record_run_started
+from builder.persistence.runs import (
+    ensure_thread,
+    record_run_abandoned,
+    record_run_finished,
+    record_run_started,
+    running_runs,
+)
 from builder.persistence.usage import run_usage
 from builder.runs.conversation import ReplyParts, rebuild_context
 from builder.runs.events import RunStream
 from builder.runs.fanout import RunFanout
 from builder.runs.handle import (
+    MAX_PROMPT_CHARS,
     STREAM_MODES,
     GraphStreamMode,
     MultitaskStrategy,
@@ -68,6 +75,7 @@ from builder.sandbox.pool import SandboxPool
 from builder.settings import Settings, get_settings
 
 __all__ = [
+    "MAX_PROMPT_CHARS",
     "GraphStreamMode",
     "MultitaskStrategy",
     "RunHandle",
@@ -78,7 +86,24 @@ __all__ = [
 
 _log = get_logger("builder.runs")
 _FINISHED_KEPT = 1000
+_RUN_ID_KEY = "builder_run_id"
+"""Checkpoint metadata key naming the run that wrote the checkpoint."""
 _FINISHED_SECONDS = 3600.0
+
+
+def check_prompt(prompt: str) -> None:
+    """Refuse an empty user message or one longer than :data:`MAX_PROMPT_CHARS`.
+
+    Raises:
+        InvalidInput: The message is empty or too long.
+    """
+    if not prompt.strip():
+        raise InvalidInput("the prompt is empty")
+    if len(prompt) > MAX_PROMPT_CHARS:
+        raise InvalidInput(
+            f"the message is {len(prompt):,} characters long; the limit is {MAX_PROMPT_CHARS:,}",
+            limit=MAX_PROMPT_CHARS,
+        )
 
 
 class RunService:
@@ -169,6 +194,10 @@ class RunService:
             stack.push_async_callback(service.close)
             if fanout is not None:
                 fanout.listen(service._cancel_requested, runs=lambda: list(service._active))
+            try:
+                await service.reconcile()
+            except Exception:  # the periodic sweep tries again
+                _log.exception("runs.reconcile_failed")
             if settings.maintenance_seconds > 0:
                 maintenance = asyncio.create_task(
                     service.maintain(settings.maintenance_seconds), name="builder-maintenance"
@@ -213,8 +242,8 @@ class RunService:
         """
         if prompt is None and not resume:
             raise InvalidInput("a run needs a prompt (or resume=True)")
-        if prompt is not None and not prompt.strip():
-            raise InvalidInput("the prompt is empty")
+        if prompt is not None:
+            check_prompt(prompt)
         await get_project(self.db, user_id=user_id, project_id=project_id)
         handle = RunHandle(
             run_id or uuid.uuid4().hex, project_id, cancel_grace=self.settings.timeout_sandbox
@@ -253,7 +282,8 @@ class RunService:
         return self._active.get(run_id) or self._finished.get(run_id)
 
     async def maintain(self, every: float) -> None:
-        """Sweep expired contexts and idle sandboxes every ``every`` seconds, forever.
+        """Reconcile abandoned runs (:meth:`reconcile`), sweep expired contexts and idle
+        sandboxes every ``every`` seconds, forever.
 
         Several processes may run this at once: the sweep splits its work between them
         (``FOR UPDATE SKIP LOCKED``). A failed round is logged and the next one runs.
@@ -261,10 +291,37 @@ class RunService:
         while True:
             await asyncio.sleep(every)
             try:
+                await self.reconcile()
                 await self.checkpointer.sweep()
                 await self.pool.sweep_idle()
             except Exception:
                 _log.exception("maintenance.failed")
+
+    async def reconcile(self) -> list[str]:
+        """Mark runs whose process is gone as interrupted, and their threads too.
+
+        A run's process holds the project's run lock (a database lock, released by the
+        server when the process's connection ends) from before the run is recorded as
+        running until it is recorded as finished. So a run recorded as running whose
+        lock is free right now has no process any more: it was killed, or finishing it
+        failed. Any process may reconcile; taking the lock keeps a new run from starting
+        on the project meanwhile. The thread can then be resumed.
+
+        Returns:
+            The run ids marked as interrupted.
+        """
+        abandoned = []
+        for run_id, thread_id in await running_runs(self.db):
+            if run_id in self._active:
+                continue
+            async with self.locks.try_hold(f"run:{thread_id}") as held:
+                if held and await record_run_abandoned(
+                    self.db, run_id=run_id, error="the process running it stopped"
+                ):
+                    abandoned.append(run_id)
+        if abandoned:
+            _log.warning("runs.reconciled", runs=abandoned)
+        return abandoned
 
     async def close(self) -> None:
         """Cancel active runs and wait for them to stop."""
@@ -395,19 +452,31 @@ class RunService:
         graph_input: dict[str, Any] | None
         message_id: uuid.UUID | None = None
         run_id = handle.run_id
+        # A user message stored by a turn that crashed before the graph took it in.
+        unstarted = None if interrupted else await self._unstarted_message(project_id, current)
         if interrupted and resume:
-            run_id = str(current.values.get("run_id") or run_id)
+            # The id this run was started with, from the checkpoint's metadata: right
+            # after a turn's input checkpoint the state's values still hold the
+            # previous turn's id, whose snapshot and usage keys must not be reused.
+            run_id = str(
+                (current.metadata or {}).get(_RUN_ID_KEY) or current.values.get("run_id") or run_id
+            )
             graph_input = None
         else:
             if interrupted:
                 await self._close_interrupted(config, "interrupted before it finished")
                 current = await self.graph.aget_state(config)
-            if prompt is None:
+            if unstarted is not None and (prompt is None or prompt == unstarted.content):
+                # Resume the turn from its stored message instead of refusing (or, for
+                # the same prompt sent again, instead of storing it twice).
+                prompt, message_id = unstarted.content, unstarted.id
+            elif prompt is None:
                 raise InvalidInput("there is no interrupted run to resume on this project")
-            stored = await append_message(
-                self.db, project_id=project_id, role="user", content=prompt
-            )
-            message_id = stored.id
+            else:
+                stored = await append_message(
+                    self.db, project_id=project_id, role="user", content=prompt
+                )
+                message_id = stored.id
             base: dict[str, Any] = {}
             if not current.values:
                 base = await rebuild_context(self.db, project_id=project_id, exclude=message_id)
@@ -429,6 +498,7 @@ class RunService:
         if graph_input is not None and "files" in graph_input and not current.values:
             before = dict(graph_input["files"])
         result.run_id = run_id
+        config = {**config, "metadata": {_RUN_ID_KEY: run_id}}
         await record_run_started(
             self.db,
             run_id=run_id,
@@ -488,6 +558,15 @@ class RunService:
                 parts=parts.parts,
                 model=self.settings.model,
             )
+
+    async def _unstarted_message(self, project_id: uuid.UUID, current: Any) -> Any:
+        """The latest stored message when it is a user message the context never got."""
+        page = await list_messages(self.db, project_id=project_id, limit=1, newest_first=True)
+        if not page.items or page.items[0].role != "user":
+            return None
+        latest = page.items[0]
+        known = {m.id for m in (current.values or {}).get("messages", [])}
+        return None if f"msg-{latest.id}" in known else latest
 
     async def _close_interrupted(
         self, config: RunnableConfig, why: str, *, turn_input: dict[str, Any] | None = None

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+import re2
+
 from builder.errors import InvalidInput
 from builder.sandbox.base import FileInfo
 from builder.tools.context import ToolContext
@@ -15,6 +17,9 @@ __all__ = [
     "render_tree",
     "search_files",
 ]
+
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False  # an invalid pattern is searched as text, not logged
 
 MAX_MATCHES = 100
 """Most matching lines ``search_files`` reports."""
@@ -134,17 +139,20 @@ async def search_files(pattern: str, path: str = ".", *, ctx: ToolContext) -> st
     """Search the text files of the project for a regular expression or plain text.
 
     Args:
-        pattern: A Python regular expression; if it is not a valid one, it is
-            searched for as plain text.
+        pattern: A regular expression (RE2 syntax, as in Python without
+            backreferences and lookarounds); if it is not a valid one, it is searched
+            for as plain text.
         path: Directory (or file) relative to the project root to search in.
     """
     if not pattern:
         raise InvalidInput("pattern is empty")
+    # RE2 matches in time linear in the input: no pattern can stall the server the way
+    # a backtracking engine does on "(a+)+$" against a line of "a"s.
     try:
-        regex = re.compile(pattern)
+        regex = re2.compile(pattern, _RE2_OPTIONS)
         kind = "regex"
-    except re.error:
-        regex = re.compile(re.escape(pattern))
+    except re2.error:
+        regex = re2.compile(re.escape(pattern), _RE2_OPTIONS)
         kind = "text"
     info = await ctx.sandbox.stat(path)
     if info is None:

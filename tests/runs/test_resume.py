@@ -137,3 +137,54 @@ def test_a_killed_run_resumes_without_repeating_completed_steps(
     status, usage_rows, distinct_steps = rows[0]
     assert status == "success"
     assert usage_rows == distinct_steps == 2 * STEPS + 1
+
+
+def test_a_killed_runs_row_and_thread_are_reconciled_by_another_process(
+    migrated_db_url: str, tmp_path: Path
+) -> None:
+    data_dir = tmp_path / "killed"
+    env = _env(migrated_db_url, data_dir, _script(tmp_path))
+    process = subprocess.Popen(
+        _builder("run", "build the pages", "--project", "orphaned"),
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert process.stdout is not None
+    for line in process.stdout:
+        if "✓ run_command" in line:
+            process.send_signal(signal.SIGKILL)
+            break
+    process.wait(timeout=30)
+    process.stdout.close()
+    query = (
+        "SELECT r.status, t.status FROM runs r JOIN threads t ON t.thread_id = r.thread_id "
+        "JOIN projects p ON p.id = r.project_id WHERE p.name = 'orphaned'"
+    )
+    with psycopg.connect(migrated_db_url.replace("+psycopg", "")) as conn:
+        assert conn.execute(query).fetchall() == [("running", "busy")]
+
+    # Any other process reconciles it: here a second `builder run` on another project.
+    other = subprocess.run(
+        _builder("run", "build the pages", "--project", "another"),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert other.returncode == 0, other.stdout + other.stderr
+    with psycopg.connect(migrated_db_url.replace("+psycopg", "")) as conn:
+        assert conn.execute(query).fetchall() == [("interrupted", "interrupted")]
+    resumed = subprocess.run(
+        _builder("run", "--resume", "--project", "orphaned"),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    with psycopg.connect(migrated_db_url.replace("+psycopg", "")) as conn:
+        assert conn.execute(query).fetchall() == [("success", "idle")]

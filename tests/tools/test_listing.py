@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
+
 import pytest
 
 from builder.sandbox.local import LocalSandbox
@@ -91,3 +94,21 @@ async def test_empty_directory(call: Caller, sandbox: LocalSandbox) -> None:
     await sandbox.write_file("keep/.gitkeep", b"")
     await sandbox.delete_file("keep/.gitkeep")
     assert await call("list_files", path="keep") == "keep is empty."
+
+
+async def test_a_catastrophic_regex_cannot_stall_the_server(
+    call: Caller, sandbox: LocalSandbox
+) -> None:
+    # "(a+)+$" backtracks exponentially in Python's engine: on this 48-byte line it
+    # would run for days, holding the event loop. RE2 answers in linear time. The
+    # search runs on its own thread, so a stall fails the test instead of hanging it.
+    await sandbox.write_file("evil.txt", b"a" * 47 + b"!\naaaa\n")
+    answers: list[str] = []
+
+    def search() -> None:
+        answers.append(asyncio.run(call("search_files", pattern="(a+)+$", path="evil.txt")))
+
+    worker = threading.Thread(target=search, daemon=True)
+    worker.start()
+    await asyncio.to_thread(worker.join, 120)
+    assert answers == ["1 match for regex '(a+)+$':\nevil.txt:2: aaaa"]

@@ -23,7 +23,7 @@ from langchain_core.messages import HumanMessage
 
 from builder.errors import InvalidInput
 from builder.http.langgraph.schemas import RunCreateBody
-from builder.runs.service import GraphStreamMode, MultitaskStrategy
+from builder.runs.service import GraphStreamMode, MultitaskStrategy, check_prompt
 
 __all__ = [
     "MULTITASK_STRATEGIES",
@@ -198,4 +198,5 @@ def prompt_of(graph_input: Any) -> str | None:
     prompt = "\n\n".join(text for text in texts if text)
     if not prompt:
         raise InvalidInput("the input has no user message with text")
+    check_prompt(prompt)
     return prompt

@@ -19,6 +19,8 @@ from builder.models import invoke_model, load_chat_model
 router = APIRouter(prefix="/api/health", tags=["health"])
 
 _CHECK_SECONDS = 2.0
+_DB_SECONDS = 1.0
+"""The database must answer within this; a frozen one then costs readiness no more."""
 
 
 @router.get("", response_model=Health, summary="Liveness")
@@ -73,7 +75,7 @@ async def _model_ready(services: Services) -> None:
 async def readiness(services: ServicesDep) -> JSONResponse:
     """Whether the database, Redis (when configured), the sandbox backend and the model
     are usable; 503 with the failing checks when one is not."""
-    checks = {"database": await _check(services.db.ping(), "reachable")}
+    checks = {"database": await _check(services.db.ping(seconds=_DB_SECONDS), "reachable")}
     if services.redis is not None:
         checks["redis"] = await _check(services.redis.ping(), "reachable")
     checks["sandbox"] = await _check(_sandbox_ready(services), services.settings.sandbox_backend)

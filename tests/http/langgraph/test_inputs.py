@@ -118,3 +118,17 @@ def test_what_is_offered_passes() -> None:
             stream_subgraphs=True,
         )
     )
+
+
+def test_one_message_size_limit_for_both_apis() -> None:
+    from builder.http.schemas import ChatBody
+    from builder.runs.handle import MAX_PROMPT_CHARS
+
+    assert MAX_PROMPT_CHARS == 20_000
+    longest = "x" * MAX_PROMPT_CHARS
+    assert prompt_of({"messages": [{"role": "user", "content": longest}]}) == longest
+    assert ChatBody(prompt=longest).prompt == longest
+    with pytest.raises(InvalidInput, match="the limit is 20,000"):
+        prompt_of({"messages": [{"role": "user", "content": longest + "x"}]})
+    with pytest.raises(InvalidInput, match="the limit is 20,000"):  # several make one prompt
+        prompt_of({"messages": [longest[:15_000], longest[:5_000]]})

@@ -288,3 +288,12 @@ def test_runs_are_created_in_the_chat_rate_limit_tier(lg_server: LangGraphServer
         'builder_http_requests_total{method="POST",route="/threads/{thread_id}/runs/wait",'
         'status="200"}' in metrics
     )
+
+
+async def test_a_run_input_over_the_message_limit_is_refused(alice: LangGraphClient) -> None:
+    tid = (await alice.threads.create())["thread_id"]
+    with pytest.raises(httpx.HTTPStatusError) as refused:
+        await alice.runs.wait(tid, GRAPH, input=user_input("x" * (5 << 20)))
+    assert refused.value.response.status_code == 422
+    assert "the limit is 20,000" in refused.value.response.text
+    assert await alice.runs.list(tid) == []
