@@ -198,6 +198,30 @@ class Settings(BaseSettings):
     public_url: str | None = Field(
         None, description="Public base URL of the service (OAuth redirect URLs)."
     )
+    preview_port: int | None = Field(
+        None,
+        ge=1,
+        le=65535,
+        description="Port of the preview gateway's own listener (`builder serve`); "
+        "unset = previews only through `BUILDER_PREVIEW_BASE_URL`'s wildcard host.",
+    )
+    preview_base_url: str | None = Field(
+        None,
+        description="Public URL of a preview with a `{token}` host label, e.g. "
+        "`https://{token}.preview.example.com`; unset = `http://{token}.localhost:<preview port>`.",
+    )
+    preview_token_ttl: int = Field(
+        24 * 3600, ge=60, description="Seconds a preview link stays valid."
+    )
+    preview_forwarding: bool = Field(
+        True,
+        description="Forward a preview to the replica holding its sandbox; off = answer 421.",
+    )
+    replica_url: str | None = Field(
+        None,
+        description="Address other replicas reach this one's preview gateway at "
+        "(recorded with a project's local sandbox); unset = the preview listener on 127.0.0.1.",
+    )
     secret_key: SecretStr | None = Field(
         None,
         description="Key that signs OAuth state; unset = derived from the primary encryption key.",
