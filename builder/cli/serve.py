@@ -89,7 +89,7 @@ def _serve_with_preview(
 
     import uvicorn
 
-    config = uvicorn.Config(app, host=host, port=port, **options)  # type: ignore[arg-type]
+    config = uvicorn.Config(app, **options)  # type: ignore[arg-type]
     sockets = []
     for number in (port, preview_port):
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
