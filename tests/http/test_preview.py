@@ -80,7 +80,8 @@ def server(
         {
             "content": "Changing the text.",
             "tool_calls": [
-                call("edit_file", path="main.js", search="version one", replace="version two")
+                call("edit_file", path="main.js", search="version one", replace="version two"),
+                call("get_dev_server_status"),
             ],
         },
         {"content": "Done."},
@@ -172,6 +173,8 @@ def test_vite_hmr_through_the_gateway_and_the_page_cannot_reach_the_api(
         run = client.post(f"/api/projects/{pid}/chat/wait", json={"prompt": "change it"})
         assert run.status_code == 200, run.text
         assert run.json()["files_changed"] == ["main.js"], run.text
+        # The run reports the gateway URL (chat events, state, CLI), not the sandbox port.
+        assert run.json()["preview_url"].endswith(f".localhost:{_preview_port(server)}/")
         page.wait_for_function(
             "document.getElementById('app').textContent === 'version two'", timeout=30_000
         )
