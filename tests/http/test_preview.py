@@ -234,10 +234,11 @@ def test_websocket_upgrades_without_a_valid_token_are_refused(server: ServerProc
     from websockets.exceptions import InvalidStatus
     from websockets.sync.client import connect
 
+    port = _preview_port(server)
     with pytest.raises(InvalidStatus) as refused:
         connect(
-            f"ws://127.0.0.1:{_preview_port(server)}/",
-            additional_headers={"host": "forged.localhost"},
+            f"ws://{'a' * 55}.localhost:{port}/",
+            sock=socket.create_connection(("127.0.0.1", port)),
             subprotocols=["vite-hmr"],  # type: ignore[list-item]
         )
-    assert refused.value.response.status_code in (403, 404)
+    assert refused.value.response.status_code == 403  # uvicorn's answer to a close before accept
