@@ -213,15 +213,6 @@ class Settings(BaseSettings):
     preview_token_ttl: int = Field(
         24 * 3600, ge=60, description="Seconds a preview link stays valid."
     )
-    preview_forwarding: bool = Field(
-        True,
-        description="Forward a preview to the replica holding its sandbox; off = answer 421.",
-    )
-    replica_url: str | None = Field(
-        None,
-        description="Address other replicas reach this one's preview gateway at "
-        "(recorded with a project's local sandbox); unset = the preview listener on 127.0.0.1.",
-    )
     secret_key: SecretStr | None = Field(
         None,
         description="Key that signs OAuth state; unset = derived from the primary encryption key.",
