@@ -32,7 +32,8 @@ __all__ = ["PreviewGateway", "PreviewTarget", "TargetResolver", "token_of_host"]
 
 _log = get_logger("builder.preview.gateway")
 
-# RFC 9110 §7.6.1: never forwarded by a proxy (plus the ones the transport sets itself).
+# RFC 9110 §7.6.1: never forwarded by a proxy (plus Host, which names the upstream).
+# Content-Length is kept: a body streams through with the length it was announced with.
 _HOP_BY_HOP = frozenset(
     {
         "connection",
@@ -45,7 +46,6 @@ _HOP_BY_HOP = frozenset(
         "transfer-encoding",
         "upgrade",
         "host",
-        "content-length",
     }
 )
 # The service's own credentials never reach a preview.
@@ -91,8 +91,7 @@ class Misdirected(Exception):
 
 def token_of_host(host: str, *, suffix: str) -> str | None:
     """The token label of ``host`` when it is ``<token><suffix>`` (port ignored), else None."""
-    name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
-    name = name.lower().rstrip(".")
+    name = _host_name(host)
     if not name.endswith(suffix) or name == suffix.lstrip("."):
         return None
     label = name[: -len(suffix)]
@@ -143,8 +142,8 @@ class PreviewGateway:
             self._client = None
 
     def is_preview_host(self, scope: Scope) -> bool:
-        """Whether the request's Host names a preview (any token, valid or not)."""
-        return token_of_host(_header(scope, b"host") or "", suffix=self.host_suffix) is not None
+        """Whether the request's Host is under the preview domain (any token, valid or not)."""
+        return _host_name(_header(scope, b"host") or "").endswith(self.host_suffix)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -297,6 +296,11 @@ async def _relay(upstream: object, receive: Receive, send: Send) -> None:
 
 
 # --- helpers --------------------------------------------------------------------
+def _host_name(host: str) -> str:
+    name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+    return name.lower().rstrip(".")
+
+
 def _header(scope: Scope, name: bytes) -> str | None:
     for key, value in scope["headers"]:
         if key == name:
