@@ -198,6 +198,21 @@ class Settings(BaseSettings):
     public_url: str | None = Field(
         None, description="Public base URL of the service (OAuth redirect URLs)."
     )
+    preview_port: int | None = Field(
+        None,
+        ge=1,
+        le=65535,
+        description="Port of the preview gateway's own listener (`builder serve`); "
+        "unset = previews only through `BUILDER_PREVIEW_BASE_URL`'s wildcard host.",
+    )
+    preview_base_url: str | None = Field(
+        None,
+        description="Public URL of a preview with a `{token}` host label, e.g. "
+        "`https://{token}.preview.example.com`; unset = `http://{token}.localhost:<preview port>`.",
+    )
+    preview_token_ttl: int = Field(
+        24 * 3600, ge=60, description="Seconds a preview link stays valid."
+    )
     secret_key: SecretStr | None = Field(
         None,
         description="Key that signs OAuth state; unset = derived from the primary encryption key.",

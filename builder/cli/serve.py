@@ -53,8 +53,18 @@ def serve(
     if workers == 1:
         from builder.http.app import create_app
 
-        uvicorn.run(create_app(settings), **options)  # type: ignore[arg-type]
+        if settings.preview_port is None:
+            uvicorn.run(create_app(settings), **options)  # type: ignore[arg-type]
+        else:
+            _serve_with_preview(create_app(settings), host, port, settings.preview_port, options)
         return
+    if settings.preview_port is not None:
+        err_console.print(
+            "BUILDER_PREVIEW_PORT needs --workers 1; with more workers serve previews "
+            "on a wildcard host (BUILDER_PREVIEW_BASE_URL)",
+            soft_wrap=True,
+        )
+        raise typer.Exit(2)
     if _MULTIPROC_ENV not in os.environ:
         # Workers share metrics through files; a fresh directory per server start.
         os.environ[_MULTIPROC_ENV] = tempfile.mkdtemp(prefix="builder-metrics-")
@@ -64,3 +74,32 @@ def serve(
         workers=workers,
         **options,  # type: ignore[arg-type]
     )
+
+
+def _serve_with_preview(
+    app: object, host: str, port: int, preview_port: int, options: dict[str, object]
+) -> None:
+    """One server, two listeners: the API on ``port``, previews on ``preview_port``.
+
+    The preview listener is a different origin (another port, and ``*.localhost``
+    names), so a preview's scripts cannot read the API's responses or the studio's
+    storage; :class:`~builder.http.preview.PreviewDispatch` tells the two apart.
+    """
+    import socket
+
+    import uvicorn
+
+    config = uvicorn.Config(app, **options)  # type: ignore[arg-type]
+    sockets = []
+    for number in (port, preview_port):
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, number))
+        except OSError as exc:
+            err_console.print(f"cannot listen on {host}:{number}: {exc.strerror}", soft_wrap=True)
+            raise typer.Exit(2) from None
+        sock.set_inheritable(True)
+        sockets.append(sock)
+    uvicorn.Server(config).run(sockets=sockets)

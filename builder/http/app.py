@@ -16,7 +16,11 @@ The middleware stack, outermost first (each is pure ASGI unless noted):
    read;
 7. :class:`~builder.http.auth.AuthMiddleware`: the caller, or 401;
 
-then the route's dependencies: the rate limit of its group (429), the caller's
+Outside all of them, :class:`~builder.http.preview.PreviewDispatch` sends requests for a
+preview (on the preview listener, or for a preview host) to the preview gateway, so
+they meet none of the API's layers and the API never serves a preview.
+
+Then the route's dependencies: the rate limit of its group (429), the caller's
 project (404 for anyone else's), and the request model (422). Builder errors raised
 anywhere below are answered by the one mapping in :mod:`builder.http.errors`.
 """
@@ -43,6 +47,7 @@ from builder.http.middleware import (
     RequestIdMiddleware,
     SecurityHeadersMiddleware,
 )
+from builder.http.preview import PreviewDispatch, make_gateway
 from builder.http.ratelimit import rate_limited
 from builder.http.routes import ROUTERS
 from builder.http.services import Services
@@ -73,7 +78,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with Services.open(settings, metrics=metrics) as services:
             app.state.services = services
-            yield
+            try:
+                yield
+            finally:
+                if gateway is not None:
+                    await gateway.aclose()
 
     app = FastAPI(
         title="builder",
@@ -114,6 +123,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(SecurityHeadersMiddleware, hsts=settings.is_production)
     app.add_middleware(RequestIdMiddleware)
+    gateway = make_gateway(settings, lambda: app.state.services)
+    if gateway is not None:
+        app.add_middleware(
+            PreviewDispatch,
+            gateway=gateway,
+            preview_port=settings.preview_port,
+            body_limit=settings.max_request_bytes,
+        )
     return app
 
 

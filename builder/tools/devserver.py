@@ -53,12 +53,15 @@ async def default_command(ctx: ToolContext) -> str:
     return await command_for(ctx.sandbox)
 
 
-def _status(info: ProcessInfo) -> DevServerStatus:
+def _status(info: ProcessInfo, ctx: ToolContext) -> DevServerStatus:
+    """What the run reports (state, chat events, the CLI): the public preview URL."""
+    from builder.preview.urls import client_preview_url
+
     return DevServerStatus(
         running=info.running,
         command=info.command,
         port=info.port,
-        preview_url=info.preview_url,
+        preview_url=client_preview_url(ctx.settings, ctx.project_id, info),
         exit_code=info.exit_code,
     )
 
@@ -136,7 +139,7 @@ async def start_dev_server(
     """
     launch = await launch_dev_server(ctx.sandbox, settings=ctx.settings, command=command, port=port)
     current = launch.info
-    ctx.effects.dev_server = _status(current)
+    ctx.effects.dev_server = _status(current, ctx)
     if launch.outcome == "exited":
         ctx.effects.error(f"dev server `{launch.command}` exited with code {current.exit_code}")
         return (
@@ -165,7 +168,7 @@ async def get_dev_server_status(
     info = await ctx.sandbox.process_info(DEV_SERVER, log_lines=log_lines)
     if info is None:
         return "No dev server has been started; use start_dev_server."
-    ctx.effects.dev_server = _status(info)
+    ctx.effects.dev_server = _status(info, ctx)
     if info.running:
         state = f"running on port {info.port}, preview {info.preview_url}"
     else:

@@ -15,8 +15,10 @@ from builder.http.deps import OwnedProject, ServicesDep
 from builder.http.errors import ERROR_RESPONSES
 from builder.http.ratelimit import rate_limited
 from builder.http.schemas import DevServer
+from builder.preview.urls import client_preview_url
 from builder.sandbox.base import ProcessInfo
 from builder.sandbox.pool import SandboxPool
+from builder.settings import Settings
 from builder.tools.devserver import DEV_SERVER, launch_dev_server
 
 router = APIRouter(
@@ -37,7 +39,13 @@ async def current_dev_server(pool: SandboxPool, project_id: str) -> ProcessInfo 
         return await sandbox.process_info(DEV_SERVER, log_lines=_LOG_LINES)
 
 
-def _public(info: ProcessInfo | None, *, answering: bool | None = None) -> DevServer:
+def _public(
+    info: ProcessInfo | None,
+    *,
+    settings: Settings,
+    project_id: str,
+    answering: bool | None = None,
+) -> DevServer:
     if info is None:
         return DevServer(
             running=False,
@@ -52,7 +60,7 @@ def _public(info: ProcessInfo | None, *, answering: bool | None = None) -> DevSe
         running=info.running,
         command=info.command,
         port=info.port,
-        preview_url=info.preview_url if info.running else None,
+        preview_url=client_preview_url(settings, project_id, info) if info.running else None,
         exit_code=info.exit_code,
         started_at=datetime.fromtimestamp(info.started_at, UTC),
         logs=list(info.logs),
@@ -63,7 +71,8 @@ def _public(info: ProcessInfo | None, *, answering: bool | None = None) -> DevSe
 @router.get("", response_model=DevServer)
 async def status(project: OwnedProject, services: ServicesDep) -> DevServer:
     """Whether the dev server runs, its preview URL and its latest output."""
-    return _public(await current_dev_server(services.pool, str(project.id)))
+    info = await current_dev_server(services.pool, str(project.id))
+    return _public(info, settings=services.settings, project_id=str(project.id))
 
 
 @router.post("", response_model=DevServer)
@@ -71,7 +80,12 @@ async def start(project: OwnedProject, services: ServicesDep) -> DevServer:
     """Start (or restart) the dev server and wait until it answers or gives up."""
     async with services.pool.lease(str(project.id)) as sandbox:
         launch = await launch_dev_server(sandbox, settings=services.settings)
-    return _public(launch.info, answering=launch.outcome == "answering")
+    return _public(
+        launch.info,
+        settings=services.settings,
+        project_id=str(project.id),
+        answering=launch.outcome == "answering",
+    )
 
 
 @router.delete("", response_model=DevServer)
@@ -81,4 +95,5 @@ async def stop(project: OwnedProject, services: ServicesDep) -> DevServer:
     if project_id in services.pool.project_ids():
         async with services.pool.lease(project_id) as sandbox:
             await sandbox.stop_process(DEV_SERVER)
-    return _public(await current_dev_server(services.pool, project_id))
+    info = await current_dev_server(services.pool, project_id)
+    return _public(info, settings=services.settings, project_id=project_id)

@@ -1,0 +1,90 @@
+"""The preview gateway inside the service: which requests it gets, and their targets.
+
+:class:`PreviewDispatch` is the outermost layer of the app. A request is a preview
+request when it arrives on the preview listener (``BUILDER_PREVIEW_PORT``) or names a
+preview host (``<token>.preview.example.com``); it then goes to the
+:class:`~builder.preview.gateway.PreviewGateway` and never reaches an API route,
+middleware or credential check. Everything else is the API, which never serves a
+preview.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from builder.http.middleware import BodySizeLimitMiddleware
+from builder.preview.gateway import PreviewGateway, PreviewTarget
+from builder.preview.tokens import PreviewSigner, preview_key
+from builder.preview.urls import preview_host_suffix, preview_template
+from builder.settings import Settings
+from builder.tools.devserver import DEV_SERVER
+
+__all__ = ["PreviewDispatch", "make_gateway"]
+
+
+def make_gateway(settings: Settings, services: Callable[[], object]) -> PreviewGateway | None:
+    """The gateway for these settings (None when previews are off).
+
+    Args:
+        settings: Preview settings.
+        services: Returns the running :class:`~builder.http.services.Services`.
+    """
+    template = preview_template(settings)
+    if template is None:
+        return None
+
+    async def resolve(project_id: uuid.UUID) -> PreviewTarget | None:
+        from builder.http.services import Services
+
+        running = services()
+        assert isinstance(running, Services)
+        key = str(project_id)
+        pool = running.pool
+        if settings.sandbox_backend != "e2b" and key not in pool.project_ids():
+            return None  # not a sandbox of this replica
+        async with pool.lease(key) as sandbox:
+            info = await sandbox.process_info(DEV_SERVER, log_lines=0)
+        if info is None or not info.running or not info.preview_url:
+            return None
+        return PreviewTarget(url=info.preview_url, generation=int(info.started_at))
+
+    return PreviewGateway(
+        signer=PreviewSigner(preview_key(settings), ttl=settings.preview_token_ttl),
+        resolve=resolve,
+        host_suffix=preview_host_suffix(template),
+        timeout=settings.timeout_sandbox,
+    )
+
+
+class PreviewDispatch:
+    """Send preview requests to the gateway and everything else to the API.
+
+    Args:
+        app: The API.
+        gateway: The preview gateway.
+        preview_port: The preview listener's port (every request on it is a preview's).
+        body_limit: Largest request body a preview accepts.
+    """
+
+    def __init__(
+        self, app: ASGIApp, *, gateway: PreviewGateway, preview_port: int | None, body_limit: int
+    ) -> None:
+        self.app = app
+        self.gateway = gateway
+        self.preview_port = preview_port
+        self.limited = BodySizeLimitMiddleware(gateway, limit=body_limit)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket") and self._is_preview(scope):
+            await self.limited(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+    def _is_preview(self, scope: Scope) -> bool:
+        server = scope.get("server")
+        if self.preview_port is not None and server and server[1] == self.preview_port:
+            return True
+        return self.gateway.is_preview_host(scope)
