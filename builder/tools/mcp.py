@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
     from builder.tools.registry import ToolRegistry
 
-__all__ = ["MCP_PLUGIN_PREFIX", "mcp_tools", "register_mcp_tools"]
+__all__ = ["MCP_PLUGIN_PREFIX", "mcp_tools", "register_mcp_tools", "tools_with_mcp"]
 
 MCP_PLUGIN_PREFIX = "mcp:"
 """The plugin name of an MCP server's tools is this prefix and the server's name."""
@@ -80,3 +80,19 @@ async def register_mcp_tools(registry: ToolRegistry, settings: Settings) -> list
         for tool in tools:
             added.append(registry.register(tool, plugin=f"{MCP_PLUGIN_PREFIX}{server}").name)
     return sorted(added)
+
+
+async def tools_with_mcp(settings: Settings) -> ToolRegistry | None:
+    """The plugins' tools and the MCP servers' tools in a new registry; None (the
+    plugins' registry as it is) when no MCP server is configured.
+
+    Raises:
+        Whatever :func:`register_mcp_tools` raises.
+    """
+    if not settings.mcp_servers:
+        return None
+    from builder.plugins import get_tool_registry
+
+    registry = get_tool_registry(settings).copy()
+    await register_mcp_tools(registry, settings)
+    return registry

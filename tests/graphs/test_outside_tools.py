@@ -27,7 +27,11 @@ from builder.errors import ConfigurationError, InvalidTool
 from builder.graphs.context import RunContext
 from builder.graphs.web_builder import build_web_builder_graph
 from builder.locks import LockManager
+from builder.persistence.database import Database
+from builder.persistence.projects import create_project
+from builder.persistence.users import get_or_create_user
 from builder.plugins import build_tool_registry, load_plugins
+from builder.runs.service import RunService
 from builder.sandbox.local import LocalSandbox
 from builder.settings import McpServer, Settings
 from builder.tools.mcp import register_mcp_tools
@@ -218,3 +222,21 @@ def test_an_mcp_server_needs_its_endpoint() -> None:
         McpServer(transport="stdio")
     with pytest.raises(ValueError, match="needs a url"):
         McpServer(transport="streamable_http")
+
+
+@pytest.mark.slow
+async def test_a_run_of_the_runs_service_calls_the_configured_mcp_server(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    log = tmp_path / "service-calls.jsonl"
+    configured = settings.model_copy(update={"mcp_servers": {"arithmetic": _stdio(log)}})
+    user = await get_or_create_user(db, name="alice")
+    project = await create_project(db, user_id=user.id, name="sums")
+    async with RunService.open(
+        configured, db=db, model=_script(tmp_path), extra_tools=[shout]
+    ) as service:
+        handle = await service.start(user_id=user.id, project_id=project.id, prompt="go")
+        assert (await handle.wait()).status == "success"
+    assert [json.loads(line) for line in log.read_text().splitlines()] == [
+        {"tool": "add", "a": 2, "b": 3}
+    ]
