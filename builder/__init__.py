@@ -69,9 +69,16 @@ from builder.sandbox import (
     SandboxPool,
     create_sandbox,
 )
-from builder.settings import Settings, get_settings
+from builder.settings import McpServer, Settings, get_settings
 from builder.timeouts import with_timeout
-from builder.tools import Tool, ToolContext, ToolEffects, ToolRegistry
+from builder.tools import (
+    Tool,
+    ToolContext,
+    ToolEffects,
+    ToolRegistry,
+    register_mcp_tools,
+    tool_from_langchain,
+)
 
 __all__ = [
     "AlreadyExists",
@@ -96,6 +103,7 @@ __all__ = [
     "LocalSandbox",
     "LockManager",
     "LockTimeout",
+    "McpServer",
     "NotFound",
     "OperationTimeout",
     "PathOutsideSandbox",
@@ -144,6 +152,8 @@ __all__ = [
     "load_chat_model",
     "load_plugins",
     "provider_retry",
+    "register_mcp_tools",
+    "tool_from_langchain",
     "upgrade_database",
     "with_timeout",
 ]

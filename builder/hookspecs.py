@@ -21,7 +21,8 @@ hookimpl = pluggy.HookimplMarker("builder")
 
 @hookspec
 def register_tools(register: Callable[..., Any]) -> None:
-    """Register tools: call ``register(fn, *, name=None)`` once per tool function."""
+    """Register tools: call ``register(fn, *, name=None)`` once per tool: a typed,
+    documented function or any LangChain ``BaseTool`` (an MCP server's too)."""
 
 
 @hookspec

@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from builder.errors import ConfigurationError, UnsafeProductionSettings
 
-__all__ = ["OAuthProvider", "OperationKind", "Settings", "get_settings"]
+__all__ = ["McpServer", "OAuthProvider", "OperationKind", "Settings", "get_settings"]
 
 OperationKind = Literal["sandbox", "ai", "db", "dev_server", "install"]
 """The kinds of operation that have their own time budget."""
@@ -50,6 +50,28 @@ class OAuthProvider(BaseModel):
     authorize_params: dict[str, str] = Field(
         default_factory=dict, description="Extra query parameters of the authorize URL."
     )
+
+
+class McpServer(BaseModel):
+    """One MCP server whose tools the agent may call (an entry of ``BUILDER_MCP_SERVERS``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    transport: Literal["stdio", "streamable_http"]
+    command: str | None = Field(None, min_length=1, description="stdio: the program to start.")
+    args: list[str] = Field(default_factory=list, description="stdio: its arguments.")
+    env: dict[str, str] | None = Field(None, description="stdio: its environment.")
+    cwd: str | None = Field(None, description="stdio: its working directory.")
+    url: str | None = Field(None, pattern=r"^https?://", description="streamable_http: the URL.")
+    headers: dict[str, str] | None = Field(None, description="streamable_http: extra headers.")
+
+    @model_validator(mode="after")
+    def _endpoint_given(self) -> McpServer:
+        if self.transport == "stdio" and not self.command:
+            raise ValueError("a stdio MCP server needs a command")
+        if self.transport == "streamable_http" and not self.url:
+            raise ValueError("a streamable_http MCP server needs a url")
+        return self
 
 
 class Settings(BaseSettings):
@@ -268,6 +290,11 @@ class Settings(BaseSettings):
     )
     sandbox_output_bytes: int = Field(
         64 * 1024, ge=1024, description="Command output kept (the rest is cut with a note)."
+    )
+    mcp_servers: dict[str, McpServer] = Field(
+        default_factory=dict,
+        description="JSON object: MCP server name → `transport` (`stdio`: `command`, `args`, "
+        "`env`, `cwd`; `streamable_http`: `url`, `headers`); their tools are the agent's.",
     )
     load_plugins: str | None = Field(
         None,

@@ -26,6 +26,7 @@ from typing import Any, Literal, cast
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, ToolMessage
+from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import START, StateGraph
@@ -76,7 +77,7 @@ def build_web_builder_graph(
     *,
     model: BaseChatModel | str | None = None,
     tools: ToolRegistry | None = None,
-    extra_tools: Iterable[Callable[..., Any]] = (),
+    extra_tools: Iterable[Callable[..., Any] | BaseTool] = (),
     checkpointer: BaseCheckpointSaver[Any] | None = None,
     settings: Settings | None = None,
     system_prompt: str | None = None,
@@ -87,8 +88,9 @@ def build_web_builder_graph(
     Args:
         model: A chat model, a ``provider:model`` string, or None for ``BUILDER_MODEL``.
         tools: The tool registry; default: every tool of the loaded plugins.
-        extra_tools: More tool functions (typed, documented, optionally taking a
-            ``ToolContext``), registered under the plugin name ``app``.
+        extra_tools: More tools, registered under the plugin name ``app``: functions
+            (typed, documented, optionally taking a ``ToolContext``) or any LangChain
+            ``BaseTool``.
         checkpointer: Where the context is kept between steps and turns; use
             :class:`~builder.graphs.checkpointer.TTLCheckpointer` for PostgreSQL
             with expiry. None compiles without one (each invoke starts fresh).

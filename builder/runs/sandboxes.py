@@ -10,6 +10,8 @@ directory named after the project, so there is nothing to look up.
 
 from __future__ import annotations
 
+import asyncio
+import shutil
 import uuid
 
 from e2b import AsyncSandbox
@@ -22,9 +24,16 @@ from builder.persistence.projects import project_sandbox, record_sandbox
 from builder.sandbox.base import Sandbox
 from builder.sandbox.e2b import E2BSandbox
 from builder.sandbox.factory import create_sandbox
+from builder.sandbox.local import workspace_path
+from builder.sandbox.pool import SandboxPool
 from builder.settings import Settings
 
-__all__ = ["ProjectSandboxes", "restore_latest"]
+__all__ = [
+    "ProjectSandboxes",
+    "discard_project_sandbox",
+    "remove_workspace",
+    "restore_latest",
+]
 
 _log = get_logger("builder.runs.sandboxes")
 
@@ -95,3 +104,26 @@ async def restore_latest(db: Database, sandbox: Sandbox) -> None:
         # version it holds before a turn and refreshes it when it is behind.
         return
     await sync_workspace(db, project_id=project_id, sandbox=sandbox)
+
+
+async def remove_workspace(settings: Settings, project_id: str) -> bool:
+    """Remove a deleted project's local workspace directory (its snapshots keep the files).
+
+    Returns:
+        True when there was a directory to remove (never for E2B sandboxes: closing one
+        ends it).
+    """
+    if settings.sandbox_backend == "e2b":
+        return False
+    root = workspace_path(settings, project_id)
+    if not root.is_dir() or root.is_symlink():
+        return False
+    await asyncio.to_thread(shutil.rmtree, root)
+    return True
+
+
+async def discard_project_sandbox(pool: SandboxPool, settings: Settings, project_id: str) -> None:
+    """After a project is deleted: close its sandbox with every process and dev server in
+    it, and remove its local workspace."""
+    await pool.discard(project_id)
+    await remove_workspace(settings, project_id)

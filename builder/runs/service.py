@@ -27,13 +27,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any, cast
 
 from cachetools import TTLCache
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langchain_core.runnables import RunnableConfig
+from langchain_core.tools import BaseTool
 from langgraph.errors import GraphDrained
 
 from builder.errors import BuilderError, InvalidInput, RunInProgress
@@ -73,6 +74,7 @@ from builder.runs.translate import publish_part, summarise
 from builder.sandbox.base import Sandbox
 from builder.sandbox.pool import SandboxPool
 from builder.settings import Settings, get_settings
+from builder.tools.mcp import tools_with_mcp
 
 __all__ = [
     "MAX_PROMPT_CHARS",
@@ -149,6 +151,7 @@ class RunService:
         *,
         db: Database | None = None,
         model: Any = None,
+        extra_tools: Iterable[Callable[..., Any] | BaseTool] = (),
     ) -> AsyncIterator[RunService]:
         """A runs service with its checkpointer, sandbox pool and locks, closed on exit.
 
@@ -156,6 +159,9 @@ class RunService:
             settings: Defaults to :func:`get_settings`.
             db: The database (default: the one the settings name, or the embedded one).
             model: A chat model or ``provider:model`` string (default: ``BUILDER_MODEL``).
+            extra_tools: More tools for the agent: functions or LangChain tools (see
+                :func:`~builder.graphs.web_builder.build_web_builder_graph`). The tools of
+                the MCP servers of ``BUILDER_MCP_SERVERS`` are added too.
         """
         settings = settings or get_settings()
         owns_db = db is None
@@ -177,7 +183,11 @@ class RunService:
             )
             stack.push_async_callback(pool.close)
             graph = build_web_builder_graph(
-                model=model, checkpointer=checkpointer, settings=settings
+                model=model,
+                tools=await tools_with_mcp(settings),
+                extra_tools=extra_tools,
+                checkpointer=checkpointer,
+                settings=settings,
             )
             fanout = RunFanout.from_settings(settings)
             if fanout is not None:

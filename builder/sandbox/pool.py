@@ -183,6 +183,29 @@ class SandboxPool:
         if slot is not None:
             slot.stale = True
 
+    async def discard(self, project_id: str) -> bool:
+        """Close the project's sandbox now, with its processes (its project is gone).
+
+        A sandbox someone still holds is only marked stale: it is closed when the next
+        lease replaces it, or when the pool closes.
+
+        Returns:
+            True when a sandbox was closed.
+        """
+        async with self._changed:
+            slot = self._slots.get(project_id)
+            if slot is None:
+                return False
+            if slot.leases:
+                slot.stale = True
+                return False
+            del self._slots[project_id]
+            self._changed.notify_all()
+        if slot.sandbox is None:
+            return False
+        await _close(slot.sandbox, "project deleted")
+        return True
+
     async def sweep_idle(self) -> list[str]:
         """Close sandboxes nobody has held for ``idle_seconds``; returns their projects."""
         now = self._clock()

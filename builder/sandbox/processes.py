@@ -17,6 +17,7 @@ Every child runs ``/bin/sh -c <command>``
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import os
 import resource
@@ -136,6 +137,24 @@ def signal_group(pgid: int, sig: int) -> None:
         os.killpg(pgid, sig)
 
 
+_live_groups: set[int] = set()
+"""Process groups of spawned shells whose leader still runs (killed at interpreter exit)."""
+
+
+@atexit.register
+def _kill_live_groups() -> None:
+    """At interpreter exit, SIGKILL every group whose shell still runs.
+
+    A program that never closes its sandboxes (a script that ends after one run) would
+    otherwise leave their dev servers running: each leads its own session, so nothing
+    else ends them. A group is forgotten as soon as its leader exits, so no reused
+    process id is ever signalled.
+    """
+    for pgid in list(_live_groups):
+        signal_group(pgid, signal.SIGKILL)
+    _live_groups.clear()
+
+
 class ExitProtocol(asyncio.subprocess.SubprocessStreamProtocol):
     """Stream protocol that also reports the moment the child exits.
 
@@ -146,8 +165,16 @@ class ExitProtocol(asyncio.subprocess.SubprocessStreamProtocol):
     def __init__(self, limit: int, loop: asyncio.AbstractEventLoop) -> None:
         super().__init__(limit=limit, loop=loop)
         self.exited = asyncio.Event()
+        self.pid: int | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        if isinstance(transport, asyncio.SubprocessTransport):
+            self.pid = transport.get_pid()
 
     def process_exited(self) -> None:
+        if self.pid is not None:
+            _live_groups.discard(self.pid)
         super().process_exited()
         self.exited.set()
 
@@ -227,7 +254,10 @@ async def spawn(
         )
     finally:
         os.close(cwd_fd)
-    return Child(transport, protocol, protocol.stdout, protocol.stderr)
+    child = Child(transport, protocol, protocol.stdout, protocol.stderr)
+    if child.returncode is None:
+        _live_groups.add(child.pid)
+    return child
 
 
 async def pump(stream: asyncio.StreamReader | None, sink: Callable[[bytes], None]) -> None:

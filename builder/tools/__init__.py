@@ -2,7 +2,9 @@
 
 :class:`Tool` describes one; :class:`ToolRegistry` holds them all by name;
 :class:`ToolContext` is what a tool receives when it runs. The built-in tools live in
-the modules of this package and register through :mod:`builder.tools.builtin`.
+the modules of this package and register through :mod:`builder.tools.builtin`. Any
+LangChain tool registers too (:mod:`builder.tools.foreign`), and so do the tools of
+MCP servers (:mod:`builder.tools.mcp`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from builder.tools.context import (
     ToolEffects,
     ToolEvent,
 )
+from builder.tools.foreign import tool_from_langchain
+from builder.tools.mcp import mcp_tools, register_mcp_tools
 from builder.tools.registry import ToolRegistry
 from builder.tools.tool import Tool
 
@@ -29,4 +33,7 @@ __all__ = [
     "ToolEffects",
     "ToolEvent",
     "ToolRegistry",
+    "mcp_tools",
+    "register_mcp_tools",
+    "tool_from_langchain",
 ]

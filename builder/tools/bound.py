@@ -9,6 +9,7 @@ from pydantic import PrivateAttr, ValidationError
 
 from builder.errors import BuilderError
 from builder.tools.context import ToolContext
+from builder.tools.foreign import langchain_args_schema
 from builder.tools.tool import Tool
 
 __all__ = ["BoundTool"]
@@ -42,7 +43,7 @@ class BoundTool(BaseTool):
         super().__init__(
             name=tool.name,
             description=tool.description,
-            args_schema=tool.args_schema,
+            args_schema=langchain_args_schema(tool),
             handle_tool_error=True,
             handle_validation_error=_validation_message,
             metadata={"plugin": tool.plugin},

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, Literal
+
+from langchain_core.tools import BaseTool
 
 from builder.errors import DuplicateTool, NotFound
 from builder.settings import OperationKind
 from builder.tools.bound import BoundTool
 from builder.tools.context import ToolContext
+from builder.tools.foreign import tool_from_langchain
 from builder.tools.tool import Tool
 
 __all__ = ["ToolRegistry"]
@@ -22,25 +25,32 @@ class ToolRegistry:
 
     def register(
         self,
-        fn: Callable[..., Any],
+        fn: Callable[..., Any] | BaseTool,
         *,
         plugin: str,
         name: str | None = None,
-        timeout: OperationKind | None = "sandbox",
+        timeout: OperationKind | Literal["default"] | None = "default",
     ) -> Tool:
-        """Add a tool made from ``fn`` (see :meth:`Tool.from_function`).
+        """Add a tool made from ``fn``: a function (see :meth:`Tool.from_function`) or
+        any LangChain tool (see :func:`~builder.tools.foreign.tool_from_langchain`).
 
         Args:
-            fn: A typed, documented function, sync or async.
+            fn: A typed, documented function, sync or async, or a LangChain ``BaseTool``.
             plugin: The plugin registering it.
-            name: The tool's name; defaults to the function's name.
+            name: The tool's name; defaults to the function's or the tool's name.
             timeout: The operation budget of one call; None when the tool bounds itself.
+                By default ``sandbox`` for a function, ``ai`` for a LangChain tool.
 
         Raises:
             DuplicateTool: Another plugin already registered a tool with this name.
             InvalidTool: ``fn`` cannot be described as a tool.
         """
-        tool = Tool.from_function(fn, plugin=plugin, name=name, timeout=timeout)
+        if isinstance(fn, BaseTool):
+            budget: OperationKind | None = "ai" if timeout == "default" else timeout
+            tool = tool_from_langchain(fn, plugin=plugin, name=name, timeout=budget)
+        else:
+            budget = "sandbox" if timeout == "default" else timeout
+            tool = Tool.from_function(fn, plugin=plugin, name=name, timeout=budget)
         existing = self._tools.get(tool.name)
         if existing is not None:
             raise DuplicateTool(tool.name, plugin=plugin, other_plugin=existing.plugin)
@@ -51,10 +61,10 @@ class ToolRegistry:
         """The ``register`` callback handed to ``plugin``'s hook implementation."""
 
         def register(
-            fn: Callable[..., Any],
+            fn: Callable[..., Any] | BaseTool,
             *,
             name: str | None = None,
-            timeout: OperationKind | None = "sandbox",
+            timeout: OperationKind | Literal["default"] | None = "default",
         ) -> Tool:
             return self.register(fn, plugin=plugin, name=name, timeout=timeout)
 

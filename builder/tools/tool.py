@@ -97,6 +97,8 @@ class Tool:
         context_param: The parameter that receives the :class:`ToolContext`, if any.
         timeout: The operation budget each call runs under; None when the tool
             bounds its own work.
+        source: The LangChain tool it calls, for a tool registered from one
+            (see :mod:`builder.tools.foreign`); None for a function.
     """
 
     name: str
@@ -106,6 +108,7 @@ class Tool:
     plugin: str
     context_param: str | None = None
     timeout: OperationKind | None = "sandbox"
+    source: Any = None
 
     @classmethod
     def from_function(
@@ -197,6 +200,7 @@ class Tool:
         """
         validated = self.args_schema.model_validate(dict(arguments))
         kwargs = {field: getattr(validated, field) for field in type(validated).model_fields}
+        kwargs.update(validated.model_extra or {})  # a JSON-schema tool's arguments
         if self.context_param is not None:
             kwargs[self.context_param] = ctx
         work = self.fn(**kwargs) if self.is_async else asyncio.to_thread(self.fn, **kwargs)

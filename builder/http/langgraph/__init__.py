@@ -3,6 +3,7 @@
 The official LangGraph server cannot be self-hosted as a service, so builder speaks
 its protocol itself, for the web-builder graph:
 
+* ``/ok``, ``/info`` (:mod:`~builder.http.langgraph.meta`): what clients probe first;
 * ``/assistants…`` (:mod:`~builder.http.langgraph.assistants`): the graph, read-only;
 * ``/threads…`` (:mod:`~builder.http.langgraph.threads`): a thread is a project;
 * ``/threads/{id}/state…``, ``/history`` (:mod:`~builder.http.langgraph.state`);
@@ -19,11 +20,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from builder.http.langgraph import assistants, runs, state, threads
+from builder.http.langgraph import assistants, meta, runs, state, threads
 
 __all__ = ["ROUTERS"]
 
 ROUTERS: tuple[APIRouter, ...] = (
+    meta.router,
     assistants.router,
     threads.router,
     state.router,

@@ -38,6 +38,7 @@ from builder.persistence.runs import (
     update_thread,
 )
 from builder.persistence.schemas import UserPublic
+from builder.runs.sandboxes import discard_project_sandbox
 from builder.starters import starter_version
 
 __all__ = ["create_owned_thread", "delete_owned_thread", "owned_thread", "router"]
@@ -127,7 +128,7 @@ async def delete_owned_thread(services: Services, user: UserPublic, project_id: 
             raise RunInProgress(project_id)
         await services.runs.checkpointer.adelete_thread(str(project_id))
         await delete_project(services.db, user_id=user.id, project_id=project_id)
-    services.pool.invalidate(str(project_id))
+    await discard_project_sandbox(services.pool, services.settings, str(project_id))
 
 
 def _refuse_values_filter(values: dict[str, Any] | None) -> None:

@@ -19,6 +19,7 @@ from builder.persistence.projects import (
     update_project,
 )
 from builder.persistence.schemas import Page, ProjectPublic, ProjectSummary, ProjectUpdate
+from builder.runs.sandboxes import discard_project_sandbox
 from builder.starters import create_project
 
 router = APIRouter(
@@ -76,7 +77,7 @@ async def delete(project: OwnedProject, user: CurrentUser, services: ServicesDep
         if not held:
             raise RunInProgress(project.id)
         await delete_project(services.db, user_id=user.id, project_id=project.id)
-    services.pool.invalidate(str(project.id))
+    await discard_project_sandbox(services.pool, services.settings, str(project.id))
     return Response(status_code=204)
 
 
