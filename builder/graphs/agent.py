@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Sequence
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, AnyMessage, BaseMessage, SystemMessage
+from langchain_core.messages import (
+    AIMessage,
+    AnyMessage,
+    BaseMessage,
+    InvalidToolCall,
+    SystemMessage,
+)
 from langchain_core.messages.utils import count_tokens_approximately, trim_messages
 from langchain_core.runnables import Runnable, RunnableConfig
 from langchain_core.tools import BaseTool
@@ -15,6 +22,7 @@ from langgraph.runtime import Runtime
 
 from builder.graphs.context import RunContext
 from builder.graphs.state import StopReason, WebBuilderState
+from builder.graphs.toolcalls import cut_off
 from builder.models import invoke_model
 
 __all__ = ["AgentNode", "context_window", "project_summary"]
@@ -135,6 +143,22 @@ class AgentNode:
         )
         if reply.id is None:
             reply.id = str(uuid.uuid4())
+        if reply.tool_calls and cut_off(reply):
+            # Streamed arguments cut off by the output limit still parse as partial
+            # JSON: the last call would run with half its content. It goes back to the
+            # model as an invalid call instead.
+            *complete, last = reply.tool_calls
+            reply.tool_calls = complete
+            reply.invalid_tool_calls = [
+                *reply.invalid_tool_calls,
+                InvalidToolCall(
+                    name=last["name"],
+                    args=json.dumps(last["args"]),
+                    id=last.get("id"),
+                    error="cut off at the output token limit",
+                    type="invalid_tool_call",
+                ),
+            ]
         usage: dict[str, Any] = dict(reply.usage_metadata or {})
         used = int(usage.get("input_tokens", 0)) + int(usage.get("output_tokens", 0))
         details: dict[str, Any] = dict(usage.get("input_token_details") or {})

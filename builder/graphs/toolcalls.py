@@ -29,7 +29,7 @@ from builder.tools.context import (
 )
 from builder.tools.registry import ToolRegistry
 
-__all__ = ["ToolCallsNode", "pending_tool_calls"]
+__all__ = ["ToolCallsNode", "cut_off", "pending_tool_calls"]
 
 _log = get_logger("builder.graphs.tools")
 
@@ -42,12 +42,29 @@ def _last_ai_message(messages: list[AnyMessage]) -> AIMessage | None:
 
 
 def pending_tool_calls(messages: list[AnyMessage]) -> list[ToolCall]:
-    """Tool calls of the last AI message that have no result yet, in order."""
+    """Tool calls of the last AI message that have no result yet, in order.
+
+    Calls whose arguments the provider integration could not parse (its
+    ``invalid_tool_calls``: arguments that are not JSON, cut off by the output limit)
+    are pending too, marked ``type="invalid_tool_call"``: the provider sent them with
+    an id, so the conversation needs an answer for each, and the model learns what
+    to fix.
+    """
     for index in range(len(messages) - 1, -1, -1):
         message = messages[index]
         if isinstance(message, AIMessage):
             answered = {m.tool_call_id for m in messages[index + 1 :] if isinstance(m, ToolMessage)}
-            return [call for call in message.tool_calls if call.get("id") not in answered]
+            calls = list(message.tool_calls)
+            calls += [
+                ToolCall(
+                    name=invalid.get("name") or "",
+                    args={"arguments": invalid.get("args") or "", "error": invalid.get("error")},
+                    id=invalid.get("id"),
+                    type="invalid_tool_call",  # type: ignore[typeddict-item]
+                )
+                for invalid in message.invalid_tool_calls
+            ]
+            return [call for call in calls if call.get("id") not in answered]
     return []
 
 
@@ -144,7 +161,23 @@ class ToolCallsNode:
             }
         )
         started = time.perf_counter()
-        if name in self.registry:
+        if str(call.get("type")) == "invalid_tool_call":
+            message = ToolMessage(
+                f"Error (invalid_arguments): the arguments of this {name} call are not a "
+                "valid JSON object, so it was not run; call the tool again with complete "
+                f"JSON arguments. Received: {str(call['args'].get('arguments'))[:200]!r}"
+                + (
+                    " The reply was cut off at the model's output token limit: write large "
+                    "files in smaller parts."
+                    if last is not None and cut_off(last)
+                    else ""
+                ),
+                tool_call_id=call_id,
+                name=name,
+                status="error",
+            )
+            effects.error(f"{name}: invalid arguments")
+        elif name in self.registry:
             result = await BoundTool(self.registry.get(name), tool_ctx).ainvoke(
                 {**call, "type": "tool_call"}
             )
@@ -202,6 +235,12 @@ class ToolCallsNode:
         if not ok:
             update["errors"] = [f"{name}: {text.splitlines()[0][:300] if text else 'error'}"]
         return update
+
+
+def cut_off(message: AIMessage) -> bool:
+    """Whether the provider stopped the message at its output token limit."""
+    meta = message.response_metadata
+    return meta.get("finish_reason") == "length" or meta.get("stop_reason") == "max_tokens"
 
 
 def _refuse_foreign(calls: list[ToolCall]) -> dict[str, Any]:

@@ -59,7 +59,8 @@ def tool_specs(registry: ToolRegistry) -> list[dict[str, Any]]:
 def _after_agent(state: WebBuilderState) -> Literal["tools", "persist"]:
     messages = state.get("messages", [])
     last = messages[-1] if messages else None
-    if isinstance(last, AIMessage) and last.tool_calls and state.get("stop_reason") is None:
+    calls = isinstance(last, AIMessage) and (last.tool_calls or last.invalid_tool_calls)
+    if calls and state.get("stop_reason") is None:
         return "tools"
     return "persist"
 

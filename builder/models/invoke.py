@@ -109,6 +109,16 @@ def _provider_name(model: Runnable[Any, Any]) -> str | None:
     return None
 
 
+_CONTEXT_TOO_LONG = ("context_length_exceeded", "maximum context length", "prompt is too long")
+
+
+def _context_too_long(exc: BaseException) -> bool:
+    """Whether a provider's 400 says the prompt exceeds the model's context window."""
+    code = getattr(exc, "code", None)
+    text = f"{code} {exc}".lower()
+    return any(marker in text for marker in _CONTEXT_TOO_LONG)
+
+
 async def invoke_model(
     model: Runnable[LanguageModelInput, Any],
     messages: LanguageModelInput,
@@ -181,6 +191,14 @@ async def invoke_model(
             raise ProviderError(
                 f"the {provider or 'model'} API refused the API key (HTTP {status}): set "
                 f"BUILDER_MODEL_API_KEY or {variable} to a valid key",
+                status_code=status,
+                provider=provider,
+            ) from exc
+        if status == 400 and _context_too_long(exc):
+            raise ProviderError(
+                "the conversation no longer fits the model's context window "
+                f"({provider or 'model'} said: {str(exc)[:300]}); lower "
+                "BUILDER_CONTEXT_TOKEN_BUDGET or use a model with a longer context",
                 status_code=status,
                 provider=provider,
             ) from exc

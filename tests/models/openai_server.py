@@ -34,15 +34,23 @@ def completion(
     tool_calls: list[dict[str, Any]] | None = None,
     usage: tuple[int, int] = (12, 7),
     model: str = "test-model",
+    finish_reason: str | None = None,
 ) -> Reply:
-    """A successful chat completion with usage."""
+    """A successful chat completion with usage.
+
+    A tool call is ``{"name", "args"}`` (sent as JSON) or ``{"name", "raw"}`` (the
+    arguments string sent as is, e.g. invalid JSON).
+    """
     message: dict[str, Any] = {"role": "assistant", "content": content}
     if tool_calls:
         message["tool_calls"] = [
             {
                 "id": call.get("id", f"call_{n}"),
                 "type": "function",
-                "function": {"name": call["name"], "arguments": json.dumps(call["args"])},
+                "function": {
+                    "name": call["name"],
+                    "arguments": call["raw"] if "raw" in call else json.dumps(call["args"]),
+                },
             }
             for n, call in enumerate(tool_calls)
         ]
@@ -57,7 +65,7 @@ def completion(
                 {
                     "index": 0,
                     "message": message,
-                    "finish_reason": "tool_calls" if tool_calls else "stop",
+                    "finish_reason": finish_reason or ("tool_calls" if tool_calls else "stop"),
                 }
             ],
             "usage": {
@@ -69,11 +77,11 @@ def completion(
     )
 
 
-def error(status: int, message: str = "error", **headers: str) -> Reply:
+def error(status: int, message: str = "error", *, code: str | None = None, **headers: str) -> Reply:
     """An OpenAI-style error answer; keyword headers use ``_`` for ``-``."""
     return Reply(
         status=status,
-        body={"error": {"message": message, "type": "test_error", "code": None}},
+        body={"error": {"message": message, "type": "test_error", "code": code}},
         headers={name.replace("_", "-"): value for name, value in headers.items()},
     )
 
@@ -113,6 +121,27 @@ def _stream_events(reply: Reply, include_usage: bool) -> Iterator[dict[str, Any]
     yield chunk({}, choice["finish_reason"])
     if include_usage:
         yield base | {"choices": [], "usage": body["usage"]}
+
+
+def _unanswered_tool_calls(messages: list[dict[str, Any]]) -> str | None:
+    """OpenAI's check: every tool call of an assistant message has a tool message next."""
+    for index, message in enumerate(messages):
+        calls = message.get("tool_calls") or []
+        if message.get("role") != "assistant" or not calls:
+            continue
+        answered = set()
+        for later in messages[index + 1 :]:
+            if later.get("role") != "tool":
+                break
+            answered.add(later.get("tool_call_id"))
+        missing = [call["id"] for call in calls if call["id"] not in answered]
+        if missing:
+            return (
+                "An assistant message with 'tool_calls' must be followed by tool messages "
+                f"responding to each 'tool_call_id'. The following tool_call_ids did not "
+                f"have response messages: {', '.join(missing)}"
+            )
+    return None
 
 
 class OpenAIServer:
@@ -168,6 +197,11 @@ class OpenAIServer:
                 body = json.loads(self.rfile.read(length) or b"{}")
                 if self.path.rstrip("/") != "/v1/chat/completions":
                     self._send_json(404, {"error": {"message": f"no route {self.path}"}}, {})
+                    return
+                problem = _unanswered_tool_calls(body.get("messages", []))
+                if problem:
+                    server.requests.append(body)
+                    self._send_json(400, {"error": {"message": problem, "code": None}}, {})
                     return
                 reply = server._next_reply(body, {k.lower(): v for k, v in self.headers.items()})
                 if reply.hang:
