@@ -79,3 +79,22 @@ def test_restore_saves_the_old_version_as_the_newest_and_writes_the_sandbox(
     files = sorted(p.name for p in workspace.iterdir() if p.name != STATE_DIR)
     assert files == ["index.html", "logo.png"]
     assert (workspace / "index.html").read_text() == "<h1>v1</h1>\n"
+
+
+def test_export_streams_the_version_as_a_zip_to_its_owner_only(dev_server: ServerProcess) -> None:
+    import io
+    import zipfile
+
+    with dev_server.client(dev_server.new_key("export")) as client:
+        pid = client.post("/api/projects", json={"name": "z"}).json()["id"]
+        _versions(dev_server, pid)
+        response = client.get(f"/api/projects/{pid}/export", params={"version": 1})
+        assert response.status_code == 200
+        assert response.headers["content-type"] == "application/zip"
+        with zipfile.ZipFile(io.BytesIO(response.content)) as archive:
+            files = {name: archive.read(name) for name in archive.namelist()}
+        assert files == {"index.html": b"<h1>v1</h1>\n", "logo.png": b"\x89PNG\0"}
+        missing = client.get(f"/api/projects/{pid}/export", params={"version": 9})
+        assert missing.status_code == 404
+    with dev_server.client(dev_server.new_key("export-other")) as other:
+        assert other.get(f"/api/projects/{pid}/export").status_code == 404

@@ -11,6 +11,7 @@ from builder.http import langgraph
 from builder.http.routes import (
     chat,
     devserver,
+    export,
     files,
     health,
     integrations,
@@ -27,6 +28,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     projects.router,
     messages.router,
     files.router,
+    export.router,
     chat.router,
     prompts.router,
     screenshot.router,
