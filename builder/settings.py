@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -235,8 +236,14 @@ class Settings(BaseSettings):
     )
 
     # --- sandboxes -----------------------------------------------------------------
-    sandbox_backend: Literal["local", "e2b"] = Field(
-        "local", description="`local` (a workspace directory per project) or `e2b`."
+    sandbox_backend: Literal["local", "local-unconfined", "e2b"] = Field(
+        "local",
+        description="`local` (a workspace per project, commands confined by bubblewrap "
+        "where it works), `local-unconfined` (development only) or `e2b`.",
+    )
+    allow_unconfined_sandbox: bool = Field(
+        False,
+        description="Let production run `local-unconfined` sandboxes (logged at every start).",
     )
     e2b_api_key: SecretStr | None = Field(None, description="E2B API key for `e2b` sandboxes.")
     e2b_template: str = Field("base", description="E2B template sandboxes are created from.")
@@ -246,7 +253,7 @@ class Settings(BaseSettings):
     )
     sandbox_cpu_seconds: int = Field(600, ge=1, description="CPU seconds per sandbox command.")
     sandbox_memory_bytes: int = Field(
-        4096 * MiB, ge=64 * MiB, description="Address-space limit per sandbox command."
+        4096 * MiB, ge=64 * MiB, description="Data-segment (heap) limit per sandbox command."
     )
     sandbox_max_processes: int = Field(
         512, ge=8, description="Process limit per sandbox command (per user on Linux)."
@@ -382,6 +389,12 @@ class Settings(BaseSettings):
             problems.append("BUILDER_DEBUG is on: debug output can leak internals")
         if self.sandbox_backend == "e2b" and self.e2b_api_key is None:
             problems.append("BUILDER_SANDBOX_BACKEND is e2b but BUILDER_E2B_API_KEY is not set")
+        if self.sandbox_backend == "local-unconfined" and not self.allow_unconfined_sandbox:
+            problems.append(
+                "BUILDER_SANDBOX_BACKEND is local-unconfined: agent commands could read the "
+                "host's files and secrets and reach its services "
+                "(set BUILDER_ALLOW_UNCONFINED_SANDBOX=true to accept that)"
+            )
         return problems
 
     def validate_for_production(self) -> None:
@@ -394,6 +407,11 @@ class Settings(BaseSettings):
         """
         if not self.is_production:
             return
+        if self.sandbox_backend == "local-unconfined" and self.allow_unconfined_sandbox:
+            logging.getLogger(__name__).warning(
+                "BUILDER_ALLOW_UNCONFINED_SANDBOX is on: agent commands run unconfined "
+                "and can read the host's files and secrets"
+            )
         problems = self.production_problems()
         if problems:
             raise UnsafeProductionSettings(problems)
