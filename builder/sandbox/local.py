@@ -57,6 +57,8 @@ def confinement_wanted(settings: Settings) -> str | None:
     ``local-unconfined`` never confines.
     """
     if settings.sandbox_backend != "local":
+        if settings.allow_unconfined_sandbox:
+            _warn_unconfined("BUILDER_ALLOW_UNCONFINED_SANDBOX accepts local-unconfined")
         return None
     path, reason = bwrap_status()
     if path is None:

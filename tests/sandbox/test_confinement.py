@@ -217,3 +217,11 @@ async def test_a_confined_dev_server_is_reachable_from_the_host(settings: Settin
         assert "confined-page" in text
     finally:
         await sandbox.close()
+
+
+def test_production_refuses_unconfined_without_the_override(settings: Settings) -> None:
+    unconfined = settings.model_copy(update={"sandbox_backend": "local-unconfined"})
+    assert any("local-unconfined" in p for p in unconfined.production_problems())
+    accepted = unconfined.model_copy(update={"allow_unconfined_sandbox": True})
+    assert not any("local-unconfined" in p for p in accepted.production_problems())
+    assert not any("local-unconfined" in p for p in settings.production_problems())
