@@ -160,7 +160,7 @@ async def test_a_process_spawner_ends_with_the_timeout(box: LocalSandbox) -> Non
 
 async def test_a_process_left_running_dies_with_the_command(box: LocalSandbox) -> None:
     marker = f"2{uuid.uuid4().int % 10**6:06d}"
-    result = await box.exec(f"setsid sleep {marker} > /dev/null 2>&1 & echo started")
+    result = await box.exec(f"setsid sleep {marker} > /dev/null 2>&1 & sleep 0.5; echo started")
     assert result.stdout == "started\n"
 
     def running() -> list[int]:
