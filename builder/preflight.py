@@ -120,9 +120,15 @@ def _production_warnings(settings: Settings) -> list[str]:
             "BUILDER_REDIS_URL is not set: rate limits, the cache and run events stay in "
             "each process, so replicas neither share limits nor follow each other's runs"
         )
-    if settings.sandbox_backend == "local":
+    if settings.sandbox_backend == "local" and settings.sandbox_network == "host":
         warnings.append(
-            "BUILDER_SANDBOX_BACKEND is local: agent commands run on this host as the "
-            "service's user; use e2b for strangers' projects"
+            "BUILDER_SANDBOX_NETWORK is host: confined commands can still reach this host's "
+            "loopback services (PostgreSQL, Redis); use none (no package installs) or e2b "
+            "for strangers' projects"
+        )
+    if settings.sandbox_backend == "local-unconfined":
+        warnings.append(
+            "BUILDER_SANDBOX_BACKEND is local-unconfined: agent commands run on this host as "
+            "the service's user"
         )
     return warnings

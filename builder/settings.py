@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -272,8 +273,19 @@ class Settings(BaseSettings):
     )
 
     # --- sandboxes -----------------------------------------------------------------
-    sandbox_backend: Literal["local", "e2b"] = Field(
-        "local", description="`local` (a workspace directory per project) or `e2b`."
+    sandbox_backend: Literal["local", "local-unconfined", "e2b"] = Field(
+        "local",
+        description="`local` (a workspace per project, commands confined by bubblewrap "
+        "where it works), `local-unconfined` (development only) or `e2b`.",
+    )
+    sandbox_network: Literal["host", "none"] = Field(
+        "host",
+        description="Network of confined sandbox commands: `host` (package installs work; "
+        "the host's loopback services are reachable) or `none` (loopback only, no installs).",
+    )
+    allow_unconfined_sandbox: bool = Field(
+        False,
+        description="Let production run `local-unconfined` sandboxes (logged at every start).",
     )
     e2b_api_key: SecretStr | None = Field(None, description="E2B API key for `e2b` sandboxes.")
     e2b_template: str = Field("base", description="E2B template sandboxes are created from.")
@@ -424,6 +436,12 @@ class Settings(BaseSettings):
             problems.append("BUILDER_DEBUG is on: debug output can leak internals")
         if self.sandbox_backend == "e2b" and self.e2b_api_key is None:
             problems.append("BUILDER_SANDBOX_BACKEND is e2b but BUILDER_E2B_API_KEY is not set")
+        if self.sandbox_backend == "local-unconfined" and not self.allow_unconfined_sandbox:
+            problems.append(
+                "BUILDER_SANDBOX_BACKEND is local-unconfined: agent commands could read the "
+                "host's files and secrets and reach its services "
+                "(set BUILDER_ALLOW_UNCONFINED_SANDBOX=true to accept that)"
+            )
         return problems
 
     def validate_for_production(self) -> None:
@@ -436,6 +454,11 @@ class Settings(BaseSettings):
         """
         if not self.is_production:
             return
+        if self.sandbox_backend == "local-unconfined" and self.allow_unconfined_sandbox:
+            logging.getLogger(__name__).warning(
+                "BUILDER_ALLOW_UNCONFINED_SANDBOX is on: agent commands run unconfined "
+                "and can read the host's files and secrets"
+            )
         problems = self.production_problems()
         if problems:
             raise UnsafeProductionSettings(problems)

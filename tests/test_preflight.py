@@ -63,5 +63,5 @@ def test_production_risks_are_listed(monkeypatch: pytest.MonkeyPatch) -> None:
     assert code == 0, output
     assert "BUILDER_DATABASE_URL is not set: the embedded PostgreSQL" in output
     assert "BUILDER_REDIS_URL is not set" in output
-    assert "BUILDER_SANDBOX_BACKEND is local: agent commands run on this host" in output
+    assert "BUILDER_SANDBOX_NETWORK is host: confined commands can still reach" in output
     assert "settings are valid for production (3 warning(s))" in output

@@ -107,7 +107,7 @@ async def _session(
             _summary(
                 result.as_dict(),
                 time.perf_counter() - started,
-                workspace if settings.sandbox_backend == "local" else None,
+                workspace if settings.sandbox_backend != "e2b" else None,
             )
             if result.status == "error":
                 err_console.print(

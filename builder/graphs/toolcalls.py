@@ -196,7 +196,8 @@ class ToolCallsNode:
             )
             effects.error(f"{name}: unknown tool")
         duration = round((time.perf_counter() - started) * 1000, 1)
-        ok = message.status != "error"
+        # A command that exited non-zero or timed out answered, but did not succeed.
+        ok = message.status != "error" and not effects.failed
         text = message.content if isinstance(message.content, str) else str(message.content)
         write(
             {

@@ -13,7 +13,9 @@ __all__ = ["create_sandbox"]
 async def create_sandbox(settings: Settings, project_id: str) -> Sandbox:
     """A new sandbox for ``project_id`` on the backend ``settings.sandbox_backend`` names.
 
-    ``local`` opens (or creates) the project's workspace directory; ``e2b`` creates
+    ``local`` opens (or creates) the project's workspace directory and confines
+    commands with bubblewrap where it works; ``local-unconfined`` does not confine
+    (development only); ``e2b`` creates
     an E2B sandbox from ``settings.e2b_template``. Files are not restored here: a
     :class:`~builder.sandbox.pool.SandboxPool` ``on_create`` hook does that.
 
@@ -23,7 +25,7 @@ async def create_sandbox(settings: Settings, project_id: str) -> Sandbox:
         DependencyUnavailable: E2B refused or could not be reached.
     """
     check_project_id(project_id)
-    if settings.sandbox_backend == "local":
+    if settings.sandbox_backend in {"local", "local-unconfined"}:
         from builder.sandbox.local import LocalSandbox
 
         return LocalSandbox(project_id, settings=settings)

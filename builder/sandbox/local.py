@@ -2,23 +2,27 @@
 
 Files live in ``<data_dir>/workspaces/<project_id>`` and are reached only through
 :class:`~builder.sandbox.workspace.Workspace`, which never follows a symlink. Commands
-run as the service's own user with a scrubbed environment, resource limits and their
-own process group (:mod:`builder.sandbox.processes`).
+run with a scrubbed environment, resource limits and their own process group
+(:mod:`builder.sandbox.processes`).
 
-The local sandbox guards the file tools, not the host: a command the agent runs can
-read whatever the service user can. Run untrusted projects in E2B sandboxes.
+Confined (the default wherever bubblewrap works) each command runs in its own
+namespaces with only the workspace writable (:mod:`builder.sandbox.confine`).
+Unconfined (``BUILDER_SANDBOX_BACKEND=local-unconfined``, for development) a command
+can read whatever the service user can.
 """
 
 from __future__ import annotations
 
 import asyncio
 import errno
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
 from builder.errors import DependencyUnavailable, InvalidInput
 from builder.sandbox.base import CommandResult, FileInfo, ProcessInfo
+from builder.sandbox.confine import Confinement, bwrap_status
 from builder.sandbox.paths import check_project_id
 from builder.sandbox.processes import ChildLimits, run_command
 from builder.sandbox.servers import ProcessTable, check_port
@@ -27,7 +31,9 @@ from builder.sandbox.workspace import Workspace
 from builder.settings import Settings, get_settings
 from builder.timeouts import with_timeout
 
-__all__ = ["LocalSandbox", "workspace_path"]
+__all__ = ["LocalSandbox", "confinement_wanted", "workspace_path"]
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -43,6 +49,32 @@ def workspace_path(settings: Settings, project_id: str) -> Path:
     return settings.data_dir / "workspaces" / check_project_id(project_id)
 
 
+def confinement_wanted(settings: Settings) -> str | None:
+    """The ``bwrap`` path when ``settings`` ask for a confined local sandbox and it works.
+
+    ``local`` means confined wherever bubblewrap works; when it does not, the reason
+    is logged (once per process) and commands run unconfined.
+    ``local-unconfined`` never confines.
+    """
+    if settings.sandbox_backend != "local":
+        if settings.allow_unconfined_sandbox:
+            _warn_unconfined("BUILDER_ALLOW_UNCONFINED_SANDBOX accepts local-unconfined")
+        return None
+    path, reason = bwrap_status()
+    if path is None:
+        _warn_unconfined(reason)
+    return path
+
+
+_warned: set[str] = set()
+
+
+def _warn_unconfined(reason: str) -> None:
+    if reason not in _warned:
+        _warned.add(reason)
+        log.warning("local sandbox commands run unconfined: %s", reason)
+
+
 class LocalSandbox:
     """A :class:`~builder.sandbox.base.Sandbox` backed by a local directory.
 
@@ -51,6 +83,8 @@ class LocalSandbox:
         settings: Limits, timeouts and the data directory; defaults to
             :func:`~builder.settings.get_settings`.
         max_processes: Most named long-running processes kept at once.
+        confined: Run commands inside bubblewrap; None decides from settings
+            (:func:`confinement_wanted`).
     """
 
     def __init__(
@@ -59,17 +93,37 @@ class LocalSandbox:
         *,
         settings: Settings | None = None,
         max_processes: int = DEFAULT_MAX_PROCESSES,
+        confined: bool | None = None,
     ) -> None:
         self._settings = settings or get_settings()
         self._project_id = check_project_id(project_id)
         self.workspace = Workspace(workspace_path(self._settings, project_id))
         self._limits = ChildLimits.from_settings(self._settings)
+        bwrap = confinement_wanted(self._settings) if confined is None else None
+        if confined:
+            bwrap, reason = bwrap_status()
+            if bwrap is None:
+                raise DependencyUnavailable("sandbox", f"cannot confine commands: {reason}")
+        self.confinement = (
+            Confinement(
+                self.workspace.root,
+                bwrap,
+                self._settings.project_quota_bytes,
+                host_network=self._settings.sandbox_network == "host",
+            )
+            if bwrap
+            else None
+        )
         self._processes = ProcessTable(
-            self.workspace, limits=self._limits, max_processes=max_processes
+            self.workspace,
+            limits=self._limits,
+            max_processes=max_processes,
+            confinement=self.confinement,
         )
 
     def __repr__(self) -> str:
-        return f"LocalSandbox({self._project_id!r}, root={str(self.workspace.root)!r})"
+        mode = "confined" if self.confinement else "unconfined"
+        return f"LocalSandbox({self._project_id!r}, root={str(self.workspace.root)!r}, {mode})"
 
     @property
     def sandbox_id(self) -> str:
@@ -151,6 +205,7 @@ class LocalSandbox:
             output_limit=(
                 self._settings.sandbox_output_bytes if output_limit is None else output_limit
             ),
+            confinement=self.confinement,
         )
 
     async def start_process(

@@ -10,8 +10,10 @@ Every child runs ``/bin/sh -c <command>``
   ``TERM=dumb`` and ``PORT`` for servers — never the service's secrets — set through
   ``env -i`` so nothing that patches ``subprocess.Popen`` can add to it;
 * under resource limits set in the child before ``exec``: CPU seconds, address space,
+  data segment (not the address space, which V8 and WebAssembly reserve freely),
   largest file (the project quota) and process count. Linux does not enforce the
-  process count for root.
+  process count for root;
+* optionally confined by bubblewrap (:mod:`builder.sandbox.confine`).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from pathlib import Path
 
 from builder.errors import InvalidInput
 from builder.sandbox.base import CommandResult
+from builder.sandbox.confine import SANDBOX_HOME, Confinement, inner_path
 from builder.sandbox.output import OutputCapture
 from builder.sandbox.workspace import Workspace
 from builder.settings import Settings
@@ -110,11 +113,14 @@ def _child_setup(rlimits: list[tuple[int, int]], cwd_fd: int) -> Callable[[], No
     return setup
 
 
-def child_env(home: Path, *, port: int | None = None) -> dict[str, str]:
-    """The whole environment of a sandbox child: an allow-list, nothing inherited else."""
+def child_env(home: Path, *, port: int | None = None, confined: bool = False) -> dict[str, str]:
+    """The whole environment of a sandbox child: an allow-list, nothing inherited else.
+
+    A confined child gets a private home and the ``PATH`` of its mount namespace.
+    """
     env = {
-        "PATH": os.environ.get("PATH") or _DEFAULT_PATH,
-        "HOME": str(home),
+        "PATH": inner_path() if confined else (os.environ.get("PATH") or _DEFAULT_PATH),
+        "HOME": str(SANDBOX_HOME) if confined else str(home),
         "LANG": os.environ.get("LANG") or "C.UTF-8",
         "TERM": "dumb",
     }
@@ -236,14 +242,23 @@ async def spawn(
     rlimits: list[tuple[int, int]],
     env: dict[str, str],
     merge_stderr: bool,
+    confinement: Confinement | None = None,
+    share_network: bool = False,
 ) -> Child:
-    """Start ``/bin/sh -c command`` in ``cwd`` with exactly ``env``, limits and its own group."""
+    """Start ``/bin/sh -c command`` in ``cwd`` with exactly ``env``, limits and its own group.
+
+    With a ``confinement`` the shell runs inside bubblewrap (see
+    :mod:`builder.sandbox.confine`); killing the group kills the whole namespace.
+    """
     loop = asyncio.get_running_loop()
     cwd_fd = workspace.open_directory(cwd)
+    argv = shell_argv(command, env)
+    if confinement is not None:
+        argv = confinement.wrap(argv, cwd=cwd, share_network=share_network)
     try:
         transport, protocol = await loop.subprocess_exec(
             lambda: ExitProtocol(limit=_READ_CHUNK, loop=loop),
-            *shell_argv(command, env),
+            *argv,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT if merge_stderr else subprocess.PIPE,
@@ -275,6 +290,7 @@ async def run_command(
     limits: ChildLimits,
     timeout: float,
     output_limit: int,
+    confinement: Confinement | None = None,
 ) -> CommandResult:
     """Run a command in the workspace and wait for it; see :meth:`LocalSandbox.exec`."""
     check_command(command)
@@ -286,8 +302,9 @@ async def run_command(
         command,
         cwd=cwd,
         rlimits=limits.rlimits(),
-        env=child_env(workspace.root),
+        env=child_env(workspace.root, confined=confinement is not None),
         merge_stderr=False,
+        confinement=confinement,
     )
     out, err = OutputCapture(output_limit), OutputCapture(output_limit)
     pumps = [

@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 
 from builder.errors import InvalidInput
 from builder.sandbox.base import ProcessInfo
+from builder.sandbox.confine import Confinement
 from builder.sandbox.output import DEFAULT_LOG_LINES, LogRing
 from builder.sandbox.paths import check_process_name
 from builder.sandbox.processes import (
@@ -75,6 +76,7 @@ class ProcessTable:
         limits: Resource limits (the CPU-time limit is dropped).
         max_processes: Most processes held.
         log_lines: Lines of output kept per process.
+        confinement: Run the processes inside bubblewrap (with the host's network).
     """
 
     def __init__(
@@ -84,8 +86,10 @@ class ProcessTable:
         limits: ChildLimits,
         max_processes: int = DEFAULT_MAX_PROCESSES,
         log_lines: int = DEFAULT_LOG_LINES,
+        confinement: Confinement | None = None,
     ) -> None:
         self._workspace = workspace
+        self._confinement = confinement
         self._limits = replace(limits, cpu_seconds=0)
         self._slots: ProcessSlots[_Server] = ProcessSlots(max_processes)
         self._log_lines = log_lines
@@ -108,8 +112,13 @@ class ProcessTable:
                 expanded,
                 cwd=cwd,
                 rlimits=self._limits.rlimits(),
-                env=child_env(self._workspace.root, port=chosen),
+                env=child_env(
+                    self._workspace.root, port=chosen, confined=self._confinement is not None
+                ),
                 merge_stderr=True,
+                confinement=self._confinement,
+                # The preview and screenshot code reach the server's port on the host.
+                share_network=True,
             )
             ring = LogRing(self._log_lines)
             server = _Server(

@@ -91,6 +91,8 @@ class ToolEffects:
     dev_server: DevServerStatus | None = None
     errors: deque[str] = field(default_factory=lambda: deque(maxlen=MAX_RECENT_ERRORS))
     """The most recent tool errors, oldest first."""
+    failed: bool = False
+    """The tool's work failed (a command exited non-zero or timed out) though it answered."""
 
     def file_written(self, path: str, sha256: str) -> None:
         """Record that ``path`` now holds content with this hash."""
@@ -130,9 +132,11 @@ class ToolEffects:
             plan_changed=self.plan_changed,
             dev_server=self.dev_server,
             errors=deque(self.errors, maxlen=MAX_RECENT_ERRORS),
+            failed=self.failed,
         )
         self.files = {}
         self.rescan = False
+        self.failed = False
         self.plan_changed = False
         return taken
 

@@ -71,6 +71,15 @@ def _logs(info: ProcessInfo) -> str:
 
 
 async def _answers(sandbox: Sandbox, port: int) -> bool:
+    if getattr(sandbox, "confinement", None) is not None:
+        # A confined local command has a network of its own; its servers share the
+        # host's, so the port is probed from here.
+        try:
+            _, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 1)
+        except (OSError, TimeoutError):
+            return False
+        writer.close()
+        return True
     result = await sandbox.exec(PROBE.format(port=port), timeout=5)
     return result.ok
 

@@ -66,6 +66,7 @@ async def run_in_sandbox(
         output = (result.stderr.strip() or result.stdout.strip()).splitlines()
         last = f": {output[-1]}" if output else ""
         outcome = "timed out" if result.timed_out else f"exited with code {result.exit_code}"
+        ctx.effects.failed = True
         ctx.effects.error(f"`{command}` {outcome}{last}")
     return result
 

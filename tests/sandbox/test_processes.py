@@ -34,7 +34,9 @@ SECRETS = {
 
 @pytest.fixture
 async def sandbox(settings: Settings) -> AsyncIterator[LocalSandbox]:
-    box = LocalSandbox("proj-1", settings=settings)
+    # The process-group mechanics are checked on host pids, so unconfined; the
+    # confined namespace is checked in test_confinement.py.
+    box = LocalSandbox("proj-1", settings=settings, confined=False)
     yield box
     await box.close()
 
@@ -125,7 +127,9 @@ async def test_scrubbing_is_what_hides_the_secrets(
 ) -> None:
     for name, value in SECRETS.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.setattr(processes_module, "child_env", lambda home, port=None: dict(os.environ))
+    monkeypatch.setattr(
+        processes_module, "child_env", lambda home, port=None, confined=False: dict(os.environ)
+    )
     result = await sandbox.exec("env")
     assert sorted(v for v in SECRETS.values() if v in result.stdout) == sorted(SECRETS.values())
 
@@ -179,7 +183,7 @@ async def limited(settings: Settings) -> AsyncIterator[LocalSandbox]:
             "sandbox_max_processes": 64,
         }
     )
-    box = LocalSandbox("proj-limits", settings=tight)
+    box = LocalSandbox("proj-limits", settings=tight, confined=False)
     yield box
     await box.close()
 

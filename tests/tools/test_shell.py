@@ -43,6 +43,13 @@ async def test_run_command_reports_exit_code_and_output(call: Caller, ctx: ToolC
     assert rest.endswith("s)\nstdout:\nout\nstderr:\nerr")
     assert list(ctx.effects.errors) == ["`echo out; echo err >&2; exit 3` exited with code 3: err"]
     assert ctx.effects.rescan is True
+    # The graph's tool_end event (and so the CLI's mark) reads this: failed, not ✓.
+    assert ctx.effects.failed is True
+
+
+async def test_a_command_that_succeeds_is_not_failed(call: Caller, ctx: ToolContext) -> None:
+    await call("run_command", command="true")
+    assert ctx.effects.failed is False
 
 
 async def test_run_command_in_a_subdirectory(call: Caller, sandbox: LocalSandbox) -> None:

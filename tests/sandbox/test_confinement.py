@@ -1,0 +1,243 @@
+"""Escape probes against the confined local sandbox, each with an unconfined twin.
+
+Every probe runs the same command on both backends: confined it must fail and leave
+the canary unchanged; unconfined it succeeds, which shows the probe can detect an
+escape (so the confined assertion is not vacuous).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pwd
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from builder.sandbox import LocalSandbox
+from builder.sandbox.confine import bwrap_status
+from builder.settings import Settings
+from tests.sandbox.children import wait_until
+
+pytestmark = pytest.mark.skipif(
+    bwrap_status()[0] is None, reason=f"confinement unavailable: {bwrap_status()[1]}"
+)
+
+MiB = 1024 * 1024
+CONFINED = [pytest.param(True, id="confined"), pytest.param(False, id="unconfined")]
+
+
+@pytest.fixture(params=CONFINED)
+async def box(request: pytest.FixtureRequest, settings: Settings) -> AsyncIterator[LocalSandbox]:
+    # The probes run with the network cut (BUILDER_SANDBOX_NETWORK=none); what the
+    # default `host` network leaves reachable is pinned by its own test below.
+    isolated = settings.model_copy(update={"sandbox_network": "none"})
+    sandbox = LocalSandbox("proj-probe", settings=isolated, confined=request.param)
+    yield sandbox
+    await sandbox.close()
+
+
+def escaped(box: LocalSandbox, ok: bool) -> None:
+    """Confined: the probe must have failed; unconfined: it must have worked."""
+    assert ok is (box.confinement is None)
+
+
+async def test_default_local_backend_is_confined(settings: Settings) -> None:
+    sandbox = LocalSandbox("proj-default", settings=settings)
+    assert sandbox.confinement is not None
+    unconfined = settings.model_copy(update={"sandbox_backend": "local-unconfined"})
+    assert LocalSandbox("proj-default", settings=unconfined).confinement is None
+
+
+async def test_another_projects_workspace(box: LocalSandbox, settings: Settings) -> None:
+    other = settings.data_dir / "workspaces" / "proj-other"
+    other.mkdir(parents=True)
+    (other / "secret.txt").write_text("other-project-canary")
+    result = await box.exec(f"cat {other}/secret.txt")
+    escaped(box, "other-project-canary" in result.stdout)
+
+
+async def test_the_data_directory(box: LocalSandbox, settings: Settings) -> None:
+    (settings.data_dir / "canary.txt").write_text("data-dir-canary")
+    result = await box.exec(f"ls {settings.data_dir}; cat {settings.data_dir}/canary.txt")
+    escaped(box, "data-dir-canary" in result.stdout)
+
+
+@pytest.fixture
+def service() -> Iterator[subprocess.Popen[bytes]]:
+    """A process standing in for the service, with a secret in its environment."""
+    proc = subprocess.Popen(
+        ["sleep", "300"], env={"PATH": os.environ["PATH"], "BUILDER_ENCRYPTION_KEYS": "env-canary"}
+    )
+    yield proc
+    proc.kill()
+    proc.wait()
+
+
+async def test_the_services_environment(
+    box: LocalSandbox, service: subprocess.Popen[bytes]
+) -> None:
+    result = await box.exec(f"cat /proc/{service.pid}/environ; cat /proc/{os.getpid()}/environ")
+    escaped(box, "env-canary" in result.stdout)
+
+
+def _host_pid_one() -> bytes:
+    return Path("/proc/1/cmdline").read_bytes()
+
+
+async def test_pid_one_is_not_the_hosts(box: LocalSandbox) -> None:
+    host = _host_pid_one()
+    result = await box.exec("cat /proc/1/cmdline; echo; cat /proc/1/environ")
+    escaped(box, result.stdout.split("\n")[0].encode() == host)
+
+
+async def test_a_canary_in_the_services_home(box: LocalSandbox) -> None:
+    home = Path(pwd.getpwuid(os.getuid()).pw_dir)
+    canary = home / f".builder-canary-{uuid.uuid4().hex}"
+    canary.write_text("home-canary")
+    try:
+        result = await box.exec(f"cat {canary}")
+    finally:
+        canary.unlink()
+    escaped(box, "home-canary" in result.stdout)
+
+
+async def test_write_outside_the_workspace(box: LocalSandbox, tmp_path: Path) -> None:
+    outside = tmp_path / "outside.txt"
+    await box.exec(f"echo written > {outside}")
+    escaped(box, outside.exists())
+    inside = await box.exec("echo ok > inside.txt && cat inside.txt")
+    assert inside.stdout == "ok\n"
+    assert (box.root / "inside.txt").read_text() == "ok\n"
+
+
+def _connect(port: int) -> str:
+    return (
+        f"{Path(sys.base_prefix) / 'bin' / 'python3'} -c "
+        f"\"import socket; socket.create_connection(('127.0.0.1', {port}), 3); print('connected')\""
+    )
+
+
+@pytest.mark.parametrize("port", [5432, 6379])
+async def test_host_loopback_services(box: LocalSandbox, port: int) -> None:
+    result = await box.exec(_connect(port))
+    escaped(box, "connected" in result.stdout)
+
+
+async def test_with_the_host_network_loopback_services_stay_reachable(
+    settings: Settings,
+) -> None:
+    """The default network keeps installs working and does not isolate the loopback:
+    what docs/operations.md says, so it cannot silently change."""
+    box = LocalSandbox("proj-host-net", settings=settings, confined=True)
+    try:
+        result = await box.exec(_connect(5432))
+    finally:
+        await box.close()
+    assert box.confinement is not None and "connected" in result.stdout
+
+
+async def test_the_services_own_port(box: LocalSandbox) -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        result = await box.exec(_connect(listener.getsockname()[1]))
+    escaped(box, "connected" in result.stdout)
+
+
+@pytest.mark.slow
+async def test_a_process_spawner_ends_with_the_timeout(box: LocalSandbox) -> None:
+    """A bounded fork bomb: every child (some in new sessions) dies at the timeout."""
+    marker = f"3{uuid.uuid4().int % 10**6:06d}"
+    spawner = f"i=0; while [ $i -lt 50 ]; do setsid sleep {marker} & i=$((i+1)); done; wait"
+    result = await box.exec(spawner, timeout=2)
+    assert result.timed_out
+
+    def survivors() -> list[int]:
+        found = []
+        for entry in Path("/proc").iterdir():
+            try:
+                if entry.name.isdigit() and marker.encode() in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+        return found
+
+    gone = await wait_until(lambda: not survivors(), attempts=60)
+    for pid in survivors():
+        os.kill(pid, 9)
+    escaped(box, not gone)
+
+
+async def test_a_process_left_running_dies_with_the_command(box: LocalSandbox) -> None:
+    marker = f"2{uuid.uuid4().int % 10**6:06d}"
+    result = await box.exec(f"setsid sleep {marker} > /dev/null 2>&1 & sleep 0.5; echo started")
+    assert result.stdout == "started\n"
+
+    def running() -> list[int]:
+        pids = []
+        for entry in Path("/proc").iterdir():
+            try:
+                if entry.name.isdigit() and marker.encode() in (entry / "cmdline").read_bytes():
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+        return pids
+
+    await asyncio.sleep(0.5)
+    left = running()
+    for pid in left:
+        os.kill(pid, 9)
+    escaped(box, bool(left))
+
+
+async def test_filling_the_disk_stops_at_the_quota(settings: Settings) -> None:
+    tight = settings.model_copy(update={"project_quota_bytes": 10 * MiB})
+    sandbox = LocalSandbox("proj-fill", settings=tight, confined=True)
+    result = await sandbox.exec(
+        "head -c 20000000 /dev/zero > big.bin; head -c 20000000 /dev/zero > /tmp/big.bin"
+    )
+    assert result.exit_code != 0
+    assert (sandbox.root / "big.bin").stat().st_size == 10 * MiB
+
+
+async def test_limits_apply_inside_the_namespace(settings: Settings) -> None:
+    tight = settings.model_copy(update={"sandbox_memory_bytes": 512 * MiB})
+    sandbox = LocalSandbox("proj-limits", settings=tight, confined=True)
+    result = await sandbox.exec("grep 'Max data size' /proc/self/limits")
+    assert str(512 * MiB) in result.stdout
+
+
+async def test_a_confined_dev_server_is_reachable_from_the_host(settings: Settings) -> None:
+    import httpx
+
+    sandbox = LocalSandbox("proj-serve", settings=settings, confined=True)
+    (sandbox.root / "index.html").write_text("confined-page")
+    python = Path(sys.base_prefix) / "bin" / "python3"
+    info = await sandbox.start_process("dev", f"{python} -m http.server {{port}} --bind 127.0.0.1")
+    try:
+        url = await sandbox.preview_url(info.port or 0)
+        text = ""
+        async with httpx.AsyncClient(timeout=2) as client:
+            for _ in range(100):
+                try:
+                    text = (await client.get(url)).text
+                    break
+                except httpx.HTTPError:
+                    await asyncio.sleep(0.1)
+        assert "confined-page" in text
+    finally:
+        await sandbox.close()
+
+
+def test_production_refuses_unconfined_without_the_override(settings: Settings) -> None:
+    unconfined = settings.model_copy(update={"sandbox_backend": "local-unconfined"})
+    assert any("local-unconfined" in p for p in unconfined.production_problems())
+    accepted = unconfined.model_copy(update={"allow_unconfined_sandbox": True})
+    assert not any("local-unconfined" in p for p in accepted.production_problems())
+    assert not any("local-unconfined" in p for p in settings.production_problems())
