@@ -4,9 +4,6 @@ speaking the Messages API and its event stream, with assertions on what it recei
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +13,7 @@ import pytest
 from builder.persistence.database import plain_dsn
 from builder.plugins import get_tool_registry
 from tests.models.anthropic_server import AnthropicServer, message
+from tests.support.cli import run_builder, user_env
 
 pytestmark = pytest.mark.slow
 
@@ -43,10 +41,9 @@ def test_builder_run_with_anthropic_writes_the_site(migrated_db_url: str, tmp_pa
         ),
         message("The bakery's home page is ready.", usage=(60, 15), cache=(0, 1100)),
     ]
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("BUILDER_", "ANTHROPIC_"))}
     with AnthropicServer(*replies) as server:
-        env.update(
-            COLUMNS="200",
+        env = user_env(
+            drop=("ANTHROPIC_",),
             BUILDER_DATA_DIR=str(tmp_path / "data"),
             BUILDER_DATABASE_URL=migrated_db_url,
             BUILDER_MODEL="anthropic:claude-test",
@@ -54,15 +51,7 @@ def test_builder_run_with_anthropic_writes_the_site(migrated_db_url: str, tmp_pa
             BUILDER_MODEL_API_KEY="sk-ant-test",
             BUILDER_MODEL_RETRIES="0",
         )
-        result = subprocess.run(
-            [sys.executable, "-m", "builder", "run", "A bakery site", "--project", "bakery"],
-            env=env,
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
+        result = run_builder("run", "A bakery site", "--project", "bakery", env=env, cwd=tmp_path)
         requests = list(server.requests)
         headers = list(server.headers)
     assert result.returncode == 0, result.stdout + result.stderr

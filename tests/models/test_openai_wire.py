@@ -4,9 +4,6 @@ speaking OpenAI's chat-completions API, with assertions on the requests it recei
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,28 +14,16 @@ from builder.graphs import tool_specs
 from builder.persistence.database import plain_dsn
 from builder.plugins import get_tool_registry
 from tests.models.openai_server import OpenAIServer, completion, error
+from tests.support.cli import run_builder, user_env
 
 pytestmark = pytest.mark.slow
 
 PAGE = "<!doctype html><title>Portfolio</title><h1>Ada's photos</h1>\n"
 
 
-def _builder(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "builder", *args],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-
-
 def _env(server: OpenAIServer, db_url: str, data_dir: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("BUILDER_", "OPENAI_"))}
-    env.update(
-        COLUMNS="200",
+    return user_env(
+        drop=("OPENAI_",),
         BUILDER_DATA_DIR=str(data_dir),
         BUILDER_DATABASE_URL=db_url,
         BUILDER_MODEL="openai:gpt-test",
@@ -46,7 +31,6 @@ def _env(server: OpenAIServer, db_url: str, data_dir: Path) -> dict[str, str]:
         BUILDER_MODEL_API_KEY="sk-test-key",
         BUILDER_MODEL_RETRIES="0",
     )
-    return env
 
 
 def _rows(db_url: str, sql: str) -> list[tuple[Any, ...]]:
@@ -70,7 +54,7 @@ def test_builder_run_with_openai_writes_the_site(migrated_db_url: str, tmp_path:
         completion("Your portfolio home page is ready in index.html.", usage=(1000, 20)),
     ]
     with OpenAIServer(*replies) as server:
-        result = _builder(
+        result = run_builder(
             "run",
             "A portfolio site for a photographer",
             "--project",
@@ -125,7 +109,7 @@ def test_a_refused_key_is_one_clear_line_and_no_retry(migrated_db_url: str, tmp_
     with OpenAIServer(error(401, "Incorrect API key provided")) as server:
         env = _env(server, migrated_db_url, tmp_path / "data")
         env["BUILDER_MODEL_RETRIES"] = "3"
-        result = _builder("run", "A bakery site", env=env, cwd=tmp_path)
+        result = run_builder("run", "A bakery site", env=env, cwd=tmp_path)
         attempts = len(server.requests)
 
     assert result.returncode == 1

@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 
 from tests.models.openai_server import OpenAIServer, completion, error
-from tests.models.test_openai_wire import _builder, _env, _rows
+from tests.models.test_openai_wire import _env, _rows
+from tests.support.cli import run_builder
 
 pytestmark = pytest.mark.slow
 
@@ -62,7 +63,7 @@ def test_several_calls_in_one_message_and_broken_arguments_are_answered_and_fixe
         completion("Both pages are written."),
     ]
     with OpenAIServer(*replies) as server:
-        result = _builder(
+        result = run_builder(
             "run",
             "A bakery site",
             "--project",
@@ -119,7 +120,7 @@ def test_a_call_cut_off_at_the_output_limit_is_not_run_half_written(
         completion("Done."),
     ]
     with OpenAIServer(*replies) as server:
-        result = _builder(
+        result = run_builder(
             "run",
             "A bakery site",
             env=_env(server, migrated_db_url, tmp_path / "data"),
@@ -141,7 +142,7 @@ def test_a_rate_limit_is_waited_out_as_retry_after_asks(
     with OpenAIServer(*replies) as server:
         env = _env(server, migrated_db_url, tmp_path / "data")
         env["BUILDER_MODEL_RETRIES"] = "2"
-        result = _builder("run", "Say hello", env=env, cwd=tmp_path)
+        result = run_builder("run", "Say hello", env=env, cwd=tmp_path)
         requests = list(server.requests)
     assert result.returncode == 0, result.stdout + result.stderr
     assert len(requests) == 2 and requests[0] == requests[1]
@@ -161,7 +162,7 @@ def test_a_conversation_longer_than_the_context_window_ends_the_run_saying_so(
     with OpenAIServer(too_long) as server:
         env = _env(server, migrated_db_url, tmp_path / "data")
         env["BUILDER_MODEL_RETRIES"] = "3"
-        result = _builder("run", "A bakery site", env=env, cwd=tmp_path)
+        result = run_builder("run", "A bakery site", env=env, cwd=tmp_path)
         attempts = len(server.requests)
     assert result.returncode == 1
     assert attempts == 1  # retrying the same prompt cannot help
