@@ -17,6 +17,7 @@ EXPECTED = {
     "AlreadyExists": 409,
     "BuilderError": 500,
     "ConcurrentModification": 409,
+    "StaleWorkspace": 409,
     "ConfigurationError": 500,
     "Conflict": 409,
     "DecryptionFailed": 500,
@@ -49,7 +50,7 @@ def _instance(cls: type[BuilderError]) -> BuilderError:
         "path": "a.txt", "reason": "r", "tool": "t", "plugin": "p", "other_plugin": "q",
         "resource": "thing", "identifier": "1", "project_id": "p1", "size": 2, "limit": 1,
         "operation": "db", "seconds": 1.0, "key": "k", "retry_after": 3, "dependency": "x",
-        "message": "m", "key_id": "k1", "problems": ["p"],
+        "message": "m", "key_id": "k1", "problems": ["p"], "base": 1, "latest": 2,
     }  # fmt: skip
     kwargs = {name: samples[name] for name in params if name in samples and name != "self"}
     if cls is errors.RateLimited:

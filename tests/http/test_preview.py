@@ -95,6 +95,9 @@ def server(
         "BUILDER_RATE_LIMIT_DEFAULT": "100000/minute",
         "BUILDER_RATE_LIMIT_CHAT": "100000/minute",
         "BUILDER_TIMEOUT_DEV_SERVER": "120",
+        # Vite is installed once into a cache outside the workspace, which a confined
+        # sandbox cannot see; the gateway, not confinement, is what these tests check.
+        "BUILDER_SANDBOX_BACKEND": "local-unconfined",
     }
     yield from _serve(tmp_path_factory, migrated_template, env)
 
