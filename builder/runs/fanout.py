@@ -22,7 +22,8 @@ Redis Stream and carries cancel requests between processes.
   database) and checks that the stream still exists, so a run whose process died, or
   whose writer gave up during an outage, does not hold a reader for ever.
 * **Cancelling.** :meth:`RunFanout.request_cancel` sets ``<prefix>run:<run id>:cancel``
-  for a few minutes and publishes the run id on ``<prefix>runs:cancel``. Every process
+  to a request token for a few minutes and publishes ``<run id> <token>`` on
+  ``<prefix>runs:cancel``. Every process
   listens there (:meth:`RunFanout.listen`) and cancels the run if it is its own; a
   process that lost its subscription checks the keys of its runs when it subscribes
   again, so a request made meanwhile still arrives.
@@ -33,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from functools import partial
 from typing import Literal, TypeVar, cast
@@ -100,6 +102,10 @@ def _event(entry_id: bytes, fields: dict[bytes, bytes]) -> RunEvent | None:
     return RunEvent(
         type=fields[b"type"].decode(), data=data, seq=_seq(entry_id), at=float(fields[b"at"])
     )
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 class RunFanout:
@@ -269,18 +275,23 @@ class RunFanout:
                     keys = [self._cancel_key(run_id) for run_id in ids]
                     flags: list[bytes | str | None] = await self._redis.mget(keys) if keys else []
                 self.circuit.succeeded()
+                # A request made while subscribing is both flagged and published; its
+                # token tells the message apart from a later request for the same run.
+                seen: set[str] = set()
                 for run_id, flag in zip(ids, flags, strict=True):
                     if flag is not None:
+                        seen.add(_text(flag))
                         await self._cancelled(on_cancel, run_id)
                 while True:
                     message = await pubsub.get_message(
                         ignore_subscribe_messages=True, timeout=self.block_seconds
                     )
                     if message is not None and message["type"] == "message":
-                        data = message["data"]
-                        await self._cancelled(
-                            on_cancel, data.decode() if isinstance(data, bytes) else str(data)
-                        )
+                        run_id, _, token = _text(message["data"]).partition(" ")
+                        if token in seen:
+                            seen.discard(token)
+                            continue
+                        await self._cancelled(on_cancel, run_id)
             except REDIS_ERRORS as exc:
                 self.circuit.failed(exc)
             finally:
@@ -336,8 +347,9 @@ class RunFanout:
         async def send(redis: Redis) -> None:
             pipe: Pipeline
             async with redis.pipeline(transaction=False) as pipe:
-                pipe.set(self._cancel_key(run_id), b"1", ex=_CANCEL_SECONDS)
-                pipe.publish(self._cancel_channel, run_id)
+                token = uuid.uuid4().hex
+                pipe.set(self._cancel_key(run_id), token, ex=_CANCEL_SECONDS)
+                pipe.publish(self._cancel_channel, f"{run_id} {token}")
                 await pipe.execute()
 
         if isinstance(await self._call(send), Unavailable):

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 import redis.asyncio
 from langchain_core.messages import AIMessageChunk
 from structlog.testing import capture_logs
@@ -323,6 +324,41 @@ async def test_a_cancel_reaches_the_process_running_the_run(
     assert heard == ["early", "mine"]
     # Each key is removed once its run is cancelled: a later resume under the id is not.
     await _until(keys_removed)
+
+
+async def test_a_cancel_asked_while_the_owner_subscribes_is_heard_once(
+    fanouts: Callable[..., RunFanout], redis_url: str, redis_prefix: str
+) -> None:
+    """A request between SUBSCRIBE and the key check is both flagged and published."""
+    owner, other = fanouts(), fanouts()
+    heard: list[str] = []
+    asker = redis.Redis.from_url(redis_url)
+
+    def runs() -> list[str]:
+        # Another process asks at this very moment, as request_cancel does.
+        asker.set(f"{redis_prefix}run:mid:cancel", "t1", ex=60)
+        asker.publish(f"{redis_prefix}runs:cancel", "mid t1")
+        return ["mid", "later"]
+
+    def cancel(run_id: str) -> bool:
+        heard.append(run_id)
+        return True
+
+    try:
+        owner.listen(cancel, runs=runs)
+
+        async def heard_later() -> bool:
+            return heard[-1:] == ["later"]
+
+        await _until(lambda: asyncio.sleep(0, bool(heard)))
+        await other.request_cancel("later")
+        await _until(heard_later)
+        # A new request for the same run (a resumed attempt) is still heard.
+        await other.request_cancel("mid")
+        await _until(lambda: asyncio.sleep(0, len(heard) == 3))
+        assert heard == ["mid", "later", "mid"]
+    finally:
+        asker.close()
 
 
 async def test_a_run_service_with_redis_publishes_every_event(
