@@ -31,6 +31,7 @@ from builder.settings import Settings
 __all__ = [
     "ProjectSandboxes",
     "discard_project_sandbox",
+    "project_pool",
     "remove_workspace",
     "restore_latest",
 ]
@@ -104,6 +105,19 @@ async def restore_latest(db: Database, sandbox: Sandbox) -> None:
         # version it holds before a turn and refreshes it when it is behind.
         return
     await sync_workspace(db, project_id=project_id, sandbox=sandbox)
+
+
+def project_pool(db: Database, settings: Settings) -> SandboxPool:
+    """The pool of projects' sandboxes: each one reattached or created by
+    :class:`ProjectSandboxes` and, when new, restored from its project's latest
+    snapshot (:func:`restore_latest`)."""
+
+    async def restore(sandbox: Sandbox) -> None:
+        await restore_latest(db, sandbox)
+
+    return SandboxPool.from_settings(
+        settings, factory=ProjectSandboxes(db, settings), on_create=restore
+    )
 
 
 async def remove_workspace(settings: Settings, project_id: str) -> bool:

@@ -69,9 +69,8 @@ from builder.runs.handle import (
     RunStatus,
     close_streams,
 )
-from builder.runs.sandboxes import ProjectSandboxes, restore_latest
+from builder.runs.sandboxes import project_pool
 from builder.runs.translate import publish_part, summarise
-from builder.sandbox.base import Sandbox
 from builder.sandbox.pool import SandboxPool
 from builder.settings import Settings, get_settings
 from builder.tools.mcp import tools_with_mcp
@@ -175,12 +174,7 @@ class RunService:
             locks = LockManager.from_settings(settings, dsn=database.psycopg_url)
             stack.push_async_callback(locks.close)
 
-            async def restore(sandbox: Sandbox) -> None:
-                await restore_latest(database, sandbox)
-
-            pool = SandboxPool.from_settings(
-                settings, factory=ProjectSandboxes(database, settings), on_create=restore
-            )
+            pool = project_pool(database, settings)
             stack.push_async_callback(pool.close)
             graph = build_web_builder_graph(
                 model=model,
