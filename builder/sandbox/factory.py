@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from builder.errors import ConfigurationError
 from builder.sandbox.base import Sandbox
 from builder.sandbox.paths import check_project_id
@@ -28,7 +30,9 @@ async def create_sandbox(settings: Settings, project_id: str) -> Sandbox:
     if settings.sandbox_backend in {"local", "local-unconfined"}:
         from builder.sandbox.local import LocalSandbox
 
-        return LocalSandbox(project_id, settings=settings)
+        # Opening the workspace touches the disk and may probe bubblewrap (a process):
+        # not on the event loop.
+        return await asyncio.to_thread(LocalSandbox, project_id, settings=settings)
     if settings.sandbox_backend == "e2b":
         from builder.sandbox.e2b import E2BSandbox
 
