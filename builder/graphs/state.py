@@ -10,10 +10,14 @@ tool history and errors keep only their most recent entries.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal, NotRequired, TypedDict
+from typing import Annotated, Any, Literal, NotRequired
 
 from langchain_core.messages import AnyMessage
 from langgraph.graph.message import add_messages
+
+# typing_extensions' TypedDict, which pydantic can describe on Python 3.11: LangGraph
+# servers publish the state's JSON schema (Studio draws its forms from it).
+from typing_extensions import TypedDict
 
 __all__ = [
     "MAX_ERRORS",
