@@ -19,7 +19,16 @@ import pytest
 from hatchling.build import build_sdist, build_wheel
 
 ROOT = Path(__file__).resolve().parent.parent
-SDIST_ROOTS = {"builder", "tests", "docs", "examples", "plugins", "README.md", "LICENSE"}
+SDIST_ROOTS = {
+    "builder",
+    "tests",
+    "docs",
+    "examples",
+    "plugins",
+    "README.md",
+    "LICENSE",
+    "langgraph.json",
+}
 BUILD_FILES = {"pyproject.toml", "PKG-INFO", ".gitignore"}
 """What hatchling adds to every sdist."""
 

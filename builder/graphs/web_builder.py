@@ -21,16 +21,21 @@ Build it with :func:`build_web_builder_graph`, run it with a :class:`RunContext`
 
 from __future__ import annotations
 
+import inspect
+import uuid
 from collections.abc import Callable, Iterable
+from contextlib import AbstractAsyncContextManager
 from typing import Any, Literal, cast
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, ToolMessage
+from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
+from langgraph.runtime import Runtime
 
 from builder.graphs.agent import AgentNode
 from builder.graphs.context import RunContext
@@ -42,9 +47,69 @@ from builder.plugins import build_tool_registry, load_plugins
 from builder.settings import Settings, get_settings
 from builder.tools.registry import ToolRegistry
 
-__all__ = ["build_web_builder_graph", "tool_specs"]
+__all__ = ["RunContexts", "build_web_builder_graph", "tool_specs"]
 
 WebBuilderGraph = CompiledStateGraph[WebBuilderState, RunContext, WebBuilderState, WebBuilderState]
+
+RunContexts = Callable[[RunnableConfig, str], AbstractAsyncContextManager[RunContext]]
+"""Where a graph hosted by another server gets its run context: called with the node's
+config and the run id, it holds a :class:`RunContext` (a leased sandbox) while the node
+runs."""
+
+_TURN_START = {"run_steps": 0, "run_tokens": 0, "stop_reason": None, "pending_usage": None}
+"""What a turn starts from (the runs service puts it in each turn's input)."""
+
+
+class _WithContexts:
+    """A node that builds its run context itself when the caller passed none.
+
+    A server that is not builder (``langgraph dev``) invokes the graph with a JSON
+    context or none at all. The agent node also starts the turn there, as the runs
+    service does with its input: a user message last means a new run, whose counters
+    start at zero.
+    """
+
+    def __init__(self, node: Any, contexts: RunContexts, *, starts_turns: bool = False) -> None:
+        self.node = node
+        self.contexts = contexts
+        self.starts_turns = starts_turns
+        self.takes_config = "config" in inspect.signature(node.__call__).parameters
+
+    async def __call__(
+        self, state: WebBuilderState, config: RunnableConfig, runtime: Runtime[Any]
+    ) -> dict[str, Any]:
+        if isinstance(runtime.context, RunContext):
+            return await self._call(state, config, runtime)
+        messages = state.get("messages", [])
+        new_turn = self.starts_turns and bool(messages) and isinstance(messages[-1], HumanMessage)
+        run_id = _run_id(config) or (None if new_turn else state.get("run_id")) or uuid.uuid4().hex
+        async with self.contexts(config, run_id) as ctx:
+            if not new_turn:
+                return await self._call(state, config, runtime.override(context=ctx))
+            started: dict[str, Any] = {**_TURN_START, "run_id": run_id}
+            started["project_id"] = ctx.project_id
+            update = await self._call(
+                cast(WebBuilderState, {**state, **started}),
+                config,
+                runtime.override(context=ctx),
+            )
+            return {**started, **update}
+
+    async def _call(
+        self, state: WebBuilderState, config: RunnableConfig, runtime: Runtime[Any]
+    ) -> dict[str, Any]:
+        if self.takes_config:
+            return cast(dict[str, Any], await self.node(state, config, runtime))
+        return cast(dict[str, Any], await self.node(state, runtime))
+
+
+def _run_id(config: RunnableConfig) -> str | None:
+    """The hosting server's id for this run, if it says."""
+    for source in (config.get("configurable") or {}, config.get("metadata") or {}):
+        value = source.get("run_id")
+        if value:
+            return str(value)
+    return None
 
 
 def tool_specs(registry: ToolRegistry) -> list[dict[str, Any]]:
@@ -83,6 +148,7 @@ def build_web_builder_graph(
     settings: Settings | None = None,
     system_prompt: str | None = None,
     name: str = "web_builder",
+    contexts: RunContexts | None = None,
 ) -> WebBuilderGraph:
     """Build and compile the web-builder graph.
 
@@ -98,9 +164,14 @@ def build_web_builder_graph(
         settings: Settings for loading plugins and the model.
         system_prompt: Replaces the built-in system prompt.
         name: The compiled graph's name.
+        contexts: For a graph hosted by another server (``langgraph dev``), which
+            cannot pass a :class:`RunContext`: each node gets its context from here
+            whenever the runtime carries none, and the graph takes any context (a
+            JSON one is ignored). See :mod:`builder.graphs.studio`.
 
     Returns:
-        A compiled graph. Invoke it with ``context=RunContext(...)``.
+        A compiled graph. Invoke it with ``context=RunContext(...)`` (optional with
+        ``contexts``).
 
     Raises:
         DuplicateTool: An extra tool has the name of a registered one.
@@ -117,17 +188,24 @@ def build_web_builder_graph(
     chat_model = (
         model if isinstance(model, BaseChatModel) else load_chat_model(model, settings=settings)
     )
-    graph = StateGraph(WebBuilderState, context_schema=RunContext)
-    agent = AgentNode(
-        chat_model,
-        tools=registry.definitions(),
-        system_prompt=system_prompt or WEB_BUILDER_SYSTEM_PROMPT,
+    graph = StateGraph(
+        WebBuilderState, context_schema=RunContext if contexts is None else cast(Any, None)
     )
-    # LangGraph reads each node's signature to inject config and runtime; its overloads
-    # do not describe a callable object taking both, hence the casts.
-    graph.add_node("agent", cast(Any, agent))
-    graph.add_node("tools", cast(Any, ToolCallsNode(registry)))
-    graph.add_node("persist", cast(Any, PersistNode()))
+    nodes: dict[str, Any] = {
+        "agent": AgentNode(
+            chat_model,
+            tools=registry.definitions(),
+            system_prompt=system_prompt or WEB_BUILDER_SYSTEM_PROMPT,
+        ),
+        "tools": ToolCallsNode(registry),
+        "persist": PersistNode(),
+    }
+    for node_name, node in nodes.items():
+        if contexts is not None:
+            node = _WithContexts(node, contexts, starts_turns=node_name == "agent")
+        # LangGraph reads each node's signature to inject config and runtime; its
+        # overloads do not describe a callable object taking both, hence the cast.
+        graph.add_node(node_name, cast(Any, node))
     graph.add_edge(START, "agent")
     graph.add_conditional_edges("agent", _after_agent)
     graph.add_conditional_edges("tools", _after_tools)

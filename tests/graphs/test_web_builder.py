@@ -6,12 +6,14 @@ import hashlib
 import json
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, ToolMessage
+from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.memory import InMemorySaver
 
 from builder.graphs.context import RunContext
@@ -386,3 +388,49 @@ async def test_links_and_fifos_made_by_commands_are_skipped_not_fatal(
     assert target.read_text() == "outside"
     await box.close()
     await fresh.close()
+
+
+async def test_a_graph_with_contexts_runs_without_a_context_and_starts_each_turn_afresh(
+    settings: Settings, sandbox: LocalSandbox, locks: LockManager, tmp_path: Path
+) -> None:
+    # What a server that is not builder's does: no RunContext, only the messages as input.
+    script = write_script(
+        tmp_path,
+        [
+            [
+                {"content": "One.", "tool_calls": [call("write_file", path="a.txt", content="a")]},
+                {"content": "First done."},
+            ],
+            [
+                {"content": "Two.", "tool_calls": [call("write_file", path="b.txt", content="b")]},
+                {"content": "Second done."},
+            ],
+        ],
+    )
+    held: list[tuple[str, str]] = []
+
+    @asynccontextmanager
+    async def contexts(config: RunnableConfig, run_id: str) -> AsyncIterator[RunContext]:
+        held.append((config["configurable"]["thread_id"], run_id))
+        yield RunContext(sandbox=sandbox, locks=locks, settings=settings, run_id=run_id)
+
+    graph = build_web_builder_graph(
+        model=script, settings=settings, checkpointer=InMemorySaver(), contexts=contexts
+    )
+    first = await graph.ainvoke({"messages": [("user", "a")]}, _config("t"), durability="sync")
+    assert (first["messages"][-1].content, first["run_steps"], first["stop_reason"]) == (
+        "First done.",
+        2,
+        "done",
+    )
+    # Without the turn's reset the second run would start at step 2 with stop_reason
+    # "done", and its tool call would never run.
+    second = await graph.ainvoke({"messages": [("user", "b")]}, _config("t"), durability="sync")
+    assert (second["messages"][-1].content, second["run_steps"]) == ("Second done.", 2)
+    assert set(second["files"]) == {"a.txt", "b.txt"}
+    assert await sandbox.read_file("b.txt") == b"b"
+    assert second["project_id"] == sandbox.project_id
+    # Every node call held a context; one run id per turn, a new one for the next turn.
+    assert {thread for thread, _ in held} == {"t"}
+    runs = list(dict.fromkeys(run_id for _, run_id in held))
+    assert len(runs) == 2 and runs == [first["run_id"], second["run_id"]]
