@@ -166,7 +166,8 @@ async def create(body: ThreadCreateBody, user: CurrentUser, db: DbDep) -> dict[s
 async def search(
     body: ThreadSearchBody, user: CurrentUser, services: ServicesDep
 ) -> list[dict[str, Any]]:
-    """The caller's threads whose metadata contains ``metadata``, newest first."""
+    """The caller's threads whose metadata contains ``metadata``, newest first, with their
+    current values (unless ``select`` leaves them out)."""
     _refuse_values_filter(body.values)
     if body.extract:
         raise InvalidInput("extract is not supported; read a thread's state instead")
@@ -185,7 +186,10 @@ async def search(
         sort_by=sort_by or "created_at",
         sort_order=body.sort_order or "desc",
     )
-    with_values = body.select is not None and "values" in body.select
+    # Each thread's values, as the official server returns them (agent-chat-ui names
+    # its history entries by their first message); a `select` without them skips the
+    # checkpoint reads.
+    with_values = body.select is None or "values" in body.select
     threads = [
         thread_json(row, values=await current_values(services, row["thread_id"]))
         if with_values

@@ -146,7 +146,7 @@ def _open(browser: Browser, chat: ChatSetup, key: str, problems: list[str]) -> P
 
 
 def _chat_url(chat: ChatSetup) -> str:
-    return f"{chat.ui}/?apiUrl={chat.server.url}&assistantId={GRAPH}"
+    return f"{chat.ui}/?apiUrl={chat.server.url}&assistantId={GRAPH}&chatHistoryOpen=true"
 
 
 def test_the_chat_ui_streams_a_run_shows_its_tool_calls_and_reloads_the_thread(
@@ -184,9 +184,18 @@ def test_the_chat_ui_streams_a_run_shows_its_tool_calls_and_reloads_the_thread(
 
     # Reloading shows the thread again, read back from the server.
     page.reload()
-    expect(page.get_by_text("A page that says hello")).to_be_visible(timeout=30_000)
+    # The user's message, in the thread and as the thread's name in the history.
+    expect(page.get_by_text("A page that says hello")).to_have_count(2, timeout=30_000)
     expect(page.get_by_text("The page is ready.")).to_be_visible()
     expect(page.get_by_role("heading", name="write_file").first).to_be_visible()
+
+    # The history lists the thread (threads searched by graph id, named by their first
+    # message); a fresh page opens it from there.
+    other = _open(browser, chat, chat.key, problems)
+    other.goto(_chat_url(chat))
+    other.get_by_role("button", name="A page that says hello").click()
+    expect(other.get_by_text("The page is ready.")).to_be_visible(timeout=30_000)
+    assert f"threadId={thread_id}" in other.url
     assert problems == [], problems
 
 

@@ -116,6 +116,21 @@ async def test_update_merges_metadata_and_search_filters_by_it(alice: LangGraphC
         await alice.threads.search(values={"build_status": "done"})
 
 
+async def test_search_returns_each_threads_values_unless_select_leaves_them_out(
+    alice: LangGraphClient,
+) -> None:
+    # agent-chat-ui names its history entries by the first message of each thread's values.
+    tag = uuid.uuid4().hex
+    thread = await alice.threads.create(metadata={"tag": tag})
+    prompt = f"A page {tag}"
+    await alice.runs.wait(thread["thread_id"], GRAPH, input=user_input(prompt))
+    (found,) = await alice.threads.search(metadata={"tag": tag})
+    assert found["values"]["messages"][0]["content"] == prompt
+    assert found["values"] == (await alice.threads.get(thread["thread_id"]))["values"]
+    (picked,) = await alice.threads.search(metadata={"tag": tag}, select=["thread_id", "metadata"])
+    assert picked == {"thread_id": thread["thread_id"], "metadata": found["metadata"]}
+
+
 async def test_a_project_made_through_the_rest_api_is_a_thread(
     alice: LangGraphClient, lg_server: LangGraphServer
 ) -> None:
