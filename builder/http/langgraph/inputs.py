@@ -29,9 +29,11 @@ __all__ = [
     "MULTITASK_STRATEGIES",
     "STREAM_MODES",
     "RunOptions",
+    "check_checkpoint",
     "check_run_options",
     "graph_stream_modes",
     "prompt_of",
+    "requested_checkpoint",
     "run_options",
 ]
 
@@ -82,8 +84,6 @@ def check_run_options(body: RunCreateBody) -> None:
             "interrupt_before/interrupt_after",
             "the web-builder graph runs a whole turn; edit the state between turns instead",
         )
-    if body.checkpoint or body.checkpoint_id:
-        raise _refuse("running from a checkpoint", "a run always continues the latest state")
     if body.webhook:
         raise _refuse("webhook", "follow the run with join, the stream or the run's status")
     if body.after_seconds:
@@ -97,6 +97,32 @@ def check_run_options(body: RunCreateBody) -> None:
     command = body.command or {}
     if command.get("goto") or command.get("update"):
         raise _refuse("command goto/update", "only a command with `resume` is accepted")
+
+
+def requested_checkpoint(body: RunCreateBody) -> str | None:
+    """The checkpoint id a run asks to start from (``checkpoint_id`` or
+    ``checkpoint.checkpoint_id``), if any."""
+    if body.checkpoint_id:
+        return body.checkpoint_id
+    named = (body.checkpoint or {}).get("checkpoint_id")
+    return str(named) if named else None
+
+
+def check_checkpoint(requested: str | None, latest: str | None) -> None:
+    """Refuse a run from any checkpoint but the thread's latest.
+
+    Clients send the head they show along with the next message (agent-chat-ui does):
+    starting from it is continuing the latest state, which every run does.
+
+    Raises:
+        InvalidInput: ``requested`` is an earlier checkpoint.
+    """
+    if requested is not None and requested != latest:
+        raise _refuse(
+            "running from an earlier checkpoint",
+            f"a run always continues the latest state, and {requested} is not the "
+            f"thread's latest checkpoint ({latest or 'none yet'})",
+        )
 
 
 def run_options(body: RunCreateBody) -> RunOptions:

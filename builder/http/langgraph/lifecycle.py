@@ -26,9 +26,11 @@ from builder.http.langgraph.assistants import Assistant, resolve_assistant
 from builder.http.langgraph.contexts import config_for, current_values
 from builder.http.langgraph.inputs import (
     RunOptions,
+    check_checkpoint,
     check_run_options,
     graph_stream_modes,
     prompt_of,
+    requested_checkpoint,
     run_options,
 )
 from builder.http.langgraph.schemas import RunCreateBody
@@ -145,9 +147,14 @@ async def start_run(
     thread_id = thread["thread_id"]
     prompt = prompt_of(body.input)
     run_id, resume = str(uuid.uuid4()), False
-    if prompt is None:
+    requested = requested_checkpoint(body)
+    state = None
+    if requested is not None or prompt is None:
         state = await services.runs.graph.aget_state(config_for(thread_id))
-        if not state.next:
+        latest = (state.config or {}).get("configurable", {}).get("checkpoint_id")
+        check_checkpoint(requested, latest)
+    if prompt is None:
+        if state is None or not state.next:
             raise InvalidInput(
                 'the input needs a user message ({"messages": [{"role": "user", '
                 '"content": "..."}]}); input may only be left out to resume an '

@@ -182,6 +182,13 @@ def test_the_chat_ui_streams_a_run_shows_its_tool_calls_and_reloads_the_thread(
         assert files.status_code == 200, files.text
         assert files.json()["content"] == PAGE
 
+    # A second message continues the thread (the app sends the head checkpoint along).
+    box.fill("Eight more files")
+    with page.expect_response(lambda r: r.url.endswith("/runs/stream")) as again:
+        box.press("Enter")
+    assert again.value.status == 200, again.value.text()
+    expect(page.get_by_text("All written.")).to_be_visible(timeout=60_000)
+
     # Reloading shows the thread again, read back from the server.
     page.reload()
     # The user's message, in the thread and as the thread's name in the history.

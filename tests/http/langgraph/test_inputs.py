@@ -11,9 +11,11 @@ from langchain_core.messages import AIMessage, HumanMessage
 from builder.errors import InvalidInput
 from builder.http.langgraph.inputs import (
     RunOptions,
+    check_checkpoint,
     check_run_options,
     graph_stream_modes,
     prompt_of,
+    requested_checkpoint,
     run_options,
 )
 from builder.http.langgraph.schemas import RunCreateBody
@@ -96,7 +98,6 @@ def test_graph_stream_modes() -> None:
     ("fields", "feature"),
     [
         ({"interrupt_after": "*"}, "interrupt_before/interrupt_after"),
-        ({"checkpoint_id": "1f0"}, "running from a checkpoint"),
         ({"webhook": "https://example.com"}, "webhook"),
         ({"after_seconds": 5}, "after_seconds"),
         ({"multitask_strategy": "rollback"}, "multitask_strategy 'rollback'"),
@@ -107,6 +108,23 @@ def test_features_builder_does_not_offer_are_refused(fields: dict[str, Any], fea
     with pytest.raises(InvalidInput) as caught:
         check_run_options(_body(**fields))
     assert caught.value.message.startswith(f"{feature} is not supported: ")
+
+
+def test_a_run_may_name_the_latest_checkpoint_and_no_other() -> None:
+    assert requested_checkpoint(_body()) is None
+    assert requested_checkpoint(_body(checkpoint_id="1f1")) == "1f1"
+    assert requested_checkpoint(_body(checkpoint={"checkpoint_ns": "", "checkpoint_id": "1f1"}))
+    assert requested_checkpoint(_body(checkpoint={"checkpoint_id": None})) is None
+    check_checkpoint(None, "1f2")
+    check_checkpoint("1f2", "1f2")
+    with pytest.raises(InvalidInput) as caught:
+        check_checkpoint("1f1", "1f2")
+    assert caught.value.message == (
+        "running from an earlier checkpoint is not supported: a run always continues the "
+        "latest state, and 1f1 is not the thread's latest checkpoint (1f2)"
+    )
+    with pytest.raises(InvalidInput, match=r"latest checkpoint \(none yet\)"):
+        check_checkpoint("1f1", None)
 
 
 def test_what_is_offered_passes() -> None:

@@ -297,3 +297,25 @@ async def test_a_run_input_over_the_message_limit_is_refused(alice: LangGraphCli
     assert refused.value.response.status_code == 422
     assert "the limit is 20,000" in refused.value.response.text
     assert await alice.runs.list(tid) == []
+
+
+async def test_a_run_may_start_from_the_latest_checkpoint_only(alice: LangGraphClient) -> None:
+    # agent-chat-ui sends the head checkpoint it shows along with every next message.
+    thread = await alice.threads.create()
+    tid = thread["thread_id"]
+    await alice.runs.wait(tid, GRAPH, input=user_input("A page"))
+    history = await alice.threads.get_history(tid, limit=100)
+    older = history[-1]["checkpoint"]["checkpoint_id"]
+    with pytest.raises(UnprocessableEntityError) as refused:
+        await alice.runs.create(tid, GRAPH, input=user_input("Again"), checkpoint_id=older)
+    assert refused.value.body["error"]["message"].startswith(
+        "running from an earlier checkpoint is not supported: a run always continues the "
+        f"latest state, and {older} is not the thread's latest checkpoint ("
+    )
+    await alice.threads.update_state(tid, earlier_turns(1))  # next: the fast turn again
+    head = (await alice.threads.get_state(tid))["checkpoint"]
+    values = await alice.runs.wait(
+        tid, GRAPH, input=user_input("Once more"), checkpoint={**head, "thread_id": None}
+    )
+    assert isinstance(values, dict)
+    assert values["messages"][-1]["content"] == "The page is ready."
