@@ -182,26 +182,43 @@ def test_the_chat_ui_streams_a_run_shows_its_tool_calls_and_reloads_the_thread(
         assert files.status_code == 200, files.text
         assert files.json()["content"] == PAGE
 
-    # A second message continues the thread (the app sends the head checkpoint along).
+    # A second message continues the thread (the app sends the head checkpoint along);
+    # its Cancel button drops the stream, which cancels the run on the server.
     box.fill("Eight more files")
     with page.expect_response(lambda r: r.url.endswith("/runs/stream")) as again:
         box.press("Enter")
     assert again.value.status == 200, again.value.text()
-    expect(page.get_by_text("All written.")).to_be_visible(timeout=60_000)
+    expect(page.get_by_text("Writing file 0.")).to_be_visible(timeout=30_000)
+    page.get_by_role("button", name="Cancel").click()
+    with chat.server.client(chat.key) as client:
+        deadline = time.monotonic() + 30
+        while (runs := client.get(f"/threads/{thread_id}/runs").json())[0]["status"] in (
+            "pending",
+            "running",
+        ):
+            assert time.monotonic() < deadline, runs
+            time.sleep(0.2)
+        assert [run["status"] for run in runs] == ["interrupted", "success"]
+        tree = client.get(f"/api/projects/{thread_id}/files").json()
+    written = {entry["path"] for entry in tree["files"]}
+    assert "index.html" in written and "f7.txt" not in written  # stopped before the last
 
-    # Reloading shows the thread again, read back from the server.
+    # Reloading shows the thread again, read back from the server, and it goes on.
     page.reload()
     # The user's message, in the thread and as the thread's name in the history.
     expect(page.get_by_text("A page that says hello")).to_have_count(2, timeout=30_000)
-    expect(page.get_by_text("The page is ready.")).to_be_visible()
+    expect(page.get_by_text("Writing file 0.")).to_be_visible()
     expect(page.get_by_role("heading", name="write_file").first).to_be_visible()
+    box.fill("One more page")
+    box.press("Enter")
+    expect(page.get_by_text("The page is ready.")).to_have_count(2, timeout=60_000)
 
     # The history lists the thread (threads searched by graph id, named by their first
     # message); a fresh page opens it from there.
     other = _open(browser, chat, chat.key, problems)
     other.goto(_chat_url(chat))
     other.get_by_role("button", name="A page that says hello").click()
-    expect(other.get_by_text("The page is ready.")).to_be_visible(timeout=30_000)
+    expect(other.get_by_text("The page is ready.")).to_have_count(2, timeout=30_000)
     assert f"threadId={thread_id}" in other.url
     assert problems == [], problems
 
