@@ -2,16 +2,22 @@
 
 ``langgraph-cli[inmem]`` cannot share builder's environment: its server pins older
 versions of packages builder's test tools need (structlog, jsonschema-rs). Its venv
-sees the base interpreter's packages and adds the pinned server over them; it is made
-once under ``~/.cache/builder-tests`` and reused while the pins stay the same.
+extends the test environment (a ``.pth`` file adds that environment's site directories
+after its own), so pip installs only what the server adds or pins differently, and the
+graph runs with the test environment's langgraph and builder's other dependencies. It
+is made once per test environment under ``~/.cache/builder-tests`` and reused while
+the pins stay the same.
 """
 
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import shutil
+import site
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 __all__ = ["LANGGRAPH_CLI_PINS", "langgraph_bin"]
@@ -21,12 +27,17 @@ LANGGRAPH_CLI_PINS = (
     "langgraph-api==0.16.7",
     "langgraph-runtime-inmem==0.36.7",
 )
-_CACHE = Path.home() / ".cache" / "builder-tests" / "langgraph-cli-0.4.40"
+_SITE_DIRS = site.getsitepackages()
+"""The test environment's site directories (with the base interpreter's, when it sees
+them)."""
+_KEY = hashlib.sha256(repr((LANGGRAPH_CLI_PINS, _SITE_DIRS)).encode()).hexdigest()[:12]
+_CACHE = Path.home() / ".cache" / "builder-tests" / f"langgraph-cli-{_KEY}"
 
 
-def _base_python() -> str:
-    """The interpreter builder's own venv was made from (its packages are shared)."""
-    return str(Path(sys.base_prefix) / "bin" / "python3")
+def _extend_test_environment(venv: Path) -> None:
+    purelib = sysconfig.get_path("purelib", vars={"base": str(venv), "platbase": str(venv)})
+    lines = [f"import site; site.addsitedir({directory!r})" for directory in _SITE_DIRS]
+    (Path(purelib) / "builder-tests-environment.pth").write_text("\n".join(lines) + "\n")
 
 
 def langgraph_bin() -> Path:
@@ -44,9 +55,8 @@ def langgraph_bin() -> Path:
         if script.exists():
             return script
         shutil.rmtree(_CACHE, ignore_errors=True)
-        subprocess.run(
-            [_base_python(), "-m", "venv", "--system-site-packages", str(_CACHE)], check=True
-        )
+        subprocess.run([sys.executable, "-m", "venv", str(_CACHE)], check=True)
+        _extend_test_environment(_CACHE)
         done = subprocess.run(
             [str(_CACHE / "bin" / "python"), "-m", "pip", "install", "-q", *LANGGRAPH_CLI_PINS],
             capture_output=True,
