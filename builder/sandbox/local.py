@@ -23,6 +23,7 @@ from typing import TypeVar
 from builder.errors import DependencyUnavailable, InvalidInput
 from builder.sandbox.base import CommandResult, FileInfo, ProcessInfo
 from builder.sandbox.confine import Confinement, bwrap_status
+from builder.sandbox.leftovers import ProcessLedger
 from builder.sandbox.paths import check_project_id
 from builder.sandbox.processes import ChildLimits, run_command
 from builder.sandbox.servers import ProcessTable, check_port
@@ -119,6 +120,9 @@ class LocalSandbox:
             limits=self._limits,
             max_processes=max_processes,
             confinement=self.confinement,
+            ledger=ProcessLedger(
+                self._settings.data_dir / "processes" / f"{self._project_id}.json"
+            ),
         )
 
     def __repr__(self) -> str:
