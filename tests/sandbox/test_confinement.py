@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from builder.sandbox import LocalSandbox
-from builder.sandbox.confine import bwrap_status
+from builder.sandbox.local.confine import bwrap_status
 from builder.settings import Settings
 from tests.sandbox.children import wait_until
 

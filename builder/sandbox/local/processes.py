@@ -13,7 +13,7 @@ Every child runs ``/bin/sh -c <command>``
   data segment (not the address space, which V8 and WebAssembly reserve freely),
   largest file (the project quota) and process count. Linux does not enforce the
   process count for root;
-* optionally confined by bubblewrap (:mod:`builder.sandbox.confine`).
+* optionally confined by bubblewrap (:mod:`builder.sandbox.local.confine`).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from pathlib import Path
 
 from builder.errors import InvalidInput
 from builder.sandbox.base import CommandResult
-from builder.sandbox.confine import SANDBOX_HOME, Confinement, inner_path
+from builder.sandbox.local.confine import SANDBOX_HOME, Confinement, inner_path
 from builder.sandbox.output import OutputCapture
 from builder.sandbox.workspace import Workspace
 from builder.settings import Settings
@@ -248,7 +248,7 @@ async def spawn(
     """Start ``/bin/sh -c command`` in ``cwd`` with exactly ``env``, limits and its own group.
 
     With a ``confinement`` the shell runs inside bubblewrap (see
-    :mod:`builder.sandbox.confine`); killing the group kills the whole namespace.
+    :mod:`builder.sandbox.local.confine`); killing the group kills the whole namespace.
     """
     loop = asyncio.get_running_loop()
     cwd_fd = workspace.open_directory(cwd)

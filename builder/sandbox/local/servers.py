@@ -1,6 +1,6 @@
 """Long-running processes of the local sandbox: dev servers and watchers.
 
-Each runs like a command (:mod:`builder.sandbox.processes`: own process group,
+Each runs like a command (:mod:`builder.sandbox.local.processes`: own process group,
 scrubbed environment, resource limits) but without a CPU-time limit, since a server
 runs for hours. Its merged stdout and stderr go into a :class:`~builder.sandbox.output.LogRing`.
 """
@@ -11,12 +11,9 @@ import asyncio
 import time
 from dataclasses import dataclass, replace
 
-from builder.errors import InvalidInput
 from builder.sandbox.base import ProcessInfo
-from builder.sandbox.confine import Confinement
-from builder.sandbox.output import DEFAULT_LOG_LINES, LogRing
-from builder.sandbox.paths import check_process_name
-from builder.sandbox.processes import (
+from builder.sandbox.local.confine import Confinement
+from builder.sandbox.local.processes import (
     Child,
     ChildLimits,
     check_command,
@@ -26,16 +23,12 @@ from builder.sandbox.processes import (
     pump,
     spawn,
 )
+from builder.sandbox.output import DEFAULT_LOG_LINES, LogRing
+from builder.sandbox.paths import check_port, check_process_name
 from builder.sandbox.slots import DEFAULT_MAX_PROCESSES, ProcessSlots
 from builder.sandbox.workspace import Workspace
 
-__all__ = ["ProcessTable", "check_port"]
-
-
-def check_port(port: int | None) -> None:
-    """Refuse a port outside 1-65535 (None passes: the sandbox will choose)."""
-    if port is not None and (not isinstance(port, int) or not 0 < port < 65536):
-        raise InvalidInput(f"port {port!r} is not between 1 and 65535")
+__all__ = ["ProcessTable"]
 
 
 @dataclass(slots=True)

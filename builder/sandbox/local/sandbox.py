@@ -3,10 +3,10 @@
 Files live in ``<data_dir>/workspaces/<project_id>`` and are reached only through
 :class:`~builder.sandbox.workspace.Workspace`, which never follows a symlink. Commands
 run with a scrubbed environment, resource limits and their own process group
-(:mod:`builder.sandbox.processes`).
+(:mod:`builder.sandbox.local.processes`).
 
 Confined (the default wherever bubblewrap works) each command runs in its own
-namespaces with only the workspace writable (:mod:`builder.sandbox.confine`).
+namespaces with only the workspace writable (:mod:`builder.sandbox.local.confine`).
 Unconfined (``BUILDER_SANDBOX_BACKEND=local-unconfined``, for development) a command
 can read whatever the service user can.
 """
@@ -22,10 +22,10 @@ from typing import TypeVar
 
 from builder.errors import DependencyUnavailable, InvalidInput
 from builder.sandbox.base import CommandResult, FileInfo, ProcessInfo
-from builder.sandbox.confine import Confinement, bwrap_status
-from builder.sandbox.paths import check_project_id
-from builder.sandbox.processes import ChildLimits, run_command
-from builder.sandbox.servers import ProcessTable, check_port
+from builder.sandbox.local.confine import Confinement, bwrap_status
+from builder.sandbox.local.processes import ChildLimits, run_command
+from builder.sandbox.local.servers import ProcessTable
+from builder.sandbox.paths import check_port, check_project_id
 from builder.sandbox.slots import DEFAULT_MAX_PROCESSES
 from builder.sandbox.workspace import Workspace
 from builder.settings import Settings, get_settings
