@@ -22,7 +22,7 @@ from typing import TypeVar
 
 from builder.errors import DependencyUnavailable, InvalidInput
 from builder.sandbox.base import CommandResult, FileInfo, ProcessInfo
-from builder.sandbox.local.confine import Confinement, bwrap_status
+from builder.sandbox.local.confine import Confinement, bwrap_status, network_mode
 from builder.sandbox.local.processes import ChildLimits, run_command
 from builder.sandbox.local.servers import ProcessTable
 from builder.sandbox.paths import check_port, check_project_id
@@ -70,9 +70,13 @@ _warned: set[str] = set()
 
 
 def _warn_unconfined(reason: str) -> None:
-    if reason not in _warned:
-        _warned.add(reason)
-        log.warning("local sandbox commands run unconfined: %s", reason)
+    _warn_once(f"local sandbox commands run unconfined: {reason}")
+
+
+def _warn_once(message: str) -> None:
+    if message not in _warned:
+        _warned.add(message)
+        log.warning("%s", message)
 
 
 class LocalSandbox:
@@ -104,16 +108,18 @@ class LocalSandbox:
             bwrap, reason = bwrap_status()
             if bwrap is None:
                 raise DependencyUnavailable("sandbox", f"cannot confine commands: {reason}")
-        self.confinement = (
-            Confinement(
+        self.confinement: Confinement | None = None
+        if bwrap:
+            network, pasta, fallback = network_mode(self._settings.sandbox_network)
+            if fallback is not None:
+                _warn_once(f"sandbox commands use the host's network: {fallback}")
+            self.confinement = Confinement(
                 self.workspace.root,
                 bwrap,
                 self._settings.project_quota_bytes,
-                host_network=self._settings.sandbox_network == "host",
+                network=network,
+                pasta=pasta,
             )
-            if bwrap
-            else None
-        )
         self._processes = ProcessTable(
             self.workspace,
             limits=self._limits,
@@ -122,7 +128,7 @@ class LocalSandbox:
         )
 
     def __repr__(self) -> str:
-        mode = "confined" if self.confinement else "unconfined"
+        mode = f"confined, {self.confinement.network} network" if self.confinement else "unconfined"
         return f"LocalSandbox({self._project_id!r}, root={str(self.workspace.root)!r}, {mode})"
 
     @property

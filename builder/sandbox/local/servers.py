@@ -69,7 +69,7 @@ class ProcessTable:
         limits: Resource limits (the CPU-time limit is dropped).
         max_processes: Most processes held.
         log_lines: Lines of output kept per process.
-        confinement: Run the processes inside bubblewrap (with the host's network).
+        confinement: Run the processes inside bubblewrap (their port reachable from the host).
     """
 
     def __init__(
@@ -111,7 +111,7 @@ class ProcessTable:
                 merge_stderr=True,
                 confinement=self._confinement,
                 # The preview and screenshot code reach the server's port on the host.
-                share_network=True,
+                server_port=chosen,
             )
             ring = LogRing(self._log_lines)
             server = _Server(
