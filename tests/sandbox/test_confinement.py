@@ -13,6 +13,7 @@ import pwd
 import socket
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -331,3 +332,56 @@ def test_production_refuses_unconfined_without_the_override(settings: Settings) 
     accepted = unconfined.model_copy(update={"allow_unconfined_sandbox": True})
     assert not any("local-unconfined" in p for p in accepted.production_problems())
     assert not any("local-unconfined" in p for p in settings.production_problems())
+
+
+KILLED_SERVICE = """
+import asyncio, sys
+from builder.sandbox.local import LocalSandbox
+from builder.settings import Settings
+
+async def main() -> None:
+    sandbox = LocalSandbox("killed", settings=Settings(data_dir=sys.argv[1]))
+    info = await sandbox.start_process("dev", "sleep 300")
+    print(info.port, flush=True)
+    await asyncio.sleep(300)
+
+asyncio.run(main())
+"""
+
+
+def _pasta_forwarding(port: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if entry.name.isdigit() and f"127.0.0.1/{port}".encode() in argv:
+            found.append(int(entry.name))
+    return found
+
+
+def test_pasta_dies_with_a_killed_service(tmp_path: Path) -> None:
+    """SIGKILL leaves no cleanup to the service: pasta must not outlive it holding
+    the dev server's port."""
+    service = subprocess.Popen(
+        [sys.executable, "-c", KILLED_SERVICE, str(tmp_path / "data")],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert service.stdout is not None
+    port = int(service.stdout.readline())
+    try:
+        assert _pasta_forwarding(port), "the dev server got no pasta"
+    finally:
+        service.kill()
+        service.wait()
+        service.stdout.close()
+    for _ in range(100):
+        if not _pasta_forwarding(port):
+            break
+        time.sleep(0.05)
+    left = _pasta_forwarding(port)
+    for pid in left:
+        os.kill(pid, 9)
+    assert not left

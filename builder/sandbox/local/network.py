@@ -14,33 +14,36 @@ The order matters: ``bwrap`` reports the namespace's pid on ``--info-fd`` and wa
 ``--block-fd``; ``pasta`` attaches to that network namespace (``--netns``, without
 joining the user namespace, which bwrap nests); once the namespace has a default route
 the command is released. ``pasta`` is stopped when the command exits, and dies with
-the service (``PR_SET_PDEATHSIG``).
+the service (``setpriv --pdeathsig``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import functools
 import json
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
 from typing import IO
 
 from builder.errors import DependencyUnavailable
 
-__all__ = ["READY_TIMEOUT", "attach_network", "pasta_argv", "pasta_status", "read_child_pid"]
+__all__ = [
+    "READY_TIMEOUT",
+    "attach_network",
+    "pasta_argv",
+    "pasta_status",
+    "read_child_pid",
+    "stop_network",
+]
 
 READY_TIMEOUT = 5.0
 """Longest wait for ``pasta`` to configure a namespace."""
 _POLL_SECONDS = 0.002
-_PR_SET_PDEATHSIG = 1
 
 
 def pasta_argv(pasta: str, pid: int, *, forward_port: int | None = None) -> list[str]:
@@ -102,13 +105,15 @@ def _has_default_route(pid: int) -> bool:
         return False
 
 
-def _die_with_service() -> Callable[[], None]:
-    libc = ctypes.CDLL(None, use_errno=True)
+@functools.cache
+def _die_with_service() -> list[str]:
+    """``setpriv --pdeathsig KILL --`` (util-linux): pasta dies with the service.
 
-    def setup() -> None:  # between fork and exec: one system call
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-
-    return setup
+    A ``preexec_fn`` could set the same, but it makes Python fork instead of spawn,
+    which costs more than pasta's whole start.
+    """
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "KILL", "--"] if setpriv else []
 
 
 def _failure(log: IO[bytes], returncode: int | None) -> str:
@@ -123,37 +128,48 @@ def _failure(log: IO[bytes], returncode: int | None) -> str:
 
 async def attach_network(
     pasta: str, pid: int, *, forward_port: int | None = None, timeout: float = READY_TIMEOUT
-) -> asyncio.subprocess.Process:
+) -> subprocess.Popen[bytes]:
     """Start ``pasta`` for the namespace of ``pid`` and wait until it has a default route.
 
     Returns:
-        The running ``pasta``; the caller stops it when the command exits.
+        The running ``pasta``; the caller stops it with :func:`stop_network` when the
+        command exits.
 
     Raises:
         DependencyUnavailable: pasta exited or did not configure the namespace in time
             (a forwarded port already taken on the host, for one).
     """
     with tempfile.TemporaryFile() as log:
-        helper = await asyncio.create_subprocess_exec(
-            *pasta_argv(pasta, pid, forward_port=forward_port),
+        # A plain Popen (no preexec_fn) is spawned without a fork of the service.
+        helper = await asyncio.to_thread(
+            subprocess.Popen,
+            [*_die_with_service(), *pasta_argv(pasta, pid, forward_port=forward_port)],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=log,
             start_new_session=True,
-            preexec_fn=_die_with_service(),
         )
         deadline = time.monotonic() + timeout
         while not _has_default_route(pid):
-            if helper.returncode is not None or time.monotonic() > deadline:
-                with contextlib.suppress(ProcessLookupError):
-                    helper.kill()
-                await helper.wait()
+            if helper.poll() is not None or time.monotonic() > deadline:
+                helper.kill()
+                await asyncio.to_thread(helper.wait)
                 why = _failure(log, helper.returncode)
                 raise DependencyUnavailable(
                     "sandbox", f"pasta could not give the command a network: {why}"
                 )
             await asyncio.sleep(_POLL_SECONDS)
     return helper
+
+
+def stop_network(helper: subprocess.Popen[bytes]) -> None:
+    """Kill ``pasta`` now and reap it in a worker thread.
+
+    pasta takes tens of milliseconds to go once killed (its buffers and sockets are
+    torn down); nothing waits for that.
+    """
+    helper.kill()
+    asyncio.get_running_loop().run_in_executor(None, helper.wait)
 
 
 @functools.cache

@@ -35,7 +35,7 @@ from pathlib import Path
 from builder.errors import InvalidInput
 from builder.sandbox.base import CommandResult
 from builder.sandbox.local.confine import SANDBOX_HOME, Confinement, inner_path
-from builder.sandbox.local.network import attach_network, read_child_pid
+from builder.sandbox.local.network import attach_network, read_child_pid, stop_network
 from builder.sandbox.output import OutputCapture
 from builder.sandbox.workspace import Workspace
 from builder.settings import Settings
@@ -323,15 +323,13 @@ async def _connect(
         os.close(block_w)
 
 
-async def _stop_with(child: Child, helper: asyncio.subprocess.Process) -> None:
+async def _stop_with(child: Child, helper: subprocess.Popen[bytes]) -> None:
     _live_groups.add(helper.pid)
     try:
         await child.wait_exit()
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            helper.kill()
-        await helper.wait()
         _live_groups.discard(helper.pid)
+        stop_network(helper)
 
 
 async def pump(stream: asyncio.StreamReader | None, sink: Callable[[bytes], None]) -> None:
@@ -401,5 +399,5 @@ async def finish(readers: list[asyncio.Task[None]], child: Child) -> None:
         reader.cancel()
     await asyncio.gather(*readers, return_exceptions=True)
     if child.network is not None:
-        await asyncio.gather(child.network, return_exceptions=True)
+        await asyncio.gather(child.network, return_exceptions=True)  # pasta killed
     child.transport.close()
