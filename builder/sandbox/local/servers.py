@@ -1,6 +1,6 @@
 """Long-running processes of the local sandbox: dev servers and watchers.
 
-Each runs like a command (:mod:`builder.sandbox.processes`: own process group,
+Each runs like a command (:mod:`builder.sandbox.local.processes`: own process group,
 scrubbed environment, resource limits) but without a CPU-time limit, since a server
 runs for hours. Its merged stdout and stderr go into a :class:`~builder.sandbox.output.LogRing`.
 """
@@ -11,13 +11,10 @@ import asyncio
 import time
 from dataclasses import dataclass, replace
 
-from builder.errors import InvalidInput
 from builder.sandbox.base import ProcessInfo
-from builder.sandbox.confine import Confinement
-from builder.sandbox.leftovers import ProcessLedger
-from builder.sandbox.output import DEFAULT_LOG_LINES, LogRing
-from builder.sandbox.paths import check_process_name
-from builder.sandbox.processes import (
+from builder.sandbox.local.confine import Confinement
+from builder.sandbox.local.leftovers import ProcessLedger
+from builder.sandbox.local.processes import (
     Child,
     ChildLimits,
     check_command,
@@ -27,16 +24,12 @@ from builder.sandbox.processes import (
     pump,
     spawn,
 )
+from builder.sandbox.output import DEFAULT_LOG_LINES, LogRing
+from builder.sandbox.paths import check_port, check_process_name
 from builder.sandbox.slots import DEFAULT_MAX_PROCESSES, ProcessSlots
 from builder.sandbox.workspace import Workspace
 
-__all__ = ["ProcessTable", "check_port"]
-
-
-def check_port(port: int | None) -> None:
-    """Refuse a port outside 1-65535 (None passes: the sandbox will choose)."""
-    if port is not None and (not isinstance(port, int) or not 0 < port < 65536):
-        raise InvalidInput(f"port {port!r} is not between 1 and 65535")
+__all__ = ["ProcessTable"]
 
 
 @dataclass(slots=True)
@@ -77,7 +70,7 @@ class ProcessTable:
         limits: Resource limits (the CPU-time limit is dropped).
         max_processes: Most processes held.
         log_lines: Lines of output kept per process.
-        confinement: Run the processes inside bubblewrap (with the host's network).
+        confinement: Run the processes inside bubblewrap (their port reachable from the host).
         ledger: Where running servers are recorded, so that a later table stops the
             ones a dead process left behind (which it does when created).
     """
@@ -125,7 +118,7 @@ class ProcessTable:
                 merge_stderr=True,
                 confinement=self._confinement,
                 # The preview and screenshot code reach the server's port on the host.
-                share_network=True,
+                server_port=chosen,
             )
             ring = LogRing(self._log_lines)
             server = _Server(
