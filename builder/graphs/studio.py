@@ -19,6 +19,7 @@ server started in it, is closed when the run ends; its workspace stays on disk.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager, suppress
@@ -58,7 +59,8 @@ class SettingsContexts:
 
     async def _open(self) -> tuple[Database, LockManager, SandboxPool, uuid.UUID]:
         if self._opened is None:
-            db = Database.from_settings(self.settings, cached=False)
+            # Without BUILDER_DATABASE_URL this starts the embedded server: not on the loop.
+            db = await asyncio.to_thread(Database.from_settings, self.settings, cached=False)
             self._stack.push_async_callback(db.dispose)
             locks = LockManager.from_settings(self.settings, dsn=db.psycopg_url)
             self._stack.push_async_callback(locks.close)
