@@ -61,12 +61,12 @@ def gateway_app() -> object:
     import os
 
     from builder.preview.gateway import PreviewGateway, PreviewTarget
-    from builder.preview.tokens import PreviewSigner
+    from builder.preview.tokens import PreviewGrant, PreviewSigner
 
     target = PreviewTarget(url=os.environ["UPSTREAM"], generation=1)
 
-    async def resolve(project_id: uuid.UUID) -> PreviewTarget | None:
-        return target if project_id == PROJECT else None
+    async def resolve(grant: PreviewGrant, may_forward: bool) -> PreviewTarget | None:
+        return target if grant.project_id == PROJECT else None
 
     return PreviewGateway(
         signer=PreviewSigner(KEY, ttl=3600), resolve=resolve, host_suffix=".localhost"
