@@ -8,13 +8,16 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
 
 from builder.cli.app import app, console, err_console, log_file
-from builder.runs.events import RunEvent
 from builder.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from builder.runs.events import RunEvent
 
 LOCAL_USER = "local"
 
