@@ -56,6 +56,8 @@ def _summary(result: dict[str, object], seconds: float, workspace: Path | None) 
         table.add_row(f"files {label}", ", ".join(files) or "-")
     tokens = f"{result['input_tokens']:,} in, {result['output_tokens']:,} out"
     table.add_row("tokens", f"{result['total_tokens']:,} ({tokens})")
+    if result.get("cost_usd") is not None:
+        table.add_row("cost", f"${result['cost_usd']:.4f}")
     table.add_row("steps", str(result["steps"]))
     table.add_row("version", str(result["snapshot_version"] or "-"))
     if workspace is not None:

@@ -171,6 +171,9 @@ class ChatResult(BaseModel):
     input_tokens: int
     output_tokens: int
     total_tokens: int
+    cost_usd: float | None = Field(
+        None, description="US dollars the run spent; null when the model's price is unknown."
+    )
     steps: int
     preview_url: str | None
     snapshot_version: int | None
