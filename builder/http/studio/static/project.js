@@ -84,7 +84,7 @@ function Turn({ turn }) {
         ${turn.items.map((item, index) =>
           item.kind === "step"
             ? html`<${Step} key=${item.id || index} item=${item} />`
-            : html`<li key=${index} class=${item.kind}><p class="text">${item.text}</p></li>`,
+            : html`<li key=${index} class=${`item-${item.kind}`}><p class="text">${item.text}</p></li>`,
         )}
       </ul></div>`}
     ${turn.result && html`<p class="muted small turn-end">${[
