@@ -319,3 +319,35 @@ def test_the_studio_fits_375_pixels_and_follows_a_dark_system_theme(
     assert page.evaluate("document.documentElement.scrollWidth") <= 375
     shoot(page, "project-mobile-dark")
     dark.close()
+
+
+def test_a_second_message_during_a_run_is_told_409_and_can_queue_and_a_run_can_be_cancelled(
+    server: ServerProcess, browser: Browser
+) -> None:
+    key = _new_user(server)
+    with server.client(key) as client:
+        pid = client.post("/api/projects", json={"name": "Busy bakery"}).json()["id"]
+    context = _context(browser)
+    first, second = context.new_page(), context.new_page()
+    _sign_in(first, server, key)
+    for page in (first, second):
+        page.goto(f"{server.url}/#/p/{pid}")
+        expect(page.get_by_role("heading", name="Busy bakery")).to_be_visible()
+
+    first.get_by_label("Message").fill("Build the bakery site")
+    first.get_by_role("button", name="Send").click()
+    expect(first.locator(".step").first).to_be_visible()
+    second.get_by_label("Message").fill("And make it blue")
+    second.get_by_role("button", name="Send").click()
+    expect(second.get_by_role("alert")).to_contain_text("already has a run in progress")
+    second.get_by_role("button", name="Queue my message").click()
+    expect(first.locator(".turn-end")).to_contain_text("Finished", timeout=120_000)
+    expect(second.locator(".turn-end")).to_contain_text("Finished", timeout=120_000)
+    expect(second.locator(".bubble.user", has_text="And make it blue")).to_be_visible()
+
+    first.get_by_label("Message").fill("Once more")
+    first.get_by_role("button", name="Send").click()
+    first.get_by_role("button", name="Cancel run").click()
+    expect(first.locator(".turn-end").last).to_contain_text("Ended: cancelled", timeout=60_000)
+    expect(first.get_by_role("button", name="Cancel run")).to_have_count(0)
+    context.close()
