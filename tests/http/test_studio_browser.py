@@ -20,6 +20,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_play
 
 from builder.persistence.database import Database
 from builder.persistence.snapshots import save_snapshot
+from tests.http.axe import axe_violations
 from tests.http.conftest import _serve
 from tests.http.server import ServerProcess, free_port
 
@@ -135,6 +136,7 @@ def test_sign_in_build_from_a_prompt_preview_and_restore_a_version(
     page.goto(server.url + "/")
     expect(page.get_by_role("heading", name="Sign in to builder studio")).to_be_visible()
     shoot(page, "sign-in")
+    assert axe_violations(page) == []
     page.get_by_label("API key").focus()
     page.keyboard.type("bld_not-a-real-key")
     page.keyboard.press("Enter")
@@ -147,6 +149,7 @@ def test_sign_in_build_from_a_prompt_preview_and_restore_a_version(
     assert key not in cookie["value"]
     assert page.evaluate("document.cookie") == ""  # scripts cannot read the session
     shoot(page, "projects")
+    assert axe_violations(page) == []
 
     # A new project from a prompt: the steps stream in while the run works.
     page.get_by_label("Describe the site you want").fill(PROMPT)
@@ -175,6 +178,7 @@ def test_sign_in_build_from_a_prompt_preview_and_restore_a_version(
     assert page.evaluate("document.querySelector('iframe').getBoundingClientRect().width") == 375
     page.get_by_label("Desktop").check()
     shoot(page, "project-preview")
+    assert axe_violations(page) == []
 
     # Files, reached from the tabs by keyboard; the code is shown as text.
     page.get_by_role("tab", name="Preview").focus()
@@ -183,6 +187,7 @@ def test_sign_in_build_from_a_prompt_preview_and_restore_a_version(
     page.get_by_role("button", name="index.html").click()
     expect(page.locator(".viewer pre")).to_contain_text("<h1>Fresh bread")
     shoot(page, "project-files")
+    assert axe_violations(page) == []
 
     # Versions: two more appear (made elsewhere); restoring one brings its site back.
     latest = page.evaluate(
@@ -210,6 +215,7 @@ def test_sign_in_build_from_a_prompt_preview_and_restore_a_version(
     restored.get_by_role("button", name="Show changes").click()
     expect(restored.locator("pre")).to_contain_text("+<!doctype html><title>Closed</title>")
     shoot(page, "project-versions")
+    assert axe_violations(page) == []
     page.get_by_role("tab", name="Preview").click()
     expect(_preview_heading(page)).to_have_text("Closed for the holidays", timeout=30_000)
     page.get_by_role("tab", name="Versions").click()
@@ -313,15 +319,20 @@ def test_the_studio_fits_375_pixels_and_follows_a_dark_system_theme(
     assert page.evaluate("getComputedStyle(document.body).backgroundColor") != light_background
     assert page.evaluate("document.documentElement.scrollWidth") <= 375
     shoot(page, "projects-mobile-dark")
+    assert axe_violations(page) == []
     page.get_by_role("link", name="Corner café").click()
     expect(page.get_by_role("tab", name="Preview")).to_be_visible()
     expect(page.get_by_text("The preview is not running.")).to_be_visible()
     assert page.evaluate("document.documentElement.scrollWidth") <= 375
     shoot(page, "project-mobile-dark")
+    assert axe_violations(page) == []
+    page.get_by_role("tab", name="Versions").click()
+    expect(page.get_by_text("No versions yet.")).to_be_visible()
+    assert axe_violations(page) == []
     dark.close()
 
 
-def test_a_second_message_during_a_run_is_told_409_and_can_queue_and_a_run_can_be_cancelled(
+def test_a_run_can_be_cancelled_and_a_message_during_a_run_is_told_409_and_can_queue(
     server: ServerProcess, browser: Browser
 ) -> None:
     key = _new_user(server)
@@ -334,20 +345,23 @@ def test_a_second_message_during_a_run_is_told_409_and_can_queue_and_a_run_can_b
         page.goto(f"{server.url}/#/p/{pid}")
         expect(page.get_by_role("heading", name="Busy bakery")).to_be_visible()
 
+    # Cancel: the run stops at its next step boundary and the chat says so.
     first.get_by_label("Message").fill("Build the bakery site")
     first.get_by_role("button", name="Send").click()
     expect(first.locator(".step").first).to_be_visible()
+    first.get_by_role("button", name="Cancel run").press("Enter")  # by keyboard
+    expect(first.locator(".turn-end")).to_contain_text("Ended: cancelled", timeout=60_000)
+    expect(first.get_by_role("button", name="Cancel run")).to_have_count(0)
+
+    # A second message while a run works is told so, and can wait its turn.
+    first.get_by_label("Message").fill("Build it again")
+    first.get_by_role("button", name="Send").click()
+    expect(first.locator(".step").nth(1)).to_be_visible()
     second.get_by_label("Message").fill("And make it blue")
     second.get_by_role("button", name="Send").click()
     expect(second.get_by_role("alert")).to_contain_text("already has a run in progress")
     second.get_by_role("button", name="Queue my message").click()
-    expect(first.locator(".turn-end")).to_contain_text("Finished", timeout=120_000)
-    expect(second.locator(".turn-end")).to_contain_text("Finished", timeout=120_000)
+    expect(first.locator(".turn-end").last).to_contain_text("Finished", timeout=120_000)
+    expect(second.locator(".turn-end").last).to_contain_text("Finished", timeout=120_000)
     expect(second.locator(".bubble.user", has_text="And make it blue")).to_be_visible()
-
-    first.get_by_label("Message").fill("Once more")
-    first.get_by_role("button", name="Send").click()
-    first.get_by_role("button", name="Cancel run").click()
-    expect(first.locator(".turn-end").last).to_contain_text("Ended: cancelled", timeout=60_000)
-    expect(first.get_by_role("button", name="Cancel run")).to_have_count(0)
     context.close()

@@ -190,10 +190,12 @@ function Chat({ projectId, initialPrompt, onRunFinished, onSnapshot }) {
   };
   return html`<section class="chat" aria-labelledby="chat-title">
     <h2 id="chat-title" class="visually-hidden">Chat</h2>
-    <ol class="log" role="log" aria-label="Conversation" ref=${logRef} tabindex="0">
-      ${turns.length === 0 && html`<li class="muted">Describe what to build or change.</li>`}
-      ${turns.map((turn, index) => html`<${Turn} key=${turn.runId || index} turn=${turn} />`)}
-    </ol>
+    <div class="log" role="log" aria-label="Conversation" ref=${logRef} tabindex="0">
+      ${turns.length === 0 && html`<p class="muted">Describe what to build or change.</p>`}
+      <ol class="turns">
+        ${turns.map((turn, index) => html`<${Turn} key=${turn.runId || index} turn=${turn} />`)}
+      </ol>
+    </div>
     ${conflict && html`<div class="notice" role="alert">
       <p>This project already has a run in progress. Wait for it, or queue your message to
         run after it.</p>
