@@ -59,6 +59,9 @@ def test_the_page_and_its_modules_are_served_under_a_strict_policy(
             assert kind in asset.headers["content-type"], path
             assert asset.headers["cache-control"] == "no-cache"
             assert "script-src 'self'" in asset.headers["content-security-policy"]
+        packed = client.get("/studio/vendor/preact.module.js", headers={"accept-encoding": "gzip"})
+        assert packed.headers["content-encoding"] == "gzip"
+        assert int(packed.headers["content-length"]) < len(packed.content) / 2
         assert client.get("/studio/nothing.js").status_code == 404
         assert client.get("/studio/%2e%2e/routes.py").status_code == 404  # the module beside
         # The API keeps its own policy.

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, Field, SecretStr
+from starlette.middleware.gzip import GZipMiddleware
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
@@ -167,5 +168,6 @@ class _StudioFiles(StaticFiles):
 
 
 def static_mount() -> Mount:
-    """``/studio/…``: the studio's modules, styles and vendored libraries."""
-    return Mount("/studio", app=_StudioFiles(directory=STATIC_DIR), name="studio")
+    """``/studio/…``: the studio's modules, styles and vendored libraries, gzipped."""
+    files = _StudioFiles(directory=STATIC_DIR)
+    return Mount("/studio", app=GZipMiddleware(files, minimum_size=512), name="studio")
