@@ -365,3 +365,41 @@ def test_a_run_can_be_cancelled_and_a_message_during_a_run_is_told_409_and_can_q
     expect(second.locator(".turn-end").last).to_contain_text("Finished", timeout=120_000)
     expect(second.locator(".bubble.user", has_text="And make it blue")).to_be_visible()
     context.close()
+
+
+def test_a_hand_edit_is_saved_and_one_made_on_stale_content_shows_a_conflict(
+    server: ServerProcess, browser: Browser, shoot: Callable[[Page, str], None]
+) -> None:
+    key = _new_user(server)
+    with server.client(key) as client:
+        pid = client.post("/api/projects", json={"name": "Hand edits"}).json()["id"]
+    _seed(server, pid, {"index.html": b"<h1>Hello</h1>\n"}, "first")
+    context = _context(browser)
+    page = context.new_page()
+    _sign_in(page, server, key)
+    page.goto(f"{server.url}/#/p/{pid}")
+    page.get_by_role("tab", name="Files").click()
+    page.get_by_role("button", name="index.html").click()
+    page.get_by_role("button", name="Edit").click()
+    page.get_by_label("Contents of index.html").fill("<h1>Hello by hand</h1>\n")
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_role("status")).to_have_text("Saved as version 2.")
+    expect(page.locator(".viewer pre")).to_have_text("<h1>Hello by hand</h1>\n")
+
+    # Someone else saves a version while this edit is open: saving it is refused.
+    page.get_by_role("button", name="Edit").click()
+    page.get_by_label("Contents of index.html").fill("<h1>Mine</h1>\n")
+    _seed(server, pid, {"index.html": b"<h1>Theirs</h1>\n"}, "theirs")
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_role("alert")).to_contain_text("Not saved: index.html changed")
+    expect(page.get_by_label("Contents of index.html")).to_have_value("<h1>Mine</h1>\n")
+    latest = page.evaluate(f"fetch('/api/projects/{pid}/files/index.html').then(r => r.json())")
+    assert latest["content"] == "<h1>Theirs</h1>\n"  # not overwritten
+    shoot(page, "project-edit-conflict")
+    assert axe_violations(page) == []
+    page.get_by_role("button", name="Load the latest").click()
+    expect(page.locator(".viewer h3")).to_contain_text("version 3")
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_role("status")).to_have_text("Saved as version 4.")
+    expect(page.locator(".viewer pre")).to_have_text("<h1>Mine</h1>\n")
+    context.close()

@@ -290,22 +290,50 @@ function Preview({ projectId, session, version }) {
 
 // --- files ------------------------------------------------------------------------
 
-function Files({ projectId, version }) {
+function Files({ projectId, version, onSaved }) {
   const [tree, setTree] = useState(null);
   const [open, setOpen] = useState(null);
+  const [draft, setDraft] = useState(null); // the text being edited, or null
+  const [conflict, setConflict] = useState(null);
+  const [status, setStatus] = useState(null);
   const [error, setError] = useState(null);
   useEffect(() => {
     api("GET", `/api/projects/${projectId}/files`).then(setTree, setError);
   }, [projectId, version]);
-  const show = async (path) => {
+  const fileUrl = (path) =>
+    `/api/projects/${projectId}/files/${path.split("/").map(encodeURIComponent).join("/")}`;
+  const show = async (path, keepDraft = false) => {
     setError(null);
+    setConflict(null);
+    setStatus(null);
     try {
-      const encoded = path.split("/").map(encodeURIComponent).join("/");
-      setOpen(await api("GET", `/api/projects/${projectId}/files/${encoded}`));
+      setOpen(await api("GET", fileUrl(path)));
+      if (!keepDraft) setDraft(null);
     } catch (failure) {
       setError(failure);
     }
   };
+  const save = async (event) => {
+    event.preventDefault();
+    setError(null);
+    setConflict(null);
+    try {
+      const saved = await api("PUT", fileUrl(open.path), {
+        body: { content: draft, base_sha256: open.sha256 },
+      });
+      setDraft(null);
+      await show(open.path);
+      setStatus(saved.version ? `Saved as version ${saved.version}.` : "Nothing changed.");
+      onSaved();
+    } catch (failure) {
+      if (failure instanceof ApiError && failure.code === "concurrent_modification") {
+        setConflict(failure);
+      } else {
+        setError(failure);
+      }
+    }
+  };
+  const editor = open && draft !== null;
   return html`<div class="files">
     <nav aria-label="Files" class="tree">
       ${tree && tree.files.length === 0 && html`<p class="muted">No files yet.</p>`}
@@ -317,15 +345,39 @@ function Files({ projectId, version }) {
         )}
       </ul>
     </nav>
-    <div class="viewer">
+    <div class="viewer stack">
       <${ErrorNote} error=${error} />
-      ${open
-        ? html`<h3 class="path">${open.path} <span class="muted small">(${open.size} bytes,
+      ${status && html`<p class="muted" role="status">${status}</p>`}
+      ${conflict && html`<div class="notice" role="alert">
+        <p>Not saved: ${open.path} changed since you opened it, and your edit would
+          overwrite that change. Your text is kept below; load the latest version, then
+          redo your edit on it.</p>
+        <button type="button" onClick=${() => show(open.path, true)}>Load the latest</button>
+      </div>`}
+      ${!open && html`<p class="muted">Choose a file to read it.</p>`}
+      ${open && html`<div class="row wrap">
+          <h3 class="path">${open.path} <span class="muted small">(${open.size} bytes,
             version ${open.version})</span></h3>
-          ${open.encoding === "utf-8"
+          <span class="spacer"></span>
+          ${open.encoding === "utf-8" && !editor &&
+          html`<button type="button" onClick=${() => { setDraft(open.content); setStatus(null); }}>
+            Edit</button>`}
+        </div>`}
+      ${editor
+        ? html`<form class="stack" onSubmit=${save}>
+            <label for="file-editor" class="visually-hidden">Contents of ${open.path}</label>
+            <textarea id="file-editor" class="code" rows="20" spellcheck="false"
+              value=${draft} onInput=${(e) => setDraft(e.target.value)}></textarea>
+            <div class="row">
+              <button type="submit" class="primary">Save</button>
+              <button type="button" onClick=${() => { setDraft(null); setConflict(null); }}>
+                Cancel</button>
+            </div>
+          </form>`
+        : open &&
+          (open.encoding === "utf-8"
             ? html`<pre class="code" tabindex="0" aria-label=${`Contents of ${open.path}`}><code>${open.content}</code></pre>`
-            : html`<p class="muted">Binary file.</p>`}`
-        : html`<p class="muted">Choose a file to read it.</p>`}
+            : html`<p class="muted">Binary file.</p>`)}
     </div>
   </div>`;
 }
@@ -478,7 +530,7 @@ export function ProjectScreen({ id, session, initialPrompt }) {
         <${Tabs} current=${tab} onChange=${setTab} />
         <div role="tabpanel" id=${`panel-${tab}`} aria-labelledby=${`tab-${tab}`} class="panel">
           ${tab === "preview" && html`<${Preview} projectId=${id} session=${session} version=${version} />`}
-          ${tab === "files" && html`<${Files} projectId=${id} version=${version} />`}
+          ${tab === "files" && html`<${Files} projectId=${id} version=${version} onSaved=${bump} />`}
           ${tab === "versions" && html`<${Versions} projectId=${id} version=${version}
             onRestored=${bump} />`}
         </div>
