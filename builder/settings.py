@@ -278,10 +278,13 @@ class Settings(BaseSettings):
         description="`local` (a workspace per project, commands confined by bubblewrap "
         "where it works), `local-unconfined` (development only) or `e2b`.",
     )
-    sandbox_network: Literal["host", "none"] = Field(
-        "host",
-        description="Network of confined sandbox commands: `host` (package installs work; "
-        "the host's loopback services are reachable) or `none` (loopback only, no installs).",
+    sandbox_network: Literal["isolated", "host", "none"] = Field(
+        "isolated",
+        description="Network of confined sandbox commands: `isolated` (own namespace with "
+        "outbound access through pasta: installs work, the host's loopback services are "
+        "unreachable; falls back to `host`, logged, where pasta does not work), `host` "
+        "(the host's network, loopback services included) or `none` (loopback only, no "
+        "installs).",
     )
     allow_unconfined_sandbox: bool = Field(
         False,

@@ -36,6 +36,8 @@ PROBE = "python3 -c \"import socket; socket.create_connection(('localhost', {por
 POLL_SECONDS = 0.5
 LOG_LINES_ON_FAILURE = 30
 EXIT_DRAIN_SECONDS = 0.2
+ACCEPT_GRACE_SECONDS = 0.2
+"""How long a probe connection must stay open to count as a listening server."""
 
 
 async def command_for(sandbox: Sandbox) -> str:
@@ -72,14 +74,22 @@ def _logs(info: ProcessInfo) -> str:
 
 async def _answers(sandbox: Sandbox, port: int) -> bool:
     if getattr(sandbox, "confinement", None) is not None:
-        # A confined local command has a network of its own; its servers share the
-        # host's, so the port is probed from here.
+        # A confined local command has a network of its own; its servers' ports are
+        # reachable from the host, so the port is probed from here. With isolated
+        # networking pasta accepts on the host's side, then closes the connection at
+        # once when nothing listens inside: a connection that stays open is a server.
         try:
-            _, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 1)
+            reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 1)
         except (OSError, TimeoutError):
             return False
-        writer.close()
-        return True
+        try:
+            return await asyncio.wait_for(reader.read(1), ACCEPT_GRACE_SECONDS) != b""
+        except TimeoutError:
+            return True
+        except OSError:
+            return False
+        finally:
+            writer.close()
     result = await sandbox.exec(PROBE.format(port=port), timeout=5)
     return result.ok
 
