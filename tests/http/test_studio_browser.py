@@ -9,6 +9,7 @@ refreshes the README's).
 from __future__ import annotations
 
 import os
+import re
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -320,6 +321,34 @@ def test_the_studio_fits_375_pixels_and_follows_a_dark_system_theme(
     assert page.evaluate("document.documentElement.scrollWidth") <= 375
     shoot(page, "projects-mobile-dark")
     assert axe_violations(page) == []
+
+    # The prompt helper rewrites a short request into a fuller one, left to edit.
+    page.get_by_label("Describe the site you want").fill("a bakery site")
+    page.get_by_role("button", name="Improve the prompt").click()
+    expect(page.get_by_label("Describe the site you want")).to_have_value(
+        re.compile(r"^Build a small static website for Harbor Lane Bakery")
+    )
+    page.get_by_label("Describe the site you want").fill("")
+
+    # Star, then delete with a confirmation that can be declined.
+    page.get_by_role("button", name="Star Corner café").click()
+    expect(page.get_by_role("button", name="Star Corner café")).to_have_attribute(
+        "aria-pressed", "true"
+    )
+    page.get_by_role("button", name="Delete Corner café").click()
+    page.get_by_role("dialog").get_by_role("button", name="Cancel").click()
+    expect(page.get_by_role("dialog")).to_have_count(0)
+    expect(page.get_by_role("link", name="Corner café")).to_be_visible()
+    with server.client(key) as client:
+        client.post("/api/projects", json={"name": "Doomed kiosk"})
+    page.reload()
+    page.get_by_role("button", name="Delete Doomed kiosk").click()
+    expect(page.get_by_role("dialog")).to_contain_text("cannot be undone")
+    page.get_by_role("dialog").get_by_role("button", name="Delete project").click()
+    expect(page.get_by_role("link", name="Doomed kiosk")).to_have_count(0)
+    with server.client(key) as client:
+        names = [p["name"] for p in client.get("/api/projects").json()["items"]]
+    assert names == ["Corner café"]
     page.get_by_role("link", name="Corner café").click()
     expect(page.get_by_role("tab", name="Preview")).to_be_visible()
     expect(page.get_by_text("The preview is not running.")).to_be_visible()

@@ -94,6 +94,18 @@ function NewProject() {
   const keys = (event) => {
     if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) submit(event);
   };
+  const improve = async () => {
+    if (!prompt.trim()) return;
+    setBusy(true);
+    setError(null);
+    try {
+      setPrompt((await api("POST", "/api/improve-prompt", { body: { prompt } })).prompt);
+    } catch (failure) {
+      setError(failure);
+    } finally {
+      setBusy(false);
+    }
+  };
   return html`<form class="card stack" onSubmit=${submit} aria-labelledby="new-title">
     <h2 id="new-title">New project</h2>
     <label for="new-prompt">Describe the site you want</label>
@@ -101,7 +113,11 @@ function NewProject() {
       placeholder="A one-page site for a bakery, with opening hours and a contact form"
       onInput=${(e) => setPrompt(e.target.value)} onKeyDown=${keys}></textarea>
     <${ErrorNote} error=${error} />
-    <div class="row"><button class="primary" type="submit" disabled=${busy}>Build it</button></div>
+    <div class="row">
+      <button class="primary" type="submit" disabled=${busy}>Build it</button>
+      <button type="button" disabled=${busy || !prompt.trim()} onClick=${improve}>
+        Improve the prompt</button>
+    </div>
   </form>`;
 }
 
