@@ -390,6 +390,11 @@ def test_a_run_can_be_cancelled_and_a_message_during_a_run_is_told_409_and_can_q
     second.get_by_role("button", name="Send").click()
     expect(second.get_by_role("alert")).to_contain_text("already has a run in progress")
     second.get_by_role("button", name="Queue my message").click()
+    # A page opened while the run works (a reload, another tab) follows it to its end.
+    third = context.new_page()
+    third.goto(f"{server.url}/#/p/{pid}")
+    expect(third.locator(".step").first).to_be_visible()
+    expect(third.locator(".turn-end").last).to_contain_text("Finished", timeout=120_000)
     expect(first.locator(".turn-end").last).to_contain_text("Finished", timeout=120_000)
     expect(second.locator(".turn-end").last).to_contain_text("Finished", timeout=120_000)
     expect(second.locator(".bubble.user", has_text="And make it blue")).to_be_visible()

@@ -128,6 +128,42 @@ function Chat({ projectId, initialPrompt, onRunFinished, onSnapshot }) {
     if (log) log.scrollTop = log.scrollHeight;
   }, [turns]);
 
+  // Show a run's events as one turn until it ends (a new run, or one already working).
+  const follow = useCallback(
+    async (response, runId, prompt) => {
+      setRunning({ runId });
+      setTurns((old) => [...old, { prompt, items: [], status: "running", runId }]);
+      const update = (change) =>
+        setTurns((old) => old.map((t) => (t.runId === runId ? change(t) : t)));
+      try {
+        for await (const event of events(response)) {
+          update((turn) => applyEvent(turn, event));
+          if (event.event === "snapshot") onSnapshot();
+        }
+      } catch (failure) {
+        setError(new Error(`the event stream broke: ${failure.message}`));
+      } finally {
+        setRunning(null);
+        onRunFinished();
+      }
+    },
+    [projectId],
+  );
+
+  // A run already working when the project is opened (another tab, a reload): follow it.
+  useEffect(() => {
+    (async () => {
+      const [run] = await api("GET", `/threads/${projectId}/runs?status=running&limit=1`);
+      if (!run || started.current) return;
+      const response = await api(
+        "GET",
+        `/api/projects/${projectId}/chat/${run.run_id}/stream`,
+        { raw: true },
+      );
+      follow(response, run.run_id, null);
+    })().catch(() => {}); // nothing to follow: the chat works as usual
+  }, [projectId]);
+
   const send = useCallback(
     async (text, multitask = "reject") => {
       setError(null);
@@ -143,25 +179,10 @@ function Chat({ projectId, initialPrompt, onRunFinished, onSnapshot }) {
         else setError(failure);
         return false;
       }
-      const runId = response.headers.get("x-run-id");
-      setRunning({ runId });
-      setTurns((old) => [...old, { prompt: text, items: [], status: "running", runId }]);
-      const update = (change) =>
-        setTurns((old) => old.map((t) => (t.runId === runId ? change(t) : t)));
-      try {
-        for await (const event of events(response)) {
-          update((turn) => applyEvent(turn, event));
-          if (event.event === "snapshot") onSnapshot();
-        }
-      } catch (failure) {
-        setError(new Error(`the event stream broke: ${failure.message}`));
-      } finally {
-        setRunning(null);
-        onRunFinished();
-      }
+      await follow(response, response.headers.get("x-run-id"), text);
       return true;
     },
-    [projectId],
+    [projectId, follow],
   );
 
   useEffect(() => {
