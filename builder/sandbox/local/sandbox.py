@@ -23,6 +23,7 @@ from typing import TypeVar
 from builder.errors import DependencyUnavailable, InvalidInput
 from builder.sandbox.base import CommandResult, FileInfo, ProcessInfo
 from builder.sandbox.local.confine import Confinement, bwrap_status, network_mode
+from builder.sandbox.local.leftovers import ProcessLedger
 from builder.sandbox.local.processes import ChildLimits, run_command
 from builder.sandbox.local.servers import ProcessTable
 from builder.sandbox.paths import check_port, check_project_id
@@ -125,6 +126,9 @@ class LocalSandbox:
             limits=self._limits,
             max_processes=max_processes,
             confinement=self.confinement,
+            ledger=ProcessLedger(
+                self._settings.data_dir / "processes" / f"{self._project_id}.json"
+            ),
         )
 
     def __repr__(self) -> str:
