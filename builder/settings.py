@@ -13,6 +13,7 @@ import logging
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
@@ -50,6 +51,21 @@ class OAuthProvider(BaseModel):
     scopes: list[str] = Field(default_factory=list)
     authorize_params: dict[str, str] = Field(
         default_factory=dict, description="Extra query parameters of the authorize URL."
+    )
+
+
+class ModelPrice(BaseModel):
+    """US dollars per million tokens of each kind."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    input: float = Field(ge=0, description="Uncached input tokens.")
+    output: float = Field(ge=0, description="Output tokens.")
+    cache_read: float | None = Field(
+        None, ge=0, description="Input tokens read from the prompt cache (default: input)."
+    )
+    cache_write: float | None = Field(
+        None, ge=0, description="Input tokens written to the prompt cache (default: input)."
     )
 
 
@@ -145,6 +161,16 @@ class Settings(BaseSettings):
     )
     max_steps: int = Field(60, ge=1, description="Most agent steps (model calls) in one run.")
     run_token_budget: int = Field(400_000, ge=1, description="Most tokens one run may use.")
+    run_cost_budget: float | None = Field(
+        None,
+        gt=0,
+        description="Most US dollars one run may spend (needs the model's price); unset: none.",
+    )
+    model_prices: dict[str, ModelPrice] = Field(
+        default_factory=dict,
+        description="Prices in US dollars per million tokens by model name, added to the "
+        'built-in table (JSON: {"my-model": {"input": 1.0, "output": 2.0}}).',
+    )
     context_token_budget: int = Field(
         32_000, ge=1000, description="Messages sent to the model are trimmed to this many tokens."
     )
@@ -236,6 +262,17 @@ class Settings(BaseSettings):
     preview_token_ttl: int = Field(
         24 * 3600, ge=60, description="Seconds a preview link stays valid."
     )
+    advertise_url: str | None = Field(
+        None,
+        description="Where the other replicas reach this one's HTTP listener, e.g. "
+        "`http://10.0.0.5:8000` (a private address); previews of the dev servers this "
+        "replica runs are forwarded there. Unset = a single replica.",
+    )
+    preview_forward: bool = Field(
+        True,
+        description="Forward a preview whose dev server runs on another replica to it; "
+        "false = answer 421 naming that replica's `BUILDER_ADVERTISE_URL`.",
+    )
     secret_key: SecretStr | None = Field(
         None,
         description="Key that signs OAuth state; unset = derived from the primary encryption key.",
@@ -321,6 +358,18 @@ class Settings(BaseSettings):
     @classmethod
     def _parse_origins(cls, value: Any) -> Any:
         return _split_csv(value)
+
+    @field_validator("advertise_url")
+    @classmethod
+    def _check_advertise_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        split = urlsplit(value.strip())
+        if split.scheme not in ("http", "https") or not split.hostname:
+            raise ValueError(f"must be an http(s) URL such as http://10.0.0.5:8000; got {value!r}")
+        if split.path not in ("", "/") or split.query or split.fragment:
+            raise ValueError(f"must be a bare origin, without a path; got {value!r}")
+        return f"{split.scheme}://{split.netloc}"
 
     @field_validator("database_url")
     @classmethod

@@ -34,7 +34,9 @@ __all__ = [
     "invalidate_project",
     "list_projects",
     "open_project",
+    "project_replica",
     "project_sandbox",
+    "record_replica",
     "record_sandbox",
     "set_starred",
     "update_project",
@@ -109,7 +111,12 @@ async def get_project(db: Database, *, user_id: uuid.UUID, project_id: uuid.UUID
 
 
 async def list_projects(
-    db: Database, *, user_id: uuid.UUID, limit: int = 50, cursor: str | None = None
+    db: Database,
+    *,
+    user_id: uuid.UUID,
+    limit: int = 50,
+    cursor: str | None = None,
+    query: str | None = None,
 ) -> Page[ProjectSummary]:
     """One page of a user's projects, starred first, then most recently updated.
 
@@ -118,6 +125,7 @@ async def list_projects(
         user_id: Whose projects.
         limit: Most items on the page (1-200).
         cursor: ``next_cursor`` of the previous page; None for the first page.
+        query: Only projects whose name contains this, ignoring case.
 
     Raises:
         InvalidInput: A malformed cursor.
@@ -130,13 +138,17 @@ async def list_projects(
     lookup = None
     if db.cache is not None:
         lookup = await db.cache.lookup(
-            "project", f"list:{user_id}:{limit}:{cursor or ''}", scopes=[_list_scope(user_id)]
+            "project",
+            f"list:{user_id}:{limit}:{cursor or ''}:{query or ''}",
+            scopes=[_list_scope(user_id)],
         )
         if lookup.hit:
             return Page[ProjectSummary].model_validate(lookup.value)
 
     async def work(session: AsyncSession) -> Any:
-        return await repo.projects_page(session, user_id=user_id, limit=limit + 1, after=after)
+        return await repo.projects_page(
+            session, user_id=user_id, limit=limit + 1, after=after, name_contains=query
+        )
 
     rows = await db.run(work)
     items = [ProjectSummary.model_validate(row) for row in rows[:limit]]
@@ -250,6 +262,17 @@ async def project_sandbox(db: Database, *, project_id: uuid.UUID) -> str | None:
     return str(row.sandbox_id) if row.sandbox_id else None
 
 
+async def project_replica(db: Database, *, project_id: uuid.UUID) -> str | None:
+    """The replica recorded as running the project's dev server (its
+    ``BUILDER_ADVERTISE_URL``); None when none is recorded or the project is gone."""
+
+    async def work(session: AsyncSession) -> Any:
+        return await repo.sandbox_of(session, project_id=project_id)
+
+    row = await db.run(work)
+    return str(row.sandbox_replica) if row is not None and row.sandbox_replica else None
+
+
 async def record_sandbox(
     db: Database,
     *,
@@ -268,9 +291,25 @@ async def record_sandbox(
         values["sandbox_id"] = sandbox_id
     if sandbox_url is not None:
         values["sandbox_url"] = sandbox_url
-    if not values:
+    if values:
+        await _set_sandbox(db, project_id, values)
+
+
+async def record_replica(db: Database, *, project_id: str, replica: str | None) -> None:
+    """Record which replica runs the project's dev server: its ``BUILDER_ADVERTISE_URL``,
+    where the other replicas forward the project's previews (None: no replica can be
+    reached). Nothing happens for an id that is not a project of this database."""
+    try:
+        key = uuid.UUID(project_id)
+    except ValueError:  # an application's own thread id
+        return
+    try:
+        await _set_sandbox(db, key, {"sandbox_replica": replica})
+    except NotFound:
         return
 
+
+async def _set_sandbox(db: Database, project_id: uuid.UUID, values: dict[str, Any]) -> None:
     async def work(session: AsyncSession) -> uuid.UUID | None:
         return await repo.set_sandbox(session, project_id=project_id, values=values)
 

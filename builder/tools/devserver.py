@@ -158,7 +158,7 @@ async def start_dev_server(
     """
     launch = await launch_dev_server(ctx.sandbox, settings=ctx.settings, command=command, port=port)
     current = launch.info
-    ctx.effects.dev_server = _status(current, ctx)
+    ctx.effects.dev_server = status = _status(current, ctx)
     if launch.outcome == "exited":
         ctx.effects.error(f"dev server `{launch.command}` exited with code {current.exit_code}")
         return (
@@ -168,7 +168,7 @@ async def start_dev_server(
     if launch.outcome == "answering":
         return (
             f"Dev server running: {current.command}\n"
-            f"Preview: {current.preview_url} (port {current.port})"
+            f"Preview: {status.preview_url} (port {current.port})"
         )
     return (
         f"The dev server is running but port {current.port} is not answering yet; "
@@ -187,9 +187,9 @@ async def get_dev_server_status(
     info = await ctx.sandbox.process_info(DEV_SERVER, log_lines=log_lines)
     if info is None:
         return "No dev server has been started; use start_dev_server."
-    ctx.effects.dev_server = _status(info, ctx)
+    ctx.effects.dev_server = status = _status(info, ctx)
     if info.running:
-        state = f"running on port {info.port}, preview {info.preview_url}"
+        state = f"running on port {info.port}, preview {status.preview_url}"
     else:
         state = f"stopped (exit code {info.exit_code})"
     return f"Dev server {state}\n$ {info.command}\nLast output:\n{_logs(info)}"

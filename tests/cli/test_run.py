@@ -7,8 +7,11 @@ import signal
 import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
+import httpx
 import pytest
 
 from builder.persistence.embedded import stop_embedded
@@ -119,9 +122,115 @@ def test_ctrl_c_on_demo_serve_stops_the_dev_server_and_says_what_it_leaves(
         stop_embedded(data_dir / "postgres")
 
 
+def test_demo_studio_opens_the_studio_on_the_demo_project_with_its_preview(
+    tmp_path: Path,
+) -> None:
+    data_dir = tmp_path / "data"
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "builder", "demo", "--studio", "--port", str(port)],
+        env=_env(BUILDER_DATA_DIR=str(data_dir)),
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        assert process.stdout is not None
+        lines = []
+        for line in process.stdout:
+            lines.append(line)
+            if "press Ctrl+C to stop" in line:
+                break
+        url = lines[-1].split()[1]
+        assert url.startswith(f"http://127.0.0.1:{port}/#/p/"), lines[-1]
+        project_id = url.rsplit("/", 1)[1]
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as browser:
+            assert "<title>builder studio</title>" in browser.get("/").text
+            signed_in = browser.post("/api/sign-in", json={})  # anonymous: straight in
+            assert signed_in.status_code == 200, signed_in.text
+            projects = browser.get("/api/projects").json()["items"]
+            assert [p["id"] for p in projects] == [project_id]
+            files = browser.get(f"/api/projects/{project_id}/files").json()["files"]
+            assert sorted(f["path"] for f in files) == DEMO_FILES
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                preview = browser.get(f"/api/sandbox/{project_id}/dev-server").json()
+                if preview["running"]:
+                    break
+                time.sleep(0.5)
+            assert preview["preview_url"].startswith("http://"), preview
+            assert f".localhost:{port + 1}/" in preview["preview_url"]
+            page = httpx.get(
+                f"http://127.0.0.1:{port + 1}/",
+                headers={"host": preview["preview_url"].split("//")[1].rstrip("/")},
+            )
+            assert "Harbor Lane Bakery" in page.text
+        os.killpg(process.pid, signal.SIGINT)
+        process.communicate(timeout=60)
+        assert not _answers(port)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+        stop_embedded(data_dir / "postgres")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
 def _answers(port: int) -> bool:
     try:
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
     except OSError:
         return False
     return True
+
+
+def test_run_prints_a_preview_url_that_opens_even_with_a_gateway_configured(
+    migrated_db_url: str, tmp_path: Path
+) -> None:
+    """The settings a server uses (a preview listener, a wildcard preview domain, an
+    advertised address) do not make ``builder run`` print a gateway link: no gateway can
+    reach the dev server this process runs, so it prints the dev server's own URL."""
+    env = _env(
+        BUILDER_DATA_DIR=str(tmp_path / "data"),
+        BUILDER_DATABASE_URL=migrated_db_url,
+        BUILDER_MODEL="scripted:demo",
+        BUILDER_SECRET_KEY="cli-preview-secret",
+        BUILDER_PREVIEW_PORT="1",
+        BUILDER_PREVIEW_BASE_URL="https://{token}.preview.example.com",
+        BUILDER_ADVERTISE_URL="http://10.0.0.5:8000",
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "builder", "run", "A bakery site", "--serve"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        assert process.stdout is not None
+        lines = []
+        for line in process.stdout:
+            lines.append(line)
+            if "press Ctrl+C to stop" in line:
+                break
+        out = "".join(lines)
+        url = lines[-1].split("serving ", 1)[1].split(" ", 1)[0]
+        assert url.startswith("http://127.0.0.1:"), out
+        assert f"preview        {url}" in out
+        with urllib.request.urlopen(url + "index.html", timeout=10) as page:  # noqa: S310
+            assert page.status == 200
+        os.killpg(process.pid, signal.SIGINT)
+        process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
