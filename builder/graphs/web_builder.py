@@ -167,7 +167,7 @@ def build_web_builder_graph(
         contexts: For a graph hosted by another server (``langgraph dev``), which
             cannot pass a :class:`RunContext`: each node gets its context from here
             whenever the runtime carries none, and the graph takes any context (a
-            JSON one is ignored). See :mod:`builder.graphs.studio`.
+            JSON one is ignored). See :mod:`builder.graphs.hosted`.
 
     Returns:
         A compiled graph. Invoke it with ``context=RunContext(...)`` (optional with

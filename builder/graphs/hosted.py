@@ -1,4 +1,5 @@
-"""The web-builder graph for ``langgraph dev`` and LangGraph Studio.
+"""The web-builder graph hosted by another LangGraph server: ``langgraph dev`` and
+LangGraph Studio.
 
 ``langgraph.json`` at the repository root names :func:`make_graph`, a graph factory
 without arguments: ``langgraph dev`` serves the graph as ``web_builder``, and Studio
@@ -9,8 +10,8 @@ graph there), so the graph builds one from the settings (``BUILDER_*``) for each
 the thread's sandbox from a pool of project sandboxes
 (:func:`~builder.runs.sandboxes.project_pool`), the lock manager and the database. Each
 thread of the dev server is a builder project of the same id, owned by the user
-``studio`` and created at its first run: its versions are saved as the runs service
-saves them, so ``builder serve`` and the CLI see what a Studio run built.
+``langgraph-dev`` and created at its first run: its versions are saved as the runs
+service saves them, so ``builder serve`` and the CLI see what a Studio run built.
 
 The resources live as long as one run (the factory is an async context manager that
 the dev server enters for each run and each read): the run's sandbox, with any dev
@@ -38,9 +39,9 @@ from builder.sandbox.pool import SandboxPool
 from builder.settings import Settings, get_settings
 from builder.tools.mcp import tools_with_mcp
 
-__all__ = ["STUDIO_USER", "SettingsContexts", "make_graph"]
+__all__ = ["HOSTED_USER", "SettingsContexts", "make_graph"]
 
-STUDIO_USER = "studio"
+HOSTED_USER = "langgraph-dev"
 """The builder user that owns the projects of the dev server's threads."""
 
 
@@ -66,7 +67,7 @@ class SettingsContexts:
             self._stack.push_async_callback(locks.close)
             pool = project_pool(db, self.settings)
             self._stack.push_async_callback(pool.close)
-            owner = await get_or_create_user(db, name=STUDIO_USER)
+            owner = await get_or_create_user(db, name=HOSTED_USER)
             self._opened = (db, locks, pool, owner.id)
         return self._opened
 
@@ -88,7 +89,9 @@ class SettingsContexts:
         if project_id not in self._projects:
             # AlreadyExists: created by an earlier run, or a project of builder's own.
             with suppress(AlreadyExists):
-                await create_thread(db, user_id=owner, name="Studio thread", thread_id=project_id)
+                await create_thread(
+                    db, user_id=owner, name="langgraph dev thread", thread_id=project_id
+                )
             self._projects.add(project_id)
         async with pool.lease(str(project_id)) as sandbox:
             yield RunContext(

@@ -21,6 +21,7 @@ import pytest
 from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
 
+from builder.graphs.hosted import HOSTED_USER
 from builder.persistence.database import Database
 from builder.persistence.projects import get_project
 from builder.persistence.snapshots import read_file
@@ -144,7 +145,7 @@ async def client(dev_server: DevServer) -> AsyncIterator[LangGraphClient]:
 async def _saved(server: DevServer, project_id: uuid.UUID, path: str) -> bytes:
     db = Database(server.database_url, settings=Settings(data_dir=server.data_dir))
     try:
-        owner = await get_or_create_user(db, name="studio")
+        owner = await get_or_create_user(db, name=HOSTED_USER)
         await get_project(db, user_id=owner.id, project_id=project_id)
         return await read_file(db, project_id=project_id, path=path)
     finally:
