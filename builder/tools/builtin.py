@@ -43,3 +43,24 @@ def register_starters(register: Callable[..., Any]) -> None:
 
     for name, description in BUILTIN_STARTERS.items():
         register(name, builtin_directory(name), description=description)
+
+
+@hookimpl
+def register_publishers(register: Callable[..., Any]) -> None:
+    """Register the generic git remote, GitHub and Netlify publishers."""
+    from builder.publish.github import GitHubPublisher
+    from builder.publish.gitremote import GitRemotePublisher
+    from builder.publish.netlify import NetlifyPublisher
+
+    register("git", GitRemotePublisher(), description="Push to any git remote over http(s).")
+    register(
+        "github",
+        GitHubPublisher(),
+        description="Push to a GitHub repository (created on request) with the user's "
+        "GitHub connection.",
+    )
+    register(
+        "netlify",
+        NetlifyPublisher(),
+        description="Deploy the site (its build output when it builds) to Netlify.",
+    )
