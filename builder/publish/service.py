@@ -189,7 +189,8 @@ async def publish_version(
         except BuilderError as exc:
             message = redact(exc.message, used)
             await finish_publication(db, publication_id=record.id, status="error", error=message)
-            _log.warning(
+            # The caller gets the error; the log keeps it at info level.
+            _log.info(
                 "publish.failed", publisher=publisher, project_id=str(project.id), error=message
             )
             if message != exc.message:

@@ -6,7 +6,17 @@ from collections.abc import Callable
 from typing import Any
 
 from builder.hookspecs import hookimpl
-from builder.tools import build, devserver, edits, files, listing, plan, project, shell
+from builder.tools import (
+    build,
+    devserver,
+    edits,
+    files,
+    listing,
+    plan,
+    project,
+    publishing,
+    shell,
+)
 
 
 @hookimpl
@@ -34,6 +44,7 @@ def register_tools(register: Callable[..., Any]) -> None:
     register(devserver.start_dev_server, timeout="dev_server")
     register(devserver.get_dev_server_status)
     register(build.check_build, timeout=None)
+    register(publishing.publish_project, timeout=None)
 
 
 @hookimpl

@@ -5,7 +5,8 @@ fields builder reads (and a few it does not), and record every request so tests 
 look at what was sent — and for leaked secrets.
 
 * :class:`FakeGitHub`: ``GET /user``, ``GET /repos/{owner}/{repo}``, ``POST /user/repos``
-  (``201`` with the repository, ``422`` when the name is taken); a created repository
+  (``201`` with the repository, ``422`` when the name is taken, ``500`` echoing the token
+  for a repository named ``leaky``); a created repository
   is a real bare repository of a :class:`~tests.support.git_server.GitServer`, whose
   URL is the ``clone_url``.
 * :class:`FakeNetlify`: ``POST /sites``, ``POST /sites/{id}/deploys`` with a ``files``
@@ -119,6 +120,8 @@ class FakeGitHub(_JsonServer):
         if method == "POST" and path == "/user/repos":
             request = json.loads(body)
             full = f"alice/{request['name']}"
+            if request["name"] == "leaky":  # a careless server that echoes the credential
+                return 500, {"message": f"internal error for token {self.token}"}
             if full in self.repos:
                 return 422, {
                     "message": "Repository creation failed.",
