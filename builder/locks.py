@@ -27,6 +27,7 @@ import hashlib
 from collections.abc import AsyncIterator, Iterable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import psycopg
 from psycopg import errors as pg_errors
@@ -36,7 +37,7 @@ from builder.errors import DependencyUnavailable, LockTimeout
 from builder.log import get_logger
 from builder.settings import Settings
 
-__all__ = ["LockManager", "advisory_key"]
+__all__ = ["LockManager", "advisory_key", "holding_transaction"]
 
 log = get_logger(__name__)
 
@@ -55,6 +56,33 @@ class _Entry:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     users: int = 0
     """Tasks holding or waiting for the lock; the entry is dropped at zero."""
+
+
+@asynccontextmanager
+async def holding_transaction(conn: psycopg.AsyncConnection[Any]) -> AsyncIterator[None]:
+    """A transaction that only holds locks, on a connection used for nothing else.
+
+    The server releases its locks when the connection is lost (a crash or restart of
+    the server): ending it then is not an error, and must not replace however the
+    body ended.
+    """
+    transaction = conn.transaction()
+    try:
+        await transaction.__aenter__()
+    except psycopg.OperationalError as exc:
+        if not conn.broken:
+            raise
+        # A pooled connection that died with the server (crash, restart, failover).
+        raise DependencyUnavailable("database", f"the connection was lost: {exc}") from exc
+    try:
+        yield
+    finally:
+        try:
+            await transaction.__aexit__(None, None, None)
+        except psycopg.OperationalError as exc:
+            if not conn.broken:
+                raise
+            log.warning("locks.connection_lost", error=str(exc))
 
 
 class LockManager:
@@ -150,7 +178,7 @@ class LockManager:
                 conn = await stack.enter_async_context(
                     self._connection(key, self.timeout, dedicated=long_lived)
                 )
-                await stack.enter_async_context(conn.transaction())
+                await stack.enter_async_context(holding_transaction(conn))
                 cur = await conn.execute(_TRY_LOCK, (advisory_key(key),))
                 row = await cur.fetchone()
                 if not (row and row[0]):
@@ -197,7 +225,7 @@ class LockManager:
         wait = max(deadline - loop.time(), 0.001)
         async with (
             self._connection(keys[0], wait, seconds, dedicated=dedicated) as conn,
-            conn.transaction(),
+            holding_transaction(conn),
         ):
             for key in keys:
                 # Postgres reads lock_timeout 0 as "wait forever": keep at least 1 ms.
@@ -239,6 +267,10 @@ class LockManager:
             # Shielded so a second cancellation cannot strand the connection outside
             # the pool; the pool rolls back whatever transaction is still open.
             await asyncio.shield(pool.putconn(conn))
+            if conn.broken:
+                # The server went away: the other idle connections are as dead as this
+                # one. Drop them now rather than failing one caller for each.
+                await asyncio.shield(pool.check())
 
     async def _get_pool(self) -> AsyncConnectionPool:
         if self._pool is not None:

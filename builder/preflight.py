@@ -67,9 +67,28 @@ async def preflight(settings: Settings, *, db: Database | None = None) -> Prefli
         report.errors.extend(exc.problems)
     _check_model(settings, report)
     await _check_database(settings, db, report)
+    report.warnings.extend(_sandbox_warnings(settings))
     if settings.is_production:
         report.warnings.extend(_production_warnings(settings))
     return report
+
+
+def _sandbox_warnings(settings: Settings) -> list[str]:
+    """What the local sandbox falls back to on this host (probed, as the server would)."""
+    if settings.sandbox_backend != "local":
+        return []
+    from builder.sandbox.local.confine import bwrap_status, network_mode
+
+    bwrap, reason = bwrap_status()
+    if bwrap is None:
+        return [f"sandbox commands run unconfined on this host: {reason}"]
+    _, _, fallback = network_mode(settings.sandbox_network)
+    if fallback is not None:
+        return [
+            f"BUILDER_SANDBOX_NETWORK is isolated but {fallback}: confined commands use "
+            "the host's network and can reach its loopback services (PostgreSQL, Redis)"
+        ]
+    return []
 
 
 def _check_model(settings: Settings, report: Preflight) -> None:
@@ -123,7 +142,7 @@ def _production_warnings(settings: Settings) -> list[str]:
     if settings.sandbox_backend == "local" and settings.sandbox_network == "host":
         warnings.append(
             "BUILDER_SANDBOX_NETWORK is host: confined commands can still reach this host's "
-            "loopback services (PostgreSQL, Redis); use none (no package installs) or e2b "
+            "loopback services (PostgreSQL, Redis); use isolated (the default, needs pasta) "
             "for strangers' projects"
         )
     if settings.sandbox_backend == "local-unconfined":

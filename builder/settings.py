@@ -13,6 +13,7 @@ import logging
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
@@ -236,6 +237,17 @@ class Settings(BaseSettings):
     preview_token_ttl: int = Field(
         24 * 3600, ge=60, description="Seconds a preview link stays valid."
     )
+    advertise_url: str | None = Field(
+        None,
+        description="Where the other replicas reach this one's HTTP listener, e.g. "
+        "`http://10.0.0.5:8000` (a private address); previews of the dev servers this "
+        "replica runs are forwarded there. Unset = a single replica.",
+    )
+    preview_forward: bool = Field(
+        True,
+        description="Forward a preview whose dev server runs on another replica to it; "
+        "false = answer 421 naming that replica's `BUILDER_ADVERTISE_URL`.",
+    )
     secret_key: SecretStr | None = Field(
         None,
         description="Key that signs OAuth state; unset = derived from the primary encryption key.",
@@ -290,10 +302,13 @@ class Settings(BaseSettings):
         description="`local` (a workspace per project, commands confined by bubblewrap "
         "where it works), `local-unconfined` (development only) or `e2b`.",
     )
-    sandbox_network: Literal["host", "none"] = Field(
-        "host",
-        description="Network of confined sandbox commands: `host` (package installs work; "
-        "the host's loopback services are reachable) or `none` (loopback only, no installs).",
+    sandbox_network: Literal["isolated", "host", "none"] = Field(
+        "isolated",
+        description="Network of confined sandbox commands: `isolated` (own namespace with "
+        "outbound access through pasta: installs work, the host's loopback services are "
+        "unreachable; falls back to `host`, logged, where pasta does not work), `host` "
+        "(the host's network, loopback services included) or `none` (loopback only, no "
+        "installs).",
     )
     allow_unconfined_sandbox: bool = Field(
         False,
@@ -330,6 +345,18 @@ class Settings(BaseSettings):
     @classmethod
     def _parse_origins(cls, value: Any) -> Any:
         return _split_csv(value)
+
+    @field_validator("advertise_url")
+    @classmethod
+    def _check_advertise_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        split = urlsplit(value.strip())
+        if split.scheme not in ("http", "https") or not split.hostname:
+            raise ValueError(f"must be an http(s) URL such as http://10.0.0.5:8000; got {value!r}")
+        if split.path not in ("", "/") or split.query or split.fragment:
+            raise ValueError(f"must be a bare origin, without a path; got {value!r}")
+        return f"{split.scheme}://{split.netloc}"
 
     @field_validator("database_url")
     @classmethod

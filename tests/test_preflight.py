@@ -63,5 +63,12 @@ def test_production_risks_are_listed(monkeypatch: pytest.MonkeyPatch) -> None:
     assert code == 0, output
     assert "BUILDER_DATABASE_URL is not set: the embedded PostgreSQL" in output
     assert "BUILDER_REDIS_URL is not set" in output
+    assert "BUILDER_SANDBOX_NETWORK" not in output  # isolated works on this host
+    assert "settings are valid for production (2 warning(s))" in output
+
+
+def test_the_host_network_is_a_production_risk(monkeypatch: pytest.MonkeyPatch) -> None:
+    code, output = _check(monkeypatch, **SAFE_PRODUCTION, BUILDER_SANDBOX_NETWORK="host")
+    assert code == 0, output
     assert "BUILDER_SANDBOX_NETWORK is host: confined commands can still reach" in output
     assert "settings are valid for production (3 warning(s))" in output

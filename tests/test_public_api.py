@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import builder
 
 
 def test_all_is_sorted_and_complete() -> None:
-    public = {name for name in vars(builder) if not name.startswith("_")} - {"annotations"}
+    public = {name for name in dir(builder) if not name.startswith("_")} - {
+        "annotations",
+        "importlib",
+        "TYPE_CHECKING",
+        "Any",
+    }
     # Submodules are importable but are not part of the flat public API.
     modules = {name for name in public if type(getattr(builder, name)).__name__ == "module"}
     assert builder.__all__ == sorted(builder.__all__)
@@ -16,3 +24,18 @@ def test_all_is_sorted_and_complete() -> None:
 def test_every_exported_name_resolves() -> None:
     for name in builder.__all__:
         assert getattr(builder, name) is not None, name
+
+
+def test_importing_builder_loads_none_of_the_heavy_dependencies() -> None:
+    """``import builder`` stays light: the public API is imported on first use."""
+    probe = (
+        "import sys, builder; "
+        "print(sorted(m for m in ('langgraph', 'langchain_core', 'fastapi', 'sqlalchemy', "
+        "'psycopg', 'redis', 'e2b', 'pydantic_settings') if m in sys.modules))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert loaded == "[]"
+    # And each name still resolves to the object of its own module.
+    assert builder.RunService.__module__ == "builder.runs.service"

@@ -13,6 +13,7 @@ from builder.cli import (
     new,
     publish,
     run,
+    sandbox,
     secrets,
     serve,
     sweep,
@@ -33,4 +34,17 @@ def main() -> None:
         raise SystemExit(2) from None
 
 
-_COMMAND_MODULES = (config, db, export, keys, new, publish, run, secrets, serve, sweep, tools)
+_COMMAND_MODULES = (
+    config,
+    db,
+    export,
+    keys,
+    new,
+    publish,
+    run,
+    sandbox,
+    secrets,
+    serve,
+    sweep,
+    tools,
+)

@@ -8,13 +8,16 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
 
 from builder.cli.app import app, console, err_console, log_file
-from builder.runs.events import RunEvent
 from builder.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from builder.runs.events import RunEvent
 
 LOCAL_USER = "local"
 
@@ -81,6 +84,7 @@ async def _session(
     from builder.runs.service import RunService
 
     started = time.perf_counter()
+    settings = without_gateway(settings)
     db = Database.from_settings(settings, cached=False)
     try:
         await upgrade_database(db)
@@ -143,6 +147,19 @@ def _export(directory: Path, files: dict[str, bytes]) -> None:
         target = directory / path
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(data)
+
+
+def without_gateway(settings: Settings) -> Settings:
+    """Settings for a run in this process, which serves no previews.
+
+    Its dev server belongs to this process, so no preview gateway (``builder serve``, on
+    this machine or another) can reach it: the run reports the dev server's own URL
+    (``http://127.0.0.1:<port>/``, or the E2B host), which opens, instead of a gateway
+    link that would answer 404, and records no replica for other replicas to forward to.
+    """
+    return settings.model_copy(
+        update={"preview_port": None, "preview_base_url": None, "advertise_url": None}
+    )
 
 
 def _run_session(**kwargs: object) -> None:

@@ -8,7 +8,6 @@ import typer
 from rich.table import Table
 
 from builder.cli.app import app, console
-from builder.plugins import get_tool_registry
 
 tools_app = typer.Typer(help="Inspect the agent's tools.", no_args_is_help=True)
 app.add_typer(tools_app, name="tools")
@@ -21,6 +20,8 @@ def list_tools(
     ),
 ) -> None:
     """List every tool with the plugin that registered it."""
+    from builder.plugins import get_tool_registry
+
     registry = get_tool_registry()
     if as_json:
         data = [

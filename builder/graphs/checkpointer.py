@@ -30,6 +30,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import psycopg
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
     ChannelVersions,
@@ -43,7 +44,7 @@ from psycopg import AsyncConnection, AsyncCursor
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from builder.locks import advisory_key
+from builder.locks import advisory_key, holding_transaction
 from builder.log import get_logger
 from builder.settings import Settings
 
@@ -275,7 +276,10 @@ class TTLCheckpointer(AsyncPostgresSaver):
         """
         key = str(thread_id)
         await self.touch(key)
-        async with await self._dedicated_connection() as conn, conn.transaction():
+        async with (
+            await self._dedicated_connection() as conn,
+            holding_transaction(conn),
+        ):
             await conn.execute(HOLD_SQL, {"thread_id": key})
             self._held[key] = self._held.get(key, 0) + 1
             try:
@@ -284,7 +288,11 @@ class TTLCheckpointer(AsyncPostgresSaver):
                 remaining = self._held.pop(key) - 1
                 if remaining:
                     self._held[key] = remaining
-        await self.touch(key)
+        try:
+            await self.touch(key)
+        except psycopg.Error as exc:
+            # The server is gone (the hold went with it): the sweeper's TTL still holds.
+            _log.warning("checkpointer.touch_failed", thread_id=key, error=str(exc))
 
     # --- sweeping --------------------------------------------------------------------
     async def sweep(

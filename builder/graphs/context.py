@@ -33,6 +33,9 @@ class RunContext:
         message_id: The user message that started the turn, recorded on snapshots.
         max_steps: Overrides ``settings.max_steps`` for this run.
         token_budget: Overrides ``settings.run_token_budget`` for this run.
+        resumed: This run continues one that was interrupted. Its first save rescans the
+            workspace: a step cut short may have changed files that its checkpoint
+            does not record (and running it again may not change them a second time).
     """
 
     sandbox: Sandbox
@@ -44,6 +47,7 @@ class RunContext:
     message_id: uuid.UUID | None = None
     max_steps: int | None = None
     token_budget: int | None = None
+    resumed: bool = False
 
     def __post_init__(self) -> None:
         if not self.project_id:

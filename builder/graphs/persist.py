@@ -78,7 +78,8 @@ class PersistNode:
         ctx = runtime.context
         update: dict[str, Any] = {}
         manifest = dict(state.get("files", {}))
-        if state.get("rescan"):
+        if state.get("rescan") or ctx.resumed:
+            ctx.resumed = False
             scanned = await scan_workspace(ctx.sandbox)
             if changes := manifest_changes(manifest, scanned):
                 update["files"] = changes

@@ -18,6 +18,7 @@ from langgraph.runtime import Runtime
 from builder.graphs.context import RunContext
 from builder.graphs.state import DevServerState, PlanState, WebBuilderState
 from builder.log import get_logger
+from builder.persistence.projects import record_replica
 from builder.tools.bound import BoundTool
 from builder.tools.context import (
     DevServerStatus,
@@ -234,6 +235,11 @@ class ToolCallsNode:
             update["plan"] = _plan_to_state(effects.plan)
         if effects.dev_server is not None and effects.dev_server != tool_ctx_server(state):
             update["dev_server"] = _server_to_state(effects.dev_server)
+            if effects.dev_server.running and ctx.db is not None:
+                # It runs in this process's sandbox: other replicas forward previews here.
+                await record_replica(
+                    ctx.db, project_id=ctx.project_id, replica=ctx.settings.advertise_url
+                )
         if not ok:
             update["errors"] = [f"{name}: {text.splitlines()[0][:300] if text else 'error'}"]
         return update

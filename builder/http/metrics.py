@@ -8,6 +8,9 @@
 * ``builder_tool_calls_total{tool, ok}`` and ``builder_tool_duration_seconds{tool}``:
   from each run's ``tool_end`` events.
 * ``builder_rate_limited_total{tier}``: requests refused with 429.
+* ``builder_preview_requests_total{target}``: preview requests (HTTP and WebSocket)
+  with a valid link, by where they went: ``local`` (a dev server of this replica),
+  ``forwarded`` (to the replica that runs it) or ``misdirected`` (421).
 
 Each app has its own registry. With several uvicorn workers (``builder serve
 --workers N``), ``PROMETHEUS_MULTIPROC_DIR`` is set to a fresh directory before the
@@ -89,6 +92,13 @@ class Metrics:
             "builder_rate_limited_total",
             "Requests refused by a rate limit.",
             ["tier"],
+            registry=self.registry,
+        )
+
+        self.preview_requests = Counter(
+            "builder_preview_requests_total",
+            "Preview requests with a valid link, by where they went.",
+            ["target"],
             registry=self.registry,
         )
 

@@ -174,6 +174,8 @@ class Project(TableModel, table=True):
     description: str = _text(default="")
     sandbox_id: str | None = _text(nullable=True)
     sandbox_url: str | None = _text(nullable=True)
+    # BUILDER_ADVERTISE_URL of the replica that runs the project's sandbox processes.
+    sandbox_replica: str | None = _text(nullable=True)
     dependencies: dict[str, Any] = Field(
         default_factory=dict,
         sa_type=JSONB,

@@ -35,7 +35,9 @@ __all__ = [
     "list_projects",
     "open_project",
     "project_owner",
+    "project_replica",
     "project_sandbox",
+    "record_replica",
     "record_sandbox",
     "set_starred",
     "update_project",
@@ -267,6 +269,17 @@ async def project_sandbox(db: Database, *, project_id: uuid.UUID) -> str | None:
     return str(row.sandbox_id) if row.sandbox_id else None
 
 
+async def project_replica(db: Database, *, project_id: uuid.UUID) -> str | None:
+    """The replica recorded as running the project's dev server (its
+    ``BUILDER_ADVERTISE_URL``); None when none is recorded or the project is gone."""
+
+    async def work(session: AsyncSession) -> Any:
+        return await repo.sandbox_of(session, project_id=project_id)
+
+    row = await db.run(work)
+    return str(row.sandbox_replica) if row is not None and row.sandbox_replica else None
+
+
 async def record_sandbox(
     db: Database,
     *,
@@ -285,9 +298,25 @@ async def record_sandbox(
         values["sandbox_id"] = sandbox_id
     if sandbox_url is not None:
         values["sandbox_url"] = sandbox_url
-    if not values:
+    if values:
+        await _set_sandbox(db, project_id, values)
+
+
+async def record_replica(db: Database, *, project_id: str, replica: str | None) -> None:
+    """Record which replica runs the project's dev server: its ``BUILDER_ADVERTISE_URL``,
+    where the other replicas forward the project's previews (None: no replica can be
+    reached). Nothing happens for an id that is not a project of this database."""
+    try:
+        key = uuid.UUID(project_id)
+    except ValueError:  # an application's own thread id
+        return
+    try:
+        await _set_sandbox(db, key, {"sandbox_replica": replica})
+    except NotFound:
         return
 
+
+async def _set_sandbox(db: Database, project_id: uuid.UUID, values: dict[str, Any]) -> None:
     async def work(session: AsyncSession) -> uuid.UUID | None:
         return await repo.set_sandbox(session, project_id=project_id, values=values)
 

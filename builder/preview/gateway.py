@@ -9,13 +9,20 @@ subprotocols, and frames are relayed both ways until either side closes.
 Only the project's own dev server is ever a target: the target comes from the
 project's sandbox (the internal URL the sandbox reports), never from the request.
 Anything without a valid token, or whose dev server does not run, is a bare 404.
+
+**Forwarding.** When the dev server runs on another replica, the target is that
+replica's gateway (its advertised URL, from the database, never from the request):
+the request goes there through the same code, Host unchanged, with a hop proof
+(:meth:`~builder.preview.tokens.PreviewSigner.hop`) that the receiving replica
+checks. It checks the token again, trusts the hop's ``X-Forwarded-*`` headers and
+never forwards the request a second time, so replicas cannot loop and the hop is no
+open proxy.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -23,12 +30,22 @@ from urllib.parse import urlsplit
 import httpx
 from starlette.types import Message, Receive, Scope, Send
 from websockets.asyncio.client import connect as ws_connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
 from builder.log import get_logger
-from builder.preview.tokens import PreviewSigner
+from builder.preview.tokens import PreviewGrant, PreviewSigner
 
-__all__ = ["PreviewGateway", "PreviewTarget", "TargetResolver", "token_of_host"]
+__all__ = [
+    "HOP_HEADER",
+    "Misdirected",
+    "PreviewGateway",
+    "PreviewTarget",
+    "TargetResolver",
+    "token_of_host",
+]
+
+HOP_HEADER = "x-builder-preview-hop"
+"""Carries the forwarding replica's hop proof; never passed on to a dev server."""
 
 _log = get_logger("builder.preview.gateway")
 
@@ -46,6 +63,7 @@ _HOP_BY_HOP = frozenset(
         "transfer-encoding",
         "upgrade",
         "host",
+        HOP_HEADER,
     }
 )
 # The service's own credentials never reach a preview.
@@ -77,12 +95,18 @@ class PreviewTarget:
     forwarded: bool = False
 
 
-TargetResolver = Callable[[uuid.UUID], Awaitable[PreviewTarget | None]]
-"""Finds a project's dev server; None when it has none running (answered 404)."""
+TargetResolver = Callable[[PreviewGrant, bool], Awaitable[PreviewTarget | None]]
+"""Finds the dev server a grant names, ``(grant, may_forward)``: a dev server of this
+replica, else (when ``may_forward``) the gateway of the replica that runs it; None when
+there is none (answered 404). Raises :class:`Misdirected` when forwarding is off."""
 
 
 class Misdirected(Exception):
-    """The preview is held by another replica and forwarding is off (answered 421)."""
+    """The preview is served by another replica and forwarding is off (answered 421).
+
+    Attributes:
+        where: That replica's advertised URL.
+    """
 
     def __init__(self, where: str) -> None:
         super().__init__(where)
@@ -148,35 +172,53 @@ class PreviewGateway:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
             return
-        target = None
+        routed = None
         try:
-            target = await self._target(scope)
+            routed = await self._target(scope)
         except Misdirected as exc:
-            await _plain(send, scope, 421, f"this preview is served by {exc.where}\n")
+            await _plain(
+                send,
+                scope,
+                421,
+                f"this preview is served by the replica at {exc.where}\n",
+                headers=[(b"x-builder-replica", exc.where.encode("latin-1"))],
+            )
             return
-        if target is None:
+        if routed is None:
             await _not_found(scope, receive, send)
-        elif scope["type"] == "http":
-            await self._http(scope, receive, send, target)
+            return
+        target, hop = routed
+        if scope["type"] == "http":
+            await self._http(scope, receive, send, target, hop)
         else:
-            await self._websocket(scope, receive, send, target)
+            await self._websocket(scope, receive, send, target, hop)
 
-    async def _target(self, scope: Scope) -> PreviewTarget | None:
+    async def _target(self, scope: Scope) -> tuple[PreviewTarget, _Hop] | None:
         token = token_of_host(_header(scope, b"host") or "", suffix=self.host_suffix)
         grant = self.signer.verify(token) if token else None
-        if grant is None:
+        if token is None or grant is None:
             return None
-        target = await self.resolve(grant.project_id)
-        if target is None or (not target.forwarded and target.generation != grant.generation):
+        proof = _header(scope, HOP_HEADER.encode())
+        came_forwarded = proof is not None
+        if came_forwarded and not self.signer.verify_hop(token, proof or ""):
+            return None  # a hop proof that is not ours
+        target = await self.resolve(grant, not came_forwarded)
+        if target is None:
             return None
-        return target
+        if target.forwarded:
+            if came_forwarded:
+                return None  # never forwarded twice: replicas cannot loop
+            return target, _Hop(outgoing=self.signer.hop(token), incoming=False)
+        if target.generation != grant.generation:
+            return None
+        return target, _Hop(outgoing=None, incoming=came_forwarded)
 
     # --- HTTP -------------------------------------------------------------------
     async def _http(
-        self, scope: Scope, receive: Receive, send: Send, target: PreviewTarget
+        self, scope: Scope, receive: Receive, send: Send, target: PreviewTarget, hop: _Hop
     ) -> None:
         url = _upstream_url(target.url, scope)
-        headers = _forward_headers(scope, keep_host=target.forwarded)
+        headers = _forward_headers(scope, hop)
         has_body = _header(scope, b"content-length") not in (None, "0") or (
             _header(scope, b"transfer-encoding") is not None
         )
@@ -214,7 +256,7 @@ class PreviewGateway:
 
     # --- WebSocket --------------------------------------------------------------
     async def _websocket(
-        self, scope: Scope, receive: Receive, send: Send, target: PreviewTarget
+        self, scope: Scope, receive: Receive, send: Send, target: PreviewTarget, hop: _Hop
     ) -> None:
         first = await receive()
         if first["type"] != "websocket.connect":
@@ -223,9 +265,18 @@ class PreviewGateway:
         url = "ws" + url[4:] if url.startswith("http") else url
         headers = [
             (name, value)
-            for name, value in _forward_headers(scope, keep_host=target.forwarded)
-            if name.lower() not in _WS_OWN and name.lower() != "origin"
+            for name, value in _forward_headers(scope, hop)
+            if name.lower() not in _WS_OWN and name.lower() not in ("origin", "host")
         ]
+        where: dict[str, object] = {}
+        if target.forwarded:
+            # The handshake names the preview host (the other replica routes on it) and
+            # the connection goes to the other replica's address.
+            split = urlsplit(url)
+            where = {"host": split.hostname, "port": split.port or _default_port(split.scheme)}
+            if split.scheme == "wss":
+                where["server_hostname"] = split.hostname
+            url = f"{split.scheme}://{_header(scope, b'host') or split.netloc}{_path(scope)}"
         offered = list(scope.get("subprotocols") or [])
         try:
             upstream = await ws_connect(
@@ -237,6 +288,7 @@ class PreviewGateway:
                 compression=None,
                 proxy=None,
                 user_agent_header=None,
+                **where,  # type: ignore[arg-type]
             )
         except InvalidStatus as exc:
             await send(
@@ -246,7 +298,7 @@ class PreviewGateway:
                 }
             )
             return
-        except (OSError, InvalidHandshake, TimeoutError) as exc:
+        except (OSError, InvalidHandshake, InvalidURI, TimeoutError) as exc:
             _log.info("preview.ws_upstream_failed", url=url, error=str(exc))
             await send({"type": "websocket.close", "code": 1011})
             return
@@ -308,27 +360,45 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
-def _upstream_url(base: str, scope: Scope) -> str:
-    split = urlsplit(base)
+@dataclass(frozen=True, slots=True)
+class _Hop:
+    outgoing: str | None
+    """The hop proof to send: the request goes to another replica."""
+    incoming: bool
+    """The request came from another replica with a valid proof."""
+
+
+def _default_port(scheme: str) -> int:
+    return 443 if scheme in ("https", "wss") else 80
+
+
+def _path(scope: Scope) -> str:
     path = scope.get("raw_path") or scope["path"].encode()
     query = scope.get("query_string") or b""
-    url = f"{split.scheme}://{split.netloc}{bytes(path).decode('latin-1')}"
-    return url + ("?" + query.decode("latin-1") if query else "")
+    text = bytes(path).decode("latin-1")
+    return text + ("?" + query.decode("latin-1") if query else "")
 
 
-def _forward_headers(scope: Scope, *, keep_host: bool) -> list[tuple[str, str]]:
+def _upstream_url(base: str, scope: Scope) -> str:
+    split = urlsplit(base)
+    return f"{split.scheme}://{split.netloc}{_path(scope)}"
+
+
+def _forward_headers(scope: Scope, hop: _Hop) -> list[tuple[str, str]]:
+    """The request's headers for the next hop: hop-by-hop and credential headers
+    dropped, ``X-Forwarded-*`` set (passed on from a replica's hop, else made here), the
+    Host kept when the next hop is another replica's gateway."""
     connection_tokens = {
         token.strip().lower() for token in (_header(scope, b"connection") or "").split(",")
     }
+    keep_host = hop.outgoing is not None
     headers: list[tuple[str, str]] = []
-    prior_for = None
+    prior: dict[str, str] = {}
     for raw_name, raw_value in scope["headers"]:
         name = bytes(raw_name).decode("latin-1").lower()
         value = bytes(raw_value).decode("latin-1")
-        if name == "x-forwarded-for":
-            prior_for = value
-            continue
         if name.startswith("x-forwarded-"):
+            prior.setdefault(name, value)
             continue
         dropped = name in _HOP_BY_HOP or name in connection_tokens or name in _CREDENTIALS
         if dropped and not (keep_host and name == "host"):
@@ -338,11 +408,21 @@ def _forward_headers(scope: Scope, *, keep_host: bool) -> list[tuple[str, str]]:
     peer = client[0] if client else "unknown"
     host = _header(scope, b"host") or ""
     scheme = "https" if scope.get("scheme") in ("https", "wss") else "http"
-    headers += [
-        ("x-forwarded-for", f"{prior_for}, {peer}" if prior_for and keep_host else peer),
-        ("x-forwarded-host", host),
-        ("x-forwarded-proto", scheme),
-    ]
+    if hop.incoming:  # a replica's: what it saw of the browser is what counts
+        chain = prior.get("x-forwarded-for")
+        headers += [
+            ("x-forwarded-for", f"{chain}, {peer}" if chain else peer),
+            ("x-forwarded-host", prior.get("x-forwarded-host", host)),
+            ("x-forwarded-proto", prior.get("x-forwarded-proto", scheme)),
+        ]
+    else:  # the browser's own claims are not trusted
+        headers += [
+            ("x-forwarded-for", peer),
+            ("x-forwarded-host", host),
+            ("x-forwarded-proto", scheme),
+        ]
+    if hop.outgoing is not None:
+        headers.append((HOP_HEADER, hop.outgoing))
     return headers
 
 
@@ -358,7 +438,14 @@ async def _request_body(receive: Receive) -> AsyncIterator[bytes]:
             return
 
 
-async def _plain(send: Send, scope: Scope, status: int, text: str) -> None:
+async def _plain(
+    send: Send,
+    scope: Scope,
+    status: int,
+    text: str,
+    *,
+    headers: list[tuple[bytes, bytes]] | None = None,
+) -> None:
     if scope["type"] == "websocket":
         await send({"type": "websocket.close", "code": 1008})
         return
@@ -371,6 +458,7 @@ async def _plain(send: Send, scope: Scope, status: int, text: str) -> None:
                 (b"content-type", b"text/plain; charset=utf-8"),
                 (b"content-length", str(len(body)).encode()),
                 (b"cache-control", b"no-store"),
+                *(headers or []),
             ],
         }
     )

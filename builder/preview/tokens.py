@@ -106,5 +106,22 @@ class PreviewSigner:
             return None
         return PreviewGrant(uuid.UUID(bytes=project), expires, generation)
 
+    def hop(self, token: str) -> str:
+        """The proof a replica adds when it forwards ``token``'s request to another one.
+
+        Only holders of the signing key can make it, so a request carrying a valid one
+        came from a replica: its ``X-Forwarded-*`` headers are trusted and it is never
+        forwarded again.
+        """
+        mac = hmac.new(self._key, b"hop\x00" + token.lower().encode("ascii"), hashlib.sha256)
+        return mac.hexdigest()
+
+    def verify_hop(self, token: str, proof: str) -> bool:
+        """Whether ``proof`` is :meth:`hop` of ``token``."""
+        proof = proof.strip().lower()
+        if not proof.isascii() or not token.isascii():
+            return False
+        return hmac.compare_digest(self.hop(token), proof)
+
     def _mac(self, body: bytes) -> bytes:
         return hmac.new(self._key, body, hashlib.sha256).digest()[:_MAC_BYTES]

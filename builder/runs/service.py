@@ -74,6 +74,7 @@ from builder.runs.translate import publish_part, summarise
 from builder.sandbox.base import Sandbox
 from builder.sandbox.pool import SandboxPool
 from builder.settings import Settings, get_settings
+from builder.tools.devserver import DEV_SERVER, launch_dev_server
 from builder.tools.mcp import tools_with_mcp
 
 __all__ = [
@@ -450,6 +451,7 @@ class RunService:
         await sync_workspace(self.db, project_id=project_id, sandbox=sandbox)
 
         current = await self.graph.aget_state(config)
+        await self._restart_dev_server(sandbox, (current.values or {}).get("dev_server"))
         interrupted = bool(current.next)
         if interrupted and _injected_tool_calls(current):
             # Tool calls written into the state by a state update, not by the model in a
@@ -462,8 +464,20 @@ class RunService:
         graph_input: dict[str, Any] | None
         message_id: uuid.UUID | None = None
         run_id = handle.run_id
-        # A user message stored by a turn that crashed before the graph took it in.
-        unstarted = None if interrupted else await self._unstarted_message(project_id, current)
+        asked = None if interrupted else await self._last_user_message(project_id)
+        context = (current.values or {}).get("messages", [])
+        unstarted = None
+        if asked is not None:
+            if not any(m.id == f"msg-{asked.id}" for m in context):
+                # Stored by a turn that crashed before the graph took it in.
+                unstarted = asked
+            elif (finished := _unreplied_turn(context, f"msg-{asked.id}")) is not None:
+                # Answered by a turn that crashed before storing the reply; a resume
+                # with no new prompt is then done.
+                await self._store_reply(handle, finished)
+                if prompt is None:
+                    await self._finish_recovered(handle, result, current, finished)
+                    return
         if interrupted and resume:
             # The id this run was started with, from the checkpoint's metadata: right
             # after a turn's input checkpoint the state's values still hold the
@@ -533,6 +547,7 @@ class RunService:
             message_id=message_id,
             max_steps=max_steps,
             token_budget=token_budget,
+            resumed=graph_input is None,
         )
         parts = ReplyParts()
         try:
@@ -569,14 +584,55 @@ class RunService:
                 model=self.settings.model,
             )
 
-    async def _unstarted_message(self, project_id: uuid.UUID, current: Any) -> Any:
-        """The latest stored message when it is a user message the context never got."""
+    async def _restart_dev_server(self, sandbox: Sandbox, server: Any) -> None:
+        """Start the dev server again when the context says it runs and it does not.
+
+        Its process went with a process that died (or with a sandbox closed since):
+        the turn, and the preview, carry on with the same command and port.
+        """
+        if not server or not server.get("running"):
+            return
+        info = await sandbox.process_info(DEV_SERVER)
+        if info is not None and info.running:
+            return
+        launch = await launch_dev_server(
+            sandbox, settings=self.settings, command=server["command"], port=server["port"]
+        )
+        _log.info("run.dev_server_restarted", port=server["port"], outcome=launch.outcome)
+
+    async def _last_user_message(self, project_id: uuid.UUID) -> Any:
+        """The latest stored message when it is the user's (a turn not yet answered)."""
         page = await list_messages(self.db, project_id=project_id, limit=1, newest_first=True)
-        if not page.items or page.items[0].role != "user":
-            return None
-        latest = page.items[0]
-        known = {m.id for m in (current.values or {}).get("messages", [])}
-        return None if f"msg-{latest.id}" in known else latest
+        return page.items[0] if page.items and page.items[0].role == "user" else None
+
+    async def _store_reply(self, handle: RunHandle, turn: list[Any]) -> None:
+        """Store the reply of a finished turn from its messages in the context."""
+        parts = _reply_parts(turn)
+        await append_message(
+            self.db,
+            project_id=handle.project_id,
+            role="assistant",
+            content=parts.reply,
+            parts=parts.parts,
+            model=self.settings.model,
+        )
+        _log.info("run.reply_recovered", messages=len(turn))
+
+    async def _finish_recovered(
+        self, handle: RunHandle, result: RunResult, current: Any, turn: list[Any]
+    ) -> None:
+        """Make a recovered turn this run's result, under the turn's own run id."""
+        values = current.values or {}
+        result.run_id = str(
+            (current.metadata or {}).get(_RUN_ID_KEY) or values.get("run_id") or result.run_id
+        )
+        result.status = "success"
+        summarise(result, dict(values.get("files", {})), values, _reply_parts(turn))
+        usage = await run_usage(self.db, run_id=result.run_id)
+        result.input_tokens, result.output_tokens = usage.prompt_tokens, usage.completion_tokens
+        await handle.stream.publish(
+            "run_started", run_id=result.run_id, project_id=str(handle.project_id), resumed=True
+        )
 
     async def _close_interrupted(
         self, config: RunnableConfig, why: str, *, turn_input: dict[str, Any] | None = None
@@ -628,6 +684,31 @@ class RunService:
             steps=result.steps,
             tokens=result.total_tokens,
         )
+
+
+def _reply_parts(turn: list[Any]) -> ReplyParts:
+    parts = ReplyParts()
+    for message in turn:
+        if isinstance(message, AIMessage):
+            parts.add_model_message(message)
+        elif isinstance(message, ToolMessage):
+            parts.add_tool_result(message)
+    return parts
+
+
+def _unreplied_turn(context: list[Any], asked: str) -> list[Any] | None:
+    """The messages of a turn that finished but whose reply was never stored.
+
+    The process died between the graph's last checkpoint and storing the reply: the
+    context took the user's message ``asked`` in and the model answered it without
+    tool calls.
+    """
+    if not context or not isinstance(context[-1], AIMessage) or context[-1].tool_calls:
+        return None
+    for index in range(len(context) - 1, -1, -1):
+        if context[index].id == asked:
+            return list(context[index + 1 :])
+    return None
 
 
 def _injected_tool_calls(state: Any) -> bool:

@@ -22,6 +22,7 @@ __all__ = [
     "MAX_PATH_BYTES",
     "SKIPPED_DIRS",
     "STATE_DIR",
+    "check_port",
     "check_process_name",
     "check_project_id",
     "join_parts",
@@ -131,3 +132,9 @@ def check_process_name(name: str) -> str:
             "and start with a letter or digit"
         )
     return name
+
+
+def check_port(port: int | None) -> None:
+    """Refuse a port outside 1-65535 (None passes: the sandbox will choose)."""
+    if port is not None and (not isinstance(port, int) or not 0 < port < 65536):
+        raise InvalidInput(f"port {port!r} is not between 1 and 65535")

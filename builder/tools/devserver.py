@@ -36,6 +36,8 @@ PROBE = "python3 -c \"import socket; socket.create_connection(('localhost', {por
 POLL_SECONDS = 0.5
 LOG_LINES_ON_FAILURE = 30
 EXIT_DRAIN_SECONDS = 0.2
+ACCEPT_GRACE_SECONDS = 0.2
+"""How long a probe connection must stay open to count as a listening server."""
 
 
 async def command_for(sandbox: Sandbox) -> str:
@@ -72,14 +74,22 @@ def _logs(info: ProcessInfo) -> str:
 
 async def _answers(sandbox: Sandbox, port: int) -> bool:
     if getattr(sandbox, "confinement", None) is not None:
-        # A confined local command has a network of its own; its servers share the
-        # host's, so the port is probed from here.
+        # A confined local command has a network of its own; its servers' ports are
+        # reachable from the host, so the port is probed from here. With isolated
+        # networking pasta accepts on the host's side, then closes the connection at
+        # once when nothing listens inside: a connection that stays open is a server.
         try:
-            _, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 1)
+            reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 1)
         except (OSError, TimeoutError):
             return False
-        writer.close()
-        return True
+        try:
+            return await asyncio.wait_for(reader.read(1), ACCEPT_GRACE_SECONDS) != b""
+        except TimeoutError:
+            return True
+        except OSError:
+            return False
+        finally:
+            writer.close()
     result = await sandbox.exec(PROBE.format(port=port), timeout=5)
     return result.ok
 
@@ -148,7 +158,7 @@ async def start_dev_server(
     """
     launch = await launch_dev_server(ctx.sandbox, settings=ctx.settings, command=command, port=port)
     current = launch.info
-    ctx.effects.dev_server = _status(current, ctx)
+    ctx.effects.dev_server = status = _status(current, ctx)
     if launch.outcome == "exited":
         ctx.effects.error(f"dev server `{launch.command}` exited with code {current.exit_code}")
         return (
@@ -158,7 +168,7 @@ async def start_dev_server(
     if launch.outcome == "answering":
         return (
             f"Dev server running: {current.command}\n"
-            f"Preview: {current.preview_url} (port {current.port})"
+            f"Preview: {status.preview_url} (port {current.port})"
         )
     return (
         f"The dev server is running but port {current.port} is not answering yet; "
@@ -177,9 +187,9 @@ async def get_dev_server_status(
     info = await ctx.sandbox.process_info(DEV_SERVER, log_lines=log_lines)
     if info is None:
         return "No dev server has been started; use start_dev_server."
-    ctx.effects.dev_server = _status(info, ctx)
+    ctx.effects.dev_server = status = _status(info, ctx)
     if info.running:
-        state = f"running on port {info.port}, preview {info.preview_url}"
+        state = f"running on port {info.port}, preview {status.preview_url}"
     else:
         state = f"stopped (exit code {info.exit_code})"
     return f"Dev server {state}\n$ {info.command}\nLast output:\n{_logs(info)}"

@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -125,3 +126,47 @@ def _answers(port: int) -> bool:
     except OSError:
         return False
     return True
+
+
+def test_run_prints_a_preview_url_that_opens_even_with_a_gateway_configured(
+    migrated_db_url: str, tmp_path: Path
+) -> None:
+    """The settings a server uses (a preview listener, a wildcard preview domain, an
+    advertised address) do not make ``builder run`` print a gateway link: no gateway can
+    reach the dev server this process runs, so it prints the dev server's own URL."""
+    env = _env(
+        BUILDER_DATA_DIR=str(tmp_path / "data"),
+        BUILDER_DATABASE_URL=migrated_db_url,
+        BUILDER_MODEL="scripted:demo",
+        BUILDER_SECRET_KEY="cli-preview-secret",
+        BUILDER_PREVIEW_PORT="1",
+        BUILDER_PREVIEW_BASE_URL="https://{token}.preview.example.com",
+        BUILDER_ADVERTISE_URL="http://10.0.0.5:8000",
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "builder", "run", "A bakery site", "--serve"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        assert process.stdout is not None
+        lines = []
+        for line in process.stdout:
+            lines.append(line)
+            if "press Ctrl+C to stop" in line:
+                break
+        out = "".join(lines)
+        url = lines[-1].split("serving ", 1)[1].split(" ", 1)[0]
+        assert url.startswith("http://127.0.0.1:"), out
+        assert f"preview        {url}" in out
+        with urllib.request.urlopen(url + "index.html", timeout=10) as page:  # noqa: S310
+            assert page.status == 200
+        os.killpg(process.pid, signal.SIGINT)
+        process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()

@@ -386,3 +386,57 @@ async def test_links_and_fifos_made_by_commands_are_skipped_not_fatal(
     assert target.read_text() == "outside"
     await box.close()
     await fresh.close()
+
+
+async def test_a_file_swapped_for_a_link_to_another_workspace_is_never_saved(
+    db: Database, settings: Settings, locks: LockManager, tmp_path: Path
+) -> None:
+    """The agent writes a file, then a command replaces it (and a directory) with links
+    to another project's workspace and to the data directory: no version ever holds
+    their content, and restoring writes real files in their place, never through them."""
+    user = await get_or_create_user(db, name="alice")
+    project = await create_project(db, user_id=user.id, name="site")
+    box = LocalSandbox(str(project.id), settings=settings)
+    other = settings.data_dir / "workspaces" / "proj-other"
+    (other / "src").mkdir(parents=True)
+    secret, data_secret = b"other-workspace-canary\n", b"data-dir-canary\n"
+    (other / "secret.txt").write_bytes(secret)
+    (other / "src" / "app.js").write_bytes(secret)
+    (settings.data_dir / "canary.txt").write_bytes(data_secret)
+    swap = (
+        "rm -r page.html src notes.txt && ln -s ../proj-other/secret.txt page.html && "
+        f"ln -s ../proj-other/src src && ln -s {settings.data_dir}/canary.txt notes.txt"
+    )
+    turns = [
+        [
+            {"tool_calls": [call("write_file", path="page.html", content="mine")]},
+            {"tool_calls": [call("write_file", path="src/app.js", content="mine")]},
+            {"tool_calls": [call("write_file", path="notes.txt", content="mine")]},
+            {"tool_calls": [call("run_command", command=swap)]},
+            {"content": "Done."},
+        ],
+    ]
+    graph = build_web_builder_graph(
+        model=write_script(tmp_path, turns), settings=settings, checkpointer=InMemorySaver()
+    )
+    ctx = RunContext(sandbox=box, locks=locks, settings=settings, db=db, run_id="run-1")
+    await _run(graph, ctx, "swap", str(project.id))
+
+    canaries = {hashlib.sha256(secret).hexdigest(), hashlib.sha256(data_secret).hexdigest()}
+    versions = (await list_snapshots(db, project_id=project.id)).items
+    assert versions
+    trees = {s.version: await tree(db, project_id=project.id, version=s.version) for s in versions}
+    for saved in trees.values():
+        assert not {entry.sha256 for entry in saved.values()} & canaries
+    latest = await tree(db, project_id=project.id)
+    assert not {"page.html", "src/app.js", "notes.txt"} & set(latest)
+
+    # The version that still had the agent's files, restored over the links.
+    first = min(version for version, files in trees.items() if "src/app.js" in files)
+    await restore_snapshot(db, project_id=project.id, sandbox=box, version=first)
+    assert not (box.root / "src").is_symlink() and not (box.root / "page.html").is_symlink()
+    assert await box.read_file("src/app.js") == b"mine"
+    assert (other / "secret.txt").read_bytes() == secret
+    assert (other / "src" / "app.js").read_bytes() == secret
+    assert (settings.data_dir / "canary.txt").read_bytes() == data_secret
+    await box.close()

@@ -43,6 +43,7 @@ class ServerProcess:
         redis_prefix: Its private Redis key prefix.
         env: More ``BUILDER_*`` variables.
         args: More ``builder serve`` options.
+        host: The loopback address it listens on (``127.0.0.2`` plays another machine).
     """
 
     def __init__(
@@ -53,9 +54,11 @@ class ServerProcess:
         redis_prefix: str,
         env: Mapping[str, str] = {},
         args: tuple[str, ...] = (),
+        host: str = "127.0.0.1",
     ) -> None:
+        self.host = host
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"http://{host}:{self.port}"
         self.database_url = database_url
         self.data_dir = data_dir
         self.redis_prefix = redis_prefix
@@ -89,7 +92,10 @@ class ServerProcess:
         """
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "builder", "serve", "--port", str(self.port), *self.args],
+                [
+                    *(sys.executable, "-m", "builder", "serve"),
+                    *("--host", self.host, "--port", str(self.port), *self.args),
+                ],
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,

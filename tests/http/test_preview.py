@@ -23,8 +23,7 @@ from builder.preview.tokens import PreviewSigner, preview_key
 from builder.settings import Settings
 from tests.http.conftest import _serve
 from tests.http.server import ServerProcess, free_port
-from tests.http.vite import vite_bin
-from tests.support.scripts import call, write_script
+from tests.http.vite import edit_script, vite_project
 
 pytestmark = pytest.mark.slow
 
@@ -32,61 +31,13 @@ SECRET = "preview-test-secret"
 CHROMIUM = "/usr/bin/chromium"
 API_COOKIE = "builder_session"
 
-MAIN_JS = """export function render() {
-  document.getElementById("app").textContent = "version one";
-}
-render();
-if (import.meta.hot) import.meta.hot.accept();
-"""
-
-PROBE_JS = """
-const out = {};
-out.cookies = document.cookie;
-try {
-  const r = await fetch(API + "/api/projects", { credentials: "include" });
-  out.api = "read " + r.status + " " + (await r.text()).slice(0, 40);
-} catch (e) { out.api = "blocked"; }
-document.getElementById("probe").textContent = JSON.stringify(out);
-"""
-
-
-def _files(api_url: str) -> dict[str, bytes]:
-    vite = vite_bin()
-    assert vite is not None, "npm is needed to install Vite"
-    package = {
-        "name": "p",
-        "private": True,
-        "type": "module",
-        "scripts": {"dev": f"node {vite} --strictPort --host 127.0.0.1 --clearScreen false"},
-    }
-    page = (
-        '<!doctype html><title>p</title><div id="app"></div><div id="probe"></div>'
-        '<script type="module" src="/main.js"></script>'
-        f'<script type="module">const API = "{api_url}";{PROBE_JS}</script>'
-    )
-    return {
-        "package.json": json.dumps(package).encode(),
-        "index.html": page.encode(),
-        "main.js": MAIN_JS.encode(),
-    }
-
 
 @pytest.fixture(scope="module")
 def server(
     tmp_path_factory: pytest.TempPathFactory, migrated_template: str
 ) -> Iterator[ServerProcess]:
     """A development server with a preview listener and a chat script that edits main.js."""
-    edit = [
-        {
-            "content": "Changing the text.",
-            "tool_calls": [
-                call("edit_file", path="main.js", search="version one", replace="version two"),
-                call("get_dev_server_status"),
-            ],
-        },
-        {"content": "Done."},
-    ]
-    script = write_script(tmp_path_factory.mktemp("script"), [edit], after_last_turn="cycle")
+    script = edit_script(tmp_path_factory.mktemp("script"))
     env = {
         "BUILDER_ENVIRONMENT": "development",
         "BUILDER_SECRET_KEY": SECRET,
@@ -118,7 +69,7 @@ def _project_with_vite(
     server: ServerProcess, client: httpx.Client
 ) -> tuple[str, dict[str, object]]:
     pid = client.post("/api/projects", json={"name": "vite"}).json()["id"]
-    files = _files(server.url)
+    files = vite_project(server.url)
 
     async def seed(db: Database) -> None:
         await save_snapshot(db, project_id=uuid.UUID(pid), changes=files)

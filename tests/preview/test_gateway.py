@@ -13,8 +13,14 @@ import httpx
 import pytest
 
 from builder.http.preview import PreviewDispatch
-from builder.preview.gateway import PreviewGateway, PreviewTarget, token_of_host
-from builder.preview.tokens import PreviewSigner
+from builder.preview.gateway import (
+    HOP_HEADER,
+    Misdirected,
+    PreviewGateway,
+    PreviewTarget,
+    token_of_host,
+)
+from builder.preview.tokens import PreviewGrant, PreviewSigner
 from tests.http.server import free_port
 
 PROJECT = uuid.UUID(int=1)
@@ -80,9 +86,15 @@ async def _api(scope: Any, receive: Any, send: Any) -> None:
 
 
 @asynccontextmanager
-async def _client(target: PreviewTarget | None) -> AsyncIterator[httpx.AsyncClient]:
-    async def resolve(project_id: uuid.UUID) -> PreviewTarget | None:
-        return target if project_id == PROJECT else None
+async def _client(
+    target: PreviewTarget | None, *, asked: list[bool] | None = None, misdirect: bool = False
+) -> AsyncIterator[httpx.AsyncClient]:
+    async def resolve(grant: PreviewGrant, may_forward: bool) -> PreviewTarget | None:
+        if asked is not None:
+            asked.append(may_forward)
+        if misdirect:
+            raise Misdirected("http://10.0.0.7:8000")
+        return target if grant.project_id == PROJECT else None
 
     gateway = PreviewGateway(signer=SIGNER, resolve=resolve, host_suffix=".preview.test")
     app = PreviewDispatch(_api, gateway=gateway, preview_port=None, body_limit=LIMIT)
@@ -160,6 +172,67 @@ async def test_a_dev_server_that_is_gone_is_a_502() -> None:
     async with _client(PreviewTarget(url=gone, generation=5)) as client:
         response = await client.get("/", headers={"host": _host()})
     assert response.status_code == 502
+
+
+async def test_a_forward_keeps_the_host_and_proves_the_hop(upstream: Upstream) -> None:
+    """The next replica gets the preview host, the hop proof and no credentials."""
+    host = _host()
+    async with _client(PreviewTarget(url=upstream.url, generation=0, forwarded=True)) as client:
+        response = await client.get(
+            "/src/main.js",
+            headers={"host": host, "cookie": "session=s", "x-forwarded-for": "6.6.6.6"},
+        )
+    assert response.status_code == 200
+    (seen,) = upstream.seen
+    headers = {k.lower(): v for k, v in seen["headers"].items()}
+    assert headers["host"] == host and seen["path"] == "/src/main.js"
+    assert SIGNER.verify_hop(host.split(".")[0], headers[HOP_HEADER])
+    assert "cookie" not in headers
+    assert headers["x-forwarded-for"] != "6.6.6.6"  # a browser's claim is not passed on
+
+
+async def test_a_forwarded_request_is_served_here_or_nowhere(upstream: Upstream) -> None:
+    """With a valid hop proof: never forwarded again; its X-Forwarded-* are trusted.
+    A proof that is not the replicas' own is a bare 404."""
+    host = _host()
+    token = host.split(".")[0]
+    asked: list[bool] = []
+    elsewhere = PreviewTarget(url=upstream.url, generation=0, forwarded=True)
+    async with _client(elsewhere, asked=asked) as client:
+        again = await client.get("/", headers={"host": host, HOP_HEADER: SIGNER.hop(token)})
+    assert again.status_code == 404 and asked == [False] and upstream.seen == []
+
+    async with _client(PreviewTarget(url=upstream.url, generation=5), asked=asked) as client:
+        hopped = await client.get(
+            "/",
+            headers={
+                "host": host,
+                HOP_HEADER: SIGNER.hop(token),
+                "x-forwarded-for": "203.0.113.9",
+                "x-forwarded-proto": "https",
+                "x-forwarded-host": "seen.by.the.first.replica",
+            },
+        )
+        forged = await client.get("/", headers={"host": host, HOP_HEADER: "0" * 64})
+        other_key = PreviewSigner(b"x" * 32, ttl=60).hop(token)
+        foreign = await client.get("/", headers={"host": host, HOP_HEADER: other_key})
+    assert hopped.status_code == 200
+    assert (forged.status_code, forged.text) == (404, "not found\n")
+    assert foreign.status_code == 404
+    (seen,) = upstream.seen
+    headers = {k.lower(): v for k, v in seen["headers"].items()}
+    assert HOP_HEADER not in headers  # the proof never reaches a dev server
+    assert headers["x-forwarded-for"].startswith("203.0.113.9, ")
+    assert headers["x-forwarded-proto"] == "https"
+    assert headers["x-forwarded-host"] == "seen.by.the.first.replica"
+
+
+async def test_forwarding_off_is_a_421_naming_the_replica() -> None:
+    async with _client(None, misdirect=True) as client:
+        response = await client.get("/", headers={"host": _host()})
+    assert response.status_code == 421
+    assert response.headers["x-builder-replica"] == "http://10.0.0.7:8000"
+    assert response.text == "this preview is served by the replica at http://10.0.0.7:8000\n"
 
 
 def test_hosts_and_tokens() -> None:

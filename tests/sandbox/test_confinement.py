@@ -13,14 +13,15 @@ import pwd
 import socket
 import subprocess
 import sys
+import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from builder.sandbox import LocalSandbox
-from builder.sandbox.confine import bwrap_status
+from builder.sandbox.local.confine import bwrap_status
 from builder.settings import Settings
 from tests.sandbox.children import wait_until
 
@@ -34,10 +35,8 @@ CONFINED = [pytest.param(True, id="confined"), pytest.param(False, id="unconfine
 
 @pytest.fixture(params=CONFINED)
 async def box(request: pytest.FixtureRequest, settings: Settings) -> AsyncIterator[LocalSandbox]:
-    # The probes run with the network cut (BUILDER_SANDBOX_NETWORK=none); what the
-    # default `host` network leaves reachable is pinned by its own test below.
-    isolated = settings.model_copy(update={"sandbox_network": "none"})
-    sandbox = LocalSandbox("proj-probe", settings=isolated, confined=request.param)
+    # The default settings: BUILDER_SANDBOX_NETWORK=isolated, which works on this host.
+    sandbox = LocalSandbox("proj-probe", settings=settings, confined=request.param)
     yield sandbox
     await sandbox.close()
 
@@ -50,6 +49,7 @@ def escaped(box: LocalSandbox, ok: bool) -> None:
 async def test_default_local_backend_is_confined(settings: Settings) -> None:
     sandbox = LocalSandbox("proj-default", settings=settings)
     assert sandbox.confinement is not None
+    assert sandbox.confinement.network == "isolated"
     unconfined = settings.model_copy(update={"sandbox_backend": "local-unconfined"})
     assert LocalSandbox("proj-default", settings=unconfined).confinement is None
 
@@ -132,14 +132,105 @@ async def test_host_loopback_services(box: LocalSandbox, port: int) -> None:
 async def test_with_the_host_network_loopback_services_stay_reachable(
     settings: Settings,
 ) -> None:
-    """The default network keeps installs working and does not isolate the loopback:
-    what docs/operations.md says, so it cannot silently change."""
-    box = LocalSandbox("proj-host-net", settings=settings, confined=True)
+    """``BUILDER_SANDBOX_NETWORK=host`` does not isolate the loopback: what
+    docs/operations.md says, so it cannot silently change (and the twin of the
+    isolated probes on the confined backend itself)."""
+    host = settings.model_copy(update={"sandbox_network": "host"})
+    box = LocalSandbox("proj-host-net", settings=host, confined=True)
     try:
         result = await box.exec(_connect(5432))
     finally:
         await box.close()
     assert box.confinement is not None and "connected" in result.stdout
+
+
+@pytest.mark.parametrize("port", [5432, 6379])
+async def test_a_dev_server_cannot_reach_host_loopback_services(
+    box: LocalSandbox, port: int
+) -> None:
+    """Long-running processes get the same isolated network as commands."""
+    await box.start_process("probe", f"{_connect(port)}; echo probed; sleep 30")
+
+    async def probed() -> bool:
+        return "probed" in await _logs(box, "probe")
+
+    assert await wait_until_async(probed)
+    escaped(box, "connected" in await _logs(box, "probe"))
+
+
+async def _logs(box: LocalSandbox, name: str) -> str:
+    info = await box.process_info(name)
+    return "\n".join(info.logs) if info else ""
+
+
+@pytest.mark.slow
+async def test_a_registry_install_works_in_the_isolated_network(settings: Settings) -> None:
+    """Outbound access through pasta: npm installs a small pinned package; the same
+    install with the network cut (``none``) fails, so the probe can fail."""
+    for network, works in (("isolated", True), ("none", False)):
+        chosen = settings.model_copy(update={"sandbox_network": network})
+        box = LocalSandbox(f"proj-npm-{network}", settings=chosen, confined=True)
+        (box.root / "package.json").write_text('{"name": "probe", "private": true}')
+        result = await box.exec(
+            "npm install --no-audit --no-fund --fetch-retries=0 is-number@7.0.0", timeout=120
+        )
+        installed = (box.root / "node_modules" / "is-number" / "package.json").is_file()
+        assert installed is works, result.stderr[-2000:]
+        await box.close()
+
+
+async def test_a_forwarded_port_with_nothing_listening_is_not_a_server(
+    settings: Settings,
+) -> None:
+    """pasta accepts on the host's side before it connects inside: the dev-server tool
+    must not take that for a server that answers."""
+    from builder.tools.devserver import _answers
+
+    box = LocalSandbox("proj-quiet", settings=settings, confined=True)
+    python = Path(sys.base_prefix) / "bin" / "python3"
+    try:
+        quiet = await box.start_process("quiet", "sleep 30")
+        assert quiet.port is not None
+        await asyncio.sleep(0.2)
+        assert not await _answers(box, quiet.port)
+        serving = await box.start_process(
+            "serving", f"{python} -m http.server {{port}} --bind 127.0.0.1"
+        )
+        assert serving.port is not None
+        assert await wait_until_async(lambda: _answers(box, serving.port or 0))
+    finally:
+        await box.close()
+
+
+async def wait_until_async(check: Callable[[], Awaitable[bool]], attempts: int = 100) -> bool:
+    for _ in range(attempts):
+        if await check():
+            return True
+        await asyncio.sleep(0.1)
+    return False
+
+
+@pytest.mark.slow
+def test_without_pasta_isolated_falls_back_to_the_host_network(tmp_path: Path) -> None:
+    """Detected at start-up: with no pasta on PATH the reason is given, by the sandbox
+    and by ``builder config check``."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    bwrap = bwrap_status()[0]
+    assert bwrap is not None
+    (bin_dir / "bwrap").symlink_to(bwrap)
+    env = {"PATH": str(bin_dir), "HOME": str(tmp_path)}
+    check = subprocess.run(
+        [sys.executable, "-m", "builder", "config", "check"],
+        env=env | {"BUILDER_DATA_DIR": str(tmp_path / "data"), "BUILDER_MODEL": "scripted:demo"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert (
+        "BUILDER_SANDBOX_NETWORK is isolated but pasta (Debian package passt) is not "
+        "installed: confined commands use the host's network" in check.stdout + check.stderr
+    )
 
 
 async def test_the_services_own_port(box: LocalSandbox) -> None:
@@ -241,3 +332,56 @@ def test_production_refuses_unconfined_without_the_override(settings: Settings) 
     accepted = unconfined.model_copy(update={"allow_unconfined_sandbox": True})
     assert not any("local-unconfined" in p for p in accepted.production_problems())
     assert not any("local-unconfined" in p for p in settings.production_problems())
+
+
+KILLED_SERVICE = """
+import asyncio, sys
+from builder.sandbox.local import LocalSandbox
+from builder.settings import Settings
+
+async def main() -> None:
+    sandbox = LocalSandbox("killed", settings=Settings(data_dir=sys.argv[1]))
+    info = await sandbox.start_process("dev", "sleep 300")
+    print(info.port, flush=True)
+    await asyncio.sleep(300)
+
+asyncio.run(main())
+"""
+
+
+def _pasta_forwarding(port: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if entry.name.isdigit() and f"127.0.0.1/{port}".encode() in argv:
+            found.append(int(entry.name))
+    return found
+
+
+def test_pasta_dies_with_a_killed_service(tmp_path: Path) -> None:
+    """SIGKILL leaves no cleanup to the service: pasta must not outlive it holding
+    the dev server's port."""
+    service = subprocess.Popen(
+        [sys.executable, "-c", KILLED_SERVICE, str(tmp_path / "data")],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert service.stdout is not None
+    port = int(service.stdout.readline())
+    try:
+        assert _pasta_forwarding(port), "the dev server got no pasta"
+    finally:
+        service.kill()
+        service.wait()
+        service.stdout.close()
+    for _ in range(100):
+        if not _pasta_forwarding(port):
+            break
+        time.sleep(0.05)
+    left = _pasta_forwarding(port)
+    for pid in left:
+        os.kill(pid, 9)
+    assert not left

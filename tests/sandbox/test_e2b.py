@@ -21,7 +21,7 @@ from e2b import (
 )
 from pydantic import SecretStr
 
-import builder.sandbox.e2b as e2b_module
+import builder.sandbox.e2b.sandbox as e2b_module
 from builder.errors import (
     BuilderError,
     ConcurrentModification,

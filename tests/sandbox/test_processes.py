@@ -14,10 +14,10 @@ from typing import Any
 import httpx
 import pytest
 
-import builder.sandbox.processes as processes_module
+import builder.sandbox.local.processes as processes_module
 from builder.errors import InvalidInput, LimitExceeded, PathOutsideSandbox
 from builder.sandbox import LocalSandbox
-from builder.sandbox.processes import ChildLimits
+from builder.sandbox.local.processes import ChildLimits
 from builder.settings import Settings
 from tests.sandbox.children import RUNAWAY, is_dead, wait_until
 

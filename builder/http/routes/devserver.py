@@ -15,6 +15,7 @@ from builder.http.deps import OwnedProject, ServicesDep
 from builder.http.errors import ERROR_RESPONSES
 from builder.http.ratelimit import rate_limited
 from builder.http.schemas import DevServer
+from builder.persistence.projects import record_replica
 from builder.preview.urls import client_preview_url
 from builder.sandbox.base import ProcessInfo
 from builder.sandbox.pool import SandboxPool
@@ -80,6 +81,10 @@ async def start(project: OwnedProject, services: ServicesDep) -> DevServer:
     """Start (or restart) the dev server and wait until it answers or gives up."""
     async with services.pool.lease(str(project.id)) as sandbox:
         launch = await launch_dev_server(sandbox, settings=services.settings)
+    if launch.info.running:  # here: other replicas forward its previews to this one
+        await record_replica(
+            services.db, project_id=str(project.id), replica=services.settings.advertise_url
+        )
     return _public(
         launch.info,
         settings=services.settings,

@@ -134,10 +134,13 @@ async def touch_project(session: AsyncSession, *, project_id: uuid.UUID) -> None
 
 
 async def sandbox_of(session: AsyncSession, *, project_id: uuid.UUID) -> AnyRow | None:
-    """A project's recorded sandbox id and preview URL, and its owner."""
-    statement = select(projects.c.user_id, projects.c.sandbox_id, projects.c.sandbox_url).where(
-        projects.c.id == project_id
-    )
+    """A project's recorded sandbox id, preview URL and replica, and its owner."""
+    statement = select(
+        projects.c.user_id,
+        projects.c.sandbox_id,
+        projects.c.sandbox_url,
+        projects.c.sandbox_replica,
+    ).where(projects.c.id == project_id)
     return (await session.execute(statement)).first()
 
 

@@ -22,10 +22,9 @@ from e2b.sandbox_async.commands.command_handle import AsyncCommandHandle
 
 from builder.errors import BuilderError, InvalidInput
 from builder.sandbox.base import CommandResult, ProcessInfo
-from builder.sandbox.e2b_errors import GONE, call_sdk, map_sdk_error
+from builder.sandbox.e2b.errors import GONE, call_sdk, map_sdk_error
 from builder.sandbox.output import DEFAULT_LOG_LINES, LogRing, OutputCapture
-from builder.sandbox.paths import check_process_name
-from builder.sandbox.servers import check_port
+from builder.sandbox.paths import check_port, check_process_name
 from builder.sandbox.slots import DEFAULT_MAX_PROCESSES, ProcessSlots
 from builder.settings import Settings
 

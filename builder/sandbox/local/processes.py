@@ -13,7 +13,8 @@ Every child runs ``/bin/sh -c <command>``
   data segment (not the address space, which V8 and WebAssembly reserve freely),
   largest file (the project quota) and process count. Linux does not enforce the
   process count for root;
-* optionally confined by bubblewrap (:mod:`builder.sandbox.confine`).
+* optionally confined by bubblewrap (:mod:`builder.sandbox.local.confine`), with
+  user-mode networking attached (:mod:`builder.sandbox.local.network`).
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ from pathlib import Path
 
 from builder.errors import InvalidInput
 from builder.sandbox.base import CommandResult
-from builder.sandbox.confine import SANDBOX_HOME, Confinement, inner_path
+from builder.sandbox.local.confine import SANDBOX_HOME, Confinement, inner_path
+from builder.sandbox.local.network import attach_network, read_child_pid, stop_network
 from builder.sandbox.output import OutputCapture
 from builder.sandbox.workspace import Workspace
 from builder.settings import Settings
@@ -193,6 +195,8 @@ class Child:
     protocol: ExitProtocol
     stdout: asyncio.StreamReader | None
     stderr: asyncio.StreamReader | None
+    network: asyncio.Task[None] | None = None
+    """Stops the child's ``pasta`` once the child exits (isolated networking)."""
 
     @property
     def pid(self) -> int:
@@ -243,18 +247,28 @@ async def spawn(
     env: dict[str, str],
     merge_stderr: bool,
     confinement: Confinement | None = None,
-    share_network: bool = False,
+    server_port: int | None = None,
 ) -> Child:
     """Start ``/bin/sh -c command`` in ``cwd`` with exactly ``env``, limits and its own group.
 
     With a ``confinement`` the shell runs inside bubblewrap (see
-    :mod:`builder.sandbox.confine`); killing the group kills the whole namespace.
+    :mod:`builder.sandbox.local.confine`); killing the group kills the whole namespace.
+    With isolated networking ``pasta`` is attached before the shell starts and
+    ``server_port`` (a long-running process's) is forwarded to the host.
+
+    Raises:
+        DependencyUnavailable: pasta could not give the namespace its network.
     """
     loop = asyncio.get_running_loop()
     cwd_fd = workspace.open_directory(cwd)
     argv = shell_argv(command, env)
+    server = server_port is not None
+    pasta = confinement.pasta if confinement is not None else None
+    sync = (*os.pipe(), *os.pipe()) if pasta is not None else None  # info r/w, block r/w
     if confinement is not None:
-        argv = confinement.wrap(argv, cwd=cwd, share_network=share_network)
+        argv = confinement.wrap(
+            argv, cwd=cwd, server=server, sync_fds=(sync[1], sync[2]) if sync else None
+        )
     try:
         transport, protocol = await loop.subprocess_exec(
             lambda: ExitProtocol(limit=_READ_CHUNK, loop=loop),
@@ -264,15 +278,58 @@ async def spawn(
             stderr=subprocess.STDOUT if merge_stderr else subprocess.PIPE,
             env=env,
             start_new_session=True,
+            pass_fds=(sync[1], sync[2]) if sync else (),
             # Limits must be set in the child, between fork and exec.
             preexec_fn=_child_setup(rlimits, cwd_fd),
         )
+    except BaseException:
+        if sync:
+            for fd in sync:
+                os.close(fd)
+        raise
     finally:
         os.close(cwd_fd)
     child = Child(transport, protocol, protocol.stdout, protocol.stderr)
     if child.returncode is None:
         _live_groups.add(child.pid)
+    if pasta is not None and sync is not None:
+        await _connect(child, pasta, sync, server_port)
     return child
+
+
+async def _connect(
+    child: Child, pasta: str, sync: tuple[int, int, int, int], port: int | None
+) -> None:
+    """Attach ``pasta`` to the child's namespace, then let the command start."""
+    info_r, info_w, block_r, block_w = sync
+    os.close(info_w)
+    os.close(block_r)
+    try:
+        pid = await asyncio.to_thread(read_child_pid, info_r)
+        if pid is None:
+            return  # bwrap failed before making the namespace; its error is the output
+        try:
+            helper = await attach_network(pasta, pid, forward_port=port)
+        except BaseException:
+            signal_group(child.pid, signal.SIGKILL)
+            await child.wait_exit()
+            child.transport.close()
+            raise
+        child.network = asyncio.create_task(_stop_with(child, helper))
+        with contextlib.suppress(OSError):
+            os.write(block_w, b"1")
+    finally:
+        os.close(info_r)
+        os.close(block_w)
+
+
+async def _stop_with(child: Child, helper: subprocess.Popen[bytes]) -> None:
+    _live_groups.add(helper.pid)
+    try:
+        await child.wait_exit()
+    finally:
+        _live_groups.discard(helper.pid)
+        stop_network(helper)
 
 
 async def pump(stream: asyncio.StreamReader | None, sink: Callable[[bytes], None]) -> None:
@@ -341,4 +398,6 @@ async def finish(readers: list[asyncio.Task[None]], child: Child) -> None:
     for reader in readers:
         reader.cancel()
     await asyncio.gather(*readers, return_exceptions=True)
+    if child.network is not None:
+        await asyncio.gather(child.network, return_exceptions=True)  # pasta killed
     child.transport.close()

@@ -7,10 +7,16 @@ user (mapped to an unprivileged uid), PID, IPC, UTS and network namespaces, in a
 session, and dies with the process that started it: killing the outer ``bwrap``
 process kills every process inside the namespace.
 
-One-shot commands get a network namespace of their own with no interface but
-loopback, so the host's loopback services (PostgreSQL, Redis, the builder API) are
-unreachable. Long-running processes (dev servers) share the host's network so the
-preview and screenshot code can reach their port.
+The network depends on ``BUILDER_SANDBOX_NETWORK`` (:data:`NetworkMode`):
+
+* ``isolated`` (the default where ``pasta`` works): every command and dev server has a
+  network namespace of its own with outbound access through user-mode networking
+  (:mod:`builder.sandbox.local.network`); the host's loopback services (PostgreSQL,
+  Redis, the builder API) are unreachable, and a dev server's port is forwarded to
+  ``127.0.0.1`` on the host;
+* ``none``: one-shot commands get a namespace with nothing but loopback; dev servers
+  share the host's network so the preview can reach their port;
+* ``host``: everything shares the host's network, loopback services included.
 """
 
 from __future__ import annotations
@@ -22,8 +28,17 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Literal
 
-__all__ = ["SANDBOX_HOME", "SANDBOX_UID", "WORKSPACE_MOUNT", "Confinement", "bwrap_status"]
+__all__ = [
+    "SANDBOX_HOME",
+    "SANDBOX_UID",
+    "WORKSPACE_MOUNT",
+    "Confinement",
+    "NetworkMode",
+    "bwrap_status",
+    "network_mode",
+]
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +48,9 @@ SANDBOX_HOME = PurePosixPath("/home/sandbox")
 """The private, empty home directory of a confined command."""
 SANDBOX_UID = 1000
 """The uid (and gid) a confined command runs as inside its user namespace."""
+
+NetworkMode = Literal["isolated", "host", "none"]
+"""How confined commands reach the network (``BUILDER_SANDBOX_NETWORK``)."""
 
 _SYSTEM_DIRS = ("/usr", "/etc", "/opt", "/usr/local")
 _LIB_LINKS = ("bin", "sbin", "lib", "lib32", "lib64")
@@ -60,22 +78,43 @@ class Confinement:
         workspace: The workspace directory on the host.
         bwrap: The ``bwrap`` executable.
         tmpfs_bytes: Size of the private ``/tmp`` and home each (0 = bwrap's default).
-        host_network: Keep the host's network for every command, not only servers.
+        network: The network mode in effect (``isolated`` only with ``pasta``).
+        pasta: The ``pasta`` executable, for ``isolated``.
     """
 
     workspace: Path
     bwrap: str
     tmpfs_bytes: int = 0
-    host_network: bool = False
-    """Every command keeps the host's network (``BUILDER_SANDBOX_NETWORK=host``)."""
+    network: NetworkMode = "none"
+    pasta: str | None = None
 
-    def wrap(self, argv: list[str], *, cwd: str, share_network: bool = False) -> list[str]:
+    def __post_init__(self) -> None:
+        if self.network == "isolated" and self.pasta is None:
+            raise ValueError("isolated networking needs pasta")
+
+    def own_network(self, *, server: bool) -> bool:
+        """Whether a command (or a long-running ``server``) gets its own network namespace."""
+        if self.network == "host":
+            return False
+        return self.network == "isolated" or not server
+
+    def wrap(
+        self,
+        argv: list[str],
+        *,
+        cwd: str,
+        server: bool = False,
+        sync_fds: tuple[int, int] | None = None,
+    ) -> list[str]:
         """``bwrap <options> -- argv``, run in ``/workspace/<cwd>``.
 
         Args:
             argv: The command as it would run unconfined.
             cwd: A workspace-relative directory (already checked by the workspace).
-            share_network: Keep the host's network (long-running servers only).
+            server: A long-running process (it keeps the host's network in ``none``).
+            sync_fds: ``(info, block)``: bwrap writes its namespace's pid to ``info``
+                and waits for a byte on ``block`` before running ``argv`` (the time
+                to attach ``pasta``).
         """
         rel = PurePosixPath(cwd)
         inner_cwd = WORKSPACE_MOUNT if str(rel) in {".", ""} else WORKSPACE_MOUNT / rel
@@ -96,8 +135,10 @@ class Confinement:
             "--new-session",
             "--clearenv",
         ]
-        if not (share_network or self.host_network):
+        if self.own_network(server=server):
             opts.append("--unshare-net")
+        if sync_fds is not None:
+            opts += ["--info-fd", str(sync_fds[0]), "--block-fd", str(sync_fds[1])]
         for directory in _SYSTEM_DIRS:
             if Path(directory).is_dir():
                 opts += ["--ro-bind", directory, directory]
@@ -151,3 +192,19 @@ def bwrap_status() -> tuple[str | None, str]:
         reason = done.stderr.decode(errors="replace").strip().splitlines()
         return None, f"bwrap cannot create namespaces: {reason[-1] if reason else done.returncode}"
     return path, "bubblewrap works"
+
+
+def network_mode(wanted: NetworkMode) -> tuple[NetworkMode, str | None, str | None]:
+    """``(mode in effect, pasta path, why it differs from wanted)``.
+
+    ``isolated`` needs ``pasta`` (probed once per process); without it commands fall
+    back to the host's network, and the reason says why.
+    """
+    if wanted != "isolated":
+        return wanted, None, None
+    from builder.sandbox.local.network import pasta_status
+
+    pasta, reason = pasta_status()
+    if pasta is None:
+        return "host", None, reason
+    return "isolated", pasta, None

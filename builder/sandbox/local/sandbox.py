@@ -3,10 +3,10 @@
 Files live in ``<data_dir>/workspaces/<project_id>`` and are reached only through
 :class:`~builder.sandbox.workspace.Workspace`, which never follows a symlink. Commands
 run with a scrubbed environment, resource limits and their own process group
-(:mod:`builder.sandbox.processes`).
+(:mod:`builder.sandbox.local.processes`).
 
 Confined (the default wherever bubblewrap works) each command runs in its own
-namespaces with only the workspace writable (:mod:`builder.sandbox.confine`).
+namespaces with only the workspace writable (:mod:`builder.sandbox.local.confine`).
 Unconfined (``BUILDER_SANDBOX_BACKEND=local-unconfined``, for development) a command
 can read whatever the service user can.
 """
@@ -22,10 +22,11 @@ from typing import TypeVar
 
 from builder.errors import DependencyUnavailable, InvalidInput
 from builder.sandbox.base import CommandResult, FileInfo, ProcessInfo
-from builder.sandbox.confine import Confinement, bwrap_status
-from builder.sandbox.paths import check_project_id
-from builder.sandbox.processes import ChildLimits, run_command
-from builder.sandbox.servers import ProcessTable, check_port
+from builder.sandbox.local.confine import Confinement, bwrap_status, network_mode
+from builder.sandbox.local.leftovers import ProcessLedger
+from builder.sandbox.local.processes import ChildLimits, run_command
+from builder.sandbox.local.servers import ProcessTable
+from builder.sandbox.paths import check_port, check_project_id
 from builder.sandbox.slots import DEFAULT_MAX_PROCESSES
 from builder.sandbox.workspace import Workspace
 from builder.settings import Settings, get_settings
@@ -70,9 +71,13 @@ _warned: set[str] = set()
 
 
 def _warn_unconfined(reason: str) -> None:
-    if reason not in _warned:
-        _warned.add(reason)
-        log.warning("local sandbox commands run unconfined: %s", reason)
+    _warn_once(f"local sandbox commands run unconfined: {reason}")
+
+
+def _warn_once(message: str) -> None:
+    if message not in _warned:
+        _warned.add(message)
+        log.warning("%s", message)
 
 
 class LocalSandbox:
@@ -104,25 +109,30 @@ class LocalSandbox:
             bwrap, reason = bwrap_status()
             if bwrap is None:
                 raise DependencyUnavailable("sandbox", f"cannot confine commands: {reason}")
-        self.confinement = (
-            Confinement(
+        self.confinement: Confinement | None = None
+        if bwrap:
+            network, pasta, fallback = network_mode(self._settings.sandbox_network)
+            if fallback is not None:
+                _warn_once(f"sandbox commands use the host's network: {fallback}")
+            self.confinement = Confinement(
                 self.workspace.root,
                 bwrap,
                 self._settings.project_quota_bytes,
-                host_network=self._settings.sandbox_network == "host",
+                network=network,
+                pasta=pasta,
             )
-            if bwrap
-            else None
-        )
         self._processes = ProcessTable(
             self.workspace,
             limits=self._limits,
             max_processes=max_processes,
             confinement=self.confinement,
+            ledger=ProcessLedger(
+                self._settings.data_dir / "processes" / f"{self._project_id}.json"
+            ),
         )
 
     def __repr__(self) -> str:
-        mode = "confined" if self.confinement else "unconfined"
+        mode = f"confined, {self.confinement.network} network" if self.confinement else "unconfined"
         return f"LocalSandbox({self._project_id!r}, root={str(self.workspace.root)!r}, {mode})"
 
     @property

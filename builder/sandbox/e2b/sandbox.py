@@ -5,7 +5,7 @@ lexical checks as locally (:func:`~builder.sandbox.paths.split_path`) and are jo
 under that root; the VM holds nothing but the project, so a symlink inside it can only
 reach the VM's own files, never the service's.
 
-Commands run in a session of their own (:mod:`builder.sandbox.e2b_processes`), killed
+Commands run in a session of their own (:mod:`builder.sandbox.e2b.processes`), killed
 whole on a timeout or a stop. An E2B sandbox expires on its own ``timeout``: every use
 extends it (at most once a minute) to ``sandbox_idle_seconds``, so a sandbox leaked by
 a crashed replica dies by itself. Once expired, operations raise
@@ -33,8 +33,8 @@ from builder.errors import (
     NotFound,
 )
 from builder.sandbox.base import CommandResult, FileInfo, ProcessInfo
-from builder.sandbox.e2b_errors import api_key, call_sdk
-from builder.sandbox.e2b_processes import RemoteProcesses
+from builder.sandbox.e2b.errors import api_key, call_sdk
+from builder.sandbox.e2b.processes import RemoteProcesses
 from builder.sandbox.paths import SKIPPED_DIRS, join_parts, split_path
 from builder.sandbox.slots import DEFAULT_MAX_PROCESSES
 from builder.sandbox.workspace import MAX_LIST_ENTRIES

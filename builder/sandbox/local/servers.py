@@ -1,6 +1,6 @@
 """Long-running processes of the local sandbox: dev servers and watchers.
 
-Each runs like a command (:mod:`builder.sandbox.processes`: own process group,
+Each runs like a command (:mod:`builder.sandbox.local.processes`: own process group,
 scrubbed environment, resource limits) but without a CPU-time limit, since a server
 runs for hours. Its merged stdout and stderr go into a :class:`~builder.sandbox.output.LogRing`.
 """
@@ -11,12 +11,10 @@ import asyncio
 import time
 from dataclasses import dataclass, replace
 
-from builder.errors import InvalidInput
 from builder.sandbox.base import ProcessInfo
-from builder.sandbox.confine import Confinement
-from builder.sandbox.output import DEFAULT_LOG_LINES, LogRing
-from builder.sandbox.paths import check_process_name
-from builder.sandbox.processes import (
+from builder.sandbox.local.confine import Confinement
+from builder.sandbox.local.leftovers import ProcessLedger
+from builder.sandbox.local.processes import (
     Child,
     ChildLimits,
     check_command,
@@ -26,16 +24,12 @@ from builder.sandbox.processes import (
     pump,
     spawn,
 )
+from builder.sandbox.output import DEFAULT_LOG_LINES, LogRing
+from builder.sandbox.paths import check_port, check_process_name
 from builder.sandbox.slots import DEFAULT_MAX_PROCESSES, ProcessSlots
 from builder.sandbox.workspace import Workspace
 
-__all__ = ["ProcessTable", "check_port"]
-
-
-def check_port(port: int | None) -> None:
-    """Refuse a port outside 1-65535 (None passes: the sandbox will choose)."""
-    if port is not None and (not isinstance(port, int) or not 0 < port < 65536):
-        raise InvalidInput(f"port {port!r} is not between 1 and 65535")
+__all__ = ["ProcessTable"]
 
 
 @dataclass(slots=True)
@@ -76,7 +70,9 @@ class ProcessTable:
         limits: Resource limits (the CPU-time limit is dropped).
         max_processes: Most processes held.
         log_lines: Lines of output kept per process.
-        confinement: Run the processes inside bubblewrap (with the host's network).
+        confinement: Run the processes inside bubblewrap (their port reachable from the host).
+        ledger: Where running servers are recorded, so that a later table stops the
+            ones a dead process left behind (which it does when created).
     """
 
     def __init__(
@@ -87,8 +83,12 @@ class ProcessTable:
         max_processes: int = DEFAULT_MAX_PROCESSES,
         log_lines: int = DEFAULT_LOG_LINES,
         confinement: Confinement | None = None,
+        ledger: ProcessLedger | None = None,
     ) -> None:
         self._workspace = workspace
+        self._ledger = ledger
+        if ledger is not None:
+            ledger.reap()
         self._confinement = confinement
         self._limits = replace(limits, cpu_seconds=0)
         self._slots: ProcessSlots[_Server] = ProcessSlots(max_processes)
@@ -103,7 +103,7 @@ class ProcessTable:
         async with self._lock:
             previous = self._slots.pop(name)
             if previous is not None:
-                await _stop(previous)
+                await self._stop(previous)
             self._slots.make_room()
             chosen = port or free_port()
             expanded = command.replace("{port}", str(chosen))
@@ -118,7 +118,7 @@ class ProcessTable:
                 merge_stderr=True,
                 confinement=self._confinement,
                 # The preview and screenshot code reach the server's port on the host.
-                share_network=True,
+                server_port=chosen,
             )
             ring = LogRing(self._log_lines)
             server = _Server(
@@ -131,19 +131,27 @@ class ProcessTable:
                 reader=asyncio.create_task(_read_logs(child, ring)),
             )
             self._slots.add(name, server)
+            if self._ledger is not None:
+                self._ledger.add(name, child.pid)
             return server.info(self._log_lines)
 
     async def stop(self, name: str) -> bool:
         """Stop ``name`` with its process group; False when it was not running."""
         async with self._lock:
             server = self._slots.get(name)
-            return False if server is None else await _stop(server)
+            return False if server is None else await self._stop(server)
 
     async def stop_all(self) -> None:
         """Stop every process (their entries and logs stay)."""
         async with self._lock:
             for server in self._slots.values():
-                await _stop(server)
+                await self._stop(server)
+
+    async def _stop(self, server: _Server) -> bool:
+        stopped = await _stop(server)
+        if self._ledger is not None:
+            self._ledger.remove(server.name)
+        return stopped
 
     def info(self, name: str, *, log_lines: int = 50) -> ProcessInfo | None:
         """The state and last ``log_lines`` lines of ``name``, or None."""
