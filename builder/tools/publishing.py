@@ -24,7 +24,7 @@ async def publish_project(
     *,
     ctx: ToolContext,
 ) -> str:
-    """Publish the project, only when the user asks: "push this to GitHub", "deploy it".
+    """Push a saved version to GitHub or a git remote, or deploy it, only when the user asks.
 
     Pushes a saved version as a commit to GitHub or to the project's git remote, or
     deploys the site (its build output when it builds) to Netlify, with the user's own
