@@ -1,8 +1,9 @@
 """builder: a framework and service for AI web-builder agents.
 
-The public API is re-exported here; everything else is internal and may change. It
-is imported on first use: ``import builder`` loads the errors and the version only, so a command, a plugin or an app that needs one part does not pay for
-LangGraph, the HTTP stack, the database drivers and the sandbox SDKs.
+The public API is re-exported here; everything else is internal and may change. It is
+imported on first use: ``import builder`` loads the errors and the version only, so a
+command, a plugin or an app that needs one part does not pay for LangGraph, the HTTP
+stack, the database drivers and the sandbox SDKs.
 """
 
 from __future__ import annotations

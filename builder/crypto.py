@@ -22,16 +22,37 @@ import os
 from collections.abc import Iterable
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from builder.errors import ConfigurationError, DecryptionFailed
 from builder.settings import Settings
 
-__all__ = ["Keyring", "generate_key"]
+__all__ = ["Keyring", "derived_key", "generate_key"]
 
 _VERSION = "v1"
 _NONCE_BYTES = 12
 _TAG_BYTES = 16
+
+
+def derived_key(settings: Settings, purpose: bytes) -> bytes:
+    """A 32-byte key for one purpose (``b"builder preview token v1"``), derived with HKDF.
+
+    The master is ``BUILDER_SECRET_KEY``, else the primary encryption key. Without either
+    (development) it is a random master that lives as long as the process: whatever it
+    signs is then honoured only by the process that signed it, until it restarts.
+    """
+    if settings.secret_key is not None and settings.secret_key.get_secret_value():
+        master = settings.secret_key.get_secret_value().encode("utf-8")
+    else:
+        keys = settings.parsed_encryption_keys()
+        master = keys[0][1] if keys else _PROCESS_MASTER
+    hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose)
+    return hkdf.derive(master)
+
+
+_PROCESS_MASTER = os.urandom(32)
 
 
 def generate_key() -> str:

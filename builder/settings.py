@@ -54,6 +54,21 @@ class OAuthProvider(BaseModel):
     )
 
 
+class ModelPrice(BaseModel):
+    """US dollars per million tokens of each kind."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    input: float = Field(ge=0, description="Uncached input tokens.")
+    output: float = Field(ge=0, description="Output tokens.")
+    cache_read: float | None = Field(
+        None, ge=0, description="Input tokens read from the prompt cache (default: input)."
+    )
+    cache_write: float | None = Field(
+        None, ge=0, description="Input tokens written to the prompt cache (default: input)."
+    )
+
+
 class McpServer(BaseModel):
     """One MCP server whose tools the agent may call (an entry of ``BUILDER_MCP_SERVERS``)."""
 
@@ -146,6 +161,16 @@ class Settings(BaseSettings):
     )
     max_steps: int = Field(60, ge=1, description="Most agent steps (model calls) in one run.")
     run_token_budget: int = Field(400_000, ge=1, description="Most tokens one run may use.")
+    run_cost_budget: float | None = Field(
+        None,
+        gt=0,
+        description="Most US dollars one run may spend (needs the model's price); unset: none.",
+    )
+    model_prices: dict[str, ModelPrice] = Field(
+        default_factory=dict,
+        description="Prices in US dollars per million tokens by model name, added to the "
+        'built-in table (JSON: {"my-model": {"input": 1.0, "output": 2.0}}).',
+    )
     context_token_budget: int = Field(
         32_000, ge=1000, description="Messages sent to the model are trimmed to this many tokens."
     )

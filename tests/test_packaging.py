@@ -82,6 +82,18 @@ def test_the_wheel_is_the_package_with_its_licence(built: tuple[Path, Path]) -> 
     dist_info = next(name.split("/")[0] for name in names if ".dist-info/" in name)
     assert {name.split("/")[0] for name in names} == {"builder", dist_info}
     assert "builder/py.typed" in names
+    # The studio ships inside the package: page, modules, vendored libraries and licences.
+    for studio_file in (
+        "index.html",
+        "app.js",
+        "project.js",
+        "studio.css",
+        "vendor/preact.module.js",
+        "vendor/htm.module.js",
+        "vendor/LICENSE.preact",
+        "vendor/LICENSE.htm",
+    ):
+        assert f"builder/http/studio/static/{studio_file}" in names, studio_file
     assert f"{dist_info}/licenses/LICENSE" in names
     with zipfile.ZipFile(built[1]) as archive:
         meta = Parser().parsestr(archive.read(f"{dist_info}/METADATA").decode())

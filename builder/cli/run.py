@@ -56,6 +56,8 @@ def _summary(result: dict[str, object], seconds: float, workspace: Path | None) 
         table.add_row(f"files {label}", ", ".join(files) or "-")
     tokens = f"{result['input_tokens']:,} in, {result['output_tokens']:,} out"
     table.add_row("tokens", f"{result['total_tokens']:,} ({tokens})")
+    if result.get("cost_usd") is not None:
+        table.add_row("cost", f"${result['cost_usd']:.4f}")
     table.add_row("steps", str(result["steps"]))
     table.add_row("version", str(result["snapshot_version"] or "-"))
     if workspace is not None:
@@ -75,6 +77,7 @@ async def _session(
     resume: bool,
     serve: bool,
     export: Path | None,
+    studio_port: int | None = None,
 ) -> int:
     from builder.persistence.database import Database
     from builder.persistence.migrations import upgrade_database
@@ -130,7 +133,9 @@ async def _session(
                 console.print(f"serving {result.preview_url} — press Ctrl+C to stop")
                 with contextlib.suppress(asyncio.CancelledError):
                     await asyncio.Event().wait()
-            return 0 if result.status == "success" else 1
+        if studio_port is not None and result.status == "success":
+            await _serve_studio(settings, project_id, studio_port)
+        return 0 if result.status == "success" else 1
     finally:
         await db.dispose()
         if settings.database_url is None:
@@ -140,6 +145,46 @@ async def _session(
                 "; `builder db stop` stops it[/dim]",
                 soft_wrap=True,
             )
+
+
+async def _serve_studio(settings: Settings, project_id: uuid.UUID, port: int) -> None:
+    """Serve the API and the studio (previews on ``port + 1``) until Ctrl+C."""
+    import uvicorn
+
+    from builder.cli.serve import listeners
+    from builder.http.app import create_app
+
+    preview_port = settings.preview_port or port + 1
+    settings = settings.model_copy(update={"preview_port": preview_port})
+    sockets = listeners("127.0.0.1", port, preview_port)
+    config = uvicorn.Config(
+        create_app(settings), log_config=None, access_log=False, timeout_graceful_shutdown=5
+    )
+    server = uvicorn.Server(config)
+
+    async def when_started() -> None:
+        import httpx
+
+        while not server.started:  # noqa: ASYNC110 - uvicorn offers a flag, not an event
+            await asyncio.sleep(0.05)
+        console.print(
+            f"studio http://127.0.0.1:{port}/#/p/{project_id} — press Ctrl+C to stop",
+            soft_wrap=True,
+        )
+        if not settings.anonymous_allowed:
+            console.print("sign in with a key from `builder keys create --user local`")
+            return
+        # Start the preview through the API, as the studio's "Start preview" button does.
+        async with httpx.AsyncClient(timeout=settings.timeout_dev_server + 30) as client:
+            with contextlib.suppress(httpx.HTTPError):
+                await client.post(f"http://127.0.0.1:{port}/api/sandbox/{project_id}/dev-server")
+
+    starting = asyncio.create_task(when_started())
+    try:
+        await server.serve(sockets=sockets)
+    finally:
+        if not starting.done():
+            starting.cancel()
 
 
 def _export(directory: Path, files: dict[str, bytes]) -> None:
@@ -180,6 +225,12 @@ def demo(
         "--serve/--exit",
         help="Keep the preview running until Ctrl+C (default: when run in a terminal).",
     ),
+    studio: bool = typer.Option(
+        False, "--studio", help="Then open the demo project in the studio, until Ctrl+C."
+    ),
+    port: int = typer.Option(
+        8000, min=1, max=65534, help="The studio's port (its previews use the next one)."
+    ),
 ) -> None:
     """Build a small demo site offline: scripted model, local sandbox, embedded database."""
     settings = get_settings().model_copy(
@@ -193,8 +244,9 @@ def demo(
         project_name=f"demo-{time.strftime('%Y%m%d-%H%M%S')}",
         new_project=True,
         resume=False,
-        serve=sys.stdout.isatty() if serve is None else serve,
+        serve=(sys.stdout.isatty() and not studio) if serve is None else serve,
         export=directory,
+        studio_port=port if studio else None,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import sys
 import tempfile
 
@@ -85,13 +86,20 @@ def _serve_with_preview(
     names), so a preview's scripts cannot read the API's responses or the studio's
     storage; :class:`~builder.http.preview.PreviewDispatch` tells the two apart.
     """
-    import socket
-
     import uvicorn
 
     config = uvicorn.Config(app, **options)  # type: ignore[arg-type]
+    uvicorn.Server(config).run(sockets=listeners(host, port, preview_port))
+
+
+def listeners(host: str, *ports: int) -> list[socket.socket]:
+    """Bound sockets for one server on several ports (the API and the preview listener).
+
+    Raises:
+        typer.Exit: A port is taken (after printing one line saying which).
+    """
     sockets = []
-    for number in (port, preview_port):
+    for number in ports:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -102,4 +110,4 @@ def _serve_with_preview(
             raise typer.Exit(2) from None
         sock.set_inheritable(True)
         sockets.append(sock)
-    uvicorn.Server(config).run(sockets=sockets)
+    return sockets

@@ -20,10 +20,12 @@ from langchain_core.runnables import Runnable, RunnableConfig
 from langchain_core.tools import BaseTool
 from langgraph.runtime import Runtime
 
+from builder.errors import ConfigurationError
 from builder.graphs.context import RunContext
-from builder.graphs.state import StopReason, WebBuilderState
+from builder.graphs.state import StepUsage, StopReason, WebBuilderState
 from builder.graphs.toolcalls import cut_off
 from builder.models import invoke_model
+from builder.models.pricing import call_cost, price_for
 
 __all__ = ["AgentNode", "context_window", "project_summary"]
 
@@ -118,6 +120,21 @@ class AgentNode:
                 f"I stopped because this run reached its token budget ({tokens:,} of "
                 f"{ctx.tokens_allowed:,} tokens). Send another message to continue.",
             )
+        price = price_for(self.model_name, ctx.settings.model_prices)
+        spent = state.get("run_cost")
+        budget = ctx.settings.run_cost_budget
+        if budget is not None:
+            if price is None:
+                raise ConfigurationError(
+                    f"BUILDER_RUN_COST_BUDGET is set but the price of {self.model_name!r} is "
+                    "unknown: add it to BUILDER_MODEL_PRICES"
+                )
+            if (spent or 0.0) >= budget:
+                return self._stop(
+                    "cost_budget",
+                    f"I stopped because this run reached its budget (${spent or 0:.4f} of "
+                    f"${budget:.2f}). Send another message to continue.",
+                )
         if steps >= ctx.step_limit:
             return self._stop(
                 "step_limit",
@@ -162,20 +179,24 @@ class AgentNode:
         usage: dict[str, Any] = dict(reply.usage_metadata or {})
         used = int(usage.get("input_tokens", 0)) + int(usage.get("output_tokens", 0))
         details: dict[str, Any] = dict(usage.get("input_token_details") or {})
+        # Cache writes by lifetime, when the provider reports them so, replace the total.
+        written = sum(int(details.get(k) or 0) for k in _CACHE_WRITE_BY_TTL)
+        step_usage: StepUsage = {
+            "step": steps + 1,
+            "model": self.model_name,
+            "input_tokens": int(usage.get("input_tokens", 0)),
+            "output_tokens": int(usage.get("output_tokens", 0)),
+            "cache_read_tokens": int(details.get("cache_read") or 0),
+            "cache_write_tokens": written or int(details.get("cache_creation") or 0),
+        }
         return {
             "messages": [reply],
             "model_message_id": reply.id,
             "run_steps": steps + 1,
             "run_tokens": tokens + used,
+            "run_cost": None if price is None else (spent or 0.0) + call_cost(step_usage, price),
             "build_status": "working",
-            "pending_usage": {
-                "step": steps + 1,
-                "model": self.model_name,
-                "input_tokens": int(usage.get("input_tokens", 0)),
-                "output_tokens": int(usage.get("output_tokens", 0)),
-                "cache_read_tokens": int(details.get("cache_read") or 0),
-                "cache_write_tokens": int(details.get("cache_creation") or 0),
-            },
+            "pending_usage": step_usage,
         }
 
     @staticmethod
@@ -196,6 +217,9 @@ def convert_to_anthropic_tool(tool: BaseTool) -> dict[str, Any]:
     from langchain_anthropic.chat_models import convert_to_anthropic_tool as convert
 
     return dict(convert(tool))
+
+
+_CACHE_WRITE_BY_TTL = ("ephemeral_5m_input_tokens", "ephemeral_1h_input_tokens")
 
 
 def _model_name(model: Any) -> str | None:

@@ -32,7 +32,7 @@ __all__ = [
 MAX_TOOL_HISTORY = 50
 MAX_ERRORS = 10
 
-StopReason = Literal["done", "step_limit", "token_budget", "cancelled"]
+StopReason = Literal["done", "step_limit", "token_budget", "cost_budget", "cancelled"]
 
 
 class PlanStepState(TypedDict):
@@ -129,6 +129,8 @@ class WebBuilderState(TypedDict, total=False):
     """Model calls in the current run."""
     run_tokens: int
     """Tokens used by the current run."""
+    run_cost: float | None
+    """US dollars spent by the current run; None when the model's price is unknown."""
     pending_usage: StepUsage | None
     stop_reason: StopReason | None
     model_message_id: str | None

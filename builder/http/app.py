@@ -51,6 +51,8 @@ from builder.http.preview import PreviewDispatch, make_gateway
 from builder.http.ratelimit import rate_limited
 from builder.http.routes import ROUTERS
 from builder.http.services import Services
+from builder.http.studio import routes as studio
+from builder.preview.urls import preview_origin
 from builder.settings import Settings, get_settings
 
 __all__ = ["create_app"]
@@ -95,8 +97,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         debug=False,
     )
     install_error_handlers(app)
-    for router in (metrics_router(), *ROUTERS):
+    for router in (metrics_router(), *ROUTERS, studio.router):
         _add_routes(app, router)
+    app.router.routes.append(studio.static_mount())
     _add_openapi_routes(app, settings)
     # add_middleware wraps what is there: added last = outermost.
     app.add_middleware(AuthMiddleware, settings=settings)
@@ -121,7 +124,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.add_middleware(UnexpectedErrorMiddleware)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
-    app.add_middleware(SecurityHeadersMiddleware, hsts=settings.is_production)
+    app.add_middleware(
+        SecurityHeadersMiddleware,
+        hsts=settings.is_production,
+        preview_origin=preview_origin(settings),
+    )
     app.add_middleware(RequestIdMiddleware)
     gateway = make_gateway(settings, lambda: app.state.services)
     if gateway is not None:

@@ -1,12 +1,17 @@
 """Authentication: API keys, checked before any route runs.
 
-A request presents its key as ``Authorization: Bearer <key>`` or ``x-api-key: <key>``.
-Keys are ``bld_`` plus 256 random bits; only their SHA-256 is stored, looked up by hash
-and compared in constant time (:func:`builder.persistence.users.authenticate_api_key`).
+A request presents its key as ``Authorization: Bearer <key>`` or ``x-api-key: <key>``,
+or, from the studio, the session cookie the key was exchanged for (plus the session's
+CSRF token on state-changing methods; :mod:`builder.http.studio.session`). Keys are
+``bld_`` plus 256 random bits; only their SHA-256 is stored, looked up by hash and
+compared in constant time (:func:`builder.persistence.users.authenticate_api_key`).
 
 Every path is protected unless it is in the short public list below, so a new route is
 protected without anyone remembering to protect it:
 
+* ``/`` and ``/studio/…``: the studio's page and its static files (the page asks for
+  a key before it shows anything), and ``/api/sign-in``, which exchanges a key for a
+  session cookie;
 * ``/api/health`` and ``/api/health/ready`` (load-balancer probes);
 * ``/metrics`` (guarded by ``BUILDER_METRICS_TOKEN`` when set, see
   :mod:`builder.http.metrics`);
@@ -28,11 +33,21 @@ from typing import TYPE_CHECKING
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from builder.errors import Unauthorized
+from builder.errors import BuilderError, Forbidden, Unauthorized
 from builder.http.errors import builder_error_response
 from builder.http.scope import scope_state
+from builder.http.studio.session import (
+    CSRF_HEADER,
+    SAFE_METHODS,
+    session_cookie,
+    session_signer,
+)
 from builder.persistence.schemas import UserPublic
-from builder.persistence.users import authenticate_api_key, hash_api_key
+from builder.persistence.users import (
+    authenticate_api_key,
+    authenticate_api_key_hash,
+    hash_api_key,
+)
 from builder.settings import Settings
 
 if TYPE_CHECKING:
@@ -41,6 +56,9 @@ if TYPE_CHECKING:
 __all__ = ["AuthMiddleware", "Principal", "public_path_patterns"]
 
 _ALWAYS_PUBLIC = (
+    r"/",
+    r"/studio/.+",
+    r"/api/sign-in",
     r"/api/health",
     r"/api/health/ready",
     r"/metrics",
@@ -70,6 +88,14 @@ def public_path_patterns(settings: Settings) -> list[str]:
     return [*_ALWAYS_PUBLIC, *(_DOCS if settings.serve_docs else ())]
 
 
+def _header(scope: Scope, wanted: bytes) -> str | None:
+    for name, value in scope["headers"]:
+        if name == wanted:
+            text: str = value.decode("latin-1")
+            return text
+    return None
+
+
 def _presented_key(scope: Scope) -> str | None:
     bearer: str | None = None
     header_key: str | None = None
@@ -96,6 +122,7 @@ class AuthMiddleware:
         self.app = app
         self._public = re.compile("^(?:" + "|".join(public_path_patterns(settings)) + ")$")
         self._anonymous = settings.anonymous_allowed
+        self._sessions = session_signer(settings)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or self._public.match(scope["path"]):
@@ -103,18 +130,44 @@ class AuthMiddleware:
             return
         services: Services = scope["app"].state.services
         key = _presented_key(scope)
+        cookie = session_cookie(scope) if key is None else None
         principal: Principal | None = None
+        error: BuilderError | None = None
         if key:
             user = await authenticate_api_key(services.db, key=key)
             if user is not None:
                 principal = Principal(user=user, key_hash=hash_api_key(key))
+        elif cookie is not None:
+            principal, error = await self._from_session(scope, services, cookie)
         elif key is None and self._anonymous:
             principal = Principal(user=services.local_user, key_hash=None)
         if principal is None:
-            error = Unauthorized(
+            error = error or Unauthorized(
                 "a valid API key is required" if key is None else "invalid API key"
             )
             await builder_error_response(scope, error)(scope, receive, send)
             return
         scope_state(scope)["principal"] = principal
         await self.app(scope, receive, send)
+
+    async def _from_session(
+        self, scope: Scope, services: Services, cookie: str
+    ) -> tuple[Principal | None, BuilderError | None]:
+        """The caller of a session cookie, or why it is refused."""
+        session = self._sessions.verify(cookie)
+        principal: Principal | None = None
+        if session is not None and session.key_hash is not None:
+            user = await authenticate_api_key_hash(services.db, key_hash=session.key_hash)
+            if user is not None:
+                principal = Principal(user=user, key_hash=session.key_hash)
+        elif session is not None and self._anonymous:
+            principal = Principal(user=services.local_user, key_hash=None)
+        if principal is None:
+            return None, Unauthorized("the session has ended; sign in again")
+        if scope["method"] not in SAFE_METHODS and not self._sessions.csrf_ok(
+            cookie, _header(scope, CSRF_HEADER.encode())
+        ):
+            return None, Forbidden(
+                f"a request signed in by the session cookie needs its {CSRF_HEADER} header"
+            )
+        return principal, None

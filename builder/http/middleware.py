@@ -17,7 +17,12 @@ from builder.http.errors import error_response
 from builder.http.scope import scope_state
 from builder.log import bound_context
 
-__all__ = ["BodySizeLimitMiddleware", "RequestIdMiddleware", "SecurityHeadersMiddleware"]
+__all__ = [
+    "BodySizeLimitMiddleware",
+    "RequestIdMiddleware",
+    "SecurityHeadersMiddleware",
+    "studio_csp",
+]
 
 REQUEST_ID_HEADER = b"x-request-id"
 _WELL_FORMED_ID = re.compile(rb"^[A-Za-z0-9._-]{8,128}$")
@@ -31,6 +36,19 @@ _DOCS_CSP = (
     b"frame-ancestors 'none'; base-uri 'none'"
 )
 _DOCS_PATHS = ("/docs", "/docs/oauth2-redirect")
+
+
+def studio_csp(preview_origin: str | None) -> bytes:
+    """The studio's policy: its own modules and styles only, previews framed from their origin.
+
+    No inline script or style, no eval, nothing from another origin; the only frame
+    allowed is a preview on the preview origin (none when previews are off).
+    """
+    return (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+        f"connect-src 'self'; frame-src {preview_origin or chr(39) + 'none' + chr(39)}; "
+        "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    ).encode()
 
 
 class RequestIdMiddleware:
@@ -81,15 +99,17 @@ class SecurityHeadersMiddleware:
     ``X-Frame-Options: DENY``, ``X-Content-Type-Options: nosniff``,
     ``Referrer-Policy: no-referrer``, a ``Permissions-Policy`` that turns off powerful
     features, and a Content-Security-Policy of ``default-src 'none'`` (JSON needs
-    nothing) relaxed only for the ``/docs`` page. In production
+    nothing) relaxed only for the ``/docs`` page and, with :func:`studio_csp`, for the
+    studio (``/`` and ``/studio/…``). In production
     ``Strict-Transport-Security`` tells browsers to use HTTPS for a year.
 
     Args:
         app: The wrapped app.
         hsts: Add ``Strict-Transport-Security``.
+        preview_origin: The preview origin the studio may frame (None: previews off).
     """
 
-    def __init__(self, app: ASGIApp, *, hsts: bool) -> None:
+    def __init__(self, app: ASGIApp, *, hsts: bool, preview_origin: str | None = None) -> None:
         self.app = app
         common = [
             (b"x-frame-options", b"DENY"),
@@ -102,12 +122,19 @@ class SecurityHeadersMiddleware:
             common.append((b"strict-transport-security", b"max-age=31536000; includeSubDomains"))
         self._api = [*common, (b"content-security-policy", _API_CSP)]
         self._docs = [*common, (b"content-security-policy", _DOCS_CSP)]
+        self._studio = [*common, (b"content-security-policy", studio_csp(preview_origin))]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        extra = self._docs if scope["path"] in _DOCS_PATHS else self._api
+        path = scope["path"]
+        if path in _DOCS_PATHS:
+            extra = self._docs
+        elif path == "/" or path.startswith("/studio/"):
+            extra = self._studio
+        else:
+            extra = self._api
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":

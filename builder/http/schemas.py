@@ -136,6 +136,26 @@ class FileContent(BaseModel):
     content: str
 
 
+class FileWriteBody(RequestBody):
+    """A file's new text, and the content it replaces (compare-and-swap)."""
+
+    content: str = Field(description="The new content, as UTF-8 text.")
+    base_sha256: str = Field(
+        pattern=r"^(?:[0-9a-f]{64})?$",
+        description="SHA-256 of the latest version's content that the edit was made on; "
+        '`""` for a new file. Any other content now is `409 concurrent_modification`.',
+    )
+
+
+class FileWriteResult(BaseModel):
+    """Where an edit was saved."""
+
+    path: str
+    sha256: str
+    version: int | None
+    """The new version; None when the content was already this."""
+
+
 class RestoreBody(RequestBody):
     """Which version to make current again."""
 
@@ -176,6 +196,9 @@ class ChatResult(BaseModel):
     input_tokens: int
     output_tokens: int
     total_tokens: int
+    cost_usd: float | None = Field(
+        None, description="US dollars the run spent; null when the model's price is unknown."
+    )
     steps: int
     preview_url: str | None
     snapshot_version: int | None

@@ -112,7 +112,12 @@ async def get_project(db: Database, *, user_id: uuid.UUID, project_id: uuid.UUID
 
 
 async def list_projects(
-    db: Database, *, user_id: uuid.UUID, limit: int = 50, cursor: str | None = None
+    db: Database,
+    *,
+    user_id: uuid.UUID,
+    limit: int = 50,
+    cursor: str | None = None,
+    query: str | None = None,
 ) -> Page[ProjectSummary]:
     """One page of a user's projects, starred first, then most recently updated.
 
@@ -121,6 +126,7 @@ async def list_projects(
         user_id: Whose projects.
         limit: Most items on the page (1-200).
         cursor: ``next_cursor`` of the previous page; None for the first page.
+        query: Only projects whose name contains this, ignoring case.
 
     Raises:
         InvalidInput: A malformed cursor.
@@ -133,13 +139,17 @@ async def list_projects(
     lookup = None
     if db.cache is not None:
         lookup = await db.cache.lookup(
-            "project", f"list:{user_id}:{limit}:{cursor or ''}", scopes=[_list_scope(user_id)]
+            "project",
+            f"list:{user_id}:{limit}:{cursor or ''}:{query or ''}",
+            scopes=[_list_scope(user_id)],
         )
         if lookup.hit:
             return Page[ProjectSummary].model_validate(lookup.value)
 
     async def work(session: AsyncSession) -> Any:
-        return await repo.projects_page(session, user_id=user_id, limit=limit + 1, after=after)
+        return await repo.projects_page(
+            session, user_id=user_id, limit=limit + 1, after=after, name_contains=query
+        )
 
     rows = await db.run(work)
     items = [ProjectSummary.model_validate(row) for row in rows[:limit]]

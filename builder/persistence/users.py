@@ -31,6 +31,7 @@ from builder.persistence.schemas import ApiKeyPublic, NewApiKey, UserPublic
 __all__ = [
     "API_KEY_PREFIX",
     "authenticate_api_key",
+    "authenticate_api_key_hash",
     "create_api_key",
     "get_or_create_user",
     "get_user",
@@ -135,7 +136,16 @@ async def authenticate_api_key(db: Database, *, key: str) -> UserPublic | None:
     """The user a presented key belongs to; None for an unknown or revoked key."""
     if not key.startswith(API_KEY_PREFIX):
         return None
-    presented = hash_api_key(key)
+    return await authenticate_api_key_hash(db, key_hash=hash_api_key(key))
+
+
+async def authenticate_api_key_hash(db: Database, *, key_hash: str) -> UserPublic | None:
+    """The user of the key with this hash; None for an unknown or revoked key.
+
+    For credentials that stand for a key without carrying it (the studio's signed
+    session cookie): revoking the key ends them too.
+    """
+    presented = key_hash
     lookup = None
     if db.cache is not None:
         lookup = await db.cache.lookup("api_key", presented, scopes=[_KEYS_SCOPE])

@@ -17,15 +17,12 @@ import base64
 import binascii
 import hashlib
 import hmac
-import secrets
 import struct
 import time
 import uuid
 from dataclasses import dataclass
 
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-
+from builder.crypto import derived_key
 from builder.settings import Settings
 
 __all__ = ["PreviewGrant", "PreviewSigner", "preview_key"]
@@ -47,21 +44,10 @@ class PreviewGrant:
 def preview_key(settings: Settings) -> bytes:
     """The token-signing key, derived from ``BUILDER_SECRET_KEY`` (or the encryption key).
 
-    Without either (development), a random key that lives as long as the process: links
-    then work only on the replica that made them, until it restarts.
+    Without either (development), a key that lives as long as the process: links then
+    work only on the replica that made them, until it restarts.
     """
-    if settings.secret_key is not None and settings.secret_key.get_secret_value():
-        master = settings.secret_key.get_secret_value().encode("utf-8")
-    else:
-        keys = settings.parsed_encryption_keys()
-        if not keys:
-            return _PROCESS_KEY
-        master = keys[0][1]
-    hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"builder preview token v1")
-    return hkdf.derive(master)
-
-
-_PROCESS_KEY = secrets.token_bytes(32)
+    return derived_key(settings, b"builder preview token v1")
 
 
 class PreviewSigner:

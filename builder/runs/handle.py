@@ -49,6 +49,7 @@ class RunResult:
     files_deleted: list[str] = field(default_factory=list)
     input_tokens: int = 0
     output_tokens: int = 0
+    cost_usd: float | None = None
     steps: int = 0
     preview_url: str | None = None
     snapshot_version: int | None = None
@@ -74,6 +75,7 @@ class RunResult:
             "input_tokens": self.input_tokens,
             "output_tokens": self.output_tokens,
             "total_tokens": self.total_tokens,
+            "cost_usd": None if self.cost_usd is None else round(self.cost_usd, 6),
             "steps": self.steps,
             "preview_url": self.preview_url,
             "snapshot_version": self.snapshot_version,

@@ -514,6 +514,7 @@ class RunService:
                 "run_id": run_id,
                 "run_steps": 0,
                 "run_tokens": 0,
+                "run_cost": None,
                 "stop_reason": None,
                 "pending_usage": None,
                 "build_status": "working",

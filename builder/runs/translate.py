@@ -55,6 +55,7 @@ def summarise(
     result.files_changed = sorted(p for p in after if p in before and before[p] != after[p])
     result.files_deleted = sorted(p for p in before if p not in after)
     result.steps = int(final.get("run_steps", 0))
+    result.cost_usd = final.get("run_cost")
     result.stop_reason = final.get("stop_reason") or result.stop_reason
     server = final.get("dev_server")
     result.preview_url = server["preview_url"] if server and server["running"] else None

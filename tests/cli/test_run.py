@@ -7,9 +7,11 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 import urllib.request
 from pathlib import Path
 
+import httpx
 import pytest
 
 from builder.persistence.embedded import stop_embedded
@@ -118,6 +120,68 @@ def test_ctrl_c_on_demo_serve_stops_the_dev_server_and_says_what_it_leaves(
         if process.poll() is None:
             process.kill()
         stop_embedded(data_dir / "postgres")
+
+
+def test_demo_studio_opens_the_studio_on_the_demo_project_with_its_preview(
+    tmp_path: Path,
+) -> None:
+    data_dir = tmp_path / "data"
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "builder", "demo", "--studio", "--port", str(port)],
+        env=_env(BUILDER_DATA_DIR=str(data_dir)),
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        assert process.stdout is not None
+        lines = []
+        for line in process.stdout:
+            lines.append(line)
+            if "press Ctrl+C to stop" in line:
+                break
+        url = lines[-1].split()[1]
+        assert url.startswith(f"http://127.0.0.1:{port}/#/p/"), lines[-1]
+        project_id = url.rsplit("/", 1)[1]
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as browser:
+            assert "<title>builder studio</title>" in browser.get("/").text
+            signed_in = browser.post("/api/sign-in", json={})  # anonymous: straight in
+            assert signed_in.status_code == 200, signed_in.text
+            projects = browser.get("/api/projects").json()["items"]
+            assert [p["id"] for p in projects] == [project_id]
+            files = browser.get(f"/api/projects/{project_id}/files").json()["files"]
+            assert sorted(f["path"] for f in files) == DEMO_FILES
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                preview = browser.get(f"/api/sandbox/{project_id}/dev-server").json()
+                if preview["running"]:
+                    break
+                time.sleep(0.5)
+            assert preview["preview_url"].startswith("http://"), preview
+            assert f".localhost:{port + 1}/" in preview["preview_url"]
+            page = httpx.get(
+                f"http://127.0.0.1:{port + 1}/",
+                headers={"host": preview["preview_url"].split("//")[1].rstrip("/")},
+            )
+            assert "Harbor Lane Bakery" in page.text
+        os.killpg(process.pid, signal.SIGINT)
+        process.communicate(timeout=60)
+        assert not _answers(port)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+        stop_embedded(data_dir / "postgres")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
 
 
 def _answers(port: int) -> bool:

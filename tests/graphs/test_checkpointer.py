@@ -23,6 +23,7 @@ from langgraph.checkpoint.base import Checkpoint, empty_checkpoint
 from langgraph.checkpoint.base.id import uuid6
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from psycopg.rows import DictRow, dict_row
+from structlog.testing import capture_logs
 
 from builder.graphs import checkpointer as checkpointer_module
 from builder.graphs.checkpointer import SweepResult, TTLCheckpointer
@@ -578,9 +579,12 @@ async def test_a_terminated_holder_connection_releases_its_context(
     )
     await expire(pg, "cut")
     assert (await saver.sweep()).expired == ["cut"]
-    # The run learns it lost its connection when the block ends.
-    with pytest.raises(psycopg.OperationalError):
+    # The server released the hold with the connection: ending it is not an error (a
+    # run cut off by a database crash ends with its own error, not this one), and the
+    # loss is logged.
+    with capture_logs() as logs:
         await hold.__aexit__(None, None, None)
+    assert "locks.connection_lost" in [log["event"] for log in logs]
 
 
 async def test_held_contexts_do_not_take_connections_from_the_pool(

@@ -13,6 +13,8 @@ from tests.http.routes import Endpoint, endpoints
 from tests.http.server import ServerProcess
 
 PUBLIC = {
+    Endpoint("GET", "/"),
+    Endpoint("POST", "/api/sign-in"),
     Endpoint("GET", "/api/health"),
     Endpoint("GET", "/api/health/ready"),
     Endpoint("GET", "/metrics"),
@@ -32,7 +34,7 @@ def _call(server: ServerProcess, endpoint: Endpoint, *, key: str | None = None, 
         )
 
 
-def test_the_public_routes_are_exactly_the_probes_metrics_and_the_oauth_callback() -> None:
+def test_the_public_routes_are_the_probes_metrics_oauth_callback_and_studio_sign_in() -> None:
     assert set(endpoints(PRODUCTION)) - set(PROTECTED) == PUBLIC
     assert len(PROTECTED) >= 25
 

@@ -81,6 +81,50 @@ def test_restore_saves_the_old_version_as_the_newest_and_writes_the_sandbox(
     assert (workspace / "index.html").read_text() == "<h1>v1</h1>\n"
 
 
+def test_a_hand_edit_is_compare_and_swap_against_the_latest_version(
+    dev_server: ServerProcess,
+) -> None:
+    with dev_server.client(dev_server.new_key("hand-edit")) as client:
+        pid = client.post("/api/projects", json={"name": "h"}).json()["id"]
+        _versions(dev_server, pid)
+        read = client.get(f"/api/projects/{pid}/files/index.html").json()
+        url = f"/api/projects/{pid}/files/index.html"
+        saved = client.put(url, json={"content": "<h1>mine</h1>\n", "base_sha256": read["sha256"]})
+        assert saved.status_code == 200, saved.text
+        assert saved.json()["version"] == 3
+        # A second edit made on what was read before the first is refused, not applied.
+        stale = client.put(url, json={"content": "<h1>lost</h1>\n", "base_sha256": read["sha256"]})
+        assert stale.status_code == 409
+        assert stale.json()["error"]["code"] == "concurrent_modification"
+        assert "changed since it was read" in stale.json()["error"]["message"]
+        assert client.get(url).json()["content"] == "<h1>mine</h1>\n"
+        # A new file names no base; naming one for a file that does not exist is refused.
+        new = f"/api/projects/{pid}/files/pages/new.html"
+        assert (
+            client.put(
+                new, json={"content": "x", "base_sha256": saved.json()["sha256"]}
+            ).status_code
+            == 409
+        )
+        assert client.put(new, json={"content": "x", "base_sha256": ""}).json()["version"] == 4
+        same = client.put(
+            url, json={"content": "<h1>mine</h1>\n", "base_sha256": saved.json()["sha256"]}
+        )
+        assert same.json()["version"] is None
+        for bad in ({"content": "x", "base_sha256": "nope"}, {"content": "x"}):
+            assert client.put(url, json=bad).status_code == 422
+        outside = client.put(
+            f"/api/projects/{pid}/files/..%2F..%2Fetc", json={"content": "x", "base_sha256": ""}
+        )
+        assert outside.status_code in (400, 422), outside.text
+        assert client.get(f"/api/projects/{pid}/snapshots?limit=1").json()["items"][0][
+            "summary"
+        ] == ("edited pages/new.html by hand")
+    workspace = dev_server.data_dir / "workspaces" / pid
+    assert (workspace / "index.html").read_text() == "<h1>mine</h1>\n"
+    assert (workspace / "pages" / "new.html").read_text() == "x"
+
+
 def test_export_streams_the_version_as_a_zip_to_its_owner_only(dev_server: ServerProcess) -> None:
     import io
     import zipfile

@@ -168,10 +168,10 @@ def test_tokens_forged_expired_other_project_or_stale_get_a_bare_404(
         with socket.create_connection(("127.0.0.1", _preview_port(server))) as raw:
             raw.sendall(b"GET http://example.com/ HTTP/1.1\r\nHost: example.com\r\n\r\n")
             assert raw.recv(64).startswith(b"HTTP/1.1 404")
-        assert (
-            httpx.get(f"{server.url}/", headers={"host": f"127.0.0.1:{server.port}"}).status_code
-            == 404
-        )
+        # The API origin's "/" is the studio, never a preview.
+        api_root = httpx.get(f"{server.url}/", headers={"host": f"127.0.0.1:{server.port}"})
+        assert "<title>builder studio</title>" in api_root.text
+        assert "main.js" not in api_root.text
         assert client.get("/api/health").status_code == 200
 
         # Restarting the dev server revokes the old link; the new one works.

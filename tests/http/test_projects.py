@@ -60,6 +60,28 @@ def test_listing_pages_with_starred_first(dev_server: ServerProcess) -> None:
         assert bad.status_code == 422 and bad.json()["error"]["code"] == "invalid_input"
 
 
+def test_searching_by_name_ignores_case_pages_and_takes_wildcards_literally(
+    dev_server: ServerProcess,
+) -> None:
+    with dev_server.client(dev_server.new_key("projects-search")) as client:
+        for name in ("Harbor Bakery", "harbor cafe", "Mill", "50% off_sale", "500 offsale"):
+            client.post("/api/projects", json={"name": name})
+        found = client.get("/api/projects", params={"q": "HARBOR", "limit": 1}).json()
+        rest = client.get(
+            "/api/projects", params={"q": "HARBOR", "limit": 1, "cursor": found["next_cursor"]}
+        ).json()
+        assert [p["name"] for p in found["items"] + rest["items"]] == [
+            "harbor cafe",
+            "Harbor Bakery",
+        ]
+        assert rest["next_cursor"] is None
+        literal = client.get("/api/projects", params={"q": "% off_"}).json()["items"]
+        assert [p["name"] for p in literal] == ["50% off_sale"]
+        assert client.get("/api/projects", params={"q": "nothing"}).json()["items"] == []
+        assert client.get("/api/projects", params={"q": "a\u0000"}).status_code == 422
+        assert client.get("/api/projects", params={"q": "x" * 201}).status_code == 422
+
+
 def test_text_the_database_cannot_store_is_invalid_input(dev_server: ServerProcess) -> None:
     with dev_server.client(dev_server.new_key("projects-nul")) as client:
         nul = client.post("/api/projects", json={"name": "a\u0000b"})

@@ -76,8 +76,8 @@ class PrivatePostgres:
                 psycopg.connect(self.url.replace("+psycopg", ""), connect_timeout=2).close()
                 return
             except psycopg.OperationalError:
-                log = (self.dir / "server.log").read_text(errors="replace")[-2000:]
-                assert time.monotonic() < deadline, f"the private PostgreSQL never started: {log}"
+                tail = (self.dir / "server.log").read_text(errors="replace")[-2000:]
+                assert time.monotonic() < deadline, f"the private PostgreSQL never started: {tail}"
                 time.sleep(0.2)
 
     def kill(self) -> None:

@@ -1,4 +1,4 @@
-"""A project's files: trees and contents of versions, diffs, and restoring a version."""
+"""A project's files: trees and contents of versions, hand edits, diffs, and restoring a version."""
 
 from __future__ import annotations
 
@@ -9,11 +9,19 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
-from builder.errors import RunInProgress
+from builder.errors import ConcurrentModification, RunInProgress
 from builder.http.deps import DbDep, OwnedProject, ServicesDep
 from builder.http.errors import ERROR_RESPONSES
 from builder.http.ratelimit import rate_limited
-from builder.http.schemas import FileContent, FileTree, FileTreeEntry, RestoreBody, RestoreResult
+from builder.http.schemas import (
+    FileContent,
+    FileTree,
+    FileTreeEntry,
+    FileWriteBody,
+    FileWriteResult,
+    RestoreBody,
+    RestoreResult,
+)
 from builder.persistence.database import Database
 from builder.persistence.files import diff_snapshots, sync_workspace
 from builder.persistence.schemas import Page, SnapshotDiff, SnapshotPublic
@@ -72,6 +80,46 @@ async def file_content(
         sha256=hashlib.sha256(data).hexdigest(),
         encoding=encoding,
         content=content,
+    )
+
+
+@router.put("/files/{file_path:path}", response_model=FileWriteResult)
+async def write_file(
+    project: OwnedProject, file_path: str, body: FileWriteBody, services: ServicesDep
+) -> FileWriteResult:
+    """Save a file edited by hand as a new version, and write it into the sandbox.
+
+    Compare-and-swap, as the agent's edits: the edit names the content it was made on
+    (``base_sha256``); if the latest version holds anything else the edit is refused
+    (409 ``concurrent_modification``) instead of overwriting it. 409 ``run_in_progress``
+    while a run works on the project.
+    """
+    db = services.db
+    data = body.content.encode("utf-8")
+    async with services.runs.locks.try_hold(f"run:{project.id}") as held:
+        if not held:
+            raise RunInProgress(project.id)
+        path = file_path.strip("/")
+        current = (await tree(db, project_id=project.id)).get(path)
+        if (current.sha256 if current is not None else "") != body.base_sha256:
+            raise ConcurrentModification(
+                path,
+                f"{path} changed since it was read (the latest version holds other content);"
+                " read it again and redo the edit",
+            )
+        saved = await save_snapshot(
+            db,
+            project_id=project.id,
+            changes={path: data},
+            summary=f"edited {path} by hand",
+            base_version=await _resolved(db, project.id, None),
+        )
+        async with services.pool.lease(str(project.id)) as sandbox:
+            await sync_workspace(db, project_id=project.id, sandbox=sandbox)
+    return FileWriteResult(
+        path=path,
+        sha256=hashlib.sha256(data).hexdigest(),
+        version=saved.version if saved is not None else None,
     )
 
 

@@ -35,10 +35,26 @@ Cursor = Annotated[
 ]
 
 
+Search = Annotated[
+    str | None,
+    Query(
+        max_length=200,
+        pattern=r"^[^\x00]*$",
+        description="Only projects whose name contains this (any case).",
+    ),
+]
+
+
 @router.get("", response_model=Page[ProjectSummary])
-async def list_(user: CurrentUser, db: DbDep, limit: Limit = 50, cursor: Cursor = None) -> object:
+async def list_(
+    user: CurrentUser,
+    db: DbDep,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+    q: Search = None,
+) -> object:
     """The caller's projects, starred first, then the most recently updated."""
-    return await list_projects(db, user_id=user.id, limit=limit, cursor=cursor)
+    return await list_projects(db, user_id=user.id, limit=limit, cursor=cursor, query=q)
 
 
 @router.post("", status_code=201, response_model=ProjectPublic)

@@ -62,11 +62,14 @@ async def projects_page(
     user_id: uuid.UUID,
     limit: int,
     after: tuple[bool, datetime, uuid.UUID] | None,
+    name_contains: str | None = None,
 ) -> Sequence[AnyRow]:
     """Up to ``limit`` of a user's projects: starred first, then most recently updated.
 
     ``after`` is the ``(starred, updated_at, id)`` of the last row of the previous
     page; every sort column is descending, so one row comparison continues the order.
+    ``name_contains`` keeps the projects whose name contains it, ignoring case (``%``
+    and ``_`` are literal).
     """
     key = tuple_(projects.c.starred, projects.c.updated_at, projects.c.id)
     statement = (
@@ -77,6 +80,9 @@ async def projects_page(
     )
     if after is not None:
         statement = statement.where(key < tuple_(*after))
+    if name_contains:
+        escaped = name_contains.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        statement = statement.where(projects.c.name.ilike(f"%{escaped}%", escape="\\"))
     return (await session.execute(statement)).all()
 
 

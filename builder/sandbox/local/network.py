@@ -27,6 +27,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 from typing import IO
 
@@ -56,11 +57,16 @@ def pasta_argv(pasta: str, pid: int, *, forward_port: int | None = None) -> list
             namespace (a dev server's); None forwards nothing.
     """
     tcp = f"127.0.0.1/{forward_port}" if forward_port else "none"
+    v4, v6 = host_routes()
+    # Only the families the host routes: pasta would otherwise give the namespace an
+    # IPv6 route to nowhere (and keep configuring it after the IPv4 route is there).
+    family = ["--ipv4-only"] if v4 and not v6 else ["--ipv6-only"] if v6 and not v4 else []
     return [
         pasta,
         "--foreground",
         "--quiet",
         "--config-net",
+        *family,
         # Connections to the gateway address would otherwise reach the host's loopback.
         "--no-map-gw",
         # Nothing of the host is forwarded into the namespace ...
@@ -96,13 +102,55 @@ def read_child_pid(fd: int) -> int | None:
         return int(info["child-pid"])
 
 
-def _has_default_route(pid: int) -> bool:
+def _default_routes(proc: str) -> tuple[bool, bool]:
+    """Whether the network namespace of ``/proc/<proc>`` has IPv4 and IPv6 default routes."""
+    v4 = v6 = False
+    with contextlib.suppress(OSError), open(f"/proc/{proc}/net/route", encoding="ascii") as f:
+        next(f, None)
+        v4 = any(line.split()[1:2] == ["00000000"] for line in f)
+    # ::/0 through a real interface (not the "unreachable" entry on lo)
+    with contextlib.suppress(OSError), open(f"/proc/{proc}/net/ipv6_route", encoding="ascii") as f:
+        v6 = any(
+            fields[0] == "0" * 32 and fields[1] == "00" and fields[9] != "lo"
+            for fields in (line.split() for line in f)
+            if len(fields) == 10
+        )
+    return v4, v6
+
+
+_READ_SYSCALL = {"x86_64": 0, "aarch64": 63, "riscv64": 63, "ppc64le": 3, "s390x": 3}
+
+
+def blocked_on(pid: int, fd: int) -> bool:
+    """Whether ``pid`` waits in ``read(fd)``: bwrap's last step before the command.
+
+    bwrap sets up the namespace's loopback before it blocks on ``--block-fd``; pasta
+    brings the loopback up too, and bwrap fails ("loopback: Failed RTM_NEWADDR") when
+    pasta gets there first. Where the read's syscall number is unknown this answers
+    True at once.
+    """
+    number = _READ_SYSCALL.get(os.uname().machine)
+    if number is None:
+        return True
     try:
-        with open(f"/proc/{pid}/net/route", encoding="ascii") as routes:
-            next(routes, None)
-            return any(line.split()[1:2] == ["00000000"] for line in routes)
+        with open(f"/proc/{pid}/syscall", encoding="ascii") as f:
+            fields = f.read().split()
     except OSError:
-        return False
+        return True  # gone: nothing to wait for
+    return len(fields) > 1 and fields[0] == str(number) and int(fields[1], 16) == fd
+
+
+@functools.cache
+def host_routes() -> tuple[bool, bool]:
+    """Whether this host has IPv4 and IPv6 default routes (what pasta copies)."""
+    return _default_routes("self")
+
+
+def _configured(pid: int) -> bool:
+    """pasta has set up every family the host routes (routes come last)."""
+    wanted = host_routes()
+    have = _default_routes(str(pid))
+    return all(h for w, h in zip(wanted, have, strict=True) if w) and any(wanted)
 
 
 @functools.cache
@@ -127,9 +175,17 @@ def _failure(log: IO[bytes], returncode: int | None) -> str:
 
 
 async def attach_network(
-    pasta: str, pid: int, *, forward_port: int | None = None, timeout: float = READY_TIMEOUT
+    pasta: str,
+    pid: int,
+    *,
+    block_fd: int,
+    forward_port: int | None = None,
+    timeout: float = READY_TIMEOUT,
 ) -> subprocess.Popen[bytes]:
     """Start ``pasta`` for the namespace of ``pid`` and wait until it has a default route.
+
+    pasta starts once bwrap waits on ``block_fd`` (its ``--block-fd``), so the two
+    never configure the namespace's loopback at once.
 
     Returns:
         The running ``pasta``; the caller stops it with :func:`stop_network` when the
@@ -139,6 +195,11 @@ async def attach_network(
         DependencyUnavailable: pasta exited or did not configure the namespace in time
             (a forwarded port already taken on the host, for one).
     """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if blocked_on(pid, block_fd):
+            break
+        await asyncio.sleep(_POLL_SECONDS / 2)
     with tempfile.TemporaryFile() as log:
         # A plain Popen (no preexec_fn) is spawned without a fork of the service.
         helper = await asyncio.to_thread(
@@ -149,11 +210,13 @@ async def attach_network(
             stderr=log,
             start_new_session=True,
         )
+        _running.add(helper)
         deadline = time.monotonic() + timeout
-        while not _has_default_route(pid):
+        while not _configured(pid):
             if helper.poll() is not None or time.monotonic() > deadline:
                 helper.kill()
                 await asyncio.to_thread(helper.wait)
+                _running.discard(helper)
                 why = _failure(log, helper.returncode)
                 raise DependencyUnavailable(
                     "sandbox", f"pasta could not give the command a network: {why}"
@@ -162,14 +225,23 @@ async def attach_network(
     return helper
 
 
+_running: set[subprocess.Popen[bytes]] = set()
+"""Every pasta started and not yet reaped: never collected while it runs."""
+
+
 def stop_network(helper: subprocess.Popen[bytes]) -> None:
-    """Kill ``pasta`` now and reap it in a worker thread.
+    """Kill ``pasta`` now and reap it in a thread of its own.
 
     pasta takes tens of milliseconds to go once killed (its buffers and sockets are
-    torn down); nothing waits for that.
+    torn down); nothing waits for that, and no event loop needs to outlive it.
     """
     helper.kill()
-    asyncio.get_running_loop().run_in_executor(None, helper.wait)
+
+    def reap() -> None:
+        helper.wait()
+        _running.discard(helper)
+
+    threading.Thread(target=reap, name="pasta-reaper", daemon=True).start()
 
 
 @functools.cache
@@ -217,6 +289,9 @@ def pasta_status() -> tuple[str | None, str]:
         pid = read_child_pid(info_r)
         if pid is None:
             return None, "bwrap cannot create a network namespace"
+        deadline = time.monotonic() + READY_TIMEOUT
+        while not blocked_on(pid, block_r) and time.monotonic() < deadline:
+            time.sleep(_POLL_SECONDS / 2)
         return _probe_pasta(path, pid)
     finally:
         os.close(info_r)
@@ -241,7 +316,7 @@ def _probe_pasta(path: str, pid: int) -> tuple[str | None, str]:
             return None, f"pasta could not run: {exc}"
         try:
             deadline = time.monotonic() + READY_TIMEOUT
-            while not _has_default_route(pid):
+            while not _configured(pid):
                 if helper.poll() is not None or time.monotonic() > deadline:
                     why = _failure(log, helper.returncode)
                     return None, f"pasta cannot configure a namespace: {why}"

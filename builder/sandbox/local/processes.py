@@ -303,13 +303,13 @@ async def _connect(
     """Attach ``pasta`` to the child's namespace, then let the command start."""
     info_r, info_w, block_r, block_w = sync
     os.close(info_w)
-    os.close(block_r)
+    os.close(block_r)  # the number stays that of bwrap's --block-fd in the child
     try:
         pid = await asyncio.to_thread(read_child_pid, info_r)
         if pid is None:
             return  # bwrap failed before making the namespace; its error is the output
         try:
-            helper = await attach_network(pasta, pid, forward_port=port)
+            helper = await attach_network(pasta, pid, block_fd=block_r, forward_port=port)
         except BaseException:
             signal_group(child.pid, signal.SIGKILL)
             await child.wait_exit()
