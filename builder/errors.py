@@ -29,6 +29,7 @@ classes to status codes in one place (``builder.http.errors``)::
     ├── RateLimited                       .retry_after, .limit
     ├── DependencyUnavailable             .dependency
     │   └── ProviderError                 .status_code, .provider (a failed model call)
+    ├── PublishFailed                     .publisher, .step (a push or deploy that failed)
     └── DecryptionFailed                  .key_id
 
 Each class has a stable machine-readable :attr:`BuilderError.code`; messages are for
@@ -59,6 +60,7 @@ __all__ = [
     "OperationTimeout",
     "PathOutsideSandbox",
     "ProviderError",
+    "PublishFailed",
     "QuotaExceeded",
     "RateLimited",
     "RequestTooLarge",
@@ -401,6 +403,20 @@ class ProviderError(DependencyUnavailable):
         BuilderError.__init__(
             self, message, dependency="model", status_code=status_code, provider=provider
         )
+
+
+class PublishFailed(BuilderError):
+    """A git push or a deploy to a host failed; the message says which step and why.
+
+    The message never holds a credential: publishers redact them before raising.
+    """
+
+    code = "publish_failed"
+    publisher: str
+    step: str
+
+    def __init__(self, publisher: str, step: str, message: str) -> None:
+        super().__init__(f"{publisher}: {message}", publisher=publisher, step=step)
 
 
 class DecryptionFailed(BuilderError):

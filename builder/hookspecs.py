@@ -28,3 +28,10 @@ def register_tools(register: Callable[..., Any]) -> None:
 @hookspec
 def register_starters(register: Callable[..., Any]) -> None:
     """Register starters: ``register(name, directory, *, description)`` once per starter."""
+
+
+@hookspec
+def register_publishers(register: Callable[..., Any]) -> None:
+    """Register publishers (where a version can be pushed or deployed):
+    ``register(name, publisher, *, description)`` once per publisher, where
+    ``publisher`` follows :class:`builder.publish.publishers.Publisher`."""

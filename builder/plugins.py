@@ -15,7 +15,7 @@ from __future__ import annotations
 import importlib.metadata
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
@@ -28,13 +28,18 @@ from builder.starters import StarterRegistry
 from builder.tools import builtin
 from builder.tools.registry import ToolRegistry
 
+if TYPE_CHECKING:
+    from builder.publish.publishers import PublisherRegistry
+
 __all__ = [
     "BUILTIN_PLUGIN",
     "ENTRY_POINT_GROUP",
     "PluginInfo",
     "allowed_plugins",
+    "build_publisher_registry",
     "build_starter_registry",
     "build_tool_registry",
+    "get_publisher_registry",
     "get_starter_registry",
     "get_tool_registry",
     "load_plugins",
@@ -166,6 +171,33 @@ def build_starter_registry(manager: pluggy.PluginManager) -> StarterRegistry:
 
         impl.function(register)
     return registry
+
+
+def build_publisher_registry(manager: pluggy.PluginManager) -> PublisherRegistry:
+    """Collect the publishers every plugin of ``manager`` registers, with provenance.
+
+    Raises:
+        InvalidInput: A publisher's name is malformed or taken, or it is no publisher.
+    """
+    from builder.publish.publishers import PublisherRegistry
+
+    registry = PublisherRegistry()
+    for impl in manager.hook.register_publishers.get_hookimpls():
+        if impl.hookwrapper or impl.wrapper:
+            continue
+
+        def register(
+            name: str, publisher: Any, *, description: str, _plugin: str = impl.plugin_name
+        ) -> None:
+            registry.register(name, publisher, description=description, plugin=_plugin)
+
+        impl.function(register)
+    return registry
+
+
+def get_publisher_registry(settings: Settings | None = None) -> PublisherRegistry:
+    """Every publisher of the loaded plugins (the built-in ones first)."""
+    return build_publisher_registry(load_plugins(settings))
 
 
 def get_starter_registry(settings: Settings | None = None) -> StarterRegistry:

@@ -294,6 +294,18 @@ class Settings(BaseSettings):
         "`chromium-browser` or `google-chrome` on PATH.",
     )
     timeout_screenshot: float = Field(30, gt=0, description="Seconds one screenshot may take.")
+    timeout_publish: float = Field(
+        300, gt=0, description="Seconds one git command or one host API call may take."
+    )
+    github_api_url: str = Field(
+        "https://api.github.com", description="GitHub's REST API (GitHub Enterprise: its own)."
+    )
+    netlify_api_url: str = Field(
+        "https://api.netlify.com/api/v1", description="Netlify's REST API."
+    )
+    netlify_deploy_seconds: float = Field(
+        300, gt=0, description="How long a Netlify deploy may take to become ready."
+    )
     screenshots_kept: int = Field(20, ge=1, description="Screenshots kept per project.")
 
     # --- secrets -------------------------------------------------------------------

@@ -5,7 +5,20 @@ Each command group lives in its own module and attaches itself to :data:`app`.
 
 from __future__ import annotations
 
-from builder.cli import config, db, keys, new, run, sandbox, secrets, serve, sweep, tools
+from builder.cli import (
+    config,
+    db,
+    export,
+    keys,
+    new,
+    publish,
+    run,
+    sandbox,
+    secrets,
+    serve,
+    sweep,
+    tools,
+)
 from builder.cli.app import app, err_console
 from builder.errors import BuilderError
 
@@ -21,4 +34,17 @@ def main() -> None:
         raise SystemExit(2) from None
 
 
-_COMMAND_MODULES = (config, db, keys, new, run, sandbox, secrets, serve, sweep, tools)
+_COMMAND_MODULES = (
+    config,
+    db,
+    export,
+    keys,
+    new,
+    publish,
+    run,
+    sandbox,
+    secrets,
+    serve,
+    sweep,
+    tools,
+)

@@ -151,6 +151,7 @@ class ToolCallsNode:
             run_id=ctx.run_id,
             effects=effects,
             on_event=forward,
+            db=ctx.db,
         )
         write(
             {

@@ -19,7 +19,9 @@ Status codes (the first matching class decides):
 * 422 ``InvalidInput`` and its subclasses; other ``LimitExceeded`` (token budget)
 * 401 ``Unauthorized``; 403 ``Forbidden``; 429 ``RateLimited`` (with ``Retry-After``)
 * 504 ``OperationTimeout`` (``LockTimeout`` included)
-* 502 ``ProviderError`` (the model provider failed); 503 ``DependencyUnavailable``
+* 502 ``ProviderError`` (the model provider failed), ``PublishFailed`` (a git remote or a
+  host refused or failed; its message says which step and why, never a credential);
+  503 ``DependencyUnavailable``
 * 500 ``ConfigurationError``, ``DecryptionFailed`` and anything unexpected
 """
 
@@ -45,6 +47,7 @@ from builder.errors import (
     NotFound,
     OperationTimeout,
     ProviderError,
+    PublishFailed,
     QuotaExceeded,
     RateLimited,
     RequestTooLarge,
@@ -81,6 +84,7 @@ _STATUS: tuple[tuple[type[BuilderError], int], ...] = (
     (RateLimited, 429),
     (OperationTimeout, 504),
     (ProviderError, 502),
+    (PublishFailed, 502),
     (DependencyUnavailable, 503),
 )
 _HTTP_CODES = {
@@ -150,6 +154,8 @@ def _public_message(exc: BuilderError, status: int) -> str:
         return exc.message
     if isinstance(exc, OperationTimeout):
         return f"the {exc.operation} operation timed out after {exc.seconds:g} s"
+    if isinstance(exc, PublishFailed):
+        return exc.message
     if isinstance(exc, ProviderError):
         where = f" (status {exc.status_code})" if exc.status_code else ""
         return f"the model provider failed{where}; retry later"

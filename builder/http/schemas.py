@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from builder.models.prompts import PROMPT_INPUT_MAX_CHARS
+from builder.persistence.schemas import PublicationPublic, PublishTargetPublic
 from builder.runs.handle import MAX_PROMPT_CHARS
 
 __all__ = [
@@ -33,10 +34,14 @@ __all__ = [
     "ProjectCreateBody",
     "ProjectUpdateBody",
     "PromptBody",
+    "PublishBody",
+    "PublishState",
+    "PublisherInfoOut",
     "Readiness",
     "RequestBody",
     "RestoreBody",
     "RestoreResult",
+    "TokenBody",
     "check_storable",
 ]
 
@@ -253,6 +258,44 @@ class DevServer(BaseModel):
     logs: list[str]
     answering: bool | None = None
     """After a start: whether the server answered on its port in time."""
+
+
+class PublishBody(RequestBody):
+    """Which version to publish, and the target's settings (stored for next time).
+
+    ``options`` depend on the publisher (``GET /api/publishers``): e.g. ``url``,
+    ``branch``, ``username`` and ``password`` for ``git``; ``repo``, ``create`` and
+    ``private`` for ``github``; ``site_id`` or ``site_name`` for ``netlify``. Credentials
+    among them are stored encrypted and never shown again.
+    """
+
+    version: int | None = Field(None, ge=1, le=2_147_483_647)
+    options: dict[str, str | bool | int] = Field(default_factory=dict, max_length=20)
+
+
+class PublisherInfoOut(BaseModel):
+    """A publisher a project can be published with."""
+
+    name: str
+    description: str
+    plugin: str
+    builds: bool
+    """Publishes the build output (dist/) of a project that builds."""
+    secret_options: list[str]
+    """Options stored encrypted."""
+
+
+class PublishState(BaseModel):
+    """A project's publish targets and its latest publications, newest first."""
+
+    targets: list[PublishTargetPublic]
+    publications: list[PublicationPublic]
+
+
+class TokenBody(RequestBody):
+    """A personal access token for a provider (instead of the OAuth flow)."""
+
+    access_token: str = Field(min_length=1, max_length=4096)
 
 
 class ConnectResult(BaseModel):

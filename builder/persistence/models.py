@@ -48,6 +48,8 @@ __all__ = [
     "Integration",
     "Message",
     "Project",
+    "Publication",
+    "PublishTarget",
     "Run",
     "Snapshot",
     "SnapshotEntry",
@@ -60,6 +62,8 @@ __all__ = [
     "messages",
     "metadata",
     "projects",
+    "publications",
+    "publish_targets",
     "runs",
     "snapshot_entries",
     "snapshots",
@@ -432,6 +436,60 @@ class Run(TableModel, table=True):
     ended_at: datetime | None = _timestamp()
 
 
+PUBLICATION_STATUSES = ("running", "ready", "error")
+
+
+class PublishTarget(TableModel, table=True):
+    """Where a project is published with one publisher: its settings and, for a git
+    remote, its credential as an encrypted envelope (``secret``, sealed for
+    ``"<project id>:<publisher>:secret"``)."""
+
+    __tablename__ = "publish_targets"
+    __table_args__ = (
+        CheckConstraint("char_length(publisher) > 0", name="publisher_not_empty"),
+        CheckConstraint("jsonb_typeof(config) = 'object'", name="config_is_object"),
+        UniqueConstraint("project_id", "publisher"),
+    )
+
+    id: uuid.UUID = _uuid_pk()
+    project_id: uuid.UUID = _owner("projects")
+    publisher: str = _text()
+    config: dict[str, Any] = Field(
+        default_factory=dict,
+        sa_column=Column("config", JSONB, server_default=text("'{}'::jsonb"), nullable=False),
+    )
+    secret: str | None = _text(nullable=True)
+    key_id: str | None = _text(nullable=True)
+    created_at: datetime | None = _created_at()
+    updated_at: datetime | None = _created_at()
+
+
+class Publication(TableModel, table=True):
+    """One push or deploy of a project version: its status, link and what failed."""
+
+    __tablename__ = "publications"
+    __table_args__ = (
+        CheckConstraint(_in("status", PUBLICATION_STATUSES), name="status_is_known"),
+        CheckConstraint("version > 0", name="version_positive"),
+        CheckConstraint("jsonb_typeof(detail) = 'object'", name="detail_is_object"),
+        Index(None, "project_id", "publisher", "created_at"),
+    )
+
+    id: uuid.UUID = _uuid_pk()
+    project_id: uuid.UUID = _owner("projects")
+    publisher: str = _text()
+    version: int = Field(sa_type=Integer, nullable=False)
+    status: str = _text(default="running")
+    url: str | None = _text(nullable=True)
+    detail: dict[str, Any] = Field(
+        default_factory=dict,
+        sa_column=Column("detail", JSONB, server_default=text("'{}'::jsonb"), nullable=False),
+    )
+    error: str | None = _text(nullable=True)
+    created_at: datetime | None = _created_at()
+    updated_at: datetime | None = _created_at()
+
+
 def _table(model: type[SQLModel]) -> Table:
     return cast(Table, model.__table__)  # type: ignore[attr-defined]
 
@@ -448,3 +506,5 @@ token_usage = _table(TokenUsage)
 integrations = _table(Integration)
 threads = _table(Thread)
 runs = _table(Run)
+publish_targets = _table(PublishTarget)
+publications = _table(Publication)

@@ -34,6 +34,7 @@ __all__ = [
     "invalidate_project",
     "list_projects",
     "open_project",
+    "project_owner",
     "project_replica",
     "project_sandbox",
     "record_replica",
@@ -244,6 +245,22 @@ async def delete_project(db: Database, *, user_id: uuid.UUID, project_id: uuid.U
     await invalidate_project(db, project_id=project_id, user_id=user_id)
     if db.cache is not None:
         await db.cache.invalidate(messages_scope(project_id))
+
+
+async def project_owner(db: Database, *, project_id: uuid.UUID) -> uuid.UUID:
+    """The id of the user who owns a project.
+
+    Raises:
+        NotFound: No such project.
+    """
+
+    async def work(session: AsyncSession) -> Any:
+        return await repo.sandbox_of(session, project_id=project_id)
+
+    row = await db.run(work)
+    if row is None:
+        raise NotFound("project", project_id)
+    return uuid.UUID(str(row.user_id))
 
 
 async def project_sandbox(db: Database, *, project_id: uuid.UUID) -> str | None:

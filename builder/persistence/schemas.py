@@ -29,6 +29,8 @@ __all__ = [
     "ProjectPublic",
     "ProjectSummary",
     "ProjectUpdate",
+    "PublicationPublic",
+    "PublishTargetPublic",
     "SnapshotDiff",
     "SnapshotPublic",
     "UsageTotals",
@@ -201,6 +203,35 @@ class IntegrationPublic(_Read):
     key_id: str
     expires_at: datetime | None
     scope: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class PublishTargetPublic(_Read):
+    """Where a project is published with one publisher; never its credential."""
+
+    publisher: str
+    config: dict[str, Any]
+    """The publisher's settings (remote URL and branch, repository, site id)."""
+    has_credentials: bool
+    """Whether a credential is stored (encrypted) for this target."""
+    updated_at: datetime
+
+
+class PublicationPublic(_Read):
+    """One push or deploy of a version: how it went and where it can be seen."""
+
+    id: uuid.UUID
+    project_id: uuid.UUID
+    publisher: str
+    version: int
+    status: Literal["running", "ready", "error"]
+    url: str | None
+    """The repository or site (for a deploy: the deploy's own URL is in ``detail``)."""
+    detail: dict[str, Any]
+    """What the publisher reports: a commit and branch, a deploy id, files uploaded."""
+    error: str | None
+    """What failed, for ``status="error"``."""
     created_at: datetime
     updated_at: datetime
 

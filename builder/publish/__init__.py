@@ -1,7 +1,8 @@
-"""Ways a project version leaves builder: archives (and, later, git pushes and hosts)."""
+"""Ways a project version leaves builder: archives, git pushes and static hosts."""
 
 from __future__ import annotations
 
-from builder.publish.archive import zip_chunks
+from builder.publish.archive import archive_chunks, zip_chunks
+from builder.publish.source import FileSource, SandboxFiles, VersionFiles
 
-__all__ = ["zip_chunks"]
+__all__ = ["FileSource", "SandboxFiles", "VersionFiles", "archive_chunks", "zip_chunks"]

@@ -1,25 +1,35 @@
-"""A version's files as a zip, streamed blob by blob.
+"""A file source as a zip or a gzipped tar, streamed file by file.
 
 The archive is written to a sink that is drained after each file, so memory holds one
-file's content (and its compressed form) at a time, never the whole project.
+file's content (and its compressed form) at a time, never the whole project. Entries
+have a fixed timestamp and mode, so the same files give the same archive bytes.
 """
 
 from __future__ import annotations
 
+import gzip
+import io
+import tarfile
 import uuid
 import zipfile
 from collections.abc import AsyncIterator
-
-from sqlalchemy.ext.asyncio import AsyncSession
+from typing import Literal
 
 from builder.persistence.database import Database
-from builder.persistence.repositories import snapshots as repo
-from builder.persistence.snapshots import tree
+from builder.publish.source import FileSource, VersionFiles, iter_files
 
-__all__ = ["zip_chunks"]
+__all__ = ["FORMATS", "ArchiveFormat", "archive_chunks", "zip_chunks"]
 
-# 1980-01-01: a fixed timestamp makes the same version give the same archive bytes.
+ArchiveFormat = Literal["zip", "tar.gz"]
+FORMATS: dict[str, tuple[str, str]] = {
+    "zip": ("application/zip", ".zip"),
+    "tar.gz": ("application/gzip", ".tar.gz"),
+}
+"""Each archive format's media type and file extension."""
+
+# 1980-01-01: the earliest time a zip can hold; tar gets the same moment.
 _EPOCH = (1980, 1, 1, 0, 0, 0)
+_EPOCH_SECONDS = 315_532_800
 
 
 class _Sink:
@@ -41,28 +51,10 @@ class _Sink:
         return data
 
 
-async def zip_chunks(
-    db: Database, *, project_id: uuid.UUID, version: int | None = None
-) -> AsyncIterator[bytes]:
-    """The zip of one version, in chunks of about one file each.
-
-    Args:
-        db: The database.
-        project_id: The project.
-        version: A version number; None for the latest.
-
-    Raises:
-        NotFound: No such version (before the first chunk).
-    """
-    files = await tree(db, project_id=project_id, version=version)
+async def _zip(files: FileSource) -> AsyncIterator[bytes]:
     sink = _Sink()
     with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_DEFLATED) as archive:  # type: ignore[call-overload]
-        for path, entry in files.items():
-
-            async def work(session: AsyncSession, sha: str = entry.sha256) -> bytes:
-                return (await repo.blob_data(session, shas=[sha]))[sha]
-
-            data = await db.run(work)
+        async for path, data in iter_files(files):
             info = zipfile.ZipInfo(path, date_time=_EPOCH)
             info.compress_type = zipfile.ZIP_DEFLATED
             info.external_attr = 0o644 << 16
@@ -70,3 +62,41 @@ async def zip_chunks(
             del data
             yield sink.drain()
     yield sink.drain()
+
+
+async def _tar_gz(files: FileSource) -> AsyncIterator[bytes]:
+    sink = _Sink()
+    # mtime=0 in the gzip header and fixed tar headers keep the bytes reproducible.
+    with (
+        gzip.GzipFile(fileobj=sink, mode="wb", mtime=0) as compressed,
+        tarfile.open(fileobj=compressed, mode="w|", format=tarfile.PAX_FORMAT) as archive,
+    ):
+        async for path, data in iter_files(files):
+            info = tarfile.TarInfo(path)
+            info.size = len(data)
+            info.mode = 0o644
+            info.mtime = _EPOCH_SECONDS
+            archive.addfile(info, io.BytesIO(data))
+            del data
+            yield sink.drain()
+    yield sink.drain()
+
+
+def archive_chunks(files: FileSource, *, format: ArchiveFormat = "zip") -> AsyncIterator[bytes]:
+    """The archive of ``files`` in chunks of about one file each.
+
+    Raises:
+        Whatever reading ``files`` raises (a missing version before the first chunk).
+    """
+    return _zip(files) if format == "zip" else _tar_gz(files)
+
+
+def zip_chunks(
+    db: Database, *, project_id: uuid.UUID, version: int | None = None
+) -> AsyncIterator[bytes]:
+    """The zip of one stored version (the latest for None), in chunks of about one file.
+
+    Raises:
+        NotFound: No such version (before the first chunk).
+    """
+    return _zip(VersionFiles(db, project_id=project_id, version=version))

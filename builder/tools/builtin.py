@@ -6,7 +6,17 @@ from collections.abc import Callable
 from typing import Any
 
 from builder.hookspecs import hookimpl
-from builder.tools import build, devserver, edits, files, listing, plan, project, shell
+from builder.tools import (
+    build,
+    devserver,
+    edits,
+    files,
+    listing,
+    plan,
+    project,
+    publishing,
+    shell,
+)
 
 
 @hookimpl
@@ -34,6 +44,7 @@ def register_tools(register: Callable[..., Any]) -> None:
     register(devserver.start_dev_server, timeout="dev_server")
     register(devserver.get_dev_server_status)
     register(build.check_build, timeout=None)
+    register(publishing.publish_project, timeout=None)
 
 
 @hookimpl
@@ -43,3 +54,24 @@ def register_starters(register: Callable[..., Any]) -> None:
 
     for name, description in BUILTIN_STARTERS.items():
         register(name, builtin_directory(name), description=description)
+
+
+@hookimpl
+def register_publishers(register: Callable[..., Any]) -> None:
+    """Register the generic git remote, GitHub and Netlify publishers."""
+    from builder.publish.github import GitHubPublisher
+    from builder.publish.gitremote import GitRemotePublisher
+    from builder.publish.netlify import NetlifyPublisher
+
+    register("git", GitRemotePublisher(), description="Push to any git remote over http(s).")
+    register(
+        "github",
+        GitHubPublisher(),
+        description="Push to a GitHub repository (created on request) with the user's "
+        "GitHub connection.",
+    )
+    register(
+        "netlify",
+        NetlifyPublisher(),
+        description="Deploy the site (its build output when it builds) to Netlify.",
+    )

@@ -11,12 +11,15 @@ import inspect
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from builder.locks import LockManager
 from builder.sandbox.base import Sandbox
 from builder.settings import Settings
 from builder.tools.workspace_files import WorkspaceFiles
+
+if TYPE_CHECKING:
+    from builder.persistence.database import Database
 
 __all__ = [
     "MAX_ERROR_CHARS",
@@ -172,6 +175,7 @@ class ToolContext:
         run_id: The run this call belongs to, when there is one.
         effects: Where tools record what they changed.
         on_event: Optional receiver of progress events.
+        db: The database, when the run has one (publishing needs it).
 
     Tools change files through :attr:`files`, which applies the same limits, locks
     and compare-and-swap as the built-in tools.
@@ -184,6 +188,7 @@ class ToolContext:
     run_id: str | None = None
     effects: ToolEffects = field(default_factory=ToolEffects)
     on_event: EventSink | None = None
+    db: Database | None = None
 
     @property
     def files(self) -> WorkspaceFiles:

@@ -17,6 +17,7 @@ import pytest
 from tests.http.oauth_provider import FakeOAuthProvider
 from tests.http.server import ServerProcess
 from tests.support.database import clone_database
+from tests.support.fake_hosts import FakeNetlify
 from tests.support.services import delete_redis_prefix, drop_database
 
 ENCRYPTION_KEY = "k1:" + base64.b64encode(b"k" * 32).decode()
@@ -54,11 +55,22 @@ def oauth_provider() -> Iterator[FakeOAuthProvider]:
     provider.stop()
 
 
+NETLIFY_TOKEN = "nfp-http-test-4c1e"
+
+
+@pytest.fixture(scope="session")
+def netlify() -> Iterator[FakeNetlify]:
+    """The fake Netlify API the development server deploys to."""
+    with FakeNetlify(NETLIFY_TOKEN) as fake:
+        yield fake
+
+
 @pytest.fixture(scope="session")
 def dev_server(
     tmp_path_factory: pytest.TempPathFactory,
     migrated_template: str,
     oauth_provider: FakeOAuthProvider,
+    netlify: FakeNetlify,
 ) -> Iterator[ServerProcess]:
     """Development: anonymous access on, docs on, generous rate limits."""
     env = {
@@ -70,6 +82,7 @@ def dev_server(
         "BUILDER_MAX_REQUEST_BYTES": str(BODY_LIMIT),
         "BUILDER_OAUTH_PROVIDERS": json.dumps({"testhub": oauth_provider.provider_config()}),
         "BUILDER_OAUTH_STATE_SECONDS": "60",
+        "BUILDER_NETLIFY_API_URL": netlify.api_url,
     }
     yield from _serve(tmp_path_factory, migrated_template, env)
 

@@ -33,6 +33,7 @@ EXPECTED = {
     "OperationTimeout": 504,
     "PathOutsideSandbox": 422,
     "ProviderError": 502,
+    "PublishFailed": 502,
     "QuotaExceeded": 413,
     "RateLimited": 429,
     "RequestTooLarge": 413,
@@ -51,6 +52,7 @@ def _instance(cls: type[BuilderError]) -> BuilderError:
         "resource": "thing", "identifier": "1", "project_id": "p1", "size": 2, "limit": 1,
         "operation": "db", "seconds": 1.0, "key": "k", "retry_after": 3, "dependency": "x",
         "message": "m", "key_id": "k1", "problems": ["p"], "base": 1, "latest": 2,
+        "publisher": "git", "step": "push",
     }  # fmt: skip
     kwargs = {name: samples[name] for name in params if name in samples and name != "self"}
     if cls is errors.RateLimited:

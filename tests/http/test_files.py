@@ -142,3 +142,75 @@ def test_export_streams_the_version_as_a_zip_to_its_owner_only(dev_server: Serve
         assert missing.status_code == 404
     with dev_server.client(dev_server.new_key("export-other")) as other:
         assert other.get(f"/api/projects/{pid}/export").status_code == 404
+
+
+def test_export_as_tar_gz_gives_the_same_files(dev_server: ServerProcess) -> None:
+    import io
+    import tarfile
+
+    with dev_server.client(dev_server.new_key("export-tar")) as client:
+        pid = client.post("/api/projects", json={"name": "t"}).json()["id"]
+        _versions(dev_server, pid)
+        response = client.get(f"/api/projects/{pid}/export", params={"format": "tar.gz"})
+        assert response.status_code == 200
+        assert response.headers["content-type"] == "application/gzip"
+        assert response.headers["content-disposition"].endswith('.tar.gz"')
+        with tarfile.open(fileobj=io.BytesIO(response.content), mode="r:gz") as archive:
+            files = {m.name: archive.extractfile(m).read() for m in archive.getmembers()}  # type: ignore[union-attr]
+        assert files == {
+            "about.html": b"a\n",
+            "index.html": b"<h1>v2</h1>\n",
+            "logo.png": b"\x89PNG\0",
+        }
+        again = client.get(f"/api/projects/{pid}/export", params={"format": "tar.gz"})
+        assert again.content == response.content  # reproducible bytes
+        odd = client.get(f"/api/projects/{pid}/export", params={"format": "rar"})
+        assert odd.status_code == 422
+
+
+BUILD_SCRIPT = b"""import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+mkdirSync("dist/assets", { recursive: true });
+const page = readFileSync("src/page.html", "utf8");
+writeFileSync("dist/index.html", page.replace("%TITLE%", "Built"));
+writeFileSync("dist/assets/app.js", "console.log(1);\\n");
+"""
+
+
+def test_built_export_runs_the_build_in_the_sandbox(dev_server: ServerProcess) -> None:
+    import io
+    import zipfile
+
+    with dev_server.client(dev_server.new_key("export-built")) as client:
+        pid = client.post("/api/projects", json={"name": "b"}).json()["id"]
+        static = client.get(f"/api/projects/{pid}/export", params={"built": "true"})
+        assert static.status_code == 404  # no version yet
+        _versions(dev_server, pid)
+        refused = client.get(f"/api/projects/{pid}/export", params={"built": "true"})
+        assert refused.status_code == 422
+        assert "does not build (no package.json)" in refused.json()["error"]["message"]
+
+        async def add_build(db: Database) -> None:
+            await save_snapshot(
+                db,
+                project_id=uuid.UUID(pid),
+                changes={
+                    "package.json": b'{"name": "b", "private": true, '
+                    b'"scripts": {"build": "node build.mjs"}}',
+                    "build.mjs": BUILD_SCRIPT,
+                    "src/page.html": b"<title>%TITLE%</title>",
+                },
+            )
+
+        dev_server.run(add_build)
+        response = client.get(f"/api/projects/{pid}/export", params={"built": "true"})
+        assert response.status_code == 200, response.text
+        assert response.headers["content-disposition"].endswith('-dist.zip"')
+        with zipfile.ZipFile(io.BytesIO(response.content)) as archive:
+            files = {name: archive.read(name) for name in archive.namelist()}
+        assert files == {
+            "assets/app.js": b"console.log(1);\n",
+            "index.html": b"<title>Built</title>",
+        }
+        old = client.get(f"/api/projects/{pid}/export", params={"built": "true", "version": 1})
+        assert old.status_code == 409
+        assert "latest version (3) only" in old.json()["error"]["message"]

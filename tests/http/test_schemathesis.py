@@ -23,9 +23,11 @@ from builder.persistence.snapshots import save_snapshot
 from tests.http.server import ServerProcess
 
 EXAMPLES = 25
-# Generated chats would start real agent runs, and deleting the shared project would
-# leave the rest nothing to work on: these run with generated ids only.
+# Generated chats would start real agent runs, generated publish options would push to
+# generated URLs, and deleting the shared project would leave the rest nothing to work
+# on: these run with generated ids only.
 _GENERATED_ONLY = {
+    "POST /api/projects/{project_id}/publish/{publisher}",
     "POST /api/projects/{project_id}/chat",
     "POST /api/projects/{project_id}/chat/wait",
     "DELETE /api/projects/{project_id}",

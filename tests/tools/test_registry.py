@@ -20,6 +20,7 @@ BUILTIN_TOOLS = [
     "list_files",
     "mark_step_complete",
     "plan_changes",
+    "publish_project",
     "read_file",
     "rename_file",
     "run_command",
@@ -40,6 +41,7 @@ def test_builtin_tools(registry: ToolRegistry) -> None:
     assert {tool.name: tool.timeout for tool in registry if tool.timeout != "sandbox"} == {
         "check_build": None,
         "install_packages": None,
+        "publish_project": None,
         "run_command": None,
         "start_dev_server": "dev_server",
     }

@@ -25,6 +25,7 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     "list_files": {"path": "src", "recursive": True},
     "mark_step_complete": {"step": 1, "notes": "done"},
     "plan_changes": {"goal": "A blog", "steps": ["Layout", "Posts"]},
+    "publish_project": {"publisher": "github", "repo": "bakery", "create_repository": True},
     "read_file": {"path": "index.html", "offset": 1, "limit": 50},
     "rename_file": {"path": "a.html", "new_path": "b.html"},
     "run_command": {"command": "npm run build", "cwd": ".", "timeout": 60},

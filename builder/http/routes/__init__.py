@@ -18,6 +18,7 @@ from builder.http.routes import (
     messages,
     projects,
     prompts,
+    publish,
     screenshot,
 )
 
@@ -29,6 +30,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     messages.router,
     files.router,
     export.router,
+    publish.router,
     chat.router,
     prompts.router,
     screenshot.router,

@@ -16,7 +16,7 @@ from builder.http.deps import CurrentUser, DbDep, ServicesDep
 from builder.http.errors import ERROR_RESPONSES
 from builder.http.oauth import authorize_url, exchange_code, provider_config
 from builder.http.ratelimit import rate_limited
-from builder.http.schemas import ConnectResult
+from builder.http.schemas import ConnectResult, TokenBody
 from builder.http.services import Services
 from builder.persistence.integrations import (
     delete_integration,
@@ -90,6 +90,21 @@ async def callback(
         expires_at=tokens.expires_at,
         scope=tokens.scope,
         keyring=keyring,
+    )
+
+
+@router.put("/{provider}/token", response_model=IntegrationPublic)
+async def set_token(
+    provider: Provider, body: TokenBody, user: CurrentUser, services: ServicesDep
+) -> IntegrationPublic:
+    """Store a personal access token for a provider (e.g. Netlify's), encrypted, instead
+    of connecting through OAuth. The token is never shown again."""
+    return await store_integration(
+        services.db,
+        user_id=user.id,
+        provider=provider,
+        access_token=body.access_token,
+        keyring=services.require_keyring(),
     )
 
 
