@@ -15,15 +15,15 @@ the user's OAuth token for a provider — and records the outcome.
 
 from __future__ import annotations
 
-import re
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from builder.errors import InvalidInput
 from builder.persistence.schemas import UserPublic
 from builder.publish.source import FileSource
+from builder.registry import NamedRegistry
 from builder.settings import Settings
 
 __all__ = [
@@ -33,8 +33,6 @@ __all__ = [
     "PublisherInfo",
     "PublisherRegistry",
 ]
-
-_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,39}")
 
 
 @dataclass
@@ -119,11 +117,11 @@ class PublisherInfo:
     plugin: str
 
 
-class PublisherRegistry:
+class PublisherRegistry(NamedRegistry[PublisherInfo]):
     """Publishers by name, each knowing the plugin that registered it."""
 
     def __init__(self) -> None:
-        self._publishers: dict[str, PublisherInfo] = {}
+        super().__init__("publisher")
 
     def register(
         self, name: str, publisher: Publisher, *, description: str, plugin: str
@@ -133,36 +131,10 @@ class PublisherRegistry:
         Raises:
             InvalidInput: A malformed or taken name, or an object that is no publisher.
         """
-        if not _NAME.fullmatch(name):
-            raise InvalidInput(f"publisher name {name!r}: use 1-40 lowercase letters, digits or -")
-        if name in self._publishers:
-            other = self._publishers[name].plugin
-            raise InvalidInput(f"publisher {name!r} of {plugin} is already registered by {other}")
+        self._claim(name, plugin)
         if not isinstance(publisher, Publisher):
             raise InvalidInput(
                 f"publisher {name!r} of {plugin} needs secret_options, wants_build, "
                 "check(config) and async publish(job)"
             )
-        info = PublisherInfo(name, description, publisher, plugin)
-        self._publishers[name] = info
-        return info
-
-    def get(self, name: str) -> PublisherInfo:
-        """The publisher called ``name``.
-
-        Raises:
-            InvalidInput: No such publisher; the message lists the known ones.
-        """
-        try:
-            return self._publishers[name]
-        except KeyError:
-            raise InvalidInput(
-                f"no publisher named {name!r}; the publishers are: {', '.join(self.names())}"
-            ) from None
-
-    def names(self) -> list[str]:
-        """Every publisher's name, sorted."""
-        return sorted(self._publishers)
-
-    def __iter__(self) -> Iterator[PublisherInfo]:
-        return iter(self._publishers[name] for name in self.names())
+        return self._add(name, PublisherInfo(name, description, publisher, plugin))

@@ -15,8 +15,6 @@ A starter is a directory; every file under it becomes a file of the project.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib.resources import files
 from importlib.resources.abc import Traversable
@@ -24,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from builder.errors import InvalidInput
+from builder.registry import NamedRegistry
 
 if TYPE_CHECKING:
     import uuid
@@ -41,7 +40,6 @@ __all__ = [
     "starter_version",
 ]
 
-_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,39}")
 _MAX_FILES = 500
 _MAX_BYTES = 5 * 1024 * 1024
 
@@ -70,11 +68,11 @@ BUILTIN_STARTERS = {
 }
 
 
-class StarterRegistry:
+class StarterRegistry(NamedRegistry[Starter]):
     """Starters by name, each knowing the plugin that registered it."""
 
     def __init__(self) -> None:
-        self._starters: dict[str, Starter] = {}
+        super().__init__("starter")
 
     def register(
         self, name: str, directory: Traversable | Path, *, description: str, plugin: str
@@ -85,36 +83,10 @@ class StarterRegistry:
             InvalidInput: The name is malformed, already taken, or the directory is
                 missing.
         """
-        if not _NAME.fullmatch(name):
-            raise InvalidInput(f"starter name {name!r}: use 1-40 lowercase letters, digits or -")
-        if name in self._starters:
-            other = self._starters[name].plugin
-            raise InvalidInput(f"starter {name!r} of {plugin} is already registered by {other}")
+        self._claim(name, plugin)
         if not directory.is_dir():
             raise InvalidInput(f"starter {name!r} of {plugin}: {directory} is not a directory")
-        starter = Starter(name, description, directory, plugin)
-        self._starters[name] = starter
-        return starter
-
-    def get(self, name: str) -> Starter:
-        """The starter called ``name``.
-
-        Raises:
-            InvalidInput: No such starter; the message lists the known ones.
-        """
-        try:
-            return self._starters[name]
-        except KeyError:
-            raise InvalidInput(
-                f"no starter named {name!r}; the starters are: {', '.join(self.names())}"
-            ) from None
-
-    def names(self) -> list[str]:
-        """Every starter's name, sorted."""
-        return sorted(self._starters)
-
-    def __iter__(self) -> Iterator[Starter]:
-        return iter(self._starters[name] for name in self.names())
+        return self._add(name, Starter(name, description, directory, plugin))
 
 
 def builtin_directory(name: str) -> Traversable:
