@@ -335,6 +335,21 @@ class Settings(BaseSettings):
         "(the host's network, loopback services included) or `none` (loopback only, no "
         "installs).",
     )
+    sandbox_uid: int = Field(
+        64000,
+        ge=1,
+        le=2**32 - 2,
+        description="Host uid confined sandbox commands run as when the service runs as "
+        "root (so the process limit and file ownership hold); give it no other account.",
+    )
+    sandbox_gid: int = Field(
+        64000, ge=1, le=2**32 - 2, description="Host gid that goes with `BUILDER_SANDBOX_UID`."
+    )
+    package_cache_dir: Path | None = Field(
+        None,
+        description="Host directory of the package cache shared by confined sandboxes "
+        "(npm's content-addressed store); unset = `<BUILDER_DATA_DIR>/package-cache`.",
+    )
     allow_unconfined_sandbox: bool = Field(
         False,
         description="Let production run `local-unconfined` sandboxes (logged at every start).",

@@ -63,8 +63,10 @@ def _describe(settings: Settings, sandbox: Sandbox) -> str:
     confinement = getattr(sandbox, "confinement", None)
     if confinement is None:
         return f"backend {settings.sandbox_backend}: unconfined"
+    user = confinement.user
+    who = f", as uid {user.uid} on the host" if user else ""
     return (
-        f"backend {settings.sandbox_backend}: confined by bubblewrap, network "
+        f"backend {settings.sandbox_backend}: confined by bubblewrap{who}, network "
         f"{confinement.network} (configured: {settings.sandbox_network})"
     )
 
@@ -72,7 +74,7 @@ def _describe(settings: Settings, sandbox: Sandbox) -> str:
 def expected_blocked(settings: Settings, area: Area, probe: str) -> bool | None:
     """What the configured backend promises for ``probe`` (see docs/operations.md)."""
     backend, network = settings.sandbox_backend, settings.sandbox_network
-    if probe == _NPROC_PROBE and os.getuid() == 0:
+    if probe == _NPROC_PROBE and os.getuid() == 0 and backend == "local-unconfined":
         return None  # Linux does not enforce RLIMIT_NPROC for root (docs/operations.md)
     if backend == "local-unconfined":
         return True if area == "resources" else None
@@ -257,13 +259,25 @@ class _Probes:
             f"i=0; while [ $i -lt {count} ]; do sleep 3 & i=$((i+1)); done; echo started",
             timeout=20,
         )
-        root = " as root: not enforced, run the service unprivileged" if os.getuid() == 0 else ""
         self.record(
             "resources",
             _NPROC_PROBE,
             "started" not in result.stdout or result.exit_code != 0,
-            f"{count} processes{root}",
+            f"{count} processes{_as_whom(self.sandbox)}",
         )
+
+
+def _as_whom(sandbox: Sandbox) -> str:
+    """Who the process limit applies to on the host, when the service runs as root."""
+    if os.getuid() != 0:
+        return ""
+    confinement = getattr(sandbox, "confinement", None)
+    user = confinement.user if confinement is not None else None
+    if user is not None:
+        return f", as uid {user.uid}"
+    if confinement is not None:
+        return ", as root: not enforced (the sandbox user cannot reach the workspace; see the log)"
+    return ", as root: not enforced"
 
 
 def _host_pid_one() -> str:

@@ -71,11 +71,14 @@ class Workspace:
 
     Args:
         root: The workspace directory; created when missing.
+        owner: ``(uid, gid)`` that every file and directory this workspace creates is
+            given (the host user confined commands run as); None keeps the service's.
     """
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, owner: tuple[int, int] | None = None) -> None:
         root.mkdir(parents=True, exist_ok=True)
         self.root = Path(os.path.realpath(root))
+        self.owner = owner
 
     # --- resolution --------------------------------------------------------------
     def _open_root(self) -> int:
@@ -93,7 +96,9 @@ class Workspace:
         fd = self._open_root()
         try:
             for index, part in enumerate(parts):
-                fd = _replace_fd(fd, _open_component(fd, part, path, create, parts[: index + 1]))
+                fd = _replace_fd(
+                    fd, _open_component(fd, part, path, create, parts[: index + 1], self.owner)
+                )
             self._check_inside(fd, path)
         except BaseException:
             os.close(fd)
@@ -159,7 +164,7 @@ class Workspace:
                 if not _content_matches(old, expected_sha256):
                     raise ConcurrentModification(rel)
             mode = stat_mod.S_IMODE(current.st_mode) if current is not None else 0o644
-            _replace_at(parent, name, bytes(data), mode)
+            _replace_at(parent, name, bytes(data), mode, self.owner)
 
     def delete(self, path: str) -> None:
         """Delete a file, a symlink (not its target) or a directory tree."""
@@ -262,7 +267,14 @@ def _replace_fd(old: int, new: int) -> int:
     return new
 
 
-def _open_component(fd: int, part: str, path: str, create: bool, prefix: tuple[str, ...]) -> int:
+def _open_component(
+    fd: int,
+    part: str,
+    path: str,
+    create: bool,
+    prefix: tuple[str, ...],
+    owner: tuple[int, int] | None = None,
+) -> int:
     for attempt in range(2):
         try:
             return os.open(part, _DIR_FLAGS, dir_fd=fd)
@@ -271,6 +283,8 @@ def _open_component(fd: int, part: str, path: str, create: bool, prefix: tuple[s
                 raise NotFound("file", join_parts(prefix)) from None
             with suppress(FileExistsError):
                 os.mkdir(part, 0o755, dir_fd=fd)
+                if owner is not None:
+                    os.chown(part, *owner, dir_fd=fd, follow_symlinks=False)
         except (NotADirectoryError, OSError) as exc:
             if exc.errno not in (errno.ENOTDIR, errno.ELOOP):
                 raise
@@ -322,11 +336,15 @@ def _read_at(parent: int, name: str, rel: str) -> bytes | None:
         os.close(fd)
 
 
-def _replace_at(parent: int, name: str, data: bytes, mode: int) -> None:
+def _replace_at(
+    parent: int, name: str, data: bytes, mode: int, owner: tuple[int, int] | None = None
+) -> None:
     temp = f".builder-{secrets.token_hex(8)}.tmp"
     fd = os.open(temp, _TEMP_FLAGS, 0o600, dir_fd=parent)
     try:
         try:
+            if owner is not None:
+                os.fchown(fd, *owner)
             os.fchmod(fd, mode)
             view = memoryview(data)
             while view:

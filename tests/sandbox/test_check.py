@@ -3,6 +3,7 @@ user runs them, and a non-zero exit when the host gives less than the settings a
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -39,6 +40,10 @@ def _rows(output: str) -> dict[str, list[str]]:
 
 
 def _env(tmp_path: Path, **values: str) -> dict[str, str]:
+    # A root service's sandbox user must pass through the data directory's parents
+    # (pytest's temporary directories are 0700).
+    for directory in (tmp_path.parent, tmp_path):
+        directory.chmod(directory.stat().st_mode | 0o001)
     # Fewer processes for the process-limit probe keep the check quick.
     return user_env(
         BUILDER_DATA_DIR=str(tmp_path / "data"), BUILDER_SANDBOX_MAX_PROCESSES="64", **values
@@ -48,9 +53,10 @@ def _env(tmp_path: Path, **values: str) -> dict[str, str]:
 def test_the_default_backend_blocks_every_probe(tmp_path: Path) -> None:
     done = run_builder("sandbox", "check", env=_env(tmp_path), cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "confined by bubblewrap, network isolated" in done.stdout
+    as_user = ", as uid 64000 on the host" if os.geteuid() == 0 else ""
+    assert f"confined by bubblewrap{as_user}, network isolated" in done.stdout
     rows = _rows(done.stdout)
-    for probe in ISOLATION:
+    for probe in [*ISOLATION, "start more processes than the limit"]:
         assert rows[probe][2].startswith("blocked"), rows[probe]
     assert rows["connect to PostgreSQL on 127.0.0.1:5432"][2] == "blocked"
     assert rows["dev server reachable from the host"][2] == "open"

@@ -31,6 +31,18 @@ pytestmark = pytest.mark.skipif(
 
 MiB = 1024 * 1024
 CONFINED = [pytest.param(True, id="confined"), pytest.param(False, id="unconfined")]
+ROOT = os.geteuid() == 0
+
+
+@pytest.fixture
+def settings(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """As root, confined commands run as the sandbox user, who must pass through the
+    data directory's parents: pytest makes its temporary directories 0700."""
+    if ROOT:
+        base = tmp_path_factory.getbasetemp()
+        for directory in [base, *[p for p in settings.data_dir.parents if base in p.parents]]:
+            directory.chmod(directory.stat().st_mode | 0o001)
+    return settings
 
 
 @pytest.fixture(params=CONFINED)
@@ -118,7 +130,7 @@ async def test_write_outside_the_workspace(box: LocalSandbox, tmp_path: Path) ->
 
 def _connect(port: int) -> str:
     return (
-        f"{Path(sys.base_prefix) / 'bin' / 'python3'} -c "
+        "python3 -c "
         f"\"import socket; socket.create_connection(('127.0.0.1', {port}), 3); print('connected')\""
     )
 
@@ -187,7 +199,7 @@ async def test_a_forwarded_port_with_nothing_listening_is_not_a_server(
     from builder.tools.devserver import _answers
 
     box = LocalSandbox("proj-quiet", settings=settings, confined=True)
-    python = Path(sys.base_prefix) / "bin" / "python3"
+    python = "python3"
     try:
         quiet = await box.start_process("quiet", "sleep 30")
         assert quiet.port is not None
@@ -309,7 +321,7 @@ async def test_a_confined_dev_server_is_reachable_from_the_host(settings: Settin
 
     sandbox = LocalSandbox("proj-serve", settings=settings, confined=True)
     (sandbox.root / "index.html").write_text("confined-page")
-    python = Path(sys.base_prefix) / "bin" / "python3"
+    python = "python3"
     info = await sandbox.start_process("dev", f"{python} -m http.server {{port}} --bind 127.0.0.1")
     try:
         url = await sandbox.preview_url(info.port or 0)
@@ -385,3 +397,66 @@ def test_pasta_dies_with_a_killed_service(tmp_path: Path) -> None:
     for pid in left:
         os.kill(pid, 9)
     assert not left
+
+
+@pytest.mark.parametrize("confined", CONFINED)
+async def test_the_process_limit_holds_for_a_root_service(
+    settings: Settings, confined: bool
+) -> None:
+    """Linux exempts root from ``RLIMIT_NPROC``: a root service's confined commands run
+    as the sandbox user, so the limit holds; unconfined (the twin) they are root and it
+    does not. As another user both are limited, and only the confined side is checked."""
+    tight = settings.model_copy(update={"sandbox_max_processes": 24})
+    box = LocalSandbox("proj-nproc", settings=tight, confined=confined)
+    try:
+        result = await box.exec(
+            "i=0; while [ $i -lt 64 ]; do sleep 3 & i=$((i+1)); done; echo started", timeout=20
+        )
+    finally:
+        await box.close()
+    started = "started" in result.stdout
+    if box.confinement is None and not ROOT:
+        assert not started
+        return
+    escaped(box, started)
+    if box.confinement is not None:
+        assert result.exit_code != 0 and "fork" in result.stderr, result
+
+
+@pytest.mark.skipif(not ROOT, reason="the sandbox user differs only for a root service")
+async def test_files_a_command_creates_belong_to_the_sandbox_user(
+    box: LocalSandbox, settings: Settings
+) -> None:
+    """Outside the namespace a command's files are the sandbox user's, not root's; files
+    the service writes are handed to that user so commands can change them, and the
+    service still reads and replaces what commands made."""
+    await box.write_file("src/given.txt", b"from the service\n")
+    result = await box.exec("echo made > made.txt && echo more >> src/given.txt && mkdir -p d")
+    assert result.ok, result
+    owners = {
+        name: ((box.root / name).stat().st_uid, (box.root / name).stat().st_gid)
+        for name in ("made.txt", "d", "src", "src/given.txt")
+    }
+    sandbox_user = (settings.sandbox_uid, settings.sandbox_gid)
+    if box.confinement is not None:
+        assert owners == dict.fromkeys(owners, sandbox_user)
+        assert (box.root.stat().st_uid, box.root.stat().st_mode & 0o777) == (sandbox_user[0], 0o700)
+    else:
+        assert owners == dict.fromkeys(owners, (0, 0))
+    assert await box.read_file("src/given.txt") == b"from the service\nmore\n"
+    await box.write_file("made.txt", b"replaced by the service\n")
+    assert (await box.exec("cat made.txt")).stdout == "replaced by the service\n"
+
+
+@pytest.mark.skipif(not ROOT, reason="the sandbox user differs only for a root service")
+async def test_a_data_directory_the_sandbox_user_cannot_reach_keeps_root(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A workspace behind a directory the sandbox user cannot pass (pytest's 0700
+    temporary directories, like /root) cannot be bound by an unprivileged bwrap: the
+    sandbox runs as before and says why."""
+    box = LocalSandbox("proj-hidden", settings=Settings(data_dir=tmp_path / "data"), confined=True)
+    assert box.confinement is not None and box.confinement.user is None
+    result = await box.exec("echo ok > f")
+    assert result.ok and (box.root / "f").stat().st_uid == 0
+    assert "cannot pass through" in caplog.text

@@ -127,9 +127,7 @@ async def test_scrubbing_is_what_hides_the_secrets(
 ) -> None:
     for name, value in SECRETS.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.setattr(
-        processes_module, "child_env", lambda home, port=None, confined=False: dict(os.environ)
-    )
+    monkeypatch.setattr(processes_module, "child_env", lambda home, **_: dict(os.environ))
     result = await sandbox.exec("env")
     assert sorted(v for v in SECRETS.values() if v in result.stdout) == sorted(SECRETS.values())
 

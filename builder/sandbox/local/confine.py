@@ -5,7 +5,12 @@ system directories (and the Python interpreter builder runs on) read-only, and a
 private ``/tmp`` and home; nothing else of the host's filesystem. It runs in its own
 user (mapped to an unprivileged uid), PID, IPC, UTS and network namespaces, in a new
 session, and dies with the process that started it: killing the outer ``bwrap``
-process kills every process inside the namespace.
+process kills every process inside the namespace. A root service starts ``bwrap`` as an
+unprivileged host user (:mod:`builder.sandbox.local.owner`), so the sandbox's uid is
+that user's outside, not root.
+
+The per-host package cache (:mod:`builder.sandbox.local.packages`) is bound read-write
+where npm looks for its cache in the private home.
 
 The network depends on ``BUILDER_SANDBOX_NETWORK`` (:data:`NetworkMode`):
 
@@ -29,6 +34,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Literal
+
+from builder.sandbox.local.owner import HostUser, reachable
+from builder.sandbox.local.packages import PackageCache
 
 __all__ = [
     "SANDBOX_HOME",
@@ -56,17 +64,20 @@ _SYSTEM_DIRS = ("/usr", "/etc", "/opt", "/usr/local")
 _LIB_LINKS = ("bin", "sbin", "lib", "lib32", "lib64")
 
 
-def _toolchain_dirs() -> list[str]:
-    # The interpreter builder runs on may live outside /usr (pyenv under /root).
+def _toolchain_dirs(user: HostUser | None = None) -> list[str]:
+    # The interpreter builder runs on may live outside /usr (pyenv under /root); a
+    # sandbox user who cannot reach it goes without (bwrap could not bind it).
     prefix = Path(sys.base_prefix)
     if str(prefix).startswith("/usr"):
+        return []
+    if user is not None and reachable(prefix, user) is not None:
         return []
     return [str(prefix)]
 
 
-def inner_path() -> str:
-    """``PATH`` inside a confined command."""
-    extra = [f"{d}/bin" for d in _toolchain_dirs()]
+def inner_path(user: HostUser | None = None) -> str:
+    """``PATH`` inside a confined command (of ``user``, when it is not the service's)."""
+    extra = [f"{d}/bin" for d in _toolchain_dirs(user)]
     return ":".join(["/usr/local/bin", "/usr/bin", "/bin", *extra])
 
 
@@ -80,6 +91,10 @@ class Confinement:
         tmpfs_bytes: Size of the private ``/tmp`` and home each (0 = bwrap's default).
         network: The network mode in effect (``isolated`` only with ``pasta``).
         pasta: The ``pasta`` executable, for ``isolated``.
+        user: The host user ``bwrap`` runs as (a root service's sandbox user); None
+            runs it as the service's user.
+        package_cache: The package cache's host directories to bind
+            (:class:`~builder.sandbox.local.packages.PackageCache`); None binds none.
     """
 
     workspace: Path
@@ -87,6 +102,8 @@ class Confinement:
     tmpfs_bytes: int = 0
     network: NetworkMode = "none"
     pasta: str | None = None
+    user: HostUser | None = None
+    package_cache: PackageCache | None = None
 
     def __post_init__(self) -> None:
         if self.network == "isolated" and self.pasta is None:
@@ -148,7 +165,7 @@ class Confinement:
                 opts += ["--symlink", str(host.readlink()), f"/{name}"]
             elif host.is_dir():
                 opts += ["--ro-bind", str(host), f"/{name}"]
-        for directory in _toolchain_dirs():
+        for directory in _toolchain_dirs(self.user):
             opts += ["--ro-bind", directory, directory]
         size = ["--size", str(self.tmpfs_bytes)] if self.tmpfs_bytes > 0 else []
         opts += [
@@ -165,6 +182,7 @@ class Confinement:
             "--bind",
             str(self.workspace),
             str(WORKSPACE_MOUNT),
+            *(self.package_cache.bwrap_options(size) if self.package_cache else []),
             "--chdir",
             str(inner_cwd),
             "--",

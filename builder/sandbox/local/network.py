@@ -47,7 +47,9 @@ READY_TIMEOUT = 5.0
 _POLL_SECONDS = 0.002
 
 
-def pasta_argv(pasta: str, pid: int, *, forward_port: int | None = None) -> list[str]:
+def pasta_argv(
+    pasta: str, pid: int, *, forward_port: int | None = None, netns: str | None = None
+) -> list[str]:
     """``pasta`` attached to the network namespace of ``pid``, forwarding at most one port.
 
     Args:
@@ -55,6 +57,7 @@ def pasta_argv(pasta: str, pid: int, *, forward_port: int | None = None) -> list
         pid: A process inside the namespace (bwrap's ``child-pid``).
         forward_port: A TCP port forwarded from ``127.0.0.1`` on the host into the
             namespace (a dev server's); None forwards nothing.
+        netns: The namespace as a path pasta opens; ``/proc/<pid>/ns/net`` when None.
     """
     tcp = f"127.0.0.1/{forward_port}" if forward_port else "none"
     v4, v6 = host_routes()
@@ -83,7 +86,7 @@ def pasta_argv(pasta: str, pid: int, *, forward_port: int | None = None) -> list
         "--runas",
         f"{os.getuid()}:{os.getgid()}",
         "--netns",
-        f"/proc/{pid}/ns/net",
+        netns or f"/proc/{pid}/ns/net",
     ]
 
 
@@ -200,28 +203,37 @@ async def attach_network(
         if blocked_on(pid, block_fd):
             break
         await asyncio.sleep(_POLL_SECONDS / 2)
-    with tempfile.TemporaryFile() as log:
-        # A plain Popen (no preexec_fn) is spawned without a fork of the service.
-        helper = await asyncio.to_thread(
-            subprocess.Popen,
-            [*_die_with_service(), *pasta_argv(pasta, pid, forward_port=forward_port)],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-            start_new_session=True,
-        )
-        _running.add(helper)
-        deadline = time.monotonic() + timeout
-        while not _configured(pid):
-            if helper.poll() is not None or time.monotonic() > deadline:
-                helper.kill()
-                await asyncio.to_thread(helper.wait)
-                _running.discard(helper)
-                why = _failure(log, helper.returncode)
-                raise DependencyUnavailable(
-                    "sandbox", f"pasta could not give the command a network: {why}"
-                )
-            await asyncio.sleep(_POLL_SECONDS)
+    # The service opens the namespace and hands pasta the descriptor: a sandbox run as
+    # another user (a root service's sandbox user) has /proc entries pasta, having
+    # dropped its capabilities, could not open by path.
+    netns = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        argv = pasta_argv(pasta, pid, forward_port=forward_port, netns=f"/proc/self/fd/{netns}")
+        with tempfile.TemporaryFile() as log:
+            # A plain Popen (no preexec_fn) is spawned without a fork of the service.
+            helper = await asyncio.to_thread(
+                subprocess.Popen,
+                [*_die_with_service(), *argv],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+                start_new_session=True,
+                pass_fds=(netns,),
+            )
+            _running.add(helper)
+            deadline = time.monotonic() + timeout
+            while not _configured(pid):
+                if helper.poll() is not None or time.monotonic() > deadline:
+                    helper.kill()
+                    await asyncio.to_thread(helper.wait)
+                    _running.discard(helper)
+                    why = _failure(log, helper.returncode)
+                    raise DependencyUnavailable(
+                        "sandbox", f"pasta could not give the command a network: {why}"
+                    )
+                await asyncio.sleep(_POLL_SECONDS)
+    finally:
+        os.close(netns)
     return helper
 
 

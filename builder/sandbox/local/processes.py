@@ -115,13 +115,20 @@ def _child_setup(rlimits: list[tuple[int, int]], cwd_fd: int) -> Callable[[], No
     return setup
 
 
-def child_env(home: Path, *, port: int | None = None, confined: bool = False) -> dict[str, str]:
+def child_env(
+    home: Path, *, port: int | None = None, confinement: Confinement | None = None
+) -> dict[str, str]:
     """The whole environment of a sandbox child: an allow-list, nothing inherited else.
 
     A confined child gets a private home and the ``PATH`` of its mount namespace.
     """
+    confined = confinement is not None
     env = {
-        "PATH": inner_path() if confined else (os.environ.get("PATH") or _DEFAULT_PATH),
+        "PATH": (
+            inner_path(confinement.user)
+            if confinement is not None
+            else (os.environ.get("PATH") or _DEFAULT_PATH)
+        ),
         "HOME": str(SANDBOX_HOME) if confined else str(home),
         "LANG": os.environ.get("LANG") or "C.UTF-8",
         "TERM": "dumb",
@@ -264,6 +271,7 @@ async def spawn(
     argv = shell_argv(command, env)
     server = server_port is not None
     pasta = confinement.pasta if confinement is not None else None
+    user = confinement.user if confinement is not None else None
     sync = (*os.pipe(), *os.pipe()) if pasta is not None else None  # info r/w, block r/w
     if confinement is not None:
         argv = confinement.wrap(
@@ -281,6 +289,10 @@ async def spawn(
             pass_fds=(sync[1], sync[2]) if sync else (),
             # Limits must be set in the child, between fork and exec.
             preexec_fn=_child_setup(rlimits, cwd_fd),
+            # A root service starts bwrap as the sandbox user: the namespace is theirs.
+            user=user.uid if user else None,
+            group=user.gid if user else None,
+            extra_groups=[] if user else None,
         )
     except BaseException:
         if sync:
@@ -359,7 +371,7 @@ async def run_command(
         command,
         cwd=cwd,
         rlimits=limits.rlimits(),
-        env=child_env(workspace.root, confined=confinement is not None),
+        env=child_env(workspace.root, confinement=confinement),
         merge_stderr=False,
         confinement=confinement,
     )

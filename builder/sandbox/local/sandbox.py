@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -24,6 +25,8 @@ from builder.errors import DependencyUnavailable, InvalidInput
 from builder.sandbox.base import CommandResult, FileInfo, ProcessInfo
 from builder.sandbox.local.confine import Confinement, bwrap_status, network_mode
 from builder.sandbox.local.leftovers import ProcessLedger
+from builder.sandbox.local.owner import HostUser, adopt, sandbox_user
+from builder.sandbox.local.packages import package_cache
 from builder.sandbox.local.processes import ChildLimits, run_command
 from builder.sandbox.local.servers import ProcessTable
 from builder.sandbox.paths import check_port, check_project_id
@@ -102,7 +105,7 @@ class LocalSandbox:
     ) -> None:
         self._settings = settings or get_settings()
         self._project_id = check_project_id(project_id)
-        self.workspace = Workspace(workspace_path(self._settings, project_id))
+        root = workspace_path(self._settings, project_id)
         self._limits = ChildLimits.from_settings(self._settings)
         bwrap = confinement_wanted(self._settings) if confined is None else None
         if confined:
@@ -110,16 +113,35 @@ class LocalSandbox:
             if bwrap is None:
                 raise DependencyUnavailable("sandbox", f"cannot confine commands: {reason}")
         self.confinement: Confinement | None = None
+        user: HostUser | None = None
+        if bwrap:
+            root.mkdir(parents=True, exist_ok=True)
+            user, why = sandbox_user(
+                self._settings.data_dir,
+                root,
+                uid=self._settings.sandbox_uid,
+                gid=self._settings.sandbox_gid,
+            )
+            if user is None and os.geteuid() == 0:
+                _warn_once(why)
+            if user is not None:
+                adopt(root, user)
+        self.workspace = Workspace(root, owner=(user.uid, user.gid) if user else None)
         if bwrap:
             network, pasta, fallback = network_mode(self._settings.sandbox_network)
             if fallback is not None:
                 _warn_once(f"sandbox commands use the host's network: {fallback}")
+            cache_dir = self._settings.package_cache_dir or (
+                self._settings.data_dir / "package-cache"
+            )
             self.confinement = Confinement(
                 self.workspace.root,
                 bwrap,
                 self._settings.project_quota_bytes,
                 network=network,
                 pasta=pasta,
+                user=user,
+                package_cache=package_cache(cache_dir, user),
             )
         self._processes = ProcessTable(
             self.workspace,
@@ -132,7 +154,11 @@ class LocalSandbox:
         )
 
     def __repr__(self) -> str:
-        mode = f"confined, {self.confinement.network} network" if self.confinement else "unconfined"
+        mode = "unconfined"
+        if self.confinement is not None:
+            user = self.confinement.user
+            who = f", uid {user.uid}" if user else ""
+            mode = f"confined, {self.confinement.network} network{who}"
         return f"LocalSandbox({self._project_id!r}, root={str(self.workspace.root)!r}, {mode})"
 
     @property

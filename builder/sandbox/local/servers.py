@@ -112,9 +112,7 @@ class ProcessTable:
                 expanded,
                 cwd=cwd,
                 rlimits=self._limits.rlimits(),
-                env=child_env(
-                    self._workspace.root, port=chosen, confined=self._confinement is not None
-                ),
+                env=child_env(self._workspace.root, port=chosen, confinement=self._confinement),
                 merge_stderr=True,
                 confinement=self._confinement,
                 # The preview and screenshot code reach the server's port on the host.
