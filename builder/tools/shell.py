@@ -174,18 +174,55 @@ async def _install_report(
         return f"`{result.command}` was killed after {result.duration_s:.0f} s (timeout)."
     output = f"{result.stdout}\n{result.stderr}"
     if not result.ok:
-        problems = [
-            line.strip()
-            for line in output.splitlines()
-            if re.match(r"\s*(npm (error|ERR!)|ERR_PNPM|error:?\s)", line, re.IGNORECASE)
-        ]
-        shown = "\n".join((problems or output.strip().splitlines())[:_ERROR_LINES])
-        return f"`{result.command}` failed (exit code {result.exit_code}):\n{shown}"
+        return _failure_report(result, output)
     added = re.search(r"(added|changed|removed|up to date)[^\n]*", output)
     summary = added.group(0).strip() if added else "done"
     versions = await _installed_versions(ctx, packages)
     what = f" {versions};" if versions else ""
     return f"Installed with {manager}:{what} {summary} ({result.duration_s:.1f} s)."
+
+
+_PROBLEM = re.compile(r"\s*(npm (error|ERR!)|ERR_PNPM|error:?\s)", re.IGNORECASE)
+_NOISE = re.compile(r"(npm (error|ERR!)( \w+)?\s*$)|A complete log of this run", re.IGNORECASE)
+"""Lines that say nothing: a bare ``npm error 404``, and the debug log's path, which is
+in the command's private home and gone when it exits."""
+_CULPRITS = (
+    # npm: "404 Not Found - GET https://registry.npmjs.org/@scope%2fname - Not found"
+    (
+        re.compile(
+            r"404 Not Found - GET https?://\S+?/((?:@[^/\s]+(?:/|%2[fF]))?[^/\s]+?)(?:\s|$)"
+        ),
+        "is not in the registry",
+    ),
+    # pnpm: "ERR_PNPM_FETCH_404  GET https://registry.npmjs.org/name: Not Found - 404"
+    (
+        re.compile(r"GET https?://\S+?/((?:@[^/\s]+(?:/|%2[fF]))?[^/\s:]+): Not Found"),
+        "is not in the registry",
+    ),
+    # npm and pnpm: "No matching version found for left-pad@99.99.99."
+    (
+        re.compile(r"No matching version found for (\S+?)\.?(?:\s|$)"),
+        "matches no published version",
+    ),
+)
+
+
+def _failure_report(result: CommandResult, output: str) -> str:
+    """The failing package (when the output names one) and the first lines of the error."""
+    problems = [
+        line.strip()
+        for line in output.splitlines()
+        if _PROBLEM.match(line) and not _NOISE.search(line.strip())
+    ]
+    shown = "\n".join((problems or output.strip().splitlines())[:_ERROR_LINES])
+    head = f"`{result.command}` failed (exit code {result.exit_code})"
+    for pattern, reason in _CULPRITS:
+        found = pattern.search(output)
+        if found:
+            name = found.group(1).replace("%2f", "/").replace("%2F", "/")
+            head += f": {name} {reason}"
+            break
+    return f"{head}:\n{shown}"
 
 
 async def _installed_versions(ctx: ToolContext, packages: list[str]) -> str:

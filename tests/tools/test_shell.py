@@ -121,3 +121,71 @@ def test_npm_package_pattern() -> None:
         "a-b_c@^1.0.0-rc.1",
     ]
     assert all(shell.NPM_PACKAGE.fullmatch(name) for name in good)
+
+
+NPM_404 = """npm error code E404
+npm error 404 Not Found - GET https://registry.npmjs.org/@acme%2fno-such-widget - Not found
+npm error 404
+npm error 404  '@acme/no-such-widget@*' is not in this registry.
+npm error 404
+npm error 404 Note that you can also install from a
+npm error 404 tarball, folder, http url, or git url.
+npm error A complete log of this run can be found in: /home/sandbox/.npm/_logs/x-debug-0.log
+"""
+PNPM_NO_VERSION = """ ERR_PNPM_NO_MATCHING_VERSION  No matching version found for left-pad@99.99.99
+
+This error happened while installing a direct dependency of /workspace
+
+The latest release of left-pad is "1.3.0".
+"""
+
+
+@pytest.mark.parametrize(
+    ("command", "output", "expected"),
+    [
+        (
+            "npm install --save @acme/no-such-widget",
+            NPM_404 + "\n" * 5000,
+            "`npm install --save @acme/no-such-widget` failed (exit code 1): "
+            "@acme/no-such-widget is not in the registry:\n"
+            "npm error code E404\n"
+            "npm error 404 Not Found - GET https://registry.npmjs.org/@acme%2fno-such-widget"
+            " - Not found\n"
+            "npm error 404  '@acme/no-such-widget@*' is not in this registry.\n"
+            "npm error 404 Note that you can also install from a\n"
+            "npm error 404 tarball, folder, http url, or git url.",
+        ),
+        (
+            "pnpm add left-pad@99.99.99",
+            PNPM_NO_VERSION,
+            "`pnpm add left-pad@99.99.99` failed (exit code 1): "
+            "left-pad@99.99.99 matches no published version:\n"
+            "ERR_PNPM_NO_MATCHING_VERSION  No matching version found for left-pad@99.99.99",
+        ),
+    ],
+)
+async def test_a_failed_install_names_the_package_and_keeps_the_first_error_lines(
+    ctx: ToolContext, command: str, output: str, expected: str
+) -> None:
+    result = CommandResult(command, 1, "", output, 2.0)
+    assert await shell._install_report(ctx, result, "npm", []) == expected
+
+
+@pytest.mark.slow
+async def test_installing_a_package_that_does_not_exist_reports_it(
+    ctx: ToolContext, sandbox: LocalSandbox
+) -> None:
+    """Real npm against the registry, in the sandbox the tool really uses."""
+    await sandbox.write_file("package.json", b'{"name": "site", "version": "0.0.0"}')
+    missing = "builder-test-no-such-package-7f3a1c"
+    report = await shell.install_packages(["react@18.3.1", missing], ctx=ctx)
+    head, *lines = report.splitlines()
+    assert head == (
+        f"`npm install --save --no-audit --no-fund react@18.3.1 {missing}` failed "
+        f"(exit code 1): {missing} is not in the registry:"
+    )
+    assert lines[:2] == [
+        "npm error code E404",
+        f"npm error 404 Not Found - GET https://registry.npmjs.org/{missing}",
+    ]
+    assert len(lines) <= 8 and not any("complete log" in line for line in lines)
