@@ -1,0 +1,132 @@
+"""The per-host package cache: a starter's install cold, then in a second project.
+
+Each round makes a fresh data directory (so an empty package cache), writes the
+``vite-react-ts`` starter into one project and runs ``install_packages`` (``npm ci`` from
+its lock file, from the registry, in the confined sandbox with isolated networking):
+that is the cold install. A second project then installs the same starter with the
+cache the first one filled: the warm install. The baseline is the cold install of the
+same round, so a slower network or a busier machine hits both alike.
+
+Run ``python -m bench.package_cache``; the table goes into docs/benchmarks.md between
+the ``bench:package_cache`` markers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from bench.report import write_section
+from builder.locks import LockManager
+from builder.plugins import get_starter_registry
+from builder.sandbox.local import LocalSandbox
+from builder.sandbox.local.confine import bwrap_status
+from builder.sandbox.local.network import pasta_status
+from builder.settings import Settings
+from builder.starters import starter_files
+from builder.tools import shell
+from builder.tools.context import ToolContext
+
+NAME = "package_cache"
+ROUNDS = 3
+STARTER = "vite-react-ts"
+
+
+async def install(settings: Settings, project_id: str) -> tuple[float, str, LocalSandbox]:
+    """Seconds ``install_packages`` took for a fresh project from the starter."""
+    box = LocalSandbox(project_id, settings=settings)
+    assert box.confinement is not None and box.confinement.network == "isolated", box
+    assert box.confinement.package_cache is not None, box
+    for path, data in starter_files(get_starter_registry().get(STARTER)).items():
+        await box.write_file(path, data)
+    ctx = ToolContext(
+        sandbox=box,
+        project_id=project_id,
+        settings=settings,
+        locks=LockManager(None, timeout=5),
+    )
+    started = time.perf_counter()
+    report = await shell.install_packages(ctx=ctx)
+    took = time.perf_counter() - started
+    await box.close()
+    if not report.startswith("Installed with npm:"):
+        raise SystemExit(f"install failed: {report}")
+    return took, report, box
+
+
+async def run(parent: Path) -> tuple[list[float], list[float], str]:
+    cold: list[float] = []
+    warm: list[float] = []
+    report = ""
+    for index in range(ROUNDS):
+        data_dir = parent / f"round-{index}"
+        settings = Settings(data_dir=data_dir, timeout_install=900)
+        seconds, report, _ = await install(settings, "cold")
+        cold.append(seconds)
+        seconds, report, _ = await install(settings, "warm")
+        warm.append(seconds)
+        print(f"round {index}: cold {cold[-1]:.1f} s, warm {warm[-1]:.1f} s", flush=True)
+        shutil.rmtree(data_dir)
+    return cold, warm, report
+
+
+def _versions() -> str:
+    npm = subprocess.run(["npm", "--version"], capture_output=True, text=True, check=False)
+    node = subprocess.run(["node", "--version"], capture_output=True, text=True, check=False)
+    return f"node {node.stdout.strip()}, npm {npm.stdout.strip()}"
+
+
+def table(cold: list[float], warm: list[float], report: str, as_user: str) -> str:
+    cold_median, warm_median = statistics.median(cold), statistics.median(warm)
+    rows = " | ".join(f"{c:.1f} s / {w:.1f} s" for c, w in zip(cold, warm, strict=True))
+    return "\n".join(
+        [
+            "## Package cache: a starter's install, cold and warm",
+            "",
+            f"`install_packages` of the `{STARTER}` starter (`npm ci` from its lock file, "
+            "packages from registry.npmjs.org) in the confined sandbox with isolated "
+            f"networking{as_user}: first into a fresh data directory (an empty package "
+            "cache), then in a second project on the same host. "
+            f"{ROUNDS} rounds, each with its own data directory; medians. "
+            f"`python -m bench.package_cache` on {platform.system()} {platform.machine()}, "
+            f"Python {platform.python_version()}, {_versions()}, 2 shared cores.",
+            "",
+            "| Install | Median | ÷ cold |",
+            "| --- | ---: | ---: |",
+            f"| cold (empty cache, every tarball from the registry) | {cold_median:.1f} s | 1.00× |",
+            f"| warm (second project, tarballs from the shared cache) | {warm_median:.1f} s | "
+            f"{warm_median / cold_median:.2f}× |",
+            "",
+            f"Warm is **{cold_median / warm_median:.1f}× faster**. Per round (cold / warm): "
+            f"{rows}. The warm install still asks nothing of the registry for the "
+            "tarballs: `npm ci` finds each by the SHA-512 its lock file names, in the shared "
+            "content store, and checks it as it reads. What is left is unpacking into "
+            f"`node_modules` and the sandbox's start. The tool reported: {report}",
+        ]
+    )
+
+
+def main() -> None:
+    if bwrap_status()[0] is None or pasta_status()[0] is None:
+        raise SystemExit(f"cannot measure: {bwrap_status()[1]}; {pasta_status()[1]}")
+    if shutil.which("npm") is None:
+        raise SystemExit("cannot measure: npm is not installed")
+    with tempfile.TemporaryDirectory() as tmp:
+        # A root service's sandbox user must pass through the data directory's parents.
+        os.chmod(tmp, 0o711)
+        cold, warm, report = asyncio.run(run(Path(tmp)))
+    as_user = ", as uid 64000 on the host (the service runs as root)" if os.geteuid() == 0 else ""
+    body = table(cold, warm, report, as_user)
+    print(body)
+    write_section(NAME, body)
+
+
+if __name__ == "__main__":
+    main()
