@@ -29,7 +29,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from builder.sandbox.local.owner import HostUser, reachable
+from builder.sandbox.local.owner import HostUser, adopt, reachable
 
 __all__ = ["NPM_CACHE", "PackageCache", "package_cache"]
 
@@ -73,6 +73,7 @@ def package_cache(directory: Path, user: HostUser | None) -> PackageCache | None
             if user is not None:
                 os.chown(path, user.uid, user.gid)
     if user is not None:
+        adopt(directory, user)  # filled while commands ran as the service's user
         blocked = reachable(store, user)
         if blocked is not None:
             log.warning(

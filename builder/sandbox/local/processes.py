@@ -133,6 +133,10 @@ def child_env(
         "LANG": os.environ.get("LANG") or "C.UTF-8",
         "TERM": "dumb",
     }
+    if confined:
+        # The private home starts empty, so npm would ask the registry whether a newer
+        # npm exists in every command, wait for it, and print a notice the agent can't act on.
+        env["npm_config_update_notifier"] = "false"
     if port is not None:
         env["PORT"] = str(port)
     return env
