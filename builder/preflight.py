@@ -10,6 +10,7 @@ database, no Redis, commands running unconfined on the host.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -82,13 +83,28 @@ def _sandbox_warnings(settings: Settings) -> list[str]:
     bwrap, reason = bwrap_status()
     if bwrap is None:
         return [f"sandbox commands run unconfined on this host: {reason}"]
+    warnings = []
     _, _, fallback = network_mode(settings.sandbox_network)
     if fallback is not None:
-        return [
+        warnings.append(
             f"BUILDER_SANDBOX_NETWORK is isolated but {fallback}: confined commands use "
             "the host's network and can reach its loopback services (PostgreSQL, Redis)"
-        ]
-    return []
+        )
+    if os.geteuid() == 0:
+        from builder.sandbox.local.owner import HostUser, reachable
+
+        # The data directory and its workspaces directory are opened to the sandbox's
+        # group when a sandbox starts; what lies above them is the operator's.
+        user = HostUser(settings.sandbox_uid, settings.sandbox_gid)
+        blocked = reachable(settings.data_dir.parent, user)
+        if blocked is not None:
+            warnings.append(
+                f"the service runs as root and BUILDER_SANDBOX_UID {user.uid} cannot pass "
+                f"through {blocked}: confined commands run as root outside the sandbox, "
+                "without a process limit; put BUILDER_DATA_DIR where every parent directory "
+                "is searchable (e.g. /var/lib/builder)"
+            )
+    return warnings
 
 
 def _check_model(settings: Settings, report: Preflight) -> None:

@@ -80,3 +80,22 @@ def test_a_host_without_bwrap_is_weaker_than_configured(tmp_path: Path) -> None:
     for probe in ("read another project's workspace", "read the data directory"):
         assert rows[probe][2] == "open" and rows[probe][4] == "WEAKER"
     assert "probe(s) got through that the configured sandbox should block" in done.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the sandbox user differs only for a root service")
+def test_config_check_warns_when_the_sandbox_user_cannot_reach_the_data_directory(
+    tmp_path: Path,
+) -> None:
+    for directory in (tmp_path.parent, tmp_path):
+        directory.chmod(directory.stat().st_mode | 0o001)
+    hidden = tmp_path / "hidden"
+    hidden.mkdir(mode=0o700)
+    env = user_env(BUILDER_DATA_DIR=str(hidden / "data"), BUILDER_MODEL="scripted:demo")
+    done = run_builder("config", "check", env=env, cwd=tmp_path)
+    assert (
+        f"BUILDER_SANDBOX_UID 64000 cannot pass through {hidden}: confined commands run as "
+        "root outside the sandbox" in done.stdout + done.stderr
+    )
+    hidden.chmod(0o711)  # the twin: passable, no warning
+    done = run_builder("config", "check", env=env, cwd=tmp_path)
+    assert "cannot pass through" not in done.stdout + done.stderr
