@@ -191,7 +191,7 @@ class Cache:
         miss: a write that invalidates a scope in between makes the stored value
         unreachable instead of stale.
         """
-        full = self._key(kind, key)
+        full = self._key(kind, f"{key}@")  # "@": apart from the plain entries' keys
         generation = self._generation
         if self._listening and kind in _NEAR_KINDS:
             near = self._near.get(full)
