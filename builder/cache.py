@@ -4,12 +4,20 @@ Values are JSON. Every entry has a kind, and each kind its own time to live
 (``project``, ``messages``, ``api_key`` — see ``BUILDER_CACHE_TTL_*``).
 
 **Invalidation by scope tokens.** An entry read with :meth:`Cache.lookup` is stored
-under a key that includes the current random token of each scope it depends on (for
-example ``project:<id>`` and ``user:<id>:projects``). A write calls
-:meth:`Cache.invalidate` on those scopes, which replaces their tokens: every entry built
-before the write becomes unreachable at once, however many pages there were. The token
-is read *before* the database is, so a reader racing a writer can only store its stale
-value under a token that is already dead.
+with the current random token of each scope it depends on (for example
+``project:<id>`` and ``user:<id>:projects``). A write calls :meth:`Cache.invalidate` on
+those scopes, which replaces their tokens: every entry built before the write no longer
+matches and is a miss at once, however many pages there were. The tokens are read
+*before* the database is, so a reader racing a writer can only store its stale value
+with a token that is already dead. A lookup is one Redis round trip (``MGET`` of the
+scope tokens and the entry); a scope seen for the first time costs one more.
+
+**Near copies.** Inside :meth:`Cache.listening` (``builder serve`` opens it), a process
+subscribes to the invalidations every process publishes and answers ``api_key`` entries,
+read on every authenticated request, from its own memory for up to
+``BUILDER_CACHE_NEAR_SECONDS``. An invalidation (revoking a key) reaches every
+subscribed process at once; the time limit bounds a copy's staleness if a broadcast is
+lost, and nothing is answered from memory while the subscription is down.
 
 **Redis down.** Redis calls have tight connect and command timeouts
 (``BUILDER_REDIS_TIMEOUT``) and no client-side retries. The first failure opens a
@@ -23,17 +31,21 @@ recovering Redis never serves what this process invalidated meanwhile.
 
 from __future__ import annotations
 
+import asyncio
 import builtins
+import contextlib
 import json
 import secrets
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
-from cachetools import TLRUCache
+from cachetools import TLRUCache, TTLCache
 from redis.asyncio import Redis
 
-from builder.circuit import UNAVAILABLE, Circuit, Unavailable, redis_options
+from builder.circuit import REDIS_ERRORS, UNAVAILABLE, Circuit, Unavailable, redis_options
+from builder.log import get_logger
 from builder.settings import Settings
 
 __all__ = ["Cache", "CacheKind", "CacheLookup"]
@@ -41,6 +53,11 @@ __all__ = ["Cache", "CacheKind", "CacheLookup"]
 CacheKind = Literal["project", "messages", "api_key"]
 T = TypeVar("T")
 _MAX_MISSED = 10_000
+_NEAR_KINDS: frozenset[CacheKind] = frozenset({"api_key"})
+"""Kinds a subscribed process may answer from its own memory (read on every request)."""
+_log = get_logger("builder.cache")
+_FOLLOW_ERRORS: tuple[type[BaseException], ...] = (*REDIS_ERRORS, ValueError)
+"""A lost subscription, or a message that is not a JSON list of scopes."""
 
 
 def _text(value: bytes | str) -> str:
@@ -53,9 +70,14 @@ class CacheLookup:
 
     kind: CacheKind
     key: str
-    """The storage key, including the scope tokens read before the lookup."""
+    """The storage key."""
     hit: bool
     value: Any
+    stamp: str = ""
+    """The scope tokens read before the database was, stored with the value."""
+    scopes: tuple[str, ...] = ()
+    generation: int = 0
+    """The cache's invalidation count when the lookup began (for the near copy)."""
 
 
 class Cache:
@@ -68,6 +90,7 @@ class Cache:
         lru_size: Entries the in-process fallback holds.
         timeout: Seconds one Redis connect or command may take.
         cooldown: Seconds the fallback is used after a Redis failure before retrying.
+        near_seconds: Longest a near copy is trusted (see :meth:`listening`); 0 = none.
     """
 
     def __init__(
@@ -79,6 +102,7 @@ class Cache:
         lru_size: int = 500,
         timeout: float = 0.1,
         cooldown: float = 10.0,
+        near_seconds: float = 0.0,
     ) -> None:
         self.prefix = f"{prefix}cache:"
         self.ttls: dict[CacheKind, int] = {
@@ -94,11 +118,25 @@ class Cache:
             maxsize=lru_size, ttu=lambda _key, value, now: now + value[0]
         )
         self._redis: Redis | None = None
+        self._subscriber: Redis | None = None
         if redis_url is not None:
             self._redis = Redis.from_url(
                 redis_url,
                 **redis_options(timeout),
             )
+            # Waits for messages, so no command timeout; pings to find a dead link.
+            self._subscriber = Redis.from_url(
+                redis_url,
+                **(redis_options(timeout) | {"socket_timeout": None}),
+            )
+        self.channel = f"{self.prefix}invalidated"
+        """Where every process publishes the scopes it invalidates."""
+        self._near_seconds = near_seconds
+        self._near: TTLCache[str, tuple[tuple[str, ...], Any]] = TTLCache(
+            maxsize=lru_size, ttl=max(near_seconds, 0.001)
+        )
+        self._listening = False
+        self._generation = 0
         self._missed_scopes: builtins.set[str] = builtins.set()
         self._missed_keys: builtins.set[str] = builtins.set()
         self._missed_overflow = False
@@ -117,6 +155,7 @@ class Cache:
             lru_size=settings.cache_lru_size,
             timeout=settings.redis_timeout,
             cooldown=settings.cache_cooldown_seconds,
+            near_seconds=settings.cache_near_seconds,
         )
 
     @property
@@ -146,43 +185,88 @@ class Cache:
 
     # --- entries that depend on scopes -------------------------------------------------
     async def lookup(self, kind: CacheKind, key: str, *, scopes: Sequence[str]) -> CacheLookup:
-        """Look an entry up under the current tokens of ``scopes``.
+        """Look an entry up under the current tokens of ``scopes`` (one Redis round trip).
 
         Call this *before* reading the database, and :meth:`store` the value read on a
         miss: a write that invalidates a scope in between makes the stored value
         unreachable instead of stale.
         """
-        tokens = await self._tokens(scopes)
-        full = self._key(kind, f"{key}@{'.'.join(tokens)}")
-        raw = await self._get_raw(full)
-        return CacheLookup(kind, full, raw is not None, None if raw is None else json.loads(raw))
+        full = self._key(kind, f"{key}@")  # "@": apart from the plain entries' keys
+        generation = self._generation
+        if self._listening and kind in _NEAR_KINDS:
+            near = self._near.get(full)
+            if near is not None:
+                return CacheLookup(kind, full, True, near[1], "", tuple(scopes), generation)
+        stamp, raw = await self._read(full, scopes)
+        hit, value = False, None
+        if raw is not None:
+            stored, _, body = raw.partition("\n")
+            if stored == stamp:
+                hit, value = True, json.loads(body)
+                self._keep_near(kind, full, tuple(scopes), value, generation)
+        return CacheLookup(kind, full, hit, value, stamp, tuple(scopes), generation)
 
     async def store(self, lookup: CacheLookup, value: Any) -> None:
         """Cache ``value`` under the key (and tokens) of an earlier :meth:`lookup`."""
-        await self._set_raw(lookup.key, self.ttls[lookup.kind], json.dumps(value))
+        raw = f"{lookup.stamp}\n{json.dumps(value)}"
+        await self._set_raw(lookup.key, self.ttls[lookup.kind], raw)
+        self._keep_near(lookup.kind, lookup.key, lookup.scopes, value, lookup.generation)
 
     async def invalidate(self, *scopes: str) -> None:
-        """Make every entry that depends on any of ``scopes`` unreachable."""
+        """Make every entry that depends on any of ``scopes`` unreachable, on every replica."""
         if not scopes:
             return
         fresh = {self._scope_key(scope): secrets.token_hex(8) for scope in scopes}
         for key, token in fresh.items():
             self._local[key] = (self._token_ttl, token)
+        self._forget_near(scopes)
 
         async def replace(redis: Redis) -> None:
             async with redis.pipeline(transaction=False) as pipe:
                 for key, token in fresh.items():
                     pipe.set(key, token, ex=self._token_ttl)
+                pipe.publish(self.channel, json.dumps(scopes))
                 await pipe.execute()
 
         if await self._call(replace) is UNAVAILABLE and self._redis is not None:
             for scope in scopes:
                 self._remember(self._missed_scopes, scope)
 
+    @asynccontextmanager
+    async def listening(self) -> AsyncIterator[None]:
+        """Keep near copies (``api_key`` entries) while subscribed to invalidations.
+
+        Inside, a task follows the invalidations every process publishes; while it is
+        subscribed, ``api_key`` lookups are answered from process memory for up to
+        ``near_seconds`` and dropped as soon as an invalidation of their scope arrives.
+        Whenever the subscription is down nothing is answered from a near copy, and
+        every near copy is dropped when it comes back (broadcasts may have been missed).
+        Without Redis or with ``near_seconds`` 0 this does nothing.
+        """
+        if self._redis is None or self._near_seconds <= 0:
+            yield
+            return
+        task = asyncio.create_task(self._follow(), name="cache-invalidations")
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            self._listening = False
+            self._near.clear()
+
+    @property
+    def near_active(self) -> bool:
+        """Whether lookups may be answered from near copies now (subscribed)."""
+        return self._listening
+
     async def aclose(self) -> None:
         """Close the Redis connections."""
         if self._redis is not None:
             await self._redis.aclose()
+        if self._subscriber is not None:
+            await self._subscriber.aclose()
 
     # --- internals ---------------------------------------------------------------------
     def _key(self, kind: CacheKind, key: str) -> str:
@@ -197,33 +281,85 @@ class Cache:
         else:
             missed.add(item)
 
-    async def _tokens(self, scopes: Sequence[str]) -> list[str]:
+    async def _read(self, full: str, scopes: Sequence[str]) -> tuple[str, str | None]:
+        """The current tokens of ``scopes`` (created when missing) and the raw entry."""
         keys = [self._scope_key(scope) for scope in scopes]
-        if not keys:
-            return []
 
-        async def read_or_create(redis: Redis) -> list[str]:
-            found: list[bytes | str | None] = await redis.mget(keys)
-            tokens: list[str] = []
-            for key, token in zip(keys, found, strict=True):
-                if token is None:
-                    # NX: when two readers race, both end up with the winner's token.
-                    await redis.set(key, secrets.token_hex(8), ex=self._token_ttl, nx=True)
-                    token = await redis.get(key)
-                tokens.append(_text(token) if token is not None else secrets.token_hex(8))
-            return tokens
+        async def read(redis: Redis) -> tuple[list[str], bytes | str | None]:
+            found: list[bytes | str | None] = await redis.mget([*keys, full])
+            raw = found.pop()
+            missing = [key for key, token in zip(keys, found, strict=True) if token is None]
+            if missing:
+                # NX: when two readers race, both end up with the winner's token.
+                async with redis.pipeline(transaction=False) as pipe:
+                    for key in missing:
+                        pipe.set(key, secrets.token_hex(8), ex=self._token_ttl, nx=True)
+                        pipe.get(key)
+                    replies = await pipe.execute()
+                created = dict(zip(missing, replies[1::2], strict=True))
+                found = [created.get(key, token) for key, token in zip(keys, found, strict=True)]
+            tokens = [_text(t) if t is not None else secrets.token_hex(8) for t in found]
+            return tokens, raw
 
-        remote = await self._call(read_or_create)
+        remote = await self._call(read)
         if not isinstance(remote, Unavailable):
-            return remote
-        tokens = []
+            tokens, raw = remote
+            return ".".join(tokens), None if raw is None else _text(raw)
+        local_tokens = []
         for key in keys:
             entry = self._local.get(key)
             if entry is None:
                 entry = (self._token_ttl, secrets.token_hex(8))
                 self._local[key] = entry
-            tokens.append(entry[1])
-        return tokens
+            local_tokens.append(entry[1])
+        local = self._local.get(full)
+        return ".".join(local_tokens), None if local is None else local[1]
+
+    def _keep_near(
+        self,
+        kind: CacheKind,
+        full: str,
+        scopes: tuple[str, ...],
+        value: Any,
+        generation: int,
+    ) -> None:
+        # An invalidation seen since the lookup began may postdate what was read.
+        if self._listening and kind in _NEAR_KINDS and generation == self._generation:
+            self._near[full] = (scopes, value)
+
+    def _forget_near(self, scopes: Sequence[str]) -> None:
+        self._generation += 1
+        gone = set(scopes)
+        for key, (depends, _value) in list(self._near.items()):
+            if gone.intersection(depends):
+                self._near.pop(key, None)
+
+    async def _follow(self) -> None:
+        """Follow the invalidation channel until cancelled, resubscribing after failures."""
+        assert self._subscriber is not None
+        while True:
+            pubsub = self._subscriber.pubsub(ignore_subscribe_messages=True)
+            try:
+                await asyncio.wait_for(pubsub.subscribe(self.channel), self.timeout * 4)
+                self._near.clear()
+                self._generation += 1
+                self._listening = True
+                while True:
+                    message = await pubsub.get_message(timeout=self._near_seconds)
+                    if message is None:
+                        await asyncio.wait_for(pubsub.ping(), self.timeout * 4)
+                    elif message["type"] == "message":
+                        self._forget_near(json.loads(message["data"]))
+            except _FOLLOW_ERRORS as exc:
+                if self._listening:
+                    _log.warning("cache.invalidations_lost", error=type(exc).__name__)
+                self._listening = False
+                self._near.clear()
+            finally:
+                self._listening = False
+                with contextlib.suppress(*REDIS_ERRORS):
+                    await pubsub.aclose()
+            await asyncio.sleep(self.circuit.cooldown)
 
     async def _get_raw(self, key: str) -> str | None:
         remote = await self._call(lambda redis: redis.get(key))

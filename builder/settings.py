@@ -219,6 +219,13 @@ class Settings(BaseSettings):
     cache_ttl_api_key: int = Field(
         30, ge=1, description="Seconds an authenticated API key is cached (revoking clears it)."
     )
+    cache_near_seconds: float = Field(
+        5,
+        ge=0,
+        description="With Redis, seconds a process may answer an authenticated API key "
+        "from its own memory; revoking a key is broadcast to every process at once, this "
+        "bounds how stale a copy can be if a broadcast is missed (0 = always ask Redis).",
+    )
     cache_lru_size: int = Field(500, ge=1, description="Entries in the in-process LRU fallback.")
     cache_cooldown_seconds: float = Field(
         10,

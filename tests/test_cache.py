@@ -6,8 +6,9 @@ import asyncio
 import json
 import re
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import get_args
+from typing import Any, get_args
 from urllib.parse import urlsplit
 
 import pytest
@@ -169,3 +170,106 @@ def test_every_cache_kind_has_a_user() -> None:
         if not re.search(rf'cache\.(lookup|get|set)\(\s*"{kind}"', sources)
     ]
     assert unused == []
+
+
+class _RoundTrips:
+    """Counts what a Redis client sends: one packed send is one round trip."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.count = 0
+        original = aioredis.connection.AbstractConnection.send_packed_command
+
+        async def counted(connection: Any, command: Any, check_health: bool = True) -> None:
+            self.count += 1
+            await original(connection, command, check_health)
+
+        monkeypatch.setattr(aioredis.connection.AbstractConnection, "send_packed_command", counted)
+
+    def since(self, start: int) -> int:
+        return self.count - start
+
+
+async def test_a_scoped_lookup_is_one_round_trip(
+    redis_url: str, redis_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    trips = _RoundTrips(monkeypatch)
+    cache = Cache(redis_url=redis_url, prefix=redis_prefix)
+    try:
+        first = await cache.lookup("project", "p", scopes=["project:1", "user:1:projects"])
+        await cache.store(first, {"name": "a"})
+        start = trips.count
+        again = await cache.lookup("project", "p", scopes=["project:1", "user:1:projects"])
+        assert (again.hit, again.value, trips.since(start)) == (True, {"name": "a"}, 1)
+        start = trips.count
+        await cache.invalidate("user:1:projects")
+        assert trips.since(start) == 1
+        after = await cache.lookup("project", "p", scopes=["project:1", "user:1:projects"])
+        assert (after.hit, after.value) == (False, None)
+    finally:
+        await cache.aclose()
+
+
+async def _until(condition: Callable[[], Awaitable[bool]], seconds: float) -> float:
+    """Seconds until ``condition()`` holds; fails after ``seconds``."""
+    started = time.monotonic()
+    while not await condition():
+        assert time.monotonic() - started < seconds, "not within the bound"
+        await asyncio.sleep(0.01)
+    return time.monotonic() - started
+
+
+async def test_near_copies_cost_no_round_trip_and_a_broadcast_drops_them_everywhere(
+    redis_url: str, redis_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two processes' caches: an invalidation by either reaches the other's near copies.
+
+    The near copies live 60 s here: only the broadcast can make the revocation visible
+    within the 2 s the test allows.
+    """
+    trips = _RoundTrips(monkeypatch)
+    one = Cache(redis_url=redis_url, prefix=redis_prefix, near_seconds=60)
+    two = Cache(redis_url=redis_url, prefix=redis_prefix, near_seconds=60)
+    try:
+        async with one.listening(), two.listening():
+
+            async def subscribed() -> bool:
+                return one.near_active and two.near_active
+
+            await _until(subscribed, 5)
+            miss = await one.lookup("api_key", "h", scopes=["api_keys"])
+            await one.store(miss, {"user": "alice"})
+            start = trips.count
+            hits = [await one.lookup("api_key", "h", scopes=["api_keys"]) for _ in range(3)]
+            assert [h.value for h in hits] == [{"user": "alice"}] * 3
+            assert trips.since(start) == 0
+            # A project is read through Redis every time, never from a near copy.
+            project = await one.lookup("project", "p", scopes=["project:1"])
+            await one.store(project, {"name": "a"})
+            start = trips.count
+            assert (await one.lookup("project", "p", scopes=["project:1"])).hit
+            assert trips.since(start) == 1
+
+            await two.invalidate("api_keys")
+
+            async def dropped() -> bool:
+                return not (await one.lookup("api_key", "h", scopes=["api_keys"])).hit
+
+            await _until(dropped, 2)
+    finally:
+        await one.aclose()
+        await two.aclose()
+
+
+async def test_without_the_subscription_nothing_is_answered_from_memory(
+    redis_url: str, redis_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    trips = _RoundTrips(monkeypatch)
+    cache = Cache(redis_url=redis_url, prefix=redis_prefix, near_seconds=60)
+    try:
+        miss = await cache.lookup("api_key", "h", scopes=["api_keys"])
+        await cache.store(miss, {"user": "alice"})
+        start = trips.count
+        assert (await cache.lookup("api_key", "h", scopes=["api_keys"])).hit
+        assert (cache.near_active, trips.since(start)) == (False, 1)
+    finally:
+        await cache.aclose()

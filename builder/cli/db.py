@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import typer
 
 from builder.cli.app import app, console
-from builder.settings import get_settings
 
 db_app = typer.Typer(help="Manage the database (BUILDER_DATABASE_URL or the embedded one).")
 app.add_typer(db_app, name="db")
 
 
 def _url() -> str:
+    from builder.settings import get_settings
+
     settings = get_settings()
     if settings.database_url is not None:
         return settings.database_url
@@ -33,6 +32,8 @@ def upgrade(
     revision: str = typer.Argument("head", help="Revision to reach (default: the newest)."),
 ) -> None:
     """Apply migrations: builder's tables and LangGraph's checkpoint tables."""
+    import asyncio
+
     from builder.persistence.migrations import current_revision, upgrade_database
 
     url = _url()
@@ -44,6 +45,8 @@ def upgrade(
 @db_app.command("current")
 def current() -> None:
     """Show the database's revision and whether it is the newest."""
+    import asyncio
+
     from builder.persistence.migrations import current_revision, head_revision
 
     url = _url()
@@ -59,6 +62,7 @@ def current() -> None:
 def stop() -> None:
     """Stop the embedded PostgreSQL of the data directory, if it is running."""
     from builder.persistence.embedded import stop_embedded
+    from builder.settings import get_settings
 
     settings = get_settings()
     directory = settings.data_dir / "postgres"

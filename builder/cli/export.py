@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import uuid
@@ -12,10 +11,10 @@ from typing import TYPE_CHECKING
 import typer
 
 from builder.cli.app import app, console
-from builder.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     from builder.persistence.database import Database
+    from builder.settings import Settings
 
 
 async def find_project(db: Database, name_or_id: str) -> uuid.UUID:
@@ -49,6 +48,8 @@ async def _export(
     format: str,
     built: bool,
 ) -> tuple[Path, int, int]:
+    import asyncio
+
     from builder.persistence.database import Database
     from builder.persistence.migrations import upgrade_database
     from builder.publish.archive import FORMATS, archive_chunks
@@ -105,7 +106,10 @@ def export(
     ),
 ) -> None:
     """Write a version's files (or its build output) to a zip or tar.gz archive."""
+    import asyncio
+
     from builder.errors import InvalidInput
+    from builder.settings import get_settings
 
     chosen = format or ("tar.gz" if output and output.name.endswith((".tar.gz", ".tgz")) else "zip")
     if chosen not in ("zip", "tar.gz"):

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import typer
-from rich.table import Table
 
 from builder.cli.app import app, console, err_console
-from builder.settings import get_settings
 
 keys_app = typer.Typer(help="API keys of the HTTP service.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
@@ -20,8 +17,11 @@ T = TypeVar("T")
 
 
 def _with_db(work: Callable[..., Awaitable[T]]) -> T:
+    import asyncio
+
     from builder.persistence.database import Database
     from builder.persistence.migrations import current_revision, head_revision
+    from builder.settings import get_settings
 
     async def run() -> T:
         # With the service's cache (Redis when configured), revoking a key here also
@@ -58,6 +58,8 @@ def create(
 @keys_app.command("list")
 def list_keys(user: str = typer.Option(..., "--user", help="Whose keys.")) -> None:
     """List a user's keys (never the keys themselves)."""
+    from rich.table import Table
+
     from builder.persistence.users import get_or_create_user, list_api_keys
 
     async def work(db: object) -> Table:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
+from typing import TYPE_CHECKING
 
 import typer
-from rich.table import Table
 
 from builder.cli.app import app, console
-from builder.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from builder.settings import Settings
 
 
 @app.command()
@@ -20,6 +21,10 @@ def new(
     description: str = typer.Option("", "--description", help="What the project is."),
 ) -> None:
     """Create a project for the local user; `builder run -p NAME` then works on it."""
+    import asyncio
+
+    from builder.settings import get_settings
+
     project_id, version = asyncio.run(_new(get_settings(), name, starter, description))
     what = f" from the {starter} starter (version {version})" if starter else ""
     console.print(f"created project [bold]{name}[/bold] ({project_id}){what}")
@@ -56,6 +61,8 @@ async def _new(
 @app.command()
 def starters() -> None:
     """List the starters a project can begin with, and the plugin of each."""
+    from rich.table import Table
+
     from builder.plugins import get_starter_registry
 
     table = Table(title="starters")

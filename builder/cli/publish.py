@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import sys
 import uuid
@@ -11,15 +10,14 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.table import Table
 
 from builder.cli.app import app, console
 from builder.errors import InvalidInput
-from builder.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     from builder.persistence.database import Database
     from builder.sandbox.base import Sandbox
+    from builder.settings import Settings
 
 integrations_app = typer.Typer(
     help="The local user's connections to providers.", no_args_is_help=True
@@ -117,6 +115,10 @@ def publish(
     ),
 ) -> None:
     """Push a version to a git remote or GitHub, or deploy it to a host, and print its link."""
+    import asyncio
+
+    from builder.settings import get_settings
+
     options = _options(option)
     if secret_stdin:
         value = sys.stdin.readline().rstrip("\r\n")
@@ -138,6 +140,8 @@ def publish(
 @app.command()
 def publishers() -> None:
     """List where a project can be published, and the plugin of each."""
+    from rich.table import Table
+
     from builder.plugins import get_publisher_registry
 
     table = Table(title="publishers")
@@ -164,6 +168,12 @@ async def _history(settings: Settings, project_name: str) -> list[Any]:
 @app.command()
 def publications(project: str = typer.Argument(..., help="The project's name (or id).")) -> None:
     """A project's latest pushes and deploys: status, link, and what failed."""
+    import asyncio
+
+    from rich.table import Table
+
+    from builder.settings import get_settings
+
     table = Table(title=f"publications of {project}")
     for column in ("When", "Publisher", "Version", "Status", "Link or error"):
         table.add_column(column, overflow="fold")
@@ -197,6 +207,10 @@ def set_token(
     provider: str = typer.Argument(..., help="The provider, e.g. github or netlify."),
 ) -> None:
     """Store a personal access token (read from standard input), encrypted."""
+    import asyncio
+
+    from builder.settings import get_settings
+
     token = sys.stdin.readline().strip()
     if not token:
         raise InvalidInput("no token on standard input: pipe it in, e.g. < token.txt")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import sys
 import time
@@ -11,13 +10,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
-from rich.table import Table
 
 from builder.cli.app import app, console, err_console, log_file
-from builder.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     from builder.runs.events import RunEvent
+    from builder.settings import Settings
 
 LOCAL_USER = "local"
 
@@ -44,6 +42,8 @@ def _render(event: RunEvent, *, started: float) -> None:
 
 
 def _summary(result: dict[str, object], seconds: float, workspace: Path | None) -> None:
+    from rich.table import Table
+
     table = Table(show_header=False, box=None, pad_edge=False)
     table.add_row("status", f"{result['status']} ({result['stop_reason'] or '-'})")
     for label, key in (
@@ -79,6 +79,8 @@ async def _session(
     export: Path | None,
     studio_port: int | None = None,
 ) -> int:
+    import asyncio
+
     from builder.persistence.database import Database
     from builder.persistence.migrations import upgrade_database
     from builder.persistence.projects import create_project, list_projects, open_project
@@ -149,6 +151,8 @@ async def _session(
 
 async def _serve_studio(settings: Settings, project_id: uuid.UUID, port: int) -> None:
     """Serve the API and the studio (previews on ``port + 1``) until Ctrl+C."""
+    import asyncio
+
     import uvicorn
 
     from builder.cli.serve import listeners
@@ -208,6 +212,8 @@ def without_gateway(settings: Settings) -> Settings:
 
 
 def _run_session(**kwargs: object) -> None:
+    import asyncio
+
     try:
         code = asyncio.run(_session(**kwargs))  # type: ignore[arg-type]
     except KeyboardInterrupt:
@@ -233,6 +239,8 @@ def demo(
     ),
 ) -> None:
     """Build a small demo site offline: scripted model, local sandbox, embedded database."""
+    from builder.settings import get_settings
+
     settings = get_settings().model_copy(
         update={"model": "scripted:demo", "sandbox_backend": "local"}
     )
@@ -263,6 +271,8 @@ def run(
     serve: bool = typer.Option(False, "--serve/--exit", help="Keep the preview running."),
 ) -> None:
     """Run the agent on a project; a second run on the same project continues it."""
+    from builder.settings import get_settings
+
     settings = get_settings()
     chosen = model or settings.model
     if chosen is None:

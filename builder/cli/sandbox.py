@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import typer
-from rich.table import Table
 
 from builder.cli.app import app, console, err_console
-from builder.settings import get_settings
 
 sandbox_app = typer.Typer(help="Inspect the sandbox backend.", no_args_is_help=True)
 app.add_typer(sandbox_app, name="sandbox")
@@ -21,7 +17,12 @@ def check() -> None:
     Exits with status 1 when a probe gets through that the configured backend
     promises to block (bubblewrap or pasta not working, for one).
     """
+    import asyncio
+
+    from rich.table import Table
+
     from builder.sandbox.check import run_probes
+    from builder.settings import get_settings
 
     results, described = asyncio.run(run_probes(get_settings()))
     table = Table(title=described)

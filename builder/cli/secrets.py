@@ -7,7 +7,6 @@ import datetime as dt
 import typer
 
 from builder.cli.app import app
-from builder.crypto import generate_key
 
 secrets_app = typer.Typer(help="Encryption keys for secrets at rest.", no_args_is_help=True)
 app.add_typer(secrets_app, name="secrets")
@@ -20,5 +19,7 @@ def generate(
     ),
 ) -> None:
     """Print a new `id:base64` AES-256 key to put first in BUILDER_ENCRYPTION_KEYS."""
+    from builder.crypto import generate_key
+
     kid = key_id or f"k{dt.datetime.now(dt.UTC):%Y%m%d}"
     typer.echo(f"{kid}:{generate_key()}")

@@ -11,8 +11,6 @@ import typer
 
 from builder.cli.app import app, err_console
 from builder.errors import UnsafeProductionSettings
-from builder.log import configure_logging
-from builder.settings import get_settings
 
 _MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -20,6 +18,8 @@ _MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 def worker_app() -> object:
     """The app of one uvicorn worker process (``--workers`` > 1), logging configured."""
     from builder.http.app import create_app
+    from builder.log import configure_logging
+    from builder.settings import get_settings
 
     settings = get_settings()
     configure_logging(settings, stream=sys.stderr)
@@ -35,6 +35,9 @@ def serve(
 ) -> None:
     """Serve the HTTP API (docs/api.md) until interrupted."""
     import uvicorn
+
+    from builder.log import configure_logging
+    from builder.settings import get_settings
 
     settings = get_settings()
     try:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
+from typing import TYPE_CHECKING
 
 import typer
 
 from builder.cli.app import app, console
-from builder.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from builder.settings import Settings
 
 
 async def _sweep(settings: Settings, strategy: str | None, batch_size: int) -> dict[str, object]:
@@ -41,6 +43,10 @@ def sweep(
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Remove expired agent contexts and evict the least recently used above the cap."""
+    import asyncio
+
+    from builder.settings import get_settings
+
     if strategy not in (None, "delete", "keep_latest"):
         raise typer.BadParameter("strategy must be `delete` or `keep_latest`")
     outcome = asyncio.run(_sweep(get_settings(), strategy, batch_size))

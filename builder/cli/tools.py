@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import typer
-from rich.table import Table
 
 from builder.cli.app import app, console
 
@@ -20,6 +19,8 @@ def list_tools(
     ),
 ) -> None:
     """List every tool with the plugin that registered it."""
+    from rich.table import Table
+
     from builder.plugins import get_tool_registry
 
     registry = get_tool_registry()

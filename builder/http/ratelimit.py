@@ -12,20 +12,28 @@ Every limited response carries ``X-RateLimit-Limit``, ``X-RateLimit-Remaining`` 
 ``Retry-After``.
 
 With ``BUILDER_REDIS_URL`` the counts live in Redis, so every replica enforces the same
-limit. Redis calls have the cache's tight timeouts and no retries, behind the cache's
-:class:`~builder.circuit.Circuit`: after a failure the limiter counts in process memory
-for ``BUILDER_CACHE_COOLDOWN_SECONDS`` (each replica then allows the full limit on its
-own), and a request never waits on a Redis that does not answer.
+limit. A busy key does not cost a Redis round trip per request: a replica reserves
+requests in the shared window ahead of use (a *lease*, at most 1 % of the limit and 64
+requests, held at most one second) and admits the reserved ones locally. Reserving
+counts them at once, so replicas together never admit more than the limit; a lease
+starts at one request and doubles only while the key uses up its leases, so a key that
+is not busy is counted exactly, one request at a time. Redis calls have the cache's
+tight timeouts and no retries, behind the cache's :class:`~builder.circuit.Circuit`:
+after a failure the limiter counts in process memory for
+``BUILDER_CACHE_COOLDOWN_SECONDS`` (each replica then allows the full limit on its own),
+and a request never waits on a Redis that does not answer.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from cachetools import TTLCache
 from fastapi import Request
 from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, RedisStorage
@@ -33,7 +41,7 @@ from limits.aio.strategies import MovingWindowRateLimiter
 from limits.errors import StorageError
 from redis.asyncio import ConnectionPool
 
-from builder.circuit import REDIS_ERRORS, Circuit, Unavailable, redis_options
+from builder.circuit import REDIS_ERRORS, Circuit, redis_options
 from builder.errors import ConfigurationError, RateLimited
 from builder.http.scope import add_response_header
 from builder.settings import Settings
@@ -53,6 +61,35 @@ class Decision:
     reset_seconds: int
     """Seconds until the window has room again."""
     backend: Literal["redis", "memory"]
+
+
+LEASE_SECONDS = 1.0
+"""Longest a replica holds requests it reserved in the shared window."""
+_LEASE_MAX = 64
+_LEASE_SHARE = 100
+"""A lease is at most 1/_LEASE_SHARE of the limit (and _LEASE_MAX requests)."""
+
+
+@dataclass(slots=True)
+class _Lease:
+    """Requests of one key and tier reserved in Redis and not yet admitted."""
+
+    size: int = 0
+    left: int = 0
+    expires: float = 0.0
+    remaining: int = 0
+    """What the shared window had left after the reservation."""
+    reset_at: float = 0.0
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    def next_size(self, now: float, cap: int) -> int:
+        """Double while the key uses up its leases in time; else what it last used."""
+        if self.size == 0 or now >= self.expires + LEASE_SECONDS:
+            return 1
+        used_up_in_time = self.left == 0 and now < self.expires
+        wanted = self.size * 2 if used_up_in_time else self.size - self.left
+        # Never ask for more than half of what the window had left.
+        return max(1, min(wanted, cap, self.remaining // 2))
 
 
 def _parse(name: str, value: str) -> RateLimitItem:
@@ -96,20 +133,67 @@ class RateLimiter:
                 **options,
             )
             self._redis = MovingWindowRateLimiter(storage)
+        self._leases: TTLCache[tuple[Tier, str], _Lease] = TTLCache(
+            maxsize=100_000, ttl=3 * LEASE_SECONDS
+        )
 
     async def check(self, tier: Tier, identity: str) -> Decision:
         """Count one request of ``identity`` against ``tier``; says whether it may go on."""
         item = self.tiers[tier]
-        if self._redis is not None:
-            limiter = self._redis
-            decision = await self.circuit.call(
-                lambda: self._decide(limiter, item, tier, identity, "redis"),
-                timeout=self._timeout * 4,
-                errors=(StorageError, *REDIS_ERRORS),
-            )
-            if not isinstance(decision, Unavailable):
-                return decision
-        return await self._decide(self._memory, item, tier, identity, "memory")
+        if self._redis is not None and self.circuit.state != "open":
+            lease = self._leases.get((tier, identity))
+            if lease is None:
+                lease = self._leases[(tier, identity)] = _Lease()
+            if lease.left > 0 and time.monotonic() < lease.expires:
+                return self._take(item, lease)
+            async with lease.lock:
+                # Another request may have reserved while this one waited.
+                if lease.left == 0 or time.monotonic() >= lease.expires:
+                    limiter = self._redis
+                    reserved = await self.circuit.call(
+                        lambda: self._reserve(limiter, item, tier, identity, lease),
+                        timeout=self._timeout * 4,
+                        errors=(StorageError, *REDIS_ERRORS),
+                    )
+                    # Kept (and its expiry renewed) while the key keeps reserving.
+                    self._leases[(tier, identity)] = lease
+                else:
+                    reserved = None
+                if isinstance(reserved, Decision):
+                    return reserved
+                if reserved is None:
+                    return self._take(item, lease)
+        return await self._decide(self._memory, item, tier, identity, 1)
+
+    @staticmethod
+    def _take(item: RateLimitItem, lease: _Lease) -> Decision:
+        lease.left -= 1
+        reset = max(1, math.ceil(lease.reset_at - time.time()))
+        return Decision(True, item.amount, lease.remaining + lease.left, reset, "redis")
+
+    async def _reserve(
+        self,
+        limiter: MovingWindowRateLimiter,
+        item: RateLimitItem,
+        tier: Tier,
+        identity: str,
+        lease: _Lease,
+    ) -> Decision | None:
+        """Reserve a lease in Redis: the decision when it is refused, else None."""
+        now = time.monotonic()
+        size = lease.next_size(now, max(1, min(_LEASE_MAX, item.amount // _LEASE_SHARE)))
+        decision = await self._decide(limiter, item, tier, identity, size, "redis")
+        if not decision.allowed and size > 1:
+            size = 1
+            decision = await self._decide(limiter, item, tier, identity, size, "redis")
+        if not decision.allowed:
+            lease.size, lease.left, lease.remaining = 0, 0, 0
+            return decision
+        lease.size, lease.left = size, size
+        lease.expires = now + LEASE_SECONDS
+        lease.remaining = decision.remaining
+        lease.reset_at = time.time() + decision.reset_seconds
+        return None
 
     @staticmethod
     async def _decide(
@@ -117,11 +201,12 @@ class RateLimiter:
         item: RateLimitItem,
         tier: Tier,
         identity: str,
-        backend: Literal["redis", "memory"],
+        cost: int,
+        backend: Literal["redis", "memory"] = "memory",
     ) -> Decision:
         # The tier is part of the key: two tiers with the same rate share `limits`'
         # key for that rate, and would otherwise count against each other.
-        allowed = await limiter.hit(item, tier, identity)
+        allowed = await limiter.hit(item, tier, identity, cost=cost)
         stats = await limiter.get_window_stats(item, tier, identity)
         reset = max(1, math.ceil(stats.reset_time - time.time()))
         return Decision(allowed, item.amount, max(0, stats.remaining), reset, backend)

@@ -104,6 +104,8 @@ class Services:
         async with AsyncExitStack() as stack:
             db = Database.from_settings(settings)
             stack.push_async_callback(db.dispose)
+            if db.cache is not None:
+                await stack.enter_async_context(db.cache.listening())
             # The same checks as `builder config check`: what it passes, this accepts.
             report = await preflight(settings, db=db)
             report.raise_for_errors()

@@ -60,6 +60,14 @@ def test_demo_works_with_no_configuration(tmp_path: Path) -> None:
         assert "files created  about.html, contact.html, index.html, logo.svg, script.js" in out
         assert sorted(p.name for p in (tmp_path / "site").iterdir()) == DEMO_FILES
         assert (data_dir / "postgres").is_dir()
+        # It says what it leaves running, and how to stop it.
+        assert f"the embedded PostgreSQL keeps running in {data_dir / 'postgres'}" in out
+        assert "`builder db stop` stops it" in out
+        stopped = _builder("db", "stop", env=_env(BUILDER_DATA_DIR=str(data_dir)), cwd=tmp_path)
+        assert (
+            stopped.stdout.strip() == f"stopped the embedded PostgreSQL in {data_dir / 'postgres'}"
+        )
+        assert not (data_dir / "postgres" / "postmaster.pid").exists()
     finally:
         stop_embedded(data_dir / "postgres")
 

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
+from typing import Any
 
-from builder.http.ratelimit import RateLimiter
+import pytest
+import redis.asyncio as aioredis
+from limits.aio.storage import MemoryStorage
+from limits.aio.strategies import MovingWindowRateLimiter
+
+from builder.http.ratelimit import LEASE_SECONDS, Decision, RateLimiter
 from builder.settings import Settings
 from tests.http.server import ServerProcess, free_port
 
@@ -139,3 +146,70 @@ async def test_tiers_with_the_same_rate_count_apart(
         finally:
             await limiter.aclose()
         assert (default, chat) == ([True, True, False], [True, True, False]), url
+
+
+async def test_leases_let_busy_keys_skip_redis_and_never_exceed_the_limit_together(
+    tmp_path: Path, redis_url: str, redis_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two replicas hammer one key: what they admit together stays within the limit.
+
+    Every admitted request was reserved in the shared window first (the window holds at
+    least as many entries as were admitted), while most requests were admitted from a
+    lease without a Redis call.
+    """
+    reservations = 0
+    hit = MovingWindowRateLimiter.hit
+
+    async def counted(self: MovingWindowRateLimiter, *args: Any, **kwargs: Any) -> bool:
+        nonlocal reservations
+        if not isinstance(self.storage, MemoryStorage):
+            reservations += 1
+        return await hit(self, *args, **kwargs)
+
+    monkeypatch.setattr(MovingWindowRateLimiter, "hit", counted)
+    settings = _settings(tmp_path, redis_url, redis_prefix).model_copy(
+        update={"rate_limit_default": "1280/minute"}
+    )
+    one, two = RateLimiter(settings), RateLimiter(settings)
+
+    async def hammer(limiter: RateLimiter, times: int) -> list[Decision]:
+        return [await limiter.check("default", "key:busy") for _ in range(times)]
+
+    try:
+        first, second = await asyncio.gather(hammer(one, 600), hammer(two, 600))
+        reserved_while_under = reservations
+        third, fourth = await asyncio.gather(hammer(one, 100), hammer(two, 100))
+    finally:
+        await one.aclose()
+        await two.aclose()
+    under, over = first + second, third + fourth
+    raw = aioredis.Redis.from_url(redis_url)
+    try:
+        keys = await raw.keys(f"{redis_prefix}ratelimit*")
+        counted_in_redis = sum([await raw.llen(key) for key in keys])
+    finally:
+        await raw.aclose()
+    assert {d.backend for d in under + over} == {"redis"}
+    assert all(d.allowed for d in under)
+    assert reserved_while_under < len(under) / 4
+    # Leases are at most 1 % of the limit: what one replica reserved and did not use
+    # before the other ran out is at most a lease each.
+    admitted = len(under) + sum(d.allowed for d in over)
+    assert 1280 - 2 * 12 <= admitted <= counted_in_redis <= 1280
+
+
+async def test_a_key_that_is_not_busy_is_counted_one_request_at_a_time(
+    tmp_path: Path, redis_url: str, redis_prefix: str
+) -> None:
+    settings = _settings(tmp_path, redis_url, redis_prefix).model_copy(
+        update={"rate_limit_default": "1280/minute"}
+    )
+    limiter = RateLimiter(settings)
+    try:
+        remaining = [(await limiter.check("default", "key:calm")).remaining]
+        for _ in range(2):
+            await asyncio.sleep(LEASE_SECONDS * 1.1)  # the lease has expired
+            remaining.append((await limiter.check("default", "key:calm")).remaining)
+    finally:
+        await limiter.aclose()
+    assert remaining == [1279, 1278, 1277]

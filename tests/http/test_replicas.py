@@ -8,6 +8,7 @@ always has.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -73,6 +74,8 @@ def _replicas(
         "BUILDER_MODEL": _script(tmp_path_factory),
         "BUILDER_RATE_LIMIT_DEFAULT": "100000/minute",
         "BUILDER_RATE_LIMIT_CHAT": "100000/minute",
+        # Near copies of keys outlive any test: only the broadcast can end them early.
+        "BUILDER_CACHE_NEAR_SECONDS": "600",
     }
     servers = []
     for name in ("a", "b"):
@@ -129,6 +132,25 @@ def _user_input(text: str) -> dict[str, Any]:
 def _status(http: httpx.Client, project_id: str, run_id: str) -> str:
     status: str = http.get(f"/threads/{project_id}/runs/{run_id}").json()["status"]
     return status
+
+
+# --- API keys ---------------------------------------------------------------------------
+def test_a_revoked_key_is_refused_by_every_replica_at_once(replicas: Replicas) -> None:
+    """Both replicas answer the key from memory; revoking it elsewhere reaches both."""
+    key = replicas.a.new_key("revoked-everywhere")
+    with replicas.a.client(key) as on_a, replicas.b.client(key) as on_b:
+        for client in (on_a, on_b, on_a, on_b):
+            assert client.get("/api/projects").status_code == 200
+        # Like `builder keys revoke`: another process, the same database and Redis.
+        replicas.a.revoke_keys("revoked-everywhere")
+        deadline = time.monotonic() + 2
+        statuses = {}
+        while time.monotonic() < deadline and set(statuses.values()) != {401}:
+            statuses = {
+                name: c.get("/api/projects").status_code for name, c in (("a", on_a), ("b", on_b))
+            }
+            time.sleep(0.02)
+        assert statuses == {"a": 401, "b": 401}
 
 
 # --- the chat API ---------------------------------------------------------------------------
@@ -196,7 +218,9 @@ async def test_the_sdk_joins_a_run_of_another_replica(
     run = await on_a.runs.create(tid, GRAPH, input=_user_input("Slowly"), stream_mode=MODES)
     followed = []
     async for part in on_b.runs.join_stream(tid, run["run_id"], stream_mode=MODES):
-        if len(followed) == 1:  # B is serving the run while A still runs it
+        # After the join's own metadata, the run's first event: B is serving the run
+        # while A still runs it (the metadata can come before A has started it).
+        if len(followed) == 2:
             assert (await on_b.runs.get(tid, run["run_id"]))["status"] == "running"
         followed.append(part)
     replayed = [p async for p in on_a.runs.join_stream(tid, run["run_id"], stream_mode=MODES)]
