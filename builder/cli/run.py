@@ -78,6 +78,7 @@ async def _session(
     serve: bool,
     export: Path | None,
     studio_port: int | None = None,
+    starter: str | None = None,
 ) -> int:
     from builder.persistence.database import Database
     from builder.persistence.migrations import upgrade_database
@@ -97,7 +98,14 @@ async def _session(
             page = await list_projects(db, user_id=user.id, limit=200)
             project_id = next((p.id for p in page.items if p.name == project_name), None)
         if project_id is None:
-            project = await create_project(db, user_id=user.id, name=project_name)
+            if starter is None:
+                project = await create_project(db, user_id=user.id, name=project_name)
+            else:
+                from builder.starters import create_project as create_from_starter
+
+                project = await create_from_starter(
+                    db, user_id=user.id, name=project_name, starter=starter, settings=settings
+                )
             project_id = project.id
             console.print(f"project [bold]{project_name}[/bold] ({project_id})")
         else:
@@ -207,6 +215,21 @@ def without_gateway(settings: Settings) -> Settings:
     )
 
 
+DEMOS = {
+    "static": (
+        "scripted:demo",
+        "Build a small website for Harbor Lane Bakery: home, about and contact pages "
+        "with a shared stylesheet and a contact form.",
+    ),
+    "vite-react-ts": (
+        "scripted:react-demo",
+        "Build a one-page React site for Harbor Lane Bakery: a headline, a menu of breads "
+        "with prices, and the opening hours.",
+    ),
+}
+"""What ``builder demo --starter`` builds: the scripted model and the prompt."""
+
+
 def _run_session(**kwargs: object) -> None:
     try:
         code = asyncio.run(_session(**kwargs))  # type: ignore[arg-type]
@@ -231,16 +254,27 @@ def demo(
     port: int = typer.Option(
         8000, min=1, max=65534, help="The studio's port (its previews use the next one)."
     ),
+    starter: str = typer.Option(
+        "static",
+        "--starter",
+        help="static: plain HTML, offline and instant; vite-react-ts: a React + TypeScript "
+        "site (installs its packages with npm from the registry on first run).",
+    ),
 ) -> None:
-    """Build a small demo site offline: scripted model, local sandbox, embedded database."""
-    settings = get_settings().model_copy(
-        update={"model": "scripted:demo", "sandbox_backend": "local"}
-    )
+    """Build a small demo site with a scripted model, a local sandbox and the embedded
+    database (offline, unless the starter installs packages)."""
+    if starter not in DEMOS:
+        raise typer.BadParameter(
+            f"there is no demo for the {starter!r} starter; the demos are: {', '.join(DEMOS)}",
+            param_hint="--starter",
+        )
+    model, prompt = DEMOS[starter]
+    settings = get_settings().model_copy(update={"model": model, "sandbox_backend": "local"})
     _run_session(
         settings=settings,
-        model="scripted:demo",
-        prompt="Build a small website for Harbor Lane Bakery: home, about and contact pages "
-        "with a shared stylesheet and a contact form.",
+        model=model,
+        prompt=prompt,
+        starter=None if starter == "static" else starter,
         project_name=f"demo-{time.strftime('%Y%m%d-%H%M%S')}",
         new_project=True,
         resume=False,
