@@ -35,6 +35,11 @@ def _render(event: RunEvent, *, started: float) -> None:
         mark = "[green]✓[/green]" if data.get("ok") else "[red]✗[/red]"
         first = (data.get("result") or "").splitlines()[0][:110] if data.get("result") else ""
         console.print(f"{clock} {mark} {data['tool']} ({data['duration_ms']:.0f} ms) {first}")
+    elif event.type == "check":
+        mark = "[green]✓[/green]" if data.get("passed") else "[red]✗[/red]"
+        sources = ", ".join(f["source"] for f in data.get("findings", []))
+        took = data.get("duration_ms") or 0
+        console.print(f"{clock} {mark} end-of-turn check ({sources}) ({took:.0f} ms)")
     elif event.type == "snapshot":
         console.print(f"{clock} [dim]saved version {data['version']}[/dim]")
     elif event.type == "message" and data.get("content") and not data.get("tool_calls"):

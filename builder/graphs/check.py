@@ -25,6 +25,7 @@ way the turn's final message says which.
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -105,11 +106,14 @@ class CheckNode:
         update: dict[str, Any] = {"checked_files": files}
         if ctx.settings.check_rounds == 0:
             return update
+        took = 0.0
         if last is not None and files == state.get("checked_files") and not last["passed"]:
             # Nothing changed since it failed: the same problems, without rebuilding.
             findings = [Finding("", False, last["report"])]
         else:
+            began = time.perf_counter()
             findings, seen = await self._run(ctx, seen)
+            took = round((time.perf_counter() - began) * 1000, 1)
         update["dev_log_seen"] = seen
         if not findings:
             update["check"] = None
@@ -125,12 +129,18 @@ class CheckNode:
             {
                 "event": "check",
                 "passed": not failed,
+                "duration_ms": took,
                 "findings": [
                     {"source": f.source, "passed": f.passed, "text": f.text} for f in findings
                 ],
             }
         )
-        _log.info("check.done", passed=not failed, sources=[f.source for f in findings])
+        _log.info(
+            "check.done",
+            passed=not failed,
+            sources=[f.source for f in findings],
+            duration_ms=took,
+        )
         if feedback:
             update["messages"] = [
                 HumanMessage(
