@@ -98,7 +98,10 @@ async def run_build_check(ctx: ToolContext) -> BuildOutcome:
     if await ctx.sandbox.stat("node_modules") is None:
         raise InvalidInput(NOT_INSTALLED)
     steps = [name for name in ("typecheck", "build") if name in scripts]
-    if "typecheck" in steps and "tsc" in str(scripts.get("build", "")):
+    build_script = str(scripts.get("build", ""))
+    if "typecheck" in steps and (
+        "tsc" in build_script or str(scripts["typecheck"]) in build_script
+    ):
         steps = ["build"]  # the build runs the type check itself
     seconds = ctx.settings.timeout_install
     for name in steps:
