@@ -39,7 +39,7 @@ from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from langgraph.checkpoint.base import BaseCheckpointSaver
-from langgraph.graph import START, StateGraph
+from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
 
@@ -146,13 +146,23 @@ def _after_tools(state: WebBuilderState) -> Literal["tools", "persist"]:
     return "tools" if pending_tool_calls(state.get("messages", [])) else "persist"
 
 
-def _after_persist(state: WebBuilderState) -> Literal["agent", "check", "__end__"]:
-    messages = state.get("messages", [])
-    if messages and isinstance(messages[-1], ToolMessage):
-        return "agent"
-    if state.get("stop_reason") != "cancelled" and needs_check(state):
-        return "check"
-    return "__end__"
+class _AfterPersist:
+    """Back to the agent after tools; to the check after an answer that needs one."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def __call__(
+        self, state: WebBuilderState, runtime: Runtime[Any]
+    ) -> Literal["agent", "check", "__end__"]:
+        messages = state.get("messages", [])
+        if messages and isinstance(messages[-1], ToolMessage):
+            return "agent"
+        ctx = runtime.context
+        settings = ctx.settings if isinstance(ctx, RunContext) else self.settings
+        if settings.check_rounds and state.get("stop_reason") != "cancelled":
+            return "check" if needs_check(state) else "__end__"
+        return "__end__"
 
 
 def _after_check(state: WebBuilderState) -> Literal["agent", "__end__"]:
@@ -231,6 +241,6 @@ def build_web_builder_graph(
     graph.add_edge(START, "agent")
     graph.add_conditional_edges("agent", _after_agent)
     graph.add_conditional_edges("tools", _after_tools)
-    graph.add_conditional_edges("persist", _after_persist)
+    graph.add_conditional_edges("persist", _AfterPersist(settings), ["agent", "check", END])
     graph.add_conditional_edges("check", _after_check)
     return graph.compile(checkpointer=checkpointer, name=name)
