@@ -76,12 +76,27 @@ def is_check_message(message: BaseMessage) -> bool:
     return isinstance(message, HumanMessage) and message.name == CHECK_MESSAGE_NAME
 
 
+_BUDGET_STOPS = ("step_limit", "token_budget", "cost_budget")
+
+
 def needs_check(state: WebBuilderState) -> bool:
     """Whether the turn's answer must be checked before the turn ends.
 
-    It must when the files changed since the last check, or when the last check of
-    this run failed (the model answered without fixing what it reported).
+    Only an answer of the model in this run (or a budget's stop message) is checked,
+    never a message a state update put there. It must be when the files changed since
+    the last check, or when the last check of this run failed (the model answered
+    without fixing what it reported).
     """
+    messages = state.get("messages", [])
+    last_message = messages[-1] if messages else None
+    answered = (
+        isinstance(last_message, AIMessage)
+        and not last_message.tool_calls
+        and last_message.id is not None
+        and last_message.id == state.get("model_message_id")
+    )
+    if not answered and state.get("stop_reason") not in _BUDGET_STOPS:
+        return False
     files = state.get("files", {})
     last = state.get("check")
     if files != state.get("checked_files", {}):

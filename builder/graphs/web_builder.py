@@ -152,16 +152,14 @@ class _AfterPersist:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
 
-    def __call__(
-        self, state: WebBuilderState, runtime: Runtime[Any]
-    ) -> Literal["agent", "check", "__end__"]:
+    def __call__(self, state: WebBuilderState) -> Literal["agent", "check", "__end__"]:
+        # State only: a state update (``update_state(as_node="persist")``) routes here
+        # too, without a runtime.
         messages = state.get("messages", [])
         if messages and isinstance(messages[-1], ToolMessage):
             return "agent"
-        ctx = runtime.context
-        settings = ctx.settings if isinstance(ctx, RunContext) else self.settings
-        if settings.check_rounds and state.get("stop_reason") != "cancelled":
-            return "check" if needs_check(state) else "__end__"
+        if self.settings.check_rounds and needs_check(state):
+            return "check"
         return "__end__"
 
 

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from langchain_core.messages import AIMessage, HumanMessage
 from langgraph.checkpoint.memory import InMemorySaver
 from pydantic import SecretStr
 
@@ -283,3 +284,19 @@ async def test_a_type_error_from_the_build_reaches_the_model_with_file_and_line(
         "The automatic check passed: (build) The build passes (npm run build)."
     )
     assert json.loads(await sandbox.read_file("package.json"))["scripts"]["build"]
+
+
+async def test_only_the_model_s_own_answer_is_checked_not_a_state_update(
+    settings: Settings,
+) -> None:
+    graph = build_web_builder_graph(
+        model="scripted:demo", tools=builtin_registry(), checkpointer=InMemorySaver()
+    )
+    config: Any = {"configurable": {"thread_id": "t"}}
+    answer = AIMessage("Written.", id="answer-1")
+    update = {"messages": [HumanMessage("hi"), answer], "files": {"index.html": "0" * 64}}
+    await graph.aupdate_state(config, update, as_node="persist")
+    assert (await graph.aget_state(config)).next == ()
+    # The same answer made by the model in this run is checked.
+    await graph.aupdate_state(config, {"model_message_id": "answer-1"}, as_node="persist")
+    assert (await graph.aget_state(config)).next == ("check",)
