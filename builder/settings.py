@@ -160,6 +160,13 @@ class Settings(BaseSettings):
         20, gt=0, description="Longest pause in seconds before a model call is retried."
     )
     max_steps: int = Field(60, ge=1, description="Most agent steps (model calls) in one run.")
+    check_rounds: int = Field(
+        3,
+        ge=0,
+        le=20,
+        description="How many times one run gives the model the end-of-turn check's problems "
+        "to fix before ending with the check failed; 0 turns the check off.",
+    )
     run_token_budget: int = Field(400_000, ge=1, description="Most tokens one run may use.")
     run_cost_budget: float | None = Field(
         None,

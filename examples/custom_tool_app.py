@@ -58,9 +58,13 @@ async def main(model: str, prompt: str) -> None:
             ):
                 if event["event"] == "tool_end":
                     print(f"{event['tool']}: {event['result'].splitlines()[0]}")
+                elif event["event"] == "check":  # the graph checked the work before ending
+                    print("check:", "passed" if event["passed"] else "found problems")
             state = await graph.aget_state(config)
             print("files:", ", ".join(sorted(state.values["files"])))
-            print("reply:", state.values["messages"][-1].content)
+            # The model's own answer; the turn's last message is the check's verdict.
+            answer = state.values["model_message_id"]
+            print("reply:", next(m.content for m in state.values["messages"] if m.id == answer))
         finally:
             await sandbox.close()
             await locks.close()

@@ -22,6 +22,7 @@ def test_custom_tool_app_runs_the_graph_with_its_own_tool() -> None:
     assert lines == [
         "write_file: Created index.html (175 bytes, 5 lines).",
         "word_count: index.html: 16 words",
+        "check: passed",
         "files: index.html",
         "reply: The landing page is written (index.html) and has 16 words.",
     ]

@@ -33,6 +33,11 @@ def _render(event: RunEvent, *, started: float) -> None:
         mark = "[green]✓[/green]" if data.get("ok") else "[red]✗[/red]"
         first = (data.get("result") or "").splitlines()[0][:110] if data.get("result") else ""
         console.print(f"{clock} {mark} {data['tool']} ({data['duration_ms']:.0f} ms) {first}")
+    elif event.type == "check":
+        mark = "[green]✓[/green]" if data.get("passed") else "[red]✗[/red]"
+        sources = ", ".join(f["source"] for f in data.get("findings", []))
+        took = data.get("duration_ms") or 0
+        console.print(f"{clock} {mark} end-of-turn check ({sources}) ({took:.0f} ms)")
     elif event.type == "snapshot":
         console.print(f"{clock} [dim]saved version {data['version']}[/dim]")
     elif event.type == "message" and data.get("content") and not data.get("tool_calls"):
@@ -78,6 +83,7 @@ async def _session(
     serve: bool,
     export: Path | None,
     studio_port: int | None = None,
+    starter: str | None = None,
 ) -> int:
     import asyncio
 
@@ -99,7 +105,14 @@ async def _session(
             page = await list_projects(db, user_id=user.id, limit=200)
             project_id = next((p.id for p in page.items if p.name == project_name), None)
         if project_id is None:
-            project = await create_project(db, user_id=user.id, name=project_name)
+            if starter is None:
+                project = await create_project(db, user_id=user.id, name=project_name)
+            else:
+                from builder.starters import create_project as create_from_starter
+
+                project = await create_from_starter(
+                    db, user_id=user.id, name=project_name, starter=starter, settings=settings
+                )
             project_id = project.id
             console.print(f"project [bold]{project_name}[/bold] ({project_id})")
         else:
@@ -211,6 +224,21 @@ def without_gateway(settings: Settings) -> Settings:
     )
 
 
+DEMOS = {
+    "static": (
+        "scripted:demo",
+        "Build a small website for Harbor Lane Bakery: home, about and contact pages "
+        "with a shared stylesheet and a contact form.",
+    ),
+    "vite-react-ts": (
+        "scripted:react-demo",
+        "Build a one-page React site for Harbor Lane Bakery: a headline, a menu of breads "
+        "with prices, and the opening hours.",
+    ),
+}
+"""What ``builder demo --starter`` builds: the scripted model and the prompt."""
+
+
 def _run_session(**kwargs: object) -> None:
     import asyncio
 
@@ -237,18 +265,29 @@ def demo(
     port: int = typer.Option(
         8000, min=1, max=65534, help="The studio's port (its previews use the next one)."
     ),
+    starter: str = typer.Option(
+        "static",
+        "--starter",
+        help="static: plain HTML, offline and instant; vite-react-ts: a React + TypeScript "
+        "site (installs its packages with npm from the registry on first run).",
+    ),
 ) -> None:
-    """Build a small demo site offline: scripted model, local sandbox, embedded database."""
+    """Build a small demo site with a scripted model, a local sandbox and the embedded
+    database (offline, unless the starter installs packages)."""
+    if starter not in DEMOS:
+        raise typer.BadParameter(
+            f"there is no demo for the {starter!r} starter; the demos are: {', '.join(DEMOS)}",
+            param_hint="--starter",
+        )
     from builder.settings import get_settings
 
-    settings = get_settings().model_copy(
-        update={"model": "scripted:demo", "sandbox_backend": "local"}
-    )
+    model, prompt = DEMOS[starter]
+    settings = get_settings().model_copy(update={"model": model, "sandbox_backend": "local"})
     _run_session(
         settings=settings,
-        model="scripted:demo",
-        prompt="Build a small website for Harbor Lane Bakery: home, about and contact pages "
-        "with a shared stylesheet and a contact form.",
+        model=model,
+        prompt=prompt,
+        starter=None if starter == "static" else starter,
         project_name=f"demo-{time.strftime('%Y%m%d-%H%M%S')}",
         new_project=True,
         resume=False,

@@ -22,6 +22,7 @@ from typing_extensions import TypedDict
 __all__ = [
     "MAX_ERRORS",
     "MAX_TOOL_HISTORY",
+    "CheckState",
     "DevServerState",
     "PlanState",
     "PlanStepState",
@@ -36,7 +37,9 @@ __all__ = [
 MAX_TOOL_HISTORY = 50
 MAX_ERRORS = 10
 
-StopReason = Literal["done", "step_limit", "token_budget", "cost_budget", "cancelled"]
+StopReason = Literal[
+    "done", "check_failed", "step_limit", "token_budget", "cost_budget", "cancelled"
+]
 
 
 class PlanStepState(TypedDict):
@@ -62,6 +65,17 @@ class DevServerState(TypedDict):
     port: int | None
     preview_url: str | None
     exit_code: int | None
+
+
+class CheckState(TypedDict):
+    """The outcome of the last end-of-turn check."""
+
+    passed: bool
+    report: str
+    """The problems found, as the model was told them (empty when it passed)."""
+    run_id: str | None
+    rounds: int
+    """How many times this run gave the model the check's problems."""
 
 
 class ToolRecord(TypedDict):
@@ -137,6 +151,13 @@ class WebBuilderState(TypedDict, total=False):
     """US dollars spent by the current run; None when the model's price is unknown."""
     pending_usage: StepUsage | None
     stop_reason: StopReason | None
+    checked_files: dict[str, str]
+    """The manifest the last end-of-turn check saw: a turn that leaves it unchanged
+    is not checked again."""
+    check: CheckState | None
+    dev_log_seen: list[str]
+    """Where the last check stopped reading the dev server's log (its start time and
+    last lines): the next check reports only errors printed since."""
     model_message_id: str | None
     """The id of the last message the model itself produced. The tools node runs only
     the tool calls of that message, so calls written into the state by anyone else

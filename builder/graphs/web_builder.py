@@ -6,7 +6,13 @@
                    │                         └─ done ───────► persist
                    └─ answer ──────────────────────────────► persist
     persist ─┬─ after tools ─► agent
+             ├─ after an answer, files changed ─► check ─┬─ problems ─► agent
+             │                                           └─ passes ───► END
              └─ after an answer ─► END
+
+The check (:mod:`builder.graphs.check`) builds the project, reads the dev server's
+errors and runs the site checker when it is installed; the model fixes what it reports
+before the turn ends.
 
 Build it with :func:`build_web_builder_graph`, run it with a :class:`RunContext`::
 
@@ -33,11 +39,12 @@ from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from langgraph.checkpoint.base import BaseCheckpointSaver
-from langgraph.graph import START, StateGraph
+from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
 
 from builder.graphs.agent import AgentNode
+from builder.graphs.check import CheckNode, is_check_message, needs_check
 from builder.graphs.context import RunContext
 from builder.graphs.persist import PersistNode
 from builder.graphs.state import WebBuilderState
@@ -81,7 +88,12 @@ class _WithContexts:
         if isinstance(runtime.context, RunContext):
             return await self._call(state, config, runtime)
         messages = state.get("messages", [])
-        new_turn = self.starts_turns and bool(messages) and isinstance(messages[-1], HumanMessage)
+        new_turn = (
+            self.starts_turns
+            and bool(messages)
+            and isinstance(messages[-1], HumanMessage)
+            and not is_check_message(messages[-1])
+        )
         run_id = _run_id(config) or (None if new_turn else state.get("run_id")) or uuid.uuid4().hex
         async with self.contexts(config, run_id) as ctx:
             if not new_turn:
@@ -134,9 +146,26 @@ def _after_tools(state: WebBuilderState) -> Literal["tools", "persist"]:
     return "tools" if pending_tool_calls(state.get("messages", [])) else "persist"
 
 
-def _after_persist(state: WebBuilderState) -> Literal["agent", "__end__"]:
+class _AfterPersist:
+    """Back to the agent after tools; to the check after an answer that needs one."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def __call__(self, state: WebBuilderState) -> Literal["agent", "check", "__end__"]:
+        # State only: a state update (``update_state(as_node="persist")``) routes here
+        # too, without a runtime.
+        messages = state.get("messages", [])
+        if messages and isinstance(messages[-1], ToolMessage):
+            return "agent"
+        if self.settings.check_rounds and needs_check(state):
+            return "check"
+        return "__end__"
+
+
+def _after_check(state: WebBuilderState) -> Literal["agent", "__end__"]:
     messages = state.get("messages", [])
-    return "agent" if messages and isinstance(messages[-1], ToolMessage) else "__end__"
+    return "agent" if messages and is_check_message(messages[-1]) else "__end__"
 
 
 def build_web_builder_graph(
@@ -199,6 +228,7 @@ def build_web_builder_graph(
         ),
         "tools": ToolCallsNode(registry),
         "persist": PersistNode(),
+        "check": CheckNode(registry),
     }
     for node_name, node in nodes.items():
         if contexts is not None:
@@ -209,5 +239,6 @@ def build_web_builder_graph(
     graph.add_edge(START, "agent")
     graph.add_conditional_edges("agent", _after_agent)
     graph.add_conditional_edges("tools", _after_tools)
-    graph.add_conditional_edges("persist", _after_persist)
+    graph.add_conditional_edges("persist", _AfterPersist(settings), ["agent", "check", END])
+    graph.add_conditional_edges("check", _after_check)
     return graph.compile(checkpointer=checkpointer, name=name)

@@ -187,7 +187,14 @@ class ScriptedChatModel(BaseChatModel):
 
     def position(self, messages: Sequence[BaseMessage]) -> ScriptPosition:
         """Where ``messages`` stand in the script (see the module docstring)."""
-        human = [i for i, message in enumerate(messages) if isinstance(message, HumanMessage)]
+        from builder.graphs.check import is_check_message
+
+        # The end-of-turn check's report is a user-role message, but not a new turn.
+        human = [
+            i
+            for i, message in enumerate(messages)
+            if isinstance(message, HumanMessage) and not is_check_message(message)
+        ]
         turn = max(len(human) - 1, 0)
         since = messages[human[-1] + 1 :] if human else messages
         step = sum(isinstance(message, AIMessage) for message in since)

@@ -97,13 +97,21 @@ class ReplyParts:
             part["ok"] = message.status != "error"
             part["result"] = text[: self._result_chars]
 
+    def add_check(self, text: str) -> None:
+        """Record the verdict of the end-of-turn check."""
+        self._append({"type": "check", "text": text})
+
     @property
     def reply(self) -> str:
-        """The text of the last text part (the model's final answer)."""
+        """The text of the last text part (the model's final answer), followed by the
+        end-of-turn check's verdict when there is one."""
+        verdicts: list[str] = []
         for part in reversed(self.parts):
-            if part["type"] == "text":
-                return str(part["text"])
-        return ""
+            if part["type"] == "check":
+                verdicts.insert(0, str(part["text"]))
+            elif part["type"] == "text":
+                return "\n\n".join([str(part["text"]), *verdicts])
+        return "\n\n".join(verdicts)
 
     def _append(self, part: dict[str, Any]) -> bool:
         if len(self.parts) >= self._max_parts:

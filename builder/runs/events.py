@@ -2,7 +2,7 @@
 
 Every run emits a sequence of :class:`RunEvent` — ``run_started``, ``token``,
 ``message``, ``tool_start``, ``tool_progress``, ``tool_end``, ``file_changed``,
-``snapshot``, ``error`` and finally ``run_finished``. A :class:`RunStream` keeps a
+``snapshot``, ``check``, ``error`` and finally ``run_finished``. A :class:`RunStream` keeps a
 bounded replay buffer, so a client that subscribes late (or reconnects) still sees
 the run from its beginning as long as the buffer holds it, and any number of clients
 can follow one run. With Redis, :mod:`builder.runs.fanout` copies the stream there so
@@ -30,6 +30,7 @@ EVENT_TYPES = (
     "tool_end",
     "file_changed",
     "snapshot",
+    "check",
     "error",
     "run_finished",
 )

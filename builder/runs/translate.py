@@ -42,6 +42,12 @@ async def publish_part(stream: RunStream, parts: ReplyParts, mode: str, chunk: A
                             {"name": c["name"], "id": c.get("id")} for c in message.tool_calls
                         ],
                     )
+                elif isinstance(message, AIMessage) and node == "check":
+                    # The end-of-turn check's verdict ends the turn's reply.
+                    parts.add_check(message.text)
+                    await stream.publish(
+                        "message", role="assistant", content=message.text, tool_calls=[]
+                    )
                 elif isinstance(message, ToolMessage):
                     parts.add_tool_result(message)
 

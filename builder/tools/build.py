@@ -6,14 +6,19 @@ from __future__ import annotations
 import json
 import re
 import shlex
+from dataclasses import dataclass
 
 from builder.errors import InvalidInput, NotFound
 from builder.tools.context import ToolContext
 from builder.tools.shell import run_in_sandbox
 
-__all__ = ["BuildError", "check_build", "parse_errors"]
+__all__ = ["BuildError", "BuildOutcome", "check_build", "parse_errors", "run_build_check"]
 
 MAX_SHOWN_ERRORS = 20
+NOT_INSTALLED = (
+    "the dependencies are not installed: call install_packages with no packages "
+    "to install them from the lock file, then check_build again"
+)
 
 # tsc:    src/App.tsx(3,7): error TS2322: Type 'number' is not assignable to type 'string'.
 _TSC = re.compile(r"^(?P<file>[^\s(][^(]*)\((?P<line>\d+),(?P<col>\d+)\): error (?P<msg>.+)$")
@@ -63,29 +68,40 @@ def parse_errors(output: str) -> list[BuildError]:
     return errors
 
 
-async def check_build(*, ctx: ToolContext) -> str:
-    """Type-check and build the project the way it ships; report errors with file and line.
+@dataclass(frozen=True, slots=True)
+class BuildOutcome:
+    """What checking the build found."""
 
-    Runs package.json's `typecheck` script when there is one, then its `build` script.
-    A static site without package.json has nothing to build. Call it after changing
-    code, and fix what it reports before saying the work is done.
+    passed: bool | None
+    """True when it passes, False when it fails, None when there is nothing to build."""
+    text: str
+    """The report the model reads: the errors with file and line, or why it passed."""
+
+
+async def run_build_check(ctx: ToolContext) -> BuildOutcome:
+    """Run package.json's ``typecheck`` and ``build`` scripts and report what they found.
+
+    Raises:
+        InvalidInput: package.json is not JSON, or the dependencies are not installed.
     """
     try:
         manifest = json.loads(await ctx.sandbox.read_file("package.json"))
     except NotFound:
-        return "Nothing to build: a static site (no package.json) is served as it is."
+        return BuildOutcome(
+            None, "Nothing to build: a static site (no package.json) is served as it is."
+        )
     except ValueError as exc:
         raise InvalidInput(f"package.json is not valid JSON: {exc}") from None
     scripts = manifest.get("scripts") if isinstance(manifest, dict) else None
     if not isinstance(scripts, dict) or "build" not in scripts:
-        return "Nothing to build: package.json has no `build` script."
+        return BuildOutcome(None, "Nothing to build: package.json has no `build` script.")
     if await ctx.sandbox.stat("node_modules") is None:
-        raise InvalidInput(
-            "the dependencies are not installed: call install_packages with no packages "
-            "to install them from the lock file, then check_build again"
-        )
+        raise InvalidInput(NOT_INSTALLED)
     steps = [name for name in ("typecheck", "build") if name in scripts]
-    if "typecheck" in steps and "tsc" in str(scripts.get("build", "")):
+    build_script = str(scripts.get("build", ""))
+    if "typecheck" in steps and (
+        "tsc" in build_script or str(scripts["typecheck"]) in build_script
+    ):
         steps = ["build"]  # the build runs the type check itself
     seconds = ctx.settings.timeout_install
     for name in steps:
@@ -96,15 +112,30 @@ async def check_build(*, ctx: ToolContext) -> str:
         output = f"{result.stdout}\n{result.stderr}"
         errors = parse_errors(output)
         if result.timed_out:
-            return f"`npm run {name}` was killed after {result.duration_s:.0f} s (timeout)."
+            return BuildOutcome(
+                False, f"`npm run {name}` was killed after {result.duration_s:.0f} s (timeout)."
+            )
         if not errors:
             tail = "\n".join(_ANSI.sub("", output).strip().splitlines()[-15:])
-            return f"`npm run {name}` failed (exit code {result.exit_code}):\n{tail}"
+            return BuildOutcome(
+                False, f"`npm run {name}` failed (exit code {result.exit_code}):\n{tail}"
+            )
         shown = "\n".join(f"- {error}" for error in errors[:MAX_SHOWN_ERRORS])
         more = len(errors) - MAX_SHOWN_ERRORS
         extra = f"\n(… and {more} more)" if more > 0 else ""
-        return (
+        return BuildOutcome(
+            False,
             f"The build fails: `npm run {name}` reported {len(errors)} "
-            f"error{'s' if len(errors) != 1 else ''}:\n{shown}{extra}"
+            f"error{'s' if len(errors) != 1 else ''}:\n{shown}{extra}",
         )
-    return f"The build passes ({' and '.join(f'npm run {s}' for s in steps)})."
+    return BuildOutcome(True, f"The build passes ({' and '.join(f'npm run {s}' for s in steps)}).")
+
+
+async def check_build(*, ctx: ToolContext) -> str:
+    """Type-check and build the project the way it ships; report errors with file and line.
+
+    Runs package.json's `typecheck` script when there is one, then its `build` script.
+    A static site without package.json has nothing to build. Call it after changing
+    code, and fix what it reports before saying the work is done.
+    """
+    return (await run_build_check(ctx)).text

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
@@ -23,6 +24,7 @@ __all__ = [
     "default_command",
     "get_dev_server_status",
     "launch_dev_server",
+    "log_errors",
     "start_dev_server",
 ]
 
@@ -92,6 +94,36 @@ async def _answers(sandbox: Sandbox, port: int) -> bool:
             writer.close()
     result = await sandbox.exec(PROBE.format(port=port), timeout=5)
     return result.ok
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+_ERROR_LINE = re.compile(
+    r"\berror\b|\bfailed to\b|cannot find (module|name)|unexpected token|\bexception\b",
+    re.IGNORECASE,
+)
+_NOT_AN_ERROR = re.compile(r"\b(0|no) errors?\b|without errors", re.IGNORECASE)
+_RECOVERED = re.compile(
+    r"hmr update|page reload|ready in|compiled successfully|built in|watching for file changes",
+    re.IGNORECASE,
+)
+"""Output after which earlier errors no longer hold: the server rebuilt or reloaded."""
+ERROR_CONTEXT_LINES = 4
+MAX_ERROR_LINES = 20
+
+
+def log_errors(lines: list[str]) -> list[str]:
+    """The errors a dev server printed that still hold: build and compile errors after
+    its last successful rebuild, each with the lines that follow it (file, line, code
+    frame), at most :data:`MAX_ERROR_LINES` lines."""
+    clean = [_ANSI.sub("", line).rstrip() for line in lines]
+    start = max((i + 1 for i, line in enumerate(clean) if _RECOVERED.search(line)), default=0)
+    shown: list[int] = []
+    for index in range(start, len(clean)):
+        line = clean[index]
+        if _ERROR_LINE.search(line) and not _NOT_AN_ERROR.search(line):
+            end = min(index + 1 + ERROR_CONTEXT_LINES, len(clean))
+            shown.extend(i for i in range(index, end) if not shown or i > shown[-1])
+    return [clean[i] for i in shown if clean[i].strip()][:MAX_ERROR_LINES]
 
 
 @dataclass(frozen=True, slots=True)

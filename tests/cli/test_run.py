@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -70,6 +71,36 @@ def test_demo_works_with_no_configuration(tmp_path: Path) -> None:
         assert not (data_dir / "postgres" / "postmaster.pid").exists()
     finally:
         stop_embedded(data_dir / "postgres")
+
+
+@pytest.mark.skipif(shutil.which("npm") is None, reason="needs Node.js and npm")
+def test_demo_with_the_react_starter_installs_builds_and_passes_its_check(
+    migrated_db_url: str, tmp_path: Path
+) -> None:
+    env = _env(BUILDER_DATA_DIR=str(tmp_path / "data"), BUILDER_DATABASE_URL=migrated_db_url)
+    result = _builder(
+        "demo", "--starter", "vite-react-ts", "--exit", "--dir", str(tmp_path / "site"),
+        env=env, cwd=tmp_path,
+    )  # fmt: skip
+    out = result.stdout
+    assert result.returncode == 0, out + result.stderr
+    for tool in ("install_packages", "write_file", "start_dev_server"):
+        assert f"✓ {tool}" in out
+    assert "Installed with npm:" in out
+    # The end-of-turn check built the site (tsc and vite) and said so.
+    assert "The automatic check passed: (build) The build passes (npm run build)." in out
+    assert "No errors in the dev server's log." in out
+    assert "success (done)" in out
+    assert "files changed  src/App.tsx" in out and "files created  src/Menu.tsx" in out
+    app = (tmp_path / "site" / "src" / "App.tsx").read_text()
+    assert 'import Menu, { BREADS } from "./Menu";' in app
+    assert (tmp_path / "site" / "package-lock.json").is_file()
+
+    unknown = _builder("demo", "--starter", "astro", "--exit", env=env, cwd=tmp_path)
+    assert unknown.returncode == 2
+    assert "there is no demo for the 'astro' starter; the demos are: static, vite-react-ts" in (
+        " ".join(unknown.stderr.split()).replace("│", "").replace("  ", " ")
+    )
 
 
 def test_run_continues_the_same_project(migrated_db_url: str, tmp_path: Path) -> None:

@@ -37,8 +37,9 @@ pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 _START_SECONDS = 120
-INDEX = "<h1>Studio</h1>\n"
-ABOUT = "<h1>About</h1>\n"
+INDEX = "<title>Studio</title><h1>Studio</h1>\n"
+ABOUT = "<title>About</title><h1>About</h1>\n"
+PASSED = "The automatic check passed: (site checker) Checked {} under .: no problems found."
 
 
 @dataclass(frozen=True)
@@ -176,8 +177,10 @@ async def test_langgraph_dev_runs_the_graph_from_settings_alone(
     assert finished["status"] == "success"
     state = await client.threads.get_state(thread_id)
     values = state["values"]
-    assert values["messages"][-1]["content"] == "The page is ready."
-    assert [m["type"] for m in values["messages"]] == ["human", "ai", "tool", "ai"]
+    # The model's answer, then the end-of-turn check's verdict (the site checker's).
+    assert values["messages"][-2]["content"] == "The page is ready."
+    assert values["messages"][-1]["content"] == PASSED.format("1 page")
+    assert [m["type"] for m in values["messages"]] == ["human", "ai", "tool", "ai", "ai"]
     assert values["messages"][2]["status"] == "success"
     assert set(values["files"]) == {"index.html"}
     assert (values["stop_reason"], values["build_status"], values["run_steps"]) == (
@@ -197,7 +200,8 @@ async def test_langgraph_dev_runs_the_graph_from_settings_alone(
         input={"messages": [{"role": "user", "content": "Add an about page"}]},
     )
     assert isinstance(second, dict)
-    assert second["messages"][-1]["content"] == "The about page is ready."
+    assert second["messages"][-2]["content"] == "The about page is ready."
+    assert second["messages"][-1]["content"] == PASSED.format("2 pages")
     assert set(second["files"]) == {"index.html", "about.html"}
     assert second["run_steps"] == 2
     assert await _saved(dev_server, uuid.UUID(thread_id), "about.html") == ABOUT.encode()

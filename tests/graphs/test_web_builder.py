@@ -342,6 +342,8 @@ async def test_links_and_fifos_made_by_commands_are_skipped_not_fatal(
     user = await get_or_create_user(db, name="alice")
     project = await create_project(db, user_id=user.id, name="site")
     box = LocalSandbox(str(project.id), settings=settings)
+    # The pages are bare text: the end-of-turn check is not what this test is about.
+    settings = settings.model_copy(update={"check_rounds": 0})
     command = (
         "ln -s /etc/passwd leak && mkfifo pipe && mkdir -p lib && ln -s /etc lib/etc "
         "&& python3 -m venv --without-pip env && echo page > index.html"

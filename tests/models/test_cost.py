@@ -49,6 +49,8 @@ def _run(tmp_path: Path, db_url: str, project: str, **env: str) -> tuple[str, in
                     "BUILDER_MODEL": "openai:gpt-4.1",
                     "BUILDER_MODEL_BASE_URL": server.base_url,
                     "BUILDER_MODEL_API_KEY": "sk-test",
+                    # The pages are fragments: the end-of-turn check would ask for fixes.
+                    "BUILDER_CHECK_ROUNDS": "0",
                     **env,
                 },
             ),

@@ -69,7 +69,11 @@ def _kept(db_url: str) -> None:
     """The version, the conversation and each model call's usage, in the database."""
     assert _rows(db_url, "SELECT version, file_count FROM snapshots") == [(1, 1)]
     messages = _rows(db_url, "SELECT role, content FROM messages ORDER BY seq")
-    assert messages == [("user", "A bakery site"), ("assistant", DONE)]
+    # The stored reply ends with the end-of-turn check's verdict (the site checker's).
+    verdict = (
+        "The automatic check passed: (site checker) Checked 1 page under .: no problems found."
+    )
+    assert messages == [("user", "A bakery site"), ("assistant", f"{DONE}\n\n{verdict}")]
     assert len(_rows(db_url, "SELECT id FROM token_usage")) == 2
 
 

@@ -3,7 +3,9 @@ build, a type error reported with its file and line, a broken package.json."""
 
 from __future__ import annotations
 
+import asyncio
 import shutil
+import urllib.request
 
 import pytest
 
@@ -11,7 +13,7 @@ from builder.errors import InvalidInput
 from builder.plugins import get_starter_registry
 from builder.sandbox.local import LocalSandbox
 from builder.starters import starter_files
-from builder.tools import build, shell
+from builder.tools import build, devserver, shell
 from builder.tools.build import parse_errors
 from builder.tools.context import ToolContext
 
@@ -83,3 +85,38 @@ def test_errors_are_parsed_from_tsc_astro_and_vite_output() -> None:
         "src/pages/index.astro:4:9: ts(2304): Cannot find name 'foo'.",
         "src/main.tsx:5:2: [vite:esbuild] Transform failed with 1 error:",
     ]
+
+
+async def test_the_astro_starter_installs_builds_and_serves(
+    ctx: ToolContext, sandbox: LocalSandbox
+) -> None:
+    ctx.settings = ctx.settings.model_copy(
+        update={"timeout_install": 600, "timeout_dev_server": 120}
+    )
+    for path, data in starter_files(get_starter_registry().get("astro")).items():
+        await sandbox.write_file(path, data)
+    installed = await shell.install_packages(ctx=ctx)
+    assert installed.startswith("Installed with npm:"), installed
+    assert await build.check_build(ctx=ctx) == "The build passes (npm run build)."
+    assert await sandbox.stat("dist/index.html") is not None
+
+    started = await devserver.start_dev_server(ctx=ctx)
+    assert started.startswith("Dev server running: npm run dev -- --port "), started
+    status = ctx.effects.dev_server
+    assert status is not None and status.running and status.port is not None
+    page = await asyncio.to_thread(_fetch, f"http://127.0.0.1:{status.port}/")
+    assert ">My site</h1>" in page and "<title>My site</title>" in page
+
+    index = (await sandbox.read_file("src/pages/index.astro")).decode()
+    await sandbox.write_file(
+        "src/pages/index.astro",
+        index.replace("---\n<Base", 'const count: number = "three";\n---\n<Base').encode(),
+    )
+    report = await build.check_build(ctx=ctx)
+    assert report.startswith("The build fails: `npm run build` reported 1 error:"), report
+    assert "- src/pages/index.astro:3:7: ts(2322): Type 'string' is not assignable" in report
+
+
+def _fetch(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=30) as response:  # noqa: S310 (a local test URL)
+        return str(response.read().decode())

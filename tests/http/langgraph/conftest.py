@@ -105,6 +105,9 @@ def lg_server(
             "BUILDER_MODEL": spec,
             "BUILDER_RATE_LIMIT_DEFAULT": f"{DEFAULT_LIMIT}/minute",
             "BUILDER_RATE_LIMIT_CHAT": f"{CHAT_LIMIT}/minute",
+            # The page is a fragment and these tests follow the protocol step by step:
+            # the end-of-turn check (tests/graphs/test_check.py) stays out of them.
+            "BUILDER_CHECK_ROUNDS": "0",
         },
     )
     try:

@@ -63,6 +63,7 @@ async def test_the_graph_and_its_schemas(alice: LangGraphClient) -> None:
         "agent",
         "tools",
         "persist",
+        "check",
         "__end__",
     ]
     edges = {(e["source"], e["target"]) for e in drawn["edges"]}
@@ -73,7 +74,10 @@ async def test_the_graph_and_its_schemas(alice: LangGraphClient) -> None:
         ("tools", "tools"),
         ("tools", "persist"),
         ("persist", "agent"),
+        ("persist", "check"),
         ("persist", "__end__"),
+        ("check", "agent"),
+        ("check", "__end__"),
     }
     schemas = await alice.assistants.get_schemas(ASSISTANT_ID)
     assert schemas["graph_id"] == GRAPH
@@ -97,8 +101,8 @@ def test_remote_graph_draws_the_graph(
 ) -> None:
     remote = RemoteGraph(GRAPH, sync_client=alice_sync)
     drawn = remote.get_graph()
-    assert sorted(drawn.nodes) == ["__end__", "__start__", "agent", "persist", "tools"]
-    assert len(drawn.edges) == 7
+    assert sorted(drawn.nodes) == ["__end__", "__start__", "agent", "check", "persist", "tools"]
+    assert len(drawn.edges) == 10
 
 
 async def test_a_key_is_needed(lg_server: LangGraphServer) -> None:
