@@ -136,8 +136,9 @@ async def test_enqueued_runs_wait_their_turn(
     first_run = await get_run(db, run_id=first.run_id)
     second_run = await get_run(db, run_id=second.run_id)
     assert first_run is not None and second_run is not None
-    # The second run's row is written once it holds the project: after the first ended.
-    assert first_run["ended_at"] <= second_run["created_at"]
+    # The second run was queued while the first worked, and worked only after it ended
+    # (its message comes after the first's reply).
+    assert second_run["created_at"] < first_run["ended_at"] < second_run["ended_at"]
     messages = (await list_messages(db, project_id=project.id)).items
     assert [(m.role, m.content) for m in messages if m.role == "user"] == [
         ("user", "first"),

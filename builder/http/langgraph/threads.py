@@ -123,7 +123,7 @@ async def delete_owned_thread(services: Services, user: UserPublic, project_id: 
     Raises:
         RunInProgress: A run is in progress on it.
     """
-    async with services.runs.locks.try_hold(f"run:{project_id}") as held:
+    async with services.runs.project_idle(project_id) as held:
         if not held:
             raise RunInProgress(project_id)
         await services.runs.checkpointer.adelete_thread(str(project_id))
