@@ -302,6 +302,31 @@ class TTLCheckpointer(AsyncPostgresSaver):
             # The server is gone (the hold went with it): the sweeper's TTL still holds.
             _log.warning("checkpointer.touch_failed", thread_id=key, error=str(exc))
 
+    async def rewind(self, thread_id: str, checkpoint_id: str) -> int:
+        """Make ``checkpoint_id`` the thread's latest checkpoint, with nothing pending.
+
+        Drops the checkpoints written after it and the writes of the tasks run from
+        it, so the graph runs those tasks again from it and the history stays one
+        line. For a run taken over on another machine whose latest steps' effects
+        (files in a sandbox that went away) must be made again.
+
+        Returns:
+            How many checkpoints were dropped.
+        """
+        key = {"thread_id": str(thread_id), "checkpoint_id": checkpoint_id}
+        async with self._cursor(pipeline=True) as cur:
+            await cur.execute(
+                "DELETE FROM checkpoint_writes WHERE thread_id = %(thread_id)s "
+                "AND checkpoint_ns = '' AND checkpoint_id >= %(checkpoint_id)s",
+                key,
+            )
+            await cur.execute(
+                "DELETE FROM checkpoints WHERE thread_id = %(thread_id)s "
+                "AND checkpoint_ns = '' AND checkpoint_id > %(checkpoint_id)s",
+                key,
+            )
+            return cur.rowcount
+
     # --- sweeping --------------------------------------------------------------------
     async def sweep(
         self, *, strategy: Strategy | None = None, batch_size: int = 100

@@ -43,6 +43,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from builder.errors import BuilderError, DependencyUnavailable, InvalidInput
 from builder.graphs.checkpointer import TTLCheckpointer
 from builder.graphs.context import RunContext
+from builder.graphs.persist import manifest_changes, scan_workspace
 from builder.graphs.toolcalls import pending_tool_calls
 from builder.graphs.web_builder import WebBuilderGraph, build_web_builder_graph
 from builder.locks import LockManager
@@ -629,6 +630,8 @@ class RunService:
                 await self._finish_recovered(handle, result, current, done_turn)
                 return
             resume = ran  # from its last checkpoint; else the turn never began
+            if ran and await self._rewind_lost_steps(config, sandbox, current):
+                current = await self.graph.aget_state(config)
         graph_input: dict[str, Any] | None
         message_id: uuid.UUID | None = None
         run_id = handle.run_id
@@ -757,6 +760,36 @@ class RunService:
                 parts=parts.parts,
                 model=self.settings.model,
             )
+
+    async def _rewind_lost_steps(
+        self, config: RunnableConfig, sandbox: Sandbox, current: Any
+    ) -> bool:
+        """Go back to the last saved step when the files of later ones are not here.
+
+        Files a step wrote are saved (a version of the project) by the step's persist
+        node. A worker that died between the two took the unsaved files with its
+        sandbox: the run goes on from the newest checkpoint whose files are all saved,
+        running the steps after it again (their model calls are not repeated).
+
+        Returns:
+            Whether the run was rewound.
+        """
+        values = current.values or {}
+        unsaved = manifest_changes(values.get("saved_files", {}), values.get("files", {}))
+        if not unsaved:
+            return False
+        here = await scan_workspace(sandbox)
+        if all(here.get(path) == sha for path, sha in unsaved.items()):
+            return False  # the same workspace (a shared volume, or this machine)
+        async for saved in self.checkpointer.alist(config):
+            channels = saved.checkpoint.get("channel_values", {})
+            if channels.get("files", {}) == channels.get("saved_files", {}):
+                checkpoint_id = saved.config["configurable"]["checkpoint_id"]
+                thread_id = config["configurable"]["thread_id"]
+                dropped = await self.checkpointer.rewind(thread_id, checkpoint_id)
+                _log.warning("run.rewound", unsaved=sorted(unsaved), checkpoints=dropped)
+                return True
+        return False
 
     async def _restart_dev_server(self, sandbox: Sandbox, server: Any) -> None:
         """Start the dev server again when the context says it runs and it does not.
