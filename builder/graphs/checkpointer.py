@@ -75,14 +75,12 @@ SET last_activity_at = now(),
 
 # A thread whose run holds a live lease (see builder.runs.queue) is never swept: the
 # lease row, not a connection held for the whole run, keeps its context.
-_NOT_RUNNING = """
+SELECT_EXPIRED_SQL = """
+SELECT thread_id FROM threads
+WHERE expires_at IS NOT NULL AND expires_at <= now()
   AND NOT EXISTS (
       SELECT 1 FROM runs WHERE runs.thread_id = threads.thread_id
-        AND runs.status = 'running' AND runs.lease_expires_at > now())"""
-
-SELECT_EXPIRED_SQL = f"""
-SELECT thread_id FROM threads
-WHERE expires_at IS NOT NULL AND expires_at <= now(){_NOT_RUNNING}
+        AND runs.status = 'running' AND runs.lease_expires_at > now())
 ORDER BY expires_at
 LIMIT %(limit)s
 FOR UPDATE SKIP LOCKED
@@ -95,9 +93,12 @@ EVICTION_LOCK_SQL = "SELECT pg_try_advisory_xact_lock(%(key)s) AS locked"
 # live contexts in their place.
 COUNT_LIVE_SQL = "SELECT count(*) AS n FROM threads WHERE expires_at > now()"
 
-SELECT_LEAST_RECENT_SQL = f"""
+SELECT_LEAST_RECENT_SQL = """
 SELECT thread_id FROM threads
-WHERE expires_at > now(){_NOT_RUNNING}
+WHERE expires_at > now()
+  AND NOT EXISTS (
+      SELECT 1 FROM runs WHERE runs.thread_id = threads.thread_id
+        AND runs.status = 'running' AND runs.lease_expires_at > now())
 ORDER BY last_activity_at, thread_id
 LIMIT %(limit)s
 FOR UPDATE SKIP LOCKED

@@ -23,6 +23,7 @@ between statements, so a run waiting on the model holds no database connection.
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -83,6 +84,9 @@ WHERE (r.status = 'pending'
        OR (r.status = 'running' AND coalesce(r.lease_expires_at, now()) <= now()))
   AND r.input IS NOT NULL
   AND (CAST(:only AS text[]) IS NULL OR r.run_id = ANY(CAST(:only AS text[])))
+  AND (r.status <> 'pending' OR CAST(:own AS text[]) IS NULL
+       OR r.run_id = ANY(CAST(:own AS text[]))
+       OR r.created_at < now() - make_interval(secs => :lease))
   AND NOT (r.run_id = ANY(CAST(:mine AS text[])))
   AND NOT EXISTS (
       SELECT 1 FROM runs o
@@ -170,9 +174,7 @@ _CANCEL_RUNNING = text(
 _RESUMABLE = text(
     """
 SELECT run_id FROM runs
-WHERE project_id = :project_id
-  AND (status = 'interrupted'
-       OR (status = 'running' AND coalesce(lease_expires_at, now()) <= now()))
+WHERE project_id = :project_id AND status IN ('interrupted', 'running')
 ORDER BY created_at DESC LIMIT 1
 """
 )
@@ -236,16 +238,19 @@ async def enqueue(
     user_id: uuid.UUID,
     run_input: dict[str, Any],
     multitask: str,
-) -> None:
+) -> bool:
     """Write a pending run (or queue an interrupted one with this id again).
+
+    Returns:
+        False when the run with this id is still working (its lease has not run out):
+        nothing was written.
 
     Raises:
         RunInProgress: ``multitask`` is ``reject`` and another run of the project is
-            pending or running; or the run with this id is still working.
+            pending or running.
     """
-    import json
 
-    async def work(session: AsyncSession) -> None:
+    async def work(session: AsyncSession) -> bool:
         # Serializes starts on one project (and waits out an API edit holding its lock).
         await session.execute(_LOCK_PROJECT, {"key": advisory_key(run_lock_key(project_id))})
         if multitask == "reject":
@@ -265,10 +270,9 @@ async def enqueue(
                 "input": json.dumps(run_input),
             },
         )
-        if written.first() is None:
-            raise RunInProgress(project_id)
+        return written.first() is not None
 
-    await db.run(work)
+    return await db.run(work)
 
 
 async def claim(
@@ -279,6 +283,7 @@ async def claim(
     limits: QueueLimits,
     only: list[str] | None = None,
     mine: list[str] | None = None,
+    own: list[str] | None = None,
 ) -> list[ClaimedRun]:
     """Claim up to ``limit`` runs for ``worker``: pending ones, and ones whose lease ran out.
 
@@ -289,6 +294,10 @@ async def claim(
         limits: Caps and the lease.
         only: Claim only among these run ids (a process working only its own runs).
         mine: Run ids this worker already works (never claimed again by it).
+        own: When given, the pending runs started in this process: other pending runs
+            are claimed only once they have waited a lease's length (their process
+            follows them itself; without Redis no other process could show their
+            events). Runs whose worker died are claimed either way.
 
     Returns:
         The claimed runs, oldest first. A run already claimed ``max_attempts`` times is
@@ -300,7 +309,16 @@ async def claim(
     async def work(session: AsyncSession) -> list[ClaimedRun]:
         await session.execute(_LOCK_CLAIMS, {"key": _CLAIM_KEY})
         rows = (
-            await session.execute(_CANDIDATES, {"only": only, "mine": mine or [], "scan": _SCAN})
+            await session.execute(
+                _CANDIDATES,
+                {
+                    "only": only,
+                    "mine": mine or [],
+                    "own": own,
+                    "lease": limits.lease_seconds,
+                    "scan": _SCAN,
+                },
+            )
         ).all()
         if not rows:
             return []
@@ -429,7 +447,8 @@ async def cancel_queued(db: Database, *, run_id: str) -> str | None:
 
 
 async def resumable_run(db: Database, *, project_id: uuid.UUID) -> str | None:
-    """The id of the project's newest run that stopped without ending (its worker died)."""
+    """The id of the project's newest run that has not ended: interrupted, or recorded as
+    running (its worker died, or has not been heard from since its lease began)."""
 
     async def work(session: AsyncSession) -> str | None:
         row = (await session.execute(_RESUMABLE, {"project_id": project_id})).first()

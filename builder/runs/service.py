@@ -40,7 +40,7 @@ from langgraph.errors import GraphDrained
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from builder.errors import BuilderError, DependencyUnavailable, InvalidInput
+from builder.errors import BuilderError, DependencyUnavailable, InvalidInput, RunInProgress
 from builder.graphs.checkpointer import TTLCheckpointer
 from builder.graphs.context import RunContext
 from builder.graphs.persist import manifest_changes, scan_workspace
@@ -162,6 +162,7 @@ class RunService:
             mode=worker,
             concurrency=concurrency or settings.worker_concurrency,
             adopt=self._adopt,
+            shared_events=fanout is not None,
         )
         self._active: dict[str, RunHandle] = {}
         self._finished: TTLCache[str, RunHandle] = TTLCache(_FINISHED_KEPT, _FINISHED_SECONDS)
@@ -199,10 +200,15 @@ class RunService:
         async with AsyncExitStack() as stack:
             if owns_db:
                 stack.push_async_callback(database.dispose)
+            # Each pool as large as the database's: a worker's connections are bounded
+            # by BUILDER_DB_POOL_SIZE + BUILDER_DB_MAX_OVERFLOW, whatever its runs.
+            pool_max = settings.db_pool_size + settings.db_max_overflow
             checkpointer = await stack.enter_async_context(
-                TTLCheckpointer.from_settings(database.psycopg_url, settings)
+                TTLCheckpointer.from_settings(database.psycopg_url, settings, pool_max=pool_max)
             )
-            locks = LockManager.from_settings(settings, dsn=database.psycopg_url)
+            locks = LockManager(
+                database.psycopg_url, timeout=settings.lock_timeout, pool_max=pool_max
+            )
             stack.push_async_callback(locks.close)
 
             pool = project_pool(database, settings)
@@ -288,8 +294,9 @@ class RunService:
         if prompt is not None:
             check_prompt(prompt)
         await get_project(self.db, user_id=user_id, project_id=project_id)
+        resuming = None
         if resume and run_id is None:
-            run_id = await resumable_run(self.db, project_id=project_id)
+            run_id = resuming = await resumable_run(self.db, project_id=project_id)
         handle = RunHandle(
             run_id or uuid.uuid4().hex, project_id, cancel_grace=self.settings.timeout_sandbox
         )
@@ -300,7 +307,7 @@ class RunService:
             modes = list(handle.stream_modes)
         thread_id = str(project_id)
         await ensure_thread(self.db, thread_id=thread_id, user_id=user_id, project_id=project_id)
-        await enqueue(
+        queued = await enqueue(
             self.db,
             run_id=handle.run_id,
             thread_id=thread_id,
@@ -315,6 +322,10 @@ class RunService:
                 "stream_modes": modes,
             },
         )
+        if not queued and resuming is None:
+            raise RunInProgress(project_id)
+        # Not queued while resuming: its lease has not run out yet. A worker (this
+        # process's too) takes it over when it does, unless its worker ends it first.
         handle._canceller = self._cancel_elsewhere
         self._active[handle.run_id] = handle
         handle._task = asyncio.create_task(self._lifecycle(handle), name=f"run-{handle.run_id}")
@@ -568,6 +579,11 @@ class RunService:
                     await handle.stream.publish(
                         "error", code=result.error_code, message=result.error[:500]
                     )
+                except BaseException:
+                    # Stopped without an end (as by a crash): free the run at once for
+                    # whoever resumes or takes it over.
+                    await self._hand_over(handle, result)
+                    raise
                 await self._finish(handle, result)
         return result
 

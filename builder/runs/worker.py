@@ -53,6 +53,8 @@ class RunWorker:
         mode: Which runs it claims.
         concurrency: Most runs it works at once.
         adopt: Called with a run claimed that was not started in this process.
+        shared_events: Runs' events reach every process (Redis): claim any queued run.
+            Without, claim the runs started here first (see :func:`claim`'s ``own``).
     """
 
     def __init__(
@@ -63,7 +65,9 @@ class RunWorker:
         mode: WorkerMode,
         concurrency: int,
         adopt: Callable[[ClaimedRun], None],
+        shared_events: bool = True,
     ) -> None:
+        self.shared_events = shared_events
         self.db = db
         self.mode: WorkerMode = mode
         self.concurrency = concurrency
@@ -145,6 +149,7 @@ class RunWorker:
                 limits=self.limits,
                 only=only,
                 mine=list(self.working),
+                own=None if self.shared_events else list(self.waiting),
             )
             for run in claimed:
                 handle = self.waiting.pop(run.run_id, None)
