@@ -35,7 +35,7 @@ from tests.support.scripts import call, write_script
 
 NAME = "run_connections"
 APP = "builder-bench-runs"
-POOL = 3
+POOL = 2
 """``BUILDER_DB_POOL_SIZE`` (no overflow): the size of each of the worker's three pools
 (queries, checkpoints, locks)."""
 
@@ -138,8 +138,8 @@ def main() -> None:
             f"One process works N runs at once, one per project: {args.steps} tool steps "
             f"and a reply, the scripted model pausing {args.delay} s per step. The "
             f"worker's three pools (queries, checkpoints, file locks) are "
-            f"`BUILDER_DB_POOL_SIZE={POOL}` each with no overflow, so at most {3 * POOL} "
-            "connections. Peak is the "
+            f"`BUILDER_DB_POOL_SIZE={POOL}` each with no overflow, plus two for its "
+            f"claims and heartbeats: at most {3 * POOL + 2} connections. Peak is the "
             "most connections of the process seen in `pg_stat_activity` (sampled every "
             "50 ms). Measured on "
             f"{platform.machine()}, Python {platform.python_version()}.",

@@ -182,10 +182,6 @@ class Settings(BaseSettings):
     timeout_dev_server: float = Field(120, gt=0, description="Starting a dev server.")
     timeout_install: float = Field(300, gt=0, description="Installing packages.")
     lock_timeout: float = Field(30, gt=0, description="Waiting for a file or run lock.")
-    run_queue_seconds: float = Field(
-        900, gt=0, description="How long an enqueued run waits for the one before it."
-    )
-
     # --- run queue and workers -------------------------------------------------------
     run_worker: bool = Field(
         True,

@@ -371,6 +371,11 @@ class RunService:
                 held = not await _project_running(self.db, project_id)
             yield held
 
+    async def delete_context(self, project_id: uuid.UUID) -> None:
+        """Delete a project's agent context (its checkpoints); hold it idle first
+        (:meth:`project_idle`)."""
+        await self.checkpointer.adelete_thread(str(project_id))
+
     async def maintain(self, every: float) -> None:
         """Reconcile abandoned runs (:meth:`reconcile`, unless this process takes them
         over), sweep expired contexts and idle sandboxes every ``every`` seconds.

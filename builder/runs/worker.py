@@ -68,7 +68,12 @@ class RunWorker:
         shared_events: bool = True,
     ) -> None:
         self.shared_events = shared_events
-        self.db = db
+        # Claims and heartbeats on two connections of their own: runs busy with the
+        # main pool must not delay a heartbeat past the lease.
+        self.db = Database(
+            db.url,
+            settings=db.settings.model_copy(update={"db_pool_size": 2, "db_max_overflow": 0}),
+        )
         self.mode: WorkerMode = mode
         self.concurrency = concurrency
         self.id = worker_id()
@@ -117,6 +122,7 @@ class RunWorker:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
+        await self.db.dispose()
 
     # --- internals ----------------------------------------------------------------------
     async def _forever(

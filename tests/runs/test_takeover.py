@@ -93,16 +93,23 @@ class Workers:
 
 
 @pytest.fixture
+def lease() -> float:
+    """The workers' lease."""
+    return LEASE
+
+
+@pytest.fixture
 def workers(
-    migrated_db_url: str, redis_url: str, redis_prefix: str, tmp_path: Path
+    migrated_db_url: str, redis_url: str, redis_prefix: str, tmp_path: Path, lease: float
 ) -> Iterator[Workers]:
     env = user_env(
         BUILDER_DATABASE_URL=migrated_db_url,
         BUILDER_REDIS_URL=redis_url,
         BUILDER_REDIS_KEY_PREFIX=redis_prefix,
         BUILDER_MODEL=_script(tmp_path),
-        BUILDER_RUN_LEASE_SECONDS=str(LEASE),
+        BUILDER_RUN_LEASE_SECONDS=str(lease),
         BUILDER_RUN_POLL_SECONDS="0.2",
+        BUILDER_SHUTDOWN_GRACE_SECONDS="30",
     )
     started = Workers(env, tmp_path)
     try:
@@ -203,3 +210,53 @@ async def test_a_run_whose_worker_is_killed_is_taken_over_and_ends_once(
     written = [e.data["path"] for e in events if e.type == "file_changed"]
     assert len(written) <= PAGES + 1  # at most the step in flight twice
     print(f"taken over {took_over:.2f} s after the kill (lease {LEASE} s)")
+
+
+@pytest.mark.parametrize("lease", [120.0])
+async def test_a_worker_stopped_with_sigterm_hands_its_run_over_at_once(
+    workers: Workers, migrated_db_url: str, redis_url: str, redis_prefix: str, tmp_path: Path
+) -> None:
+    """SIGTERM: the current step finishes, the lease is released, another worker goes on
+    at once — long before the two-minute lease would have run out."""
+    settings = Settings(
+        database_url=migrated_db_url,
+        redis_url=redis_url,
+        redis_key_prefix=redis_prefix,
+        data_dir=tmp_path / "api",
+        run_poll_seconds=0.2,
+    )
+    db = Database(migrated_db_url, settings=settings)
+    both = [workers.start("one"), workers.start("two")]
+    workers.wait_ready()
+    try:
+        model = workers.env["BUILDER_MODEL"]
+        async with RunService.open(settings, db=db, model=model, worker="none") as api:
+            user = await get_or_create_user(db, name="alice")
+            project = await create_project(db, user_id=user.id, name="pages")
+            handle = await api.start(user_id=user.id, project_id=project.id, prompt="Pages")
+            events: list[RunEvent] = []
+            stopped = None
+            async with asyncio.timeout(60):
+                async for event in handle.events():
+                    events.append(event)
+                    if event.type == "tool_end" and stopped is None:
+                        _, owner, _ = _worker_of(migrated_db_url, handle.run_id)
+                        stopped = both[0] if f":{both[0].pid}:" in str(owner) else both[1]
+                        stopped.send_signal(signal.SIGTERM)
+            result = await handle.wait()
+    finally:
+        await db.dispose()
+    assert stopped is not None and stopped.wait(timeout=60) == 0
+    assert result.status == "success", result.error
+    status, owner, attempts = _worker_of(migrated_db_url, handle.run_id)
+    assert (status, attempts) == ("success", 2)
+    assert f":{stopped.pid}:" not in str(owner)
+    seqs = [e.seq for e in events]
+    assert seqs == sorted(set(seqs))
+    assert [e.type for e in events].count("run_finished") == 1
+    db = Database(migrated_db_url, settings=settings)
+    try:
+        assert sorted(await tree(db, project_id=project.id)) == [f"p{i}.html" for i in range(PAGES)]
+    finally:
+        await db.dispose()
+    assert _forks(migrated_db_url, str(project.id)) == []
