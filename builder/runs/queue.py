@@ -69,8 +69,13 @@ VALUES (:run_id, :thread_id, :project_id, :user_id, 'pending', :multitask, CAST(
 ON CONFLICT (run_id) DO UPDATE
 SET status = 'pending', worker_id = NULL, lease_expires_at = NULL, ended_at = NULL,
     cancel_requested = false, updated_at = now(),
-    input = coalesce(runs.input, excluded.input), user_id = coalesce(runs.user_id, excluded.user_id)
-WHERE runs.status IN ('interrupted', 'error', 'cancelled')
+    user_id = coalesce(runs.user_id, excluded.user_id),
+    -- A run whose worker stopped is taken over as it was; one that ended and is
+    -- resumed under its id (its turn was interrupted afterwards) starts afresh.
+    input = CASE WHEN runs.status IN ('running', 'interrupted')
+                 THEN coalesce(runs.input, excluded.input) ELSE excluded.input END,
+    attempts = CASE WHEN runs.status IN ('running', 'interrupted') THEN runs.attempts ELSE 0 END
+WHERE runs.status NOT IN ('pending', 'running')
    OR (runs.status = 'running' AND coalesce(runs.lease_expires_at, now()) <= now())
 RETURNING run_id
 """

@@ -110,15 +110,16 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, migrated_template: str) ->
         "BUILDER_MODEL": _script(tmp_path_factory.mktemp("script")),
         "BUILDER_RATE_LIMIT_DEFAULT": "100000/minute",
         "BUILDER_RATE_LIMIT_CHAT": f"{CHAT_LIMIT}/minute",
-        "BUILDER_RUN_LEASE_SECONDS": "5",
+        "BUILDER_RUN_LEASE_SECONDS": "15",
         "BUILDER_RUN_POLL_SECONDS": "0.2",
         "BUILDER_SHUTDOWN_GRACE_SECONDS": "2",
         "BUILDER_SANDBOX_POOL_SIZE": "64",
         "BUILDER_MAINTENANCE_SECONDS": "0",
         # Three replicas and the rest of the suite share one server's max_connections:
-        # each replica needs at most 3 × (2 + 2) + 2 = 14, whatever its runs.
-        "BUILDER_DB_POOL_SIZE": "2",
+        # each replica needs at most 3 × (3 + 2) + 2 = 17, whatever its runs.
+        "BUILDER_DB_POOL_SIZE": "3",
         "BUILDER_DB_MAX_OVERFLOW": "2",
+        "BUILDER_TIMEOUT_DB": "30",
     }
     replicas = [
         ServerProcess(
@@ -165,8 +166,17 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, migrated_template: str) ->
         delete_redis_prefix(prefix)
 
 
+_CLIENTS = asyncio.Semaphore(20)
+"""Chats being started at once (each returns as soon as its run is queued)."""
+
+
 async def _chat(client: httpx.AsyncClient, project: str, key: str, turn: int) -> str:
     """Start a run through the balancer (queued behind the project's others)."""
+    async with _CLIENTS:
+        return await _start(client, project, key, turn)
+
+
+async def _start(client: httpx.AsyncClient, project: str, key: str, turn: int) -> str:
     for _ in range(20):
         try:
             async with client.stream(

@@ -252,6 +252,8 @@ async def test_a_run_cancelled_before_its_first_step_keeps_the_users_message_in_
     spec = _slow_script(tmp_path, steps=2, delay=0.5)
     async with RunService.open(settings, db=db, model=spec) as svc:
         handle = await svc.start(user_id=user.id, project_id=project.id, prompt="first words")
+        while handle.status == "pending":  # claimed: a queued run would leave no trace
+            await asyncio.sleep(0.01)
         handle.cancel()
         assert (await handle.wait()).status == "cancelled"
         config = {"configurable": {"thread_id": str(project.id)}}
