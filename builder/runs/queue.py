@@ -122,10 +122,10 @@ RETURNING run_id, thread_id, project_id, user_id, input, attempts, created_at
 _GIVE_UP = text(
     """
 UPDATE runs
-SET status = 'error', error = :error, worker_id = NULL, lease_expires_at = NULL,
-    updated_at = now(), ended_at = now(),
-    result = jsonb_build_object('run_id', run_id, 'status', 'error', 'error', :error,
-                                'error_code', 'run_abandoned')
+SET status = 'error', error = CAST(:error AS text), worker_id = NULL,
+    lease_expires_at = NULL, updated_at = now(), ended_at = now(),
+    result = jsonb_build_object('run_id', run_id, 'status', 'error',
+                                'error', CAST(:error AS text), 'error_code', 'run_abandoned')
 WHERE run_id = ANY(CAST(:ids AS text[]))
 """
 )
