@@ -76,6 +76,7 @@ from builder.runs.queue import (
     ClaimedRun,
     cancel_queued,
     enqueue,
+    queue_positions,
     release,
     reset_abandoned,
     resumable_run,
@@ -336,6 +337,12 @@ class RunService:
     def get(self, run_id: str) -> RunHandle | None:
         """An active or recently finished run of this process."""
         return self._active.get(run_id) or self._finished.get(run_id)
+
+    async def position(self, run_id: str) -> int | None:
+        """A pending run's place in the queue (1 = next), wherever it was started; None
+        once it works or has ended."""
+        status, place = (await queue_positions(self.db, run_ids=[run_id])).get(run_id, ("", None))
+        return place if status == "pending" else None
 
     async def cancel(self, run_id: str) -> bool:
         """Cancel a run wherever it is: queued, or running in any process.
