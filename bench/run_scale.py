@@ -106,6 +106,8 @@ def measure(template: str, replicas: int, projects: int, turns: int, pause: floa
             "BUILDER_DB_POOL_SIZE": "2",
             "BUILDER_DB_MAX_OVERFLOW": "2",
         }
+        for n in range(replicas):
+            (root / f"r{n}").mkdir()
         started = [
             ServerProcess(
                 database_url=url, data_dir=root / f"r{n}" / "data", redis_prefix=prefix, env=env
