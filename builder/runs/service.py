@@ -2,23 +2,25 @@
 
 A turn (:meth:`RunService.start`):
 
-1. takes the project's run lock — a second run on the same project is rejected
+1. is queued (:mod:`builder.runs.queue`) — a second run on the same project is rejected
    (:class:`~builder.errors.RunInProgress`) or waits its turn (``enqueue``); never two
-   runs on one thread;
-2. persists the user message;
-3. loads the project's context (the LangGraph thread) or rebuilds it from the durable
-   project when it is new or has expired;
+   runs on one thread, whichever replicas start and work them;
+2. is claimed by a worker (:mod:`builder.runs.worker`: this process's, or another's)
+   under a lease it renews by heartbeat; the handle follows it wherever it is worked;
+3. persists the user message, loads the project's context (the LangGraph thread) or
+   rebuilds it from the durable project when it is new or has expired;
 4. leases the project's sandbox from the pool (recreated from the latest snapshot when
    it is gone);
 5. runs the graph with durability ``sync`` and streams events (tokens, messages, tool
    calls, file changes, snapshots, errors) to any number of subscribers;
-6. persists the assistant message and releases everything.
+6. persists the assistant message and records its end, only while it holds the lease.
 
 Cancelling stops the run at the next step boundary; the context is left consistent
 (pending tool calls are answered as cancelled) and the next turn carries on from it.
 With Redis (:class:`~builder.runs.fanout.RunFanout`) every run's events are also
 copied there, and a cancel requested through any process reaches the one running it.
-A run interrupted by a crash is resumed with ``resume=True``: steps that completed are
+A run whose worker died is taken over by another worker from its last checkpoint (or
+resumed with ``resume=True`` where nobody takes runs over): steps that completed are
 not run again.
 """
 
