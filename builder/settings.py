@@ -189,8 +189,38 @@ class Settings(BaseSettings):
     timeout_dev_server: float = Field(120, gt=0, description="Starting a dev server.")
     timeout_install: float = Field(300, gt=0, description="Installing packages.")
     lock_timeout: float = Field(30, gt=0, description="Waiting for a file or run lock.")
-    run_queue_seconds: float = Field(
-        900, gt=0, description="How long an enqueued run waits for the one before it."
+    # --- run queue and workers -------------------------------------------------------
+    run_worker: bool = Field(
+        True,
+        description="`builder serve` also works queued runs in its own process "
+        "(`builder serve --no-worker` turns it off).",
+    )
+    worker_concurrency: int = Field(
+        50, ge=1, description="Most runs one worker process works at once."
+    )
+    run_lease_seconds: float = Field(
+        30,
+        ge=1,
+        description="How long a worker's claim on a run lasts without a heartbeat: a run "
+        "whose worker died is taken over after at most this long.",
+    )
+    run_poll_seconds: float = Field(
+        0.5, gt=0, description="How often a worker looks for queued runs it may claim."
+    )
+    run_max_attempts: int = Field(
+        3, ge=1, description="Times a run is started or taken over before it is failed."
+    )
+    runs_per_user: int = Field(
+        0, ge=0, description="Most runs of one user working at once (0 = no cap)."
+    )
+    runs_global: int = Field(
+        0, ge=0, description="Most runs working at once across every worker (0 = no cap)."
+    )
+    shutdown_grace_seconds: float = Field(
+        20,
+        ge=0,
+        description="On SIGTERM, how long a worker lets its runs' current steps finish "
+        "before it hands them to another worker.",
     )
 
     # --- limits --------------------------------------------------------------------

@@ -18,6 +18,7 @@ from builder.cli import (
     serve,
     sweep,
     tools,
+    worker,
 )
 from builder.cli.app import app, err_console
 from builder.errors import BuilderError
@@ -47,4 +48,5 @@ _COMMAND_MODULES = (
     serve,
     sweep,
     tools,
+    worker,
 )

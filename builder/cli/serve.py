@@ -32,6 +32,12 @@ def serve(
     port: int = typer.Option(8000, min=1, max=65535, help="Port to listen on."),
     workers: int = typer.Option(1, min=1, help="Worker processes (each a full service)."),
     access_log: bool = typer.Option(True, help="Log every request (uvicorn's access log)."),
+    run_worker: bool = typer.Option(
+        True,
+        "--worker/--no-worker",
+        help="Also work queued runs in this process (default); --no-worker leaves them "
+        "to `builder worker` processes.",
+    ),
 ) -> None:
     """Serve the HTTP API (docs/api.md) until interrupted."""
     import uvicorn
@@ -39,6 +45,10 @@ def serve(
     from builder.log import configure_logging
     from builder.settings import get_settings
 
+    if not run_worker:
+        # Read by every uvicorn worker process's settings too.
+        os.environ["BUILDER_RUN_WORKER"] = "false"
+        get_settings.cache_clear()
     settings = get_settings()
     try:
         settings.validate_for_production()
@@ -52,7 +62,8 @@ def serve(
         "log_config": None,  # our logging: JSON in production, the redactor on every line
         "access_log": access_log,
         "proxy_headers": True,
-        "timeout_graceful_shutdown": 30,
+        # Open streams get this long to end before the runs' own grace begins.
+        "timeout_graceful_shutdown": 5,
     }
     if workers == 1:
         from builder.http.app import create_app

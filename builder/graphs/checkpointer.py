@@ -11,11 +11,12 @@ rebuilt from it. So contexts are bounded in time and number:
   ``FOR UPDATE SKIP LOCKED`` so several processes can sweep at once without doing the
   same work twice (eviction, which counts before it picks, is done by one sweeper at a
   time so that two cannot both evict the same excess);
-* a thread whose run is in progress holds ``FOR KEY SHARE`` on its row for the whole
-  run (:meth:`TTLCheckpointer.hold_context`), which ``FOR UPDATE`` in the sweeper
-  cannot take: a running context is never swept, and a crashed run's lock dies with
-  its connection. Holds and sweeps use connections of their own, never the pool's, so
-  any number of runs in progress cannot starve the pool their checkpoints go through.
+* a thread whose run holds a live lease in the run queue (``runs.lease_expires_at``)
+  is passed over by the sweeper: a running context is never swept, and a crashed
+  run's lease runs out. No connection is held for a run: any number of runs in
+  progress share the pool their checkpoints go through. (:meth:`hold_context` keeps a
+  thread with no run, for tools outside a run, by holding ``FOR KEY SHARE`` on its row
+  on a connection of its own.) Sweeps use a connection of their own too.
 
 It is :class:`~langgraph.checkpoint.postgres.aio.AsyncPostgresSaver` underneath (and
 passes ``langgraph-checkpoint-conformance``); the thread table is ``threads``, created
@@ -72,9 +73,14 @@ SET last_activity_at = now(),
     expires_at = now() + make_interval(secs => coalesce(threads.ttl_seconds, %(ttl)s))
 """
 
+# A thread whose run holds a live lease (see builder.runs.queue) is never swept: the
+# lease row, not a connection held for the whole run, keeps its context.
 SELECT_EXPIRED_SQL = """
 SELECT thread_id FROM threads
 WHERE expires_at IS NOT NULL AND expires_at <= now()
+  AND NOT EXISTS (
+      SELECT 1 FROM runs WHERE runs.thread_id = threads.thread_id
+        AND runs.status = 'running' AND runs.lease_expires_at > now())
 ORDER BY expires_at
 LIMIT %(limit)s
 FOR UPDATE SKIP LOCKED
@@ -90,6 +96,9 @@ COUNT_LIVE_SQL = "SELECT count(*) AS n FROM threads WHERE expires_at > now()"
 SELECT_LEAST_RECENT_SQL = """
 SELECT thread_id FROM threads
 WHERE expires_at > now()
+  AND NOT EXISTS (
+      SELECT 1 FROM runs WHERE runs.thread_id = threads.thread_id
+        AND runs.status = 'running' AND runs.lease_expires_at > now())
 ORDER BY last_activity_at, thread_id
 LIMIT %(limit)s
 FOR UPDATE SKIP LOCKED
@@ -293,6 +302,31 @@ class TTLCheckpointer(AsyncPostgresSaver):
         except psycopg.Error as exc:
             # The server is gone (the hold went with it): the sweeper's TTL still holds.
             _log.warning("checkpointer.touch_failed", thread_id=key, error=str(exc))
+
+    async def rewind(self, thread_id: str, checkpoint_id: str) -> int:
+        """Make ``checkpoint_id`` the thread's latest checkpoint, with nothing pending.
+
+        Drops the checkpoints written after it and the writes of the tasks run from
+        it, so the graph runs those tasks again from it and the history stays one
+        line. For a run taken over on another machine whose latest steps' effects
+        (files in a sandbox that went away) must be made again.
+
+        Returns:
+            How many checkpoints were dropped.
+        """
+        key = {"thread_id": str(thread_id), "checkpoint_id": checkpoint_id}
+        async with self._cursor(pipeline=True) as cur:
+            await cur.execute(
+                "DELETE FROM checkpoint_writes WHERE thread_id = %(thread_id)s "
+                "AND checkpoint_ns = '' AND checkpoint_id >= %(checkpoint_id)s",
+                key,
+            )
+            await cur.execute(
+                "DELETE FROM checkpoints WHERE thread_id = %(thread_id)s "
+                "AND checkpoint_ns = '' AND checkpoint_id > %(checkpoint_id)s",
+                key,
+            )
+            return cur.rowcount
 
     # --- sweeping --------------------------------------------------------------------
     async def sweep(

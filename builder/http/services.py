@@ -115,7 +115,9 @@ class Services:
                 _log.info("http.migrating")
                 await upgrade_database(db)
             helper_model = load_chat_model(settings=settings, temperature=0)
-            runs = await stack.enter_async_context(RunService.open(settings, db=db))
+            runs = await stack.enter_async_context(
+                RunService.open(settings, db=db, worker="all" if settings.run_worker else "none")
+            )
             limiter = RateLimiter(settings)
             stack.push_async_callback(limiter.aclose)
             redis = None

@@ -411,6 +411,12 @@ class Run(TableModel, table=True):
         CheckConstraint("jsonb_typeof(metadata) = 'object'", name="metadata_is_object"),
         ForeignKeyConstraint(["thread_id"], ["threads.thread_id"], ondelete="CASCADE"),
         Index(None, "thread_id", "created_at"),
+        # The queue: workers scan the runs waiting or working, oldest first.
+        Index(
+            "ix_runs_queue",
+            "created_at",
+            postgresql_where=text("status IN ('pending', 'running')"),
+        ),
     )
 
     run_id: str = Field(sa_type=Text, primary_key=True)
@@ -434,6 +440,25 @@ class Run(TableModel, table=True):
     created_at: datetime | None = _created_at()
     updated_at: datetime | None = _created_at()
     ended_at: datetime | None = _timestamp()
+    user_id: uuid.UUID | None = Field(default=None, nullable=True)
+    """Who started it (per-user concurrency caps count by it)."""
+    input: dict[str, Any] | None = Field(default=None, sa_type=JSONB, nullable=True)
+    """What a worker needs to start or take over the run (prompt and options); set for
+    runs started through the queue."""
+    worker_id: str | None = _text(nullable=True)
+    """The worker holding the run's lease."""
+    lease_expires_at: datetime | None = _timestamp()
+    """When the lease ends unless its worker renews it; then another worker takes over."""
+    attempts: int = Field(
+        default=0, sa_type=Integer, sa_column_kwargs={"server_default": "0", "nullable": False}
+    )
+    """How many times a worker claimed the run."""
+    cancel_requested: bool = Field(
+        default=False,
+        sa_type=Boolean,
+        sa_column_kwargs={"server_default": text("false"), "nullable": False},
+    )
+    """Set by a cancel from any process; the worker's heartbeat reads it."""
 
 
 PUBLICATION_STATUSES = ("running", "ready", "error")

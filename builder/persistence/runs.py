@@ -124,21 +124,38 @@ async def record_run_started(
     await db.run(work)
 
 
-async def record_run_finished(db: Database, *, run_id: str, result: dict[str, Any]) -> None:
-    """Record how a run ended: its status, result and error."""
+async def record_run_finished(
+    db: Database, *, run_id: str, result: dict[str, Any], worker: str | None = None
+) -> bool:
+    """Record how a run ended: its status, result and error.
+
+    Args:
+        db: The database.
+        run_id: The run.
+        result: Its result (``RunResult.as_dict()``).
+        worker: Record it only while this worker holds the run's lease (a worker
+            whose run was taken over must not end it too).
+
+    Returns:
+        Whether it was recorded.
+    """
     status = str(result.get("status", "error"))
     thread_status = {"success": "idle", "cancelled": "idle", "interrupted": "interrupted"}
+    where = [runs.c.run_id == run_id]
+    if worker is not None:
+        where += [runs.c.worker_id == worker, runs.c.status == "running"]
 
-    async def work(session: AsyncSession) -> None:
+    async def work(session: AsyncSession) -> bool:
         row = await session.execute(
             runs.update()
-            .where(runs.c.run_id == run_id)
+            .where(*where)
             .values(
                 status=status,
                 result=result,
                 error=result.get("error"),
                 updated_at=func.now(),
                 ended_at=func.now(),
+                lease_expires_at=None,
             )
             .returning(runs.c.thread_id)
         )
@@ -149,8 +166,9 @@ async def record_run_finished(db: Database, *, run_id: str, result: dict[str, An
                 .where(threads.c.thread_id == thread_id)
                 .values(status=thread_status.get(status, "error"), updated_at=func.now())
             )
+        return thread_id is not None
 
-    await db.run(work)
+    return await db.run(work)
 
 
 async def running_runs(db: Database, *, limit: int = 1000) -> list[tuple[str, str]]:

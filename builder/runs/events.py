@@ -63,11 +63,14 @@ class RunStream:
             (token events are the bulk, and a late reader still gets every message).
     """
 
-    def __init__(self, *, replay: int = REPLAY_EVENTS) -> None:
+    def __init__(self, *, replay: int = REPLAY_EVENTS, first_seq: int = 0) -> None:
         self._events: deque[RunEvent] = deque(maxlen=replay)
-        self._next_seq = 0
+        self._next_seq = first_seq
         self._closed = False
         self._changed = asyncio.Condition()
+
+    handed_over = False
+    """Closed because another process goes on with the run (no end is published)."""
 
     @property
     def closed(self) -> bool:
@@ -82,6 +85,26 @@ class RunStream:
             self._next_seq += 1
             self._changed.notify_all()
         return event
+
+    def renumber(self, first_seq: int) -> None:
+        """Number the stream's events from ``first_seq`` (before anything is published):
+        a run taken over goes on from where the stream of its earlier attempt stopped."""
+        if self._events:
+            raise RuntimeError("renumber() is for a stream with no events yet")
+        self._next_seq = max(self._next_seq, first_seq)
+
+    async def put(self, event: RunEvent) -> None:
+        """Append an event numbered elsewhere (a run followed from another process).
+
+        Its ``seq`` is kept, so a client's ``Last-Event-ID`` means the same event in
+        every process; an event at or before the last one is ignored.
+        """
+        async with self._changed:
+            if event.seq < self._next_seq:
+                return
+            self._events.append(event)
+            self._next_seq = event.seq + 1
+            self._changed.notify_all()
 
     async def close(self) -> None:
         """Mark the end of the stream."""
@@ -99,13 +122,28 @@ class RunStream:
         async with self._changed:
             while True:
                 if self._events and self._events[-1].seq > after:
-                    # Buffered seqs are consecutive: skip straight to the first one wanted.
-                    start = max(0, after + 1 - self._events[0].seq)
+                    start = self._first_after(after)
                     stop = None if limit is None else start + limit
                     return list(itertools.islice(self._events, start, stop))
                 if self._closed:
                     return []
                 await self._changed.wait()
+
+    def _first_after(self, after: int) -> int:
+        """Index of the first buffered event with ``seq > after``."""
+        events = self._events
+        start = max(0, after + 1 - events[0].seq)
+        if events[-1].seq - events[0].seq == len(events) - 1:
+            return start  # consecutive seqs: straight to it
+        # Gaps (events a crashed process never passed on): search.
+        low, high = 0, len(events)
+        while low < high:
+            middle = (low + high) // 2
+            if events[middle].seq > after:
+                high = middle
+            else:
+                low = middle + 1
+        return low
 
     async def subscribe(self, *, after: int = -1) -> AsyncIterator[RunEvent]:
         """Events with ``seq > after``: the buffered ones, then live ones until the end."""

@@ -172,25 +172,45 @@ class RunFanout:
         return f"{self.prefix}run:{run_id}:cancel"
 
     # --- the process that runs the run ------------------------------------------------------
-    def mirror(self, run_id: str, stream: RunStream, *, channel: Channel) -> None:
+    def mirror(
+        self, run_id: str, stream: RunStream, *, channel: Channel, replace: bool = True
+    ) -> None:
         """Copy ``stream`` to Redis in the background until it closes; never waits.
 
         A stream left in Redis under the same run id (a run resumed after a crash) is
-        replaced.
+        replaced, unless ``replace`` is False: a run taken over by another worker goes
+        on appending to it (its stream numbered on from :meth:`last_seq`).
         """
         task = asyncio.create_task(
-            self._mirror(self.key(run_id, channel), stream, channel),
+            self._mirror(self.key(run_id, channel), stream, channel, replace),
             name=f"fanout-{channel}-{run_id}",
         )
         self._writers.add(task)
         task.add_done_callback(self._writers.discard)
 
-    async def _mirror(self, key: str, stream: RunStream, channel: Channel) -> None:
+    async def last_seq(self, run_id: str, *, channel: Channel = "events") -> int:
+        """The seq of the last event of a run's stream in Redis (-1: none, or unreachable)."""
+        key = self.key(run_id, channel)
+
+        async def newest(redis: Redis) -> list[Entry]:
+            return cast(list[Entry], await redis.xrevrange(key, count=2))
+
+        entries = await self._call(newest)
+        if isinstance(entries, Unavailable):
+            return -1
+        for entry_id, fields in entries:
+            if b"end" not in fields:
+                return _seq(entry_id)
+        return -1
+
+    async def _mirror(self, key: str, stream: RunStream, channel: Channel, replace: bool) -> None:
         written = -1
-        fresh, unsure = True, False
+        fresh, unsure = replace, not replace
         failures_at_end = 0
         while True:
             batch = await stream.next_events(after=written, limit=_BATCH)
+            if not batch and stream.handed_over:
+                return  # another worker goes on with the run, appending to this stream
             send = partial(self._append, key=key, channel=channel, batch=batch)
             last = await self._call(partial(send, fresh=fresh, unsure=unsure))
             if isinstance(last, Unavailable):

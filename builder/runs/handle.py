@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -97,9 +97,21 @@ class RunHandle:
         """LangGraph's own stream parts (event type = stream mode, data ``{"chunk": part}``),
         when the run was started with ``graph_stream``."""
         self.stream_modes: tuple[GraphStreamMode, ...] = STREAM_MODES
+        self.position: int | None = None
+        """While pending: how many queued runs go first, plus one (1 = next)."""
         self._cancel_grace = cancel_grace
         self._task: asyncio.Task[RunResult] | None = None
-        self._started: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._placed: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        """Resolved by the worker: a claim to run here, or where the run is instead."""
+        self._executing = False
+        self._handing_over = False
+        """Stopping to let another worker continue (shutdown, or the lease was lost)."""
+        self._lost = False
+        """Another worker holds the lease now."""
+        self._finishing = False
+        self._finished_seen = False
+        self._cancel_wanted = False
+        self._canceller: Callable[[RunHandle], None] | None = None
 
     @property
     def done(self) -> bool:
@@ -124,10 +136,9 @@ class RunHandle:
         """
         if self.done:
             return
-        if self.status == "pending":
-            # Still queued for the project: nothing has run, so stop waiting at once.
-            self.status = "cancelled"
-            self._hard_cancel()
+        if not self._executing and self._canceller is not None:
+            # Queued, or running in another process: the service reaches it there.
+            self._canceller(self)
             return
         self.control.request_drain("cancelled")
         loop = asyncio.get_running_loop()

@@ -2,23 +2,25 @@
 
 A turn (:meth:`RunService.start`):
 
-1. takes the project's run lock — a second run on the same project is rejected
+1. is queued (:mod:`builder.runs.queue`) — a second run on the same project is rejected
    (:class:`~builder.errors.RunInProgress`) or waits its turn (``enqueue``); never two
-   runs on one thread;
-2. persists the user message;
-3. loads the project's context (the LangGraph thread) or rebuilds it from the durable
-   project when it is new or has expired;
+   runs on one thread, whichever replicas start and work them;
+2. is claimed by a worker (:mod:`builder.runs.worker`: this process's, or another's)
+   under a lease it renews by heartbeat; the handle follows it wherever it is worked;
+3. persists the user message, loads the project's context (the LangGraph thread) or
+   rebuilds it from the durable project when it is new or has expired;
 4. leases the project's sandbox from the pool (recreated from the latest snapshot when
    it is gone);
 5. runs the graph with durability ``sync`` and streams events (tokens, messages, tool
    calls, file changes, snapshots, errors) to any number of subscribers;
-6. persists the assistant message and releases everything.
+6. persists the assistant message and records its end, only while it holds the lease.
 
 Cancelling stops the run at the next step boundary; the context is left consistent
 (pending tool calls are answered as cancelled) and the next turn carries on from it.
 With Redis (:class:`~builder.runs.fanout.RunFanout`) every run's events are also
 copied there, and a cancel requested through any process reaches the one running it.
-A run interrupted by a crash is resumed with ``resume=True``: steps that completed are
+A run whose worker died is taken over by another worker from its last checkpoint (or
+resumed with ``resume=True`` where nobody takes runs over): steps that completed are
 not run again.
 """
 
@@ -26,20 +28,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 from cachetools import TTLCache
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool
 from langgraph.errors import GraphDrained
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from builder.errors import BuilderError, InvalidInput, RunInProgress
+from builder.errors import BuilderError, DependencyUnavailable, InvalidInput, RunInProgress
 from builder.graphs.checkpointer import TTLCheckpointer
 from builder.graphs.context import RunContext
+from builder.graphs.persist import manifest_changes, scan_workspace
 from builder.graphs.toolcalls import pending_tool_calls
 from builder.graphs.web_builder import WebBuilderGraph, build_web_builder_graph
 from builder.locks import LockManager
@@ -50,10 +56,9 @@ from builder.persistence.messages import append_message, list_messages
 from builder.persistence.projects import get_project, record_sandbox
 from builder.persistence.runs import (
     ensure_thread,
-    record_run_abandoned,
+    get_run,
     record_run_finished,
     record_run_started,
-    running_runs,
 )
 from builder.persistence.usage import run_usage
 from builder.runs.conversation import ReplyParts, rebuild_context
@@ -69,8 +74,19 @@ from builder.runs.handle import (
     RunStatus,
     close_streams,
 )
+from builder.runs.queue import (
+    ClaimedRun,
+    cancel_queued,
+    enqueue,
+    queue_positions,
+    release,
+    reset_abandoned,
+    resumable_run,
+    run_lock_key,
+)
 from builder.runs.sandboxes import project_pool
 from builder.runs.translate import publish_part, summarise
+from builder.runs.worker import RunWorker, WorkerMode
 from builder.sandbox.base import Sandbox
 from builder.sandbox.pool import SandboxPool
 from builder.settings import Settings, get_settings
@@ -133,6 +149,8 @@ class RunService:
         locks: LockManager,
         settings: Settings,
         fanout: RunFanout | None = None,
+        worker: WorkerMode = "own",
+        concurrency: int | None = None,
     ) -> None:
         self.db = db
         self.graph = graph
@@ -141,8 +159,17 @@ class RunService:
         self.locks = locks
         self.settings = settings
         self.fanout = fanout
+        self.worker = RunWorker(
+            db,
+            settings,
+            mode=worker,
+            concurrency=concurrency or settings.worker_concurrency,
+            adopt=self._adopt,
+            shared_events=fanout is not None,
+        )
         self._active: dict[str, RunHandle] = {}
         self._finished: TTLCache[str, RunHandle] = TTLCache(_FINISHED_KEPT, _FINISHED_SECONDS)
+        self._closing = False
 
     @classmethod
     @asynccontextmanager
@@ -153,6 +180,8 @@ class RunService:
         db: Database | None = None,
         model: Any = None,
         extra_tools: Iterable[Callable[..., Any] | BaseTool] = (),
+        worker: WorkerMode = "own",
+        concurrency: int | None = None,
     ) -> AsyncIterator[RunService]:
         """A runs service with its checkpointer, sandbox pool and locks, closed on exit.
 
@@ -163,6 +192,10 @@ class RunService:
             extra_tools: More tools for the agent: functions or LangChain tools (see
                 :func:`~builder.graphs.web_builder.build_web_builder_graph`). The tools of
                 the MCP servers of ``BUILDER_MCP_SERVERS`` are added too.
+            worker: Which queued runs this process works: ``all`` (a server's worker:
+                any run, and runs whose worker died), ``own`` (those it starts), or
+                ``none`` (it only starts and follows runs).
+            concurrency: Most runs worked at once (default ``BUILDER_WORKER_CONCURRENCY``).
         """
         settings = settings or get_settings()
         owns_db = db is None
@@ -170,10 +203,15 @@ class RunService:
         async with AsyncExitStack() as stack:
             if owns_db:
                 stack.push_async_callback(database.dispose)
+            # Each pool as large as the database's: a worker's connections are bounded
+            # by BUILDER_DB_POOL_SIZE + BUILDER_DB_MAX_OVERFLOW, whatever its runs.
+            pool_max = settings.db_pool_size + settings.db_max_overflow
             checkpointer = await stack.enter_async_context(
-                TTLCheckpointer.from_settings(database.psycopg_url, settings)
+                TTLCheckpointer.from_settings(database.psycopg_url, settings, pool_max=pool_max)
             )
-            locks = LockManager.from_settings(settings, dsn=database.psycopg_url)
+            locks = LockManager(
+                database.psycopg_url, timeout=settings.lock_timeout, pool_max=pool_max
+            )
             stack.push_async_callback(locks.close)
 
             pool = project_pool(database, settings)
@@ -196,14 +234,18 @@ class RunService:
                 locks=locks,
                 settings=settings,
                 fanout=fanout,
+                worker=worker,
+                concurrency=concurrency,
             )
             stack.push_async_callback(service.close)
             if fanout is not None:
                 fanout.listen(service._cancel_requested, runs=lambda: list(service._active))
-            try:
-                await service.reconcile()
-            except Exception:  # the periodic sweep tries again
-                _log.exception("runs.reconcile_failed")
+            if worker != "all":
+                try:
+                    await service.reconcile()
+                except Exception:  # the periodic sweep tries again
+                    _log.exception("runs.reconcile_failed")
+            service.worker.start()
             if settings.maintenance_seconds > 0:
                 maintenance = asyncio.create_task(
                     service.maintain(settings.maintenance_seconds), name="builder-maintenance"
@@ -225,15 +267,19 @@ class RunService:
         token_budget: int | None = None,
         graph_stream: Sequence[GraphStreamMode] | None = None,
     ) -> RunHandle:
-        """Start a turn; returns once the run holds the project (or is queued).
+        """Queue a turn; returns once it is queued (a worker claims it, here or elsewhere).
+
+        The handle follows the run wherever it is worked: events, status, result and
+        cancel work the same whether this process's worker claimed it or another's.
 
         Args:
             user_id: The caller; the project must be theirs.
             project_id: The project.
             prompt: The user's message; None only with ``resume``.
-            multitask: ``reject`` a second run while one is in progress, or
+            multitask: ``reject`` a second run while one is pending or in progress, or
                 ``enqueue`` it behind the current one.
-            resume: First finish a run that was interrupted by a crash.
+            resume: First finish a run that was interrupted by a crash (the project's
+                run that stopped without ending is queued again, under its own id).
             run_id: This run's id (default: a new one).
             max_steps: Overrides the step limit for this run.
             token_budget: Overrides the token budget for this run.
@@ -243,7 +289,7 @@ class RunService:
 
         Raises:
             NotFound: No such project for this user.
-            RunInProgress: ``reject`` and a run is in progress on the project.
+            RunInProgress: ``reject`` and a run is pending or in progress on the project.
             InvalidInput: Neither a prompt nor ``resume``.
         """
         if prompt is None and not resume:
@@ -251,45 +297,97 @@ class RunService:
         if prompt is not None:
             check_prompt(prompt)
         await get_project(self.db, user_id=user_id, project_id=project_id)
+        resuming = None
+        if resume and run_id is None:
+            run_id = resuming = await resumable_run(self.db, project_id=project_id)
         handle = RunHandle(
             run_id or uuid.uuid4().hex, project_id, cancel_grace=self.settings.timeout_sandbox
         )
+        modes: list[str] | None = None
         if graph_stream is not None:
             handle.graph_stream = RunStream()
             handle.stream_modes = tuple(dict.fromkeys([*STREAM_MODES, *graph_stream]))
-        self._active[handle.run_id] = handle
-        handle._task = asyncio.create_task(
-            self._execute(
-                handle,
-                user_id=user_id,
-                prompt=prompt,
-                multitask=multitask,
-                resume=resume,
-                max_steps=max_steps,
-                token_budget=token_budget,
-            ),
-            name=f"run-{handle.run_id}",
+            modes = list(handle.stream_modes)
+        thread_id = str(project_id)
+        await ensure_thread(self.db, thread_id=thread_id, user_id=user_id, project_id=project_id)
+        queued = await enqueue(
+            self.db,
+            run_id=handle.run_id,
+            thread_id=thread_id,
+            project_id=project_id,
+            user_id=user_id,
+            multitask=multitask,
+            run_input={
+                "prompt": prompt,
+                "resume": resume,
+                "max_steps": max_steps,
+                "token_budget": token_budget,
+                "stream_modes": modes,
+            },
         )
+        if not queued and resuming is None:
+            raise RunInProgress(project_id)
+        # Not queued while resuming: its lease has not run out yet. A worker (this
+        # process's too) takes it over when it does, unless its worker ends it first.
+        handle._canceller = self._cancel_elsewhere
+        self._active[handle.run_id] = handle
+        handle._task = asyncio.create_task(self._lifecycle(handle), name=f"run-{handle.run_id}")
         handle._task.add_done_callback(lambda _: self._retire(handle))
-        try:
-            await asyncio.shield(handle._started)
-        except RunInProgress:
-            await asyncio.gather(handle._task, return_exceptions=True)
-            raise
-        if self.fanout is not None:
-            # From the first event on: the stream keeps what was published meanwhile.
-            self.fanout.mirror(handle.run_id, handle.stream, channel="events")
-            if handle.graph_stream is not None:
-                self.fanout.mirror(handle.run_id, handle.graph_stream, channel="graph")
+        self.worker.wait_for_placement(handle)
         return handle
 
     def get(self, run_id: str) -> RunHandle | None:
         """An active or recently finished run of this process."""
         return self._active.get(run_id) or self._finished.get(run_id)
 
+    async def position(self, run_id: str) -> int | None:
+        """A pending run's place in the queue (1 = next), wherever it was started; None
+        once it works or has ended."""
+        status, place = (await queue_positions(self.db, run_ids=[run_id])).get(run_id, ("", None))
+        return place if status == "pending" else None
+
+    async def cancel(self, run_id: str) -> bool:
+        """Cancel a run wherever it is: queued, or running in any process.
+
+        A queued run ends ``cancelled`` at once; a running one stops at its next step
+        boundary (its worker hears it through Redis at once, or through the database at
+        its next heartbeat).
+
+        Returns:
+            False when the run has already ended (or is unknown).
+        """
+        handle = self._active.get(run_id)
+        if handle is not None and handle._executing:
+            handle.cancel()
+            return True
+        outcome = await cancel_queued(self.db, run_id=run_id)
+        if outcome == "requested" and self.fanout is not None:
+            with contextlib.suppress(DependencyUnavailable):
+                await self.fanout.request_cancel(run_id)
+        self.worker.wake()
+        return outcome is not None
+
+    @asynccontextmanager
+    async def project_idle(self, project_id: uuid.UUID) -> AsyncIterator[bool]:
+        """Hold a project with no run working on it, if it has none right now.
+
+        Yields True when the project's run lock is held for the body and no run holds
+        a lease on it (no run starts on it meanwhile); False when a run is working on
+        it, or someone else holds it (nothing is held during the body then).
+        """
+        async with self.locks.try_hold(run_lock_key(project_id)) as held:
+            if held:
+                held = not await _project_running(self.db, project_id)
+            yield held
+
+    async def delete_context(self, project_id: uuid.UUID) -> None:
+        """Delete a project's agent context (its checkpoints); hold it idle first
+        (:meth:`project_idle`)."""
+        await self.checkpointer.adelete_thread(str(project_id))
+
     async def maintain(self, every: float) -> None:
-        """Reconcile abandoned runs (:meth:`reconcile`), sweep expired contexts and idle
-        sandboxes every ``every`` seconds, forever.
+        """Reconcile abandoned runs (:meth:`reconcile`, unless this process takes them
+        over), sweep expired contexts and idle sandboxes every ``every`` seconds.
 
         Several processes may run this at once: the sweep splits its work between them
         (``FOR UPDATE SKIP LOCKED``). A failed round is logged and the next one runs.
@@ -297,102 +395,192 @@ class RunService:
         while True:
             await asyncio.sleep(every)
             try:
-                await self.reconcile()
+                if self.worker.mode != "all":
+                    await self.reconcile()
                 await self.checkpointer.sweep()
                 await self.pool.sweep_idle()
             except Exception:
                 _log.exception("maintenance.failed")
 
     async def reconcile(self) -> list[str]:
-        """Mark runs whose process is gone as interrupted, and their threads too.
+        """Mark runs nobody works any more as interrupted, and their threads too.
 
-        A run's process holds the project's run lock (a database lock, released by the
-        server when the process's connection ends) from before the run is recorded as
-        running until it is recorded as finished. So a run recorded as running whose
-        lock is free right now has no process any more: it was killed, or finishing it
-        failed. Any process may reconcile; taking the lock keeps a new run from starting
-        on the project meanwhile. The thread can then be resumed.
+        For processes that take no runs over (``builder run``): a run whose lease ran
+        out (its worker died), or one of this process's whose end could not be
+        recorded, is marked interrupted; ``resume`` then finishes it. A server's worker
+        takes such runs over instead.
 
         Returns:
             The run ids marked as interrupted.
         """
-        abandoned = []
-        for run_id, thread_id in await running_runs(self.db):
-            if run_id in self._active:
-                continue
-            async with self.locks.try_hold(f"run:{thread_id}") as held:
-                if held and await record_run_abandoned(
-                    self.db, run_id=run_id, error="the process running it stopped"
-                ):
-                    abandoned.append(run_id)
+        abandoned = await reset_abandoned(
+            self.db,
+            worker=self.worker.id,
+            mine=list(self._active),
+            error="the process running it stopped",
+        )
         if abandoned:
             _log.warning("runs.reconciled", runs=abandoned)
         return abandoned
 
     async def close(self) -> None:
-        """Cancel active runs and wait for them to stop."""
+        """Stop claiming, let running steps finish (``BUILDER_SHUTDOWN_GRACE_SECONDS``),
+        then hand the runs still going to other workers (their leases are released).
+        """
+        self._closing = True
+        self.worker.stop_claiming()
         handles = list(self._active.values())
         for handle in handles:
-            handle.cancel()
+            if handle._executing:
+                handle._handing_over = True
+                handle.control.request_drain("shutdown")
+        tasks = [h._task for h in handles if h._task is not None and h._executing]
+        if tasks:
+            await asyncio.wait(tasks, timeout=self.settings.shutdown_grace_seconds)
+        for handle in handles:
             handle._hard_cancel()
-        tasks = [h._task for h in handles if h._task is not None]
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*(h._task for h in handles if h._task), return_exceptions=True)
+        await self.worker.close()
 
     # --- the run -----------------------------------------------------------------------
     def _cancel_requested(self, run_id: str) -> bool:
         """Cancel a run of this process that another process asked to stop."""
         handle = self._active.get(run_id)
-        if handle is None:
+        if handle is None or not handle._executing:
             return False
         handle.cancel()
         return True
 
+    def _cancel_elsewhere(self, handle: RunHandle) -> None:
+        """Cancel a run started here that is queued, or worked by another process."""
+        handle._cancel_wanted = True  # seen when this process's worker claims it meanwhile
+        task = asyncio.create_task(self.cancel(handle.run_id), name=f"cancel-{handle.run_id}")
+        self._background(task)
+
+    def _background(self, task: asyncio.Task[Any]) -> None:
+        _background_tasks.add(task)
+        task.add_done_callback(_background_tasks.discard)
+
     def _retire(self, handle: RunHandle) -> None:
         self._active.pop(handle.run_id, None)
+        self.worker.waiting.pop(handle.run_id, None)
+        self.worker.working.pop(handle.run_id, None)
         self._finished[handle.run_id] = handle
+        self.worker.wake()
 
-    async def _execute(
-        self,
-        handle: RunHandle,
-        *,
-        user_id: uuid.UUID,
-        prompt: str | None,
-        multitask: MultitaskStrategy,
-        resume: bool,
-        max_steps: int | None,
-        token_budget: int | None,
-    ) -> RunResult:
+    def _adopt(self, claimed: ClaimedRun) -> None:
+        """Work a run this worker claimed that was started in another process (or whose
+        worker died)."""
+        handle = RunHandle(
+            claimed.run_id, claimed.project_id, cancel_grace=self.settings.timeout_sandbox
+        )
+        modes = claimed.input.get("stream_modes")
+        if modes:
+            handle.graph_stream = RunStream()
+            handle.stream_modes = tuple(modes)
+        handle._canceller = self._cancel_elsewhere
+        self._active[handle.run_id] = handle
+        self.worker.working[handle.run_id] = handle
+        handle._placed.set_result(claimed)
+        handle._task = asyncio.create_task(self._lifecycle(handle), name=f"run-{handle.run_id}")
+        handle._task.add_done_callback(lambda _: self._retire(handle))
+
+    async def _lifecycle(self, handle: RunHandle) -> RunResult:
+        """Wait for the run to be placed, then work it here or follow it elsewhere."""
+        try:
+            placed = await handle._placed
+        except asyncio.CancelledError:
+            # Closing: the run stays queued for another worker.
+            await close_streams(handle)
+            raise
+        if isinstance(placed, ClaimedRun):
+            return await self._execute(handle, placed)
+        return await self._follow_elsewhere(handle)
+
+    async def _follow_elsewhere(self, handle: RunHandle) -> RunResult:
+        """Mirror a run worked by another process into this handle, until it ends."""
+        run_id = handle.run_id
+        handle.status = "running"
+
+        async def ended() -> bool:
+            row = await get_run(self.db, run_id=run_id)
+            return row is None or row["ended_at"] is not None
+
+        try:
+            if self.fanout is not None:
+                copies = [self._copy_remote(handle, "events", ended)]
+                if handle.graph_stream is not None:
+                    copies.append(self._copy_remote(handle, "graph", ended))
+                await asyncio.gather(*copies)
+            row = await get_run(self.db, run_id=run_id)
+            while row is not None and row["ended_at"] is None:
+                await asyncio.sleep(self.settings.run_poll_seconds)
+                row = await get_run(self.db, run_id=run_id)
+            result = _recorded_result(handle, row)
+            handle.status = result.status
+            if not handle.stream.closed and not handle._finished_seen:
+                await handle.stream.publish("run_finished", **result.as_dict())
+            return result
+        finally:
+            await close_streams(handle)
+
+    async def _copy_remote(
+        self, handle: RunHandle, channel: Literal["events", "graph"], ended: Any
+    ) -> None:
+        assert self.fanout is not None
+        target = handle.stream if channel == "events" else handle.graph_stream
+        assert target is not None
+        try:
+            remote = await self.fanout.follow(handle.run_id, channel=channel, ended=ended)
+        except DependencyUnavailable:
+            return
+        async for event in remote:
+            if event.type == "run_finished" and channel == "events":
+                handle._finished_seen = True
+            await target.put(event)
+
+    async def _execute(self, handle: RunHandle, claimed: ClaimedRun) -> RunResult:
         project_id = handle.project_id
         thread_id = str(project_id)
+        run_input = claimed.input
+        handle._executing = True
+        handle.status = "running"
+        if handle._cancel_wanted:
+            handle.cancel()
+        if self.fanout is not None:
+            if claimed.takeover:
+                # Events go on after the last one the earlier attempt passed on.
+                handle.stream.renumber(await self.fanout.last_seq(handle.run_id) + 1)
+                if handle.graph_stream is not None:
+                    last = await self.fanout.last_seq(handle.run_id, channel="graph")
+                    handle.graph_stream.renumber(last + 1)
+            replace = not claimed.takeover
+            self.fanout.mirror(handle.run_id, handle.stream, channel="events", replace=replace)
+            if handle.graph_stream is not None:
+                self.fanout.mirror(
+                    handle.run_id, handle.graph_stream, channel="graph", replace=replace
+                )
         result = RunResult(run_id=handle.run_id, project_id=project_id, status="error")
         with bound_context(run_id=handle.run_id, project_id=thread_id):
+            if claimed.takeover:
+                _log.warning("run.taken_over", attempt=claimed.attempts)
             async with AsyncExitStack() as stack:
-                try:
-                    await self._take_run_lock(stack, handle, multitask)
-                except BaseException as exc:
-                    if not handle._started.done():
-                        handle._started.set_exception(exc)
-                    result.status, result.error = "error", str(exc)
-                    await close_streams(handle)
-                    if isinstance(exc, RunInProgress):
-                        return result
-                    if handle.status == "cancelled":  # cancelled while queued
-                        result.status, result.stop_reason = "cancelled", "cancelled"
-                        result.error = None
-                        return result
-                    raise
                 try:
                     await self._turn(
                         stack,
                         handle,
                         result,
-                        user_id=user_id,
-                        prompt=prompt,
-                        resume=resume,
-                        max_steps=max_steps,
-                        token_budget=token_budget,
+                        user_id=claimed.user_id,
+                        prompt=run_input.get("prompt"),
+                        resume=bool(run_input.get("resume")),
+                        takeover=claimed.takeover,
+                        max_steps=run_input.get("max_steps"),
+                        token_budget=run_input.get("token_budget"),
                     )
-                except asyncio.CancelledError:
+                except (asyncio.CancelledError, _HandedOver):
+                    if handle._handing_over:
+                        await self._hand_over(handle, result)
+                        return result
                     result.status = "cancelled"
                     result.stop_reason = "cancelled"
                     await self._finish(handle, result)
@@ -405,23 +593,29 @@ class RunService:
                     await handle.stream.publish(
                         "error", code=result.error_code, message=result.error[:500]
                     )
+                except BaseException:
+                    # Stopped without an end (as by a crash): free the run at once for
+                    # whoever resumes or takes it over.
+                    await self._hand_over(handle, result)
+                    raise
                 await self._finish(handle, result)
         return result
 
-    async def _take_run_lock(
-        self, stack: AsyncExitStack, handle: RunHandle, multitask: MultitaskStrategy
-    ) -> None:
-        key = f"run:{handle.project_id}"
-        if multitask == "reject":
-            if not await stack.enter_async_context(self.locks.try_hold(key, long_lived=True)):
-                raise RunInProgress(handle.project_id)
-        else:
-            handle._started.set_result(None)  # queued: the caller may subscribe now
-            await stack.enter_async_context(
-                self.locks.hold(key, timeout=self.settings.run_queue_seconds, long_lived=True)
-            )
-        if not handle._started.done():
-            handle._started.set_result(None)
+    async def _hand_over(self, handle: RunHandle, result: RunResult) -> None:
+        """Leave the run to another worker: release its lease (unless lost already)."""
+        handle._finishing = True
+        result.status = "interrupted"
+        result.stop_reason = "handed_over"
+        if not handle._lost:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(
+                    release(self.db, worker=self.worker.id, run_ids=[handle.run_id])
+                )
+        _log.info("run.handed_over", lost=handle._lost)
+        handle.stream.handed_over = True
+        if handle.graph_stream is not None:
+            handle.graph_stream.handed_over = True
+        await close_streams(handle)
 
     async def _turn(
         self,
@@ -432,6 +626,7 @@ class RunService:
         user_id: uuid.UUID,
         prompt: str | None,
         resume: bool,
+        takeover: bool = False,
         max_steps: int | None,
         token_budget: int | None,
     ) -> None:
@@ -439,10 +634,8 @@ class RunService:
         thread_id = str(project_id)
         config: RunnableConfig = {"configurable": {"thread_id": thread_id}}
         handle.status = "running"
-        await ensure_thread(self.db, thread_id=thread_id, user_id=user_id, project_id=project_id)
-        await stack.enter_async_context(self.checkpointer.hold_context(thread_id))
         sandbox = await stack.enter_async_context(self.pool.lease(thread_id))
-        # Under the run lock: a copy another replica has moved past is refreshed first.
+        # Under the run's lease: a copy another replica has moved past is refreshed first.
         await sync_workspace(self.db, project_id=project_id, sandbox=sandbox)
 
         current = await self.graph.aget_state(config)
@@ -456,6 +649,19 @@ class RunService:
             )
             current = await self.graph.aget_state(config)
             interrupted = False
+        if takeover:
+            # An earlier attempt's worker stopped. Its checkpoints say how far it got.
+            ran = (current.metadata or {}).get(_RUN_ID_KEY) == handle.run_id
+            if ran and not interrupted:
+                # The graph finished the turn; only storing its end was lost.
+                done_turn = _last_turn(current.values.get("messages", []))
+                if await self._last_user_message(project_id) is not None:
+                    await self._store_reply(handle, done_turn)
+                await self._finish_recovered(handle, result, current, done_turn)
+                return
+            resume = ran  # from its last checkpoint; else the turn never began
+            if ran and await self._rewind_lost_steps(config, sandbox, current):
+                current = await self.graph.aget_state(config)
         graph_input: dict[str, Any] | None
         message_id: uuid.UUID | None = None
         run_id = handle.run_id
@@ -519,13 +725,16 @@ class RunService:
             before = dict(graph_input["files"])
         result.run_id = run_id
         config = {**config, "metadata": {_RUN_ID_KEY: run_id}}
-        await record_run_started(
-            self.db,
-            run_id=run_id,
-            thread_id=thread_id,
-            project_id=project_id,
-            resumed=graph_input is None,
-        )
+        if run_id != handle.run_id:
+            # Resuming a turn started under another id (before runs were queued): its
+            # own row says it runs again. The queued row was marked when claimed.
+            await record_run_started(
+                self.db,
+                run_id=run_id,
+                thread_id=thread_id,
+                project_id=project_id,
+                resumed=graph_input is None,
+            )
         await handle.stream.publish(
             "run_started",
             run_id=run_id,
@@ -560,6 +769,8 @@ class RunService:
                 await publish_part(handle.stream, parts, mode, chunk)
             result.status = "success"
         except GraphDrained:
+            if handle._handing_over:
+                raise _HandedOver from None
             await self._close_interrupted(config, "cancelled by the user", turn_input=graph_input)
             result.status = "cancelled"
         final = (await self.graph.aget_state(config)).values
@@ -579,6 +790,36 @@ class RunService:
                 parts=parts.parts,
                 model=self.settings.model,
             )
+
+    async def _rewind_lost_steps(
+        self, config: RunnableConfig, sandbox: Sandbox, current: Any
+    ) -> bool:
+        """Go back to the last saved step when the files of later ones are not here.
+
+        Files a step wrote are saved (a version of the project) by the step's persist
+        node. A worker that died between the two took the unsaved files with its
+        sandbox: the run goes on from the newest checkpoint whose files are all saved,
+        running the steps after it again (their model calls are not repeated).
+
+        Returns:
+            Whether the run was rewound.
+        """
+        values = current.values or {}
+        unsaved = manifest_changes(values.get("saved_files", {}), values.get("files", {}))
+        if not unsaved:
+            return False
+        here = await scan_workspace(sandbox)
+        if all(here.get(path) == sha for path, sha in unsaved.items()):
+            return False  # the same workspace (a shared volume, or this machine)
+        async for saved in self.checkpointer.alist(config):
+            channels = saved.checkpoint.get("channel_values", {})
+            if channels.get("files", {}) == channels.get("saved_files", {}):
+                checkpoint_id = saved.config["configurable"]["checkpoint_id"]
+                thread_id = config["configurable"]["thread_id"]
+                dropped = await self.checkpointer.rewind(thread_id, checkpoint_id)
+                _log.warning("run.rewound", unsaved=sorted(unsaved), checkpoints=dropped)
+                return True
+        return False
 
     async def _restart_dev_server(self, sandbox: Sandbox, server: Any) -> None:
         """Start the dev server again when the context says it runs and it does not.
@@ -668,9 +909,23 @@ class RunService:
         )
 
     async def _finish(self, handle: RunHandle, result: RunResult) -> None:
+        handle._finishing = True
+        recorded = True
+        try:
+            recorded = await record_run_finished(
+                self.db, run_id=handle.run_id, result=result.as_dict(), worker=self.worker.id
+            )
+            if result.run_id != handle.run_id:
+                await record_run_finished(self.db, run_id=result.run_id, result=result.as_dict())
+        except Exception:
+            _log.warning("run.finish_not_recorded", exc_info=True)
+        if not recorded:
+            # Taken over by another worker meanwhile: its attempt ends the run.
+            _log.warning("run.lease_lost_at_end", status=result.status)
+            handle._lost = True
+            await self._hand_over(handle, result)
+            return
         handle.status = result.status
-        with contextlib.suppress(Exception):
-            await record_run_finished(self.db, run_id=result.run_id, result=result.as_dict())
         await handle.stream.publish("run_finished", **result.as_dict())
         await close_streams(handle)
         _log.info(
@@ -680,6 +935,55 @@ class RunService:
             steps=result.steps,
             tokens=result.total_tokens,
         )
+
+
+class _HandedOver(Exception):
+    """The run stopped at a step boundary for another worker to continue it."""
+
+
+_background_tasks: set[asyncio.Task[Any]] = set()
+
+_PROJECT_RUNNING = text(
+    "SELECT 1 FROM runs WHERE project_id = :project_id AND status = 'running' "
+    "AND lease_expires_at > now() LIMIT 1"
+)
+
+
+async def _project_running(db: Database, project_id: uuid.UUID) -> bool:
+    """Whether a run holds a live lease on the project."""
+
+    async def work(session: AsyncSession) -> bool:
+        row = await session.execute(_PROJECT_RUNNING, {"project_id": project_id})
+        return row.first() is not None
+
+    return await db.run(work)
+
+
+def _recorded_result(handle: RunHandle, row: dict[str, Any] | None) -> RunResult:
+    """A run's result as its record has it (a run worked by another process)."""
+    if row is None:
+        return RunResult(
+            run_id=handle.run_id,
+            project_id=handle.project_id,
+            status="error",
+            error="the run was deleted",
+            error_code="not_found",
+        )
+    stored = dict(row.get("result") or {})
+    fields = {f.name for f in dataclasses.fields(RunResult)}
+    values = {k: v for k, v in stored.items() if k in fields and k != "project_id"}
+    values["run_id"] = handle.run_id
+    values["status"] = cast(RunStatus, row["status"])
+    values.setdefault("error", row.get("error"))
+    return RunResult(project_id=handle.project_id, **values)
+
+
+def _last_turn(context: list[Any]) -> list[Any]:
+    """The messages after the context's last human message."""
+    for index in range(len(context) - 1, -1, -1):
+        if isinstance(context[index], HumanMessage):
+            return list(context[index + 1 :])
+    return []
 
 
 def _reply_parts(turn: list[Any]) -> ReplyParts:

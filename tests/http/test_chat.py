@@ -94,3 +94,16 @@ def test_an_empty_prompt_or_unknown_field_is_refused(dev_server: ServerProcess) 
             assert client.post(f"/api/projects/{pid}/chat", json=body).status_code == 422
         blank = client.post(f"/api/projects/{pid}/chat/wait", json={"prompt": "   "})
         assert blank.status_code == 422 and blank.json()["error"]["code"] == "invalid_input"
+
+
+def test_a_runs_status_says_where_it_stands(dev_server: ServerProcess) -> None:
+    with dev_server.client(dev_server.new_key("chat-status")) as client:
+        pid = client.post("/api/projects", json={"name": "c"}).json()["id"]
+        result = client.post(f"/api/projects/{pid}/chat/wait", json={"prompt": "a bakery"}).json()
+        status = client.get(f"/api/projects/{pid}/chat/{result['run_id']}")
+        assert status.json() == {
+            "run_id": result["run_id"],
+            "project_id": pid,
+            "status": "success",
+            "position": None,
+        }

@@ -90,8 +90,12 @@ async def test_a_run_killed_at_the_worst_moment_resumes_to_identical_files(
 ) -> None:
     model = _script(tmp_path)
     # The pages have no <title>: the end-of-turn check is not what this test is about.
+    # The killed run's lease must run out before `--resume` takes it over: keep it short.
     env = user_env(
-        BUILDER_DATABASE_URL=migrated_db_url, BUILDER_MODEL=model, BUILDER_CHECK_ROUNDS="0"
+        BUILDER_DATABASE_URL=migrated_db_url,
+        BUILDER_MODEL=model,
+        BUILDER_CHECK_ROUNDS="0",
+        BUILDER_RUN_LEASE_SECONDS="2",
     )
     data_dir = tmp_path / "killed"
     killed_env = {
@@ -161,6 +165,7 @@ def test_a_dev_server_left_by_a_killed_run_is_stopped(
         BUILDER_MODEL=model,
         BUILDER_DATA_DIR=str(tmp_path / "data"),
         BUILDER_SANDBOX_BACKEND=backend,
+        BUILDER_RUN_LEASE_SECONDS="2",
     )
     killed = run_builder(
         "run", "A site", "--project", "site", cwd=tmp_path,

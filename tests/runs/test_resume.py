@@ -47,6 +47,8 @@ def _env(db_url: str, data_dir: Path, model: str) -> dict[str, str]:
     env.update(
         BUILDER_DATABASE_URL=db_url,
         BUILDER_DATA_DIR=str(data_dir),
+        # A killed run is resumed or reconciled once its lease has run out.
+        BUILDER_RUN_LEASE_SECONDS="2",
         BUILDER_MODEL=model,
         # The pages have no <title>: the end-of-turn check is not what this test is about.
         BUILDER_CHECK_ROUNDS="0",

@@ -131,13 +131,18 @@ async def test_enqueued_runs_wait_their_turn(
         second = await svc.start(
             user_id=user.id, project_id=project.id, prompt="second", multitask="enqueue"
         )
+        while first.status == "pending":  # noqa: ASYNC110 - the handle offers no event
+            await asyncio.sleep(0.01)
+        # Queued behind the first, next in line.
+        assert (second.status, await svc.position(second.run_id)) == ("pending", 1)
         results = await asyncio.gather(first.wait(), second.wait())
     assert [r.status for r in results] == ["success", "success"]
     first_run = await get_run(db, run_id=first.run_id)
     second_run = await get_run(db, run_id=second.run_id)
     assert first_run is not None and second_run is not None
-    # The second run's row is written once it holds the project: after the first ended.
-    assert first_run["ended_at"] <= second_run["created_at"]
+    # The second run was queued while the first worked, and worked only after it ended
+    # (its message comes after the first's reply).
+    assert second_run["created_at"] < first_run["ended_at"] < second_run["ended_at"]
     messages = (await list_messages(db, project_id=project.id)).items
     assert [(m.role, m.content) for m in messages if m.role == "user"] == [
         ("user", "first"),
@@ -251,6 +256,8 @@ async def test_a_run_cancelled_before_its_first_step_keeps_the_users_message_in_
     spec = _slow_script(tmp_path, steps=2, delay=0.5)
     async with RunService.open(settings, db=db, model=spec) as svc:
         handle = await svc.start(user_id=user.id, project_id=project.id, prompt="first words")
+        while handle.status == "pending":  # noqa: ASYNC110 - claimed: a queued run leaves no trace
+            await asyncio.sleep(0.01)
         handle.cancel()
         assert (await handle.wait()).status == "cancelled"
         config = {"configurable": {"thread_id": str(project.id)}}

@@ -21,7 +21,7 @@ from typing import Any
 
 from fastapi.responses import StreamingResponse
 
-from builder.errors import AlreadyExists, Conflict, InvalidInput, NotFound
+from builder.errors import AlreadyExists, InvalidInput, NotFound
 from builder.http.langgraph.assistants import Assistant, resolve_assistant
 from builder.http.langgraph.contexts import config_for, current_values
 from builder.http.langgraph.inputs import (
@@ -293,24 +293,9 @@ async def run_over(services: Services, run_id: str) -> bool:
 
 
 async def cancel_anywhere(services: Services, run_id: str) -> None:
-    """Cancel a run at its next step boundary, in this process or in the one running it.
+    """Cancel a run at its next step boundary, wherever it is queued or worked.
 
-    A run of another process is reached through Redis; the request returns before the
-    run has stopped (:func:`outcome_anywhere` waits for that). Cancelling a run that
-    has ended does nothing.
-
-    Raises:
-        Conflict: The run is in another process and no Redis is configured to reach it.
-        DependencyUnavailable: Redis cannot be reached.
+    The request returns before the run has stopped (:func:`outcome_anywhere` waits for
+    that). Cancelling a run that has ended does nothing.
     """
-    handle = services.runs.get(run_id)
-    if handle is not None:
-        handle.cancel()
-        return
-    fanout = services.runs.fanout
-    if fanout is None:
-        raise Conflict(
-            f"run {run_id} is in progress on another server process; cancel it there "
-            "(or set BUILDER_REDIS_URL so any process can)"
-        )
-    await fanout.request_cancel(run_id)
+    await services.runs.cancel(run_id)

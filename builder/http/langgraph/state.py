@@ -137,7 +137,7 @@ async def update_state(
     values = _checked_update(services, body)
     tid = row["thread_id"]
     graph = services.runs.graph
-    async with services.runs.locks.try_hold(f"run:{row['project_id']}") as held:
+    async with services.runs.project_idle(row["project_id"]) as held:
         if not held:
             raise RunInProgress(row["project_id"])
         if not await has_context(services, tid):

@@ -123,10 +123,10 @@ async def delete_owned_thread(services: Services, user: UserPublic, project_id: 
     Raises:
         RunInProgress: A run is in progress on it.
     """
-    async with services.runs.locks.try_hold(f"run:{project_id}") as held:
+    async with services.runs.project_idle(project_id) as held:
         if not held:
             raise RunInProgress(project_id)
-        await services.runs.checkpointer.adelete_thread(str(project_id))
+        await services.runs.delete_context(project_id)
         await delete_project(services.db, user_id=user.id, project_id=project_id)
     await discard_project_sandbox(services.pool, services.settings, str(project_id))
 

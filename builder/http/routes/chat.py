@@ -60,6 +60,8 @@ class ChatRun(BaseModel):
     project_id: uuid.UUID
     status: str
     """``pending``, ``running``, or how it ended (``success``, ``error``, ``cancelled``)."""
+    position: int | None = None
+    """While ``pending``: its place in the run queue (1 = next)."""
 
 
 async def _start(
@@ -114,11 +116,20 @@ async def _project_run(services: Services, project: ProjectPublic, run_id: str) 
         raise NotFound("run", run_id) from None
     handle = services.runs.get(run_id)
     if handle is not None and handle.project_id == project.id:
-        return ChatRun(run_id=run_id, project_id=project.id, status=handle.status)
-    run = await get_run(services.db, run_id=run_id)
-    if run is None or run["project_id"] != project.id:
-        raise NotFound("run", run_id)
-    return ChatRun(run_id=run_id, project_id=project.id, status=run["status"])
+        status = handle.status
+    else:
+        run = await get_run(services.db, run_id=run_id)
+        if run is None or run["project_id"] != project.id:
+            raise NotFound("run", run_id)
+        status = run["status"]
+    position = await services.runs.position(run_id) if status == "pending" else None
+    return ChatRun(run_id=run_id, project_id=project.id, status=status, position=position)
+
+
+@router.get("/chat/{run_id}", response_model=ChatRun, dependencies=_DEFAULT_TIER)
+async def chat_status(project: OwnedProject, run_id: str, services: ServicesDep) -> ChatRun:
+    """Where a run stands: pending (with its place in the queue), running, or ended."""
+    return await _project_run(services, project, run_id)
 
 
 @router.get(

@@ -96,7 +96,7 @@ async def write_file(
     """
     db = services.db
     data = body.content.encode("utf-8")
-    async with services.runs.locks.try_hold(f"run:{project.id}") as held:
+    async with services.runs.project_idle(project.id) as held:
         if not held:
             raise RunInProgress(project.id)
         path = file_path.strip("/")
@@ -154,7 +154,7 @@ async def restore(project: OwnedProject, body: RestoreBody, services: ServicesDe
     409 while a run is in progress on the project.
     """
     db = services.db
-    async with services.runs.locks.try_hold(f"run:{project.id}") as held:
+    async with services.runs.project_idle(project.id) as held:
         if not held:
             raise RunInProgress(project.id)
         await get_snapshot(db, project_id=project.id, version=body.version)

@@ -89,7 +89,7 @@ async def update(
 @router.delete("/{project_id}", status_code=204)
 async def delete(project: OwnedProject, user: CurrentUser, services: ServicesDep) -> Response:
     """Delete a project with its messages and versions (409 while a run is in progress)."""
-    async with services.runs.locks.try_hold(f"run:{project.id}") as held:
+    async with services.runs.project_idle(project.id) as held:
         if not held:
             raise RunInProgress(project.id)
         await delete_project(services.db, user_id=user.id, project_id=project.id)

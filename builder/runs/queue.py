@@ -1,0 +1,483 @@
+"""The run queue in PostgreSQL: runs waiting for a worker, and the leases of those working.
+
+A run is a row of ``runs``. Starting one writes it ``pending`` (:func:`enqueue`); a
+worker claims it (:func:`claim`): the row becomes ``running`` with the worker's id and a
+lease deadline, which the worker renews for all its runs at once (:func:`heartbeat`).
+A worker that stops renewing loses its runs: once the deadline has passed, any worker
+claims the run again and takes it over from its last checkpoint. Finishing is
+conditional on still holding the lease (see
+:func:`~builder.persistence.runs.record_run_finished`), so a run ends exactly once.
+
+Exclusivity is the row, not a session held open: nothing here keeps a connection
+between statements, so a run waiting on the model holds no database connection.
+
+* One run per project: claims are serialized by a transaction-scoped advisory lock
+  (short: one statement's worth), and a run is claimed only when no other run of its
+  project holds a live lease. The project's run lock (:func:`run_lock_key`) is taken
+  with ``pg_try_advisory_xact_lock`` in the same transaction, so work that holds it
+  (a file edit through the API, deleting a project) keeps runs from starting meanwhile.
+* Caps: per user (``BUILDER_RUNS_PER_USER``) and overall (``BUILDER_RUNS_GLOBAL``),
+  counted in the claiming transaction, so they hold across every worker.
+* Order: oldest first; a queued run's position is how many pending runs are older.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from builder.errors import RunInProgress
+from builder.locks import advisory_key
+from builder.persistence.database import Database
+
+__all__ = [
+    "ClaimedRun",
+    "QueueLimits",
+    "cancel_queued",
+    "claim",
+    "enqueue",
+    "heartbeat",
+    "queue_positions",
+    "release",
+    "reset_abandoned",
+    "resumable_run",
+    "run_lock_key",
+]
+
+_CLAIM_KEY = advisory_key("builder:runs:claim")
+_SCAN = 200
+"""Most queued rows one claim looks at."""
+
+_LOCK_PROJECT = text("SELECT pg_advisory_xact_lock(:key)")
+_TRY_LOCK_PROJECT = text("SELECT pg_try_advisory_xact_lock(:key)")
+_LOCK_CLAIMS = text("SELECT pg_advisory_xact_lock(:key)")
+
+_ACTIVE_ON_PROJECT = text(
+    "SELECT run_id FROM runs WHERE project_id = :project_id AND run_id <> :run_id "
+    "AND status IN ('pending', 'running') LIMIT 1"
+)
+
+_ENQUEUE = text(
+    """
+INSERT INTO runs (run_id, thread_id, project_id, user_id, status, multitask_strategy, input)
+VALUES (:run_id, :thread_id, :project_id, :user_id, 'pending', :multitask, CAST(:input AS jsonb))
+ON CONFLICT (run_id) DO UPDATE
+SET status = 'pending', worker_id = NULL, lease_expires_at = NULL, ended_at = NULL,
+    cancel_requested = false, updated_at = now(),
+    user_id = coalesce(runs.user_id, excluded.user_id),
+    -- A run whose worker stopped is taken over as it was; one that ended and is
+    -- resumed under its id (its turn was interrupted afterwards) starts afresh.
+    input = CASE WHEN runs.status IN ('running', 'interrupted')
+                 THEN coalesce(runs.input, excluded.input) ELSE excluded.input END,
+    attempts = CASE WHEN runs.status IN ('running', 'interrupted') THEN runs.attempts ELSE 0 END
+WHERE runs.status NOT IN ('pending', 'running')
+   OR (runs.status = 'running' AND coalesce(runs.lease_expires_at, now()) <= now())
+RETURNING run_id
+"""
+)
+
+_CANDIDATES = text(
+    """
+SELECT r.run_id, r.project_id, r.user_id, r.attempts
+FROM runs r
+WHERE (r.status = 'pending'
+       OR (r.status = 'running' AND coalesce(r.lease_expires_at, now()) <= now()))
+  AND r.input IS NOT NULL
+  AND (CAST(:only AS text[]) IS NULL OR r.run_id = ANY(CAST(:only AS text[])))
+  AND (r.status <> 'pending' OR CAST(:own AS text[]) IS NULL
+       OR r.run_id = ANY(CAST(:own AS text[]))
+       OR r.created_at < now() - make_interval(secs => :lease))
+  AND NOT (r.run_id = ANY(CAST(:mine AS text[])))
+  AND NOT EXISTS (
+      SELECT 1 FROM runs o
+      WHERE o.project_id = r.project_id AND o.run_id <> r.run_id
+        AND o.status = 'running' AND o.lease_expires_at > now())
+ORDER BY r.created_at, r.run_id
+LIMIT :scan
+FOR UPDATE OF r SKIP LOCKED
+"""
+)
+
+_WORKING = text(
+    "SELECT user_id, count(*) AS n FROM runs "
+    "WHERE status = 'running' AND lease_expires_at > now() GROUP BY user_id"
+)
+
+_TAKE = text(
+    """
+UPDATE runs
+SET status = 'running', worker_id = :worker, attempts = attempts + 1,
+    lease_expires_at = now() + make_interval(secs => :lease),
+    updated_at = now(), ended_at = NULL
+WHERE run_id = ANY(CAST(:ids AS text[]))
+RETURNING run_id, thread_id, project_id, user_id, input, attempts, created_at
+"""
+)
+
+_GIVE_UP = text(
+    """
+UPDATE runs
+SET status = 'error', error = CAST(:error AS text), worker_id = NULL,
+    lease_expires_at = NULL, updated_at = now(), ended_at = now(),
+    result = jsonb_build_object('run_id', run_id, 'status', 'error',
+                                'error', CAST(:error AS text), 'error_code', 'run_abandoned')
+WHERE run_id = ANY(CAST(:ids AS text[]))
+"""
+)
+
+_THREADS_BUSY = text(
+    "UPDATE threads SET status = 'busy', updated_at = now(), last_activity_at = now() "
+    "WHERE thread_id = ANY(CAST(:ids AS text[]))"
+)
+
+_HEARTBEAT = text(
+    """
+UPDATE runs SET lease_expires_at = now() + make_interval(secs => :lease)
+WHERE worker_id = :worker AND status = 'running' AND run_id = ANY(CAST(:ids AS text[]))
+RETURNING run_id, cancel_requested
+"""
+)
+
+_RELEASE = text(
+    """
+UPDATE runs SET lease_expires_at = now(), updated_at = now()
+WHERE worker_id = :worker AND status = 'running' AND run_id = ANY(CAST(:ids AS text[]))
+"""
+)
+
+_POSITIONS = text(
+    """
+SELECT r.run_id, r.status, r.ended_at IS NOT NULL AS ended,
+       CASE WHEN r.status = 'pending' THEN (
+           SELECT count(*) FROM runs p
+           WHERE p.status = 'pending' AND (p.created_at, p.run_id) < (r.created_at, r.run_id)
+       ) + 1 END AS position
+FROM runs r WHERE r.run_id = ANY(CAST(:ids AS text[]))
+"""
+)
+
+_CANCEL_PENDING = text(
+    """
+UPDATE runs SET status = 'cancelled', updated_at = now(), ended_at = now(),
+    result = jsonb_build_object('run_id', run_id, 'project_id', project_id::text,
+                                'status', 'cancelled', 'stop_reason', 'cancelled')
+WHERE run_id = :run_id AND status = 'pending'
+RETURNING run_id
+"""
+)
+
+_CANCEL_RUNNING = text(
+    "UPDATE runs SET cancel_requested = true WHERE run_id = :run_id AND status = 'running' "
+    "RETURNING run_id"
+)
+
+_RESUMABLE = text(
+    """
+SELECT run_id FROM runs
+WHERE project_id = :project_id AND status IN ('interrupted', 'running')
+ORDER BY created_at DESC LIMIT 1
+"""
+)
+
+_ABANDONED = text(
+    """
+UPDATE runs
+SET status = 'interrupted', error = :error, worker_id = NULL, lease_expires_at = NULL,
+    updated_at = now(), ended_at = now()
+WHERE status = 'running'
+  AND (coalesce(lease_expires_at, now()) <= now()
+       OR (worker_id = :worker AND NOT (run_id = ANY(CAST(:mine AS text[])))))
+RETURNING run_id, thread_id
+"""
+)
+
+_THREADS_INTERRUPTED = text(
+    "UPDATE threads SET status = 'interrupted', updated_at = now() "
+    "WHERE thread_id = ANY(CAST(:ids AS text[])) AND status = 'busy'"
+)
+
+
+def run_lock_key(project_id: uuid.UUID | str) -> str:
+    """The name of a project's run lock (one name for every process and module)."""
+    return f"run:{project_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class QueueLimits:
+    """Caps a claim respects (0 = no cap) and the lease it grants."""
+
+    lease_seconds: float
+    per_user: int = 0
+    overall: int = 0
+    max_attempts: int = 3
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedRun:
+    """A run a worker has just claimed."""
+
+    run_id: str
+    thread_id: str
+    project_id: uuid.UUID
+    user_id: uuid.UUID
+    input: dict[str, Any]
+    attempts: int
+
+    @property
+    def takeover(self) -> bool:
+        """True when an earlier attempt started the run (its worker stopped)."""
+        return self.attempts > 1
+
+
+async def enqueue(
+    db: Database,
+    *,
+    run_id: str,
+    thread_id: str,
+    project_id: uuid.UUID,
+    user_id: uuid.UUID,
+    run_input: dict[str, Any],
+    multitask: str,
+) -> bool:
+    """Write a pending run (or queue an interrupted one with this id again).
+
+    Returns:
+        False when the run with this id is still working (its lease has not run out):
+        nothing was written.
+
+    Raises:
+        RunInProgress: ``multitask`` is ``reject`` and another run of the project is
+            pending or running.
+    """
+
+    async def work(session: AsyncSession) -> bool:
+        # Serializes starts on one project (and waits out an API edit holding its lock).
+        await session.execute(_LOCK_PROJECT, {"key": advisory_key(run_lock_key(project_id))})
+        if multitask == "reject":
+            busy = await session.execute(
+                _ACTIVE_ON_PROJECT, {"project_id": project_id, "run_id": run_id}
+            )
+            if busy.first() is not None:
+                raise RunInProgress(project_id)
+        written = await session.execute(
+            _ENQUEUE,
+            {
+                "run_id": run_id,
+                "thread_id": thread_id,
+                "project_id": project_id,
+                "user_id": user_id,
+                "multitask": multitask,
+                "input": json.dumps(run_input),
+            },
+        )
+        return written.first() is not None
+
+    return await db.run(work)
+
+
+async def claim(
+    db: Database,
+    *,
+    worker: str,
+    limit: int,
+    limits: QueueLimits,
+    only: list[str] | None = None,
+    mine: list[str] | None = None,
+    own: list[str] | None = None,
+) -> list[ClaimedRun]:
+    """Claim up to ``limit`` runs for ``worker``: pending ones, and ones whose lease ran out.
+
+    Args:
+        db: The database.
+        worker: The claiming worker's id.
+        limit: Most runs to claim.
+        limits: Caps and the lease.
+        only: Claim only among these run ids (a process working only its own runs).
+        mine: Run ids this worker already works (never claimed again by it).
+        own: When given, the pending runs started in this process: other pending runs
+            are claimed only once they have waited a lease's length (their process
+            follows them itself; without Redis no other process could show their
+            events). Runs whose worker died are claimed either way.
+
+    Returns:
+        The claimed runs, oldest first. A run already claimed ``max_attempts`` times is
+        failed instead of claimed again.
+    """
+    if limit <= 0 or (only is not None and not only):
+        return []
+
+    async def work(session: AsyncSession) -> list[ClaimedRun]:
+        await session.execute(_LOCK_CLAIMS, {"key": _CLAIM_KEY})
+        rows = (
+            await session.execute(
+                _CANDIDATES,
+                {
+                    "only": only,
+                    "mine": mine or [],
+                    "own": own,
+                    "lease": limits.lease_seconds,
+                    "scan": _SCAN,
+                },
+            )
+        ).all()
+        if not rows:
+            return []
+        working = {row.user_id: int(row.n) for row in await session.execute(_WORKING)}
+        total = sum(working.values())
+        chosen: list[str] = []
+        spent: list[str] = []
+        projects: set[uuid.UUID] = set()
+        for row in rows:
+            if len(chosen) >= limit or (limits.overall and total >= limits.overall):
+                break
+            if row.project_id in projects:
+                continue
+            if limits.per_user and working.get(row.user_id, 0) >= limits.per_user:
+                continue
+            key = advisory_key(run_lock_key(row.project_id))
+            if not (await session.execute(_TRY_LOCK_PROJECT, {"key": key})).scalar():
+                continue  # the project is being edited or deleted right now
+            projects.add(row.project_id)
+            if row.attempts >= limits.max_attempts:
+                spent.append(row.run_id)
+                continue
+            chosen.append(row.run_id)
+            working[row.user_id] = working.get(row.user_id, 0) + 1
+            total += 1
+        if spent:
+            await session.execute(
+                _GIVE_UP,
+                {
+                    "ids": spent,
+                    "error": f"the run was started {limits.max_attempts} times and its "
+                    "worker stopped every time",
+                },
+            )
+        if not chosen:
+            return []
+        taken = (
+            await session.execute(
+                _TAKE, {"ids": chosen, "worker": worker, "lease": limits.lease_seconds}
+            )
+        ).all()
+        await session.execute(_THREADS_BUSY, {"ids": [row.thread_id for row in taken]})
+        order = {run_id: n for n, run_id in enumerate(chosen)}
+        return sorted(
+            (
+                ClaimedRun(
+                    run_id=row.run_id,
+                    thread_id=row.thread_id,
+                    project_id=row.project_id,
+                    user_id=row.user_id,
+                    input=dict(row.input or {}),
+                    attempts=int(row.attempts),
+                )
+                for row in taken
+            ),
+            key=lambda run: order[run.run_id],
+        )
+
+    return await db.run(work)
+
+
+async def heartbeat(
+    db: Database, *, worker: str, run_ids: list[str], lease_seconds: float
+) -> dict[str, bool]:
+    """Renew the leases of a worker's runs in one statement.
+
+    Returns:
+        For each run whose lease this worker still holds, whether a cancel was asked
+        for it; a run missing from the answer was taken over (or ended) elsewhere.
+    """
+    if not run_ids:
+        return {}
+
+    async def work(session: AsyncSession) -> dict[str, bool]:
+        rows = await session.execute(
+            _HEARTBEAT, {"worker": worker, "ids": run_ids, "lease": lease_seconds}
+        )
+        return {row.run_id: bool(row.cancel_requested) for row in rows}
+
+    return await db.run(work)
+
+
+async def release(db: Database, *, worker: str, run_ids: list[str]) -> None:
+    """End a worker's leases now, so other workers take its runs over at once."""
+    if not run_ids:
+        return
+
+    async def work(session: AsyncSession) -> None:
+        await session.execute(_RELEASE, {"worker": worker, "ids": run_ids})
+
+    await db.run(work)
+
+
+async def queue_positions(db: Database, *, run_ids: list[str]) -> dict[str, tuple[str, int | None]]:
+    """Each run's status and, while pending, its place in the queue (1 = next)."""
+    if not run_ids:
+        return {}
+
+    async def work(session: AsyncSession) -> dict[str, tuple[str, int | None]]:
+        rows = await session.execute(_POSITIONS, {"ids": run_ids})
+        return {
+            row.run_id: (row.status, None if row.position is None else int(row.position))
+            for row in rows
+        }
+
+    return await db.run(work)
+
+
+async def cancel_queued(db: Database, *, run_id: str) -> str | None:
+    """Cancel a run from any process: a pending one at once, a running one through its
+    worker's next heartbeat.
+
+    Returns:
+        ``"dropped"`` (it was pending and is now cancelled), ``"requested"`` (it is
+        running; its worker will stop it), or None (it has ended, or is unknown).
+    """
+
+    async def work(session: AsyncSession) -> str | None:
+        if (await session.execute(_CANCEL_PENDING, {"run_id": run_id})).first() is not None:
+            return "dropped"
+        if (await session.execute(_CANCEL_RUNNING, {"run_id": run_id})).first() is not None:
+            return "requested"
+        return None
+
+    return await db.run(work)
+
+
+async def resumable_run(db: Database, *, project_id: uuid.UUID) -> str | None:
+    """The id of the project's newest run that has not ended: interrupted, or recorded as
+    running (its worker died, or has not been heard from since its lease began)."""
+
+    async def work(session: AsyncSession) -> str | None:
+        row = (await session.execute(_RESUMABLE, {"project_id": project_id})).first()
+        return None if row is None else str(row.run_id)
+
+    return await db.run(work)
+
+
+async def reset_abandoned(db: Database, *, worker: str, mine: list[str], error: str) -> list[str]:
+    """Mark runs nobody works any more as interrupted (for processes that take none over).
+
+    A run is abandoned when its lease has run out, or when it is this worker's and not
+    among the runs it works (its end could not be recorded).
+
+    Returns:
+        The run ids marked.
+    """
+
+    async def work(session: AsyncSession) -> list[str]:
+        rows = (
+            await session.execute(_ABANDONED, {"worker": worker, "mine": mine, "error": error})
+        ).all()
+        if rows:
+            await session.execute(_THREADS_INTERRUPTED, {"ids": [row.thread_id for row in rows]})
+        return [row.run_id for row in rows]
+
+    return await db.run(work)
