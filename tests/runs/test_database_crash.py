@@ -22,6 +22,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -51,24 +52,35 @@ class PrivatePostgres:
         self.port = free_port()
         self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
         subprocess.run(
-            self._as_postgres(str(self.bin / "initdb"), "-A", "trust", "-U", "postgres",
-                              "-D", str(self.dir / "data")),
-            check=True, capture_output=True,
+            [str(self.bin / "initdb"), "-A", "trust", "-U", "postgres",
+             "-D", str(self.dir / "data")],
+            check=True, capture_output=True, cwd=self.dir, **self._as_postgres(),
         )  # fmt: skip
         self.server: subprocess.Popen[bytes] | None = None
 
-    def _as_postgres(self, *argv: str) -> list[str]:
-        return ["runuser", "-u", "postgres", "--", *argv] if os.getuid() == 0 else list(argv)
+    def _as_postgres(self) -> dict[str, Any]:
+        """Popen arguments that start a program as the postgres user when the test is root.
+
+        The server is started directly (no ``runuser`` in between), so that it is the test's
+        own child: killed, it is reaped by the test, not left as a zombie whose pid keeps
+        ``postmaster.pid`` looking alive to the restarted server.
+        """
+        return (
+            {"user": "postgres", "group": "postgres", "extra_groups": []}
+            if os.getuid() == 0
+            else {}
+        )
 
     def start(self) -> None:
         with (self.dir / "server.log").open("ab") as log:  # the child keeps its own copy
             self.server = subprocess.Popen(
-                self._as_postgres(
+                [
                     str(self.bin / "postgres"), "-D", str(self.dir / "data"),
                     "-p", str(self.port), "-k", str(self.dir),
                     "-c", "listen_addresses=127.0.0.1",
-                ),
-                stdout=subprocess.DEVNULL, stderr=log, start_new_session=True,
+                ],
+                stdout=subprocess.DEVNULL, stderr=log, start_new_session=True, cwd=self.dir,
+                **self._as_postgres(),
             )  # fmt: skip
         deadline = time.monotonic() + 60
         while True:
