@@ -146,13 +146,11 @@ async def _save_in(
     owner = await project_repo.lock_project(session, project_id=project_id)
     if owner is None:
         raise NotFound("project", project_id)
-    if idempotency_key is not None:
-        existing = await repo.snapshot_by_key(
-            session, project_id=project_id, idempotency_key=idempotency_key
-        )
-        if existing is not None:
-            return existing, owner, False
-    latest = await repo.latest_snapshot(session, project_id=project_id)
+    latest, existing = await repo.head(
+        session, project_id=project_id, idempotency_key=idempotency_key
+    )
+    if existing is not None:
+        return existing, owner, False
     base = latest.version if latest is not None else 0
     if base_version is not None and base_version != base:
         raise StaleWorkspace(project_id, base_version, base)
@@ -176,12 +174,7 @@ async def _save_in(
     if not delta:
         return None, owner, False
     needed = _shas(delta)
-    wanted = {c.sha256: c.data for c in hashed.values() if c and c.sha256 in needed}
-    stored = await repo.existing_blobs(session, shas=wanted)
-    await repo.insert_blobs(
-        session, contents={sha: data for sha, data in wanted.items() if sha not in stored}
-    )
-    row = await repo.insert_snapshot(
+    row = await repo.insert_version(
         session,
         values={
             "project_id": project_id,
@@ -195,9 +188,11 @@ async def _save_in(
             "total_bytes": size,
             "changed_paths": len(delta),
         },
+        entries=delta,
+        # Sent whether or not the content is stored already: checking first would
+        # cost a round trip on every save to spare one on a rare repeat.
+        contents={c.sha256: c.data for c in hashed.values() if c and c.sha256 in needed},
     )
-    await repo.insert_entries(session, project_id=project_id, version=base + 1, entries=delta)
-    await project_repo.touch_project(session, project_id=project_id)
     return row, owner, True
 
 

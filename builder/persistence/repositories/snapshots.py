@@ -12,7 +12,8 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, or_, select, text
+from sqlalchemy.dialects.postgresql import ARRAY, BIGINT, BYTEA, TEXT
 from sqlalchemy.dialects.postgresql import distinct_on, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -45,6 +46,25 @@ async def latest_snapshot(session: AsyncSession, *, project_id: uuid.UUID) -> An
         .limit(1)
     )
     return (await session.execute(statement)).first()
+
+
+async def head(
+    session: AsyncSession, *, project_id: uuid.UUID, idempotency_key: str | None
+) -> tuple[AnyRow | None, AnyRow | None]:
+    """The newest version and the one saved with ``idempotency_key``, in one query."""
+    s = snapshots.c
+    newest = select(func.max(s.version)).where(s.project_id == project_id).scalar_subquery()
+    wanted = [s.version == newest]
+    if idempotency_key is not None:
+        wanted.append(s.idempotency_key == idempotency_key)
+    statement = select(*COLUMNS, s.idempotency_key).where(s.project_id == project_id, or_(*wanted))
+    rows = (await session.execute(statement)).all()
+    latest = max(rows, key=lambda row: row.version, default=None)
+    keyed = next(
+        (row for row in rows if idempotency_key and row.idempotency_key == idempotency_key),
+        None,
+    )
+    return latest, keyed
 
 
 async def snapshot_at(
@@ -159,6 +179,70 @@ async def insert_entries(
             for path, (sha, size) in entries.items()
         ],
     )
+
+
+# One statement writes a whole version: the blobs it needs (a blob stored meanwhile
+# by someone else is kept as is), the snapshot row, its entries and the project's
+# ``updated_at``. Foreign keys are checked at the end of the statement, so the entries
+# may reference blobs inserted by the same statement.
+_INSERT_VERSION = text(
+    """
+WITH new_blobs AS (
+  INSERT INTO blobs (sha256, size, data)
+  SELECT b.sha256, octet_length(b.data), b.data
+  FROM unnest(:blob_shas, :blob_datas) AS b(sha256, data)
+  ON CONFLICT (sha256) DO NOTHING
+),
+snapshot AS (
+  INSERT INTO snapshots (id, project_id, version, parent_version, message_id, run_id,
+                         idempotency_key, summary, file_count, total_bytes, changed_paths)
+  VALUES (gen_random_uuid(), :project_id, :version, :parent_version, :message_id, :run_id,
+          :idempotency_key, :summary, :file_count, :total_bytes, :changed_paths)
+  RETURNING id, project_id, version, parent_version, message_id, run_id, summary,
+            file_count, total_bytes, changed_paths, created_at
+),
+entries AS (
+  INSERT INTO snapshot_entries (project_id, version, path, blob_sha256, size)
+  SELECT :project_id, :version, e.path, e.sha256, e.size
+  FROM unnest(:paths, :entry_shas, :sizes) AS e(path, sha256, size)
+),
+touched AS (
+  UPDATE projects SET updated_at = now() WHERE id = :project_id
+)
+SELECT * FROM snapshot
+"""
+).bindparams(
+    bindparam("blob_shas", type_=ARRAY(TEXT)),
+    bindparam("blob_datas", type_=ARRAY(BYTEA)),
+    bindparam("paths", type_=ARRAY(TEXT)),
+    bindparam("entry_shas", type_=ARRAY(TEXT)),
+    bindparam("sizes", type_=ARRAY(BIGINT)),
+)
+
+
+async def insert_version(
+    session: AsyncSession,
+    *,
+    values: Mapping[str, Any],
+    entries: Mapping[str, Entry],
+    contents: Mapping[str, bytes],
+) -> AnyRow:
+    """Record a new version in one statement: ``contents`` (sha256 → data) as blobs,
+    the snapshot row (``values``), one entry per changed path, and the project's
+    ``updated_at``."""
+    params = {
+        "message_id": None,
+        "run_id": None,
+        "idempotency_key": None,
+        "parent_version": None,
+        **values,
+        "blob_shas": list(contents),
+        "blob_datas": list(contents.values()),
+        "paths": list(entries),
+        "entry_shas": [sha for sha, _ in entries.values()],
+        "sizes": [size for _, size in entries.values()],
+    }
+    return (await session.execute(_INSERT_VERSION, params)).one()
 
 
 async def blob_data(session: AsyncSession, *, shas: Iterable[str]) -> dict[str, bytes]:
