@@ -3,7 +3,10 @@
 Each pending tool call of the last model message is its own graph step, in the order
 the model gave them. With ``durability="sync"`` every finished call is checkpointed
 before the next one starts, so a run resumed after a crash never repeats a call that
-had completed (only the one in flight, if any).
+had completed (only the one in flight, if any). After the last call of a model
+message the same step saves the files the calls changed and the model call's tokens
+(:class:`~builder.graphs.saving.StepSaver`); a crash before that save repeats the
+last call on resume, and the save after it finds the workspace by a rescan.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from langchain_core.messages import AIMessage, AnyMessage, ToolCall, ToolMessage
 from langgraph.runtime import Runtime
 
 from builder.graphs.context import RunContext
+from builder.graphs.saving import StepSaver
 from builder.graphs.state import DevServerState, PlanState, WebBuilderState
 from builder.log import get_logger
 from builder.persistence.projects import record_replica
@@ -119,6 +123,7 @@ class ToolCallsNode:
 
     def __init__(self, registry: ToolRegistry) -> None:
         self.registry = registry
+        self.saver = StepSaver()
 
     async def __call__(
         self, state: WebBuilderState, runtime: Runtime[RunContext]
@@ -227,10 +232,18 @@ class ToolCallsNode:
                 }
             ],
         }
-        if effects.files:
-            update["files"] = dict(effects.files)
-        if effects.rescan:
-            update["rescan"] = True
+        changes = dict(effects.files)
+        if len(pending) > 1:
+            # More calls of this model step follow: the step is saved after the last.
+            if changes:
+                update["files"] = changes
+                update["unsaved"] = {**state.get("unsaved", {}), **changes}
+            if effects.rescan:
+                update["rescan"] = True
+        else:
+            update.update(
+                await self.saver.save(state, runtime, files=changes, rescan=effects.rescan)
+            )
         if effects.plan_changed and effects.plan is not None:
             update["plan"] = _plan_to_state(effects.plan)
         if effects.dev_server is not None and effects.dev_server != tool_ctx_server(state):

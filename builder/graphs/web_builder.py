@@ -1,12 +1,13 @@
-"""The web-builder graph: agent → tools → persist, looping until the model is done.
+"""The web-builder graph: agent → tools, looping until the model answers; then persist.
 
 ::
 
     START → agent ─┬─ tool calls ──► tools ──┬─ more calls ─► tools
-                   │                         └─ done ───────► persist
-                   └─ answer ──────────────────────────────► persist
-    persist ─┬─ after tools ─► agent
-             └─ after an answer ─► END
+                   │                         └─ step saved ─► agent
+                   └─ answer ──────────────► persist ──► END
+
+The tools node saves each model step's files and tokens with its last call, so a tool
+call costs two checkpointed nodes; persist ends the turn.
 
 Build it with :func:`build_web_builder_graph`, run it with a :class:`RunContext`::
 
@@ -130,11 +131,13 @@ def _after_agent(state: WebBuilderState) -> Literal["tools", "persist"]:
     return "persist"
 
 
-def _after_tools(state: WebBuilderState) -> Literal["tools", "persist"]:
-    return "tools" if pending_tool_calls(state.get("messages", [])) else "persist"
+def _after_tools(state: WebBuilderState) -> Literal["tools", "agent"]:
+    return "tools" if pending_tool_calls(state.get("messages", [])) else "agent"
 
 
 def _after_persist(state: WebBuilderState) -> Literal["agent", "__end__"]:
+    # A turn whose last message is a tool result (its state set by a client with
+    # ``as_node="persist"``) goes back to the model; an answer ends the turn.
     messages = state.get("messages", [])
     return "agent" if messages and isinstance(messages[-1], ToolMessage) else "__end__"
 

@@ -27,6 +27,7 @@ from builder.persistence.database import Database
 from builder.persistence.projects import invalidate_project
 from builder.persistence.repositories import projects as project_repo
 from builder.persistence.repositories import snapshots as repo
+from builder.persistence.repositories import usage as usage_repo
 from builder.persistence.schemas import (
     FileEntry,
     Page,
@@ -79,6 +80,7 @@ async def save_snapshot(
     idempotency_key: str | None = None,
     summary: str = "",
     base_version: int | None = None,
+    usage: Mapping[str, Any] | None = None,
 ) -> SnapshotPublic | None:
     """Save a new version holding ``changes`` on top of the latest one.
 
@@ -95,6 +97,9 @@ async def save_snapshot(
         base_version: The version the changes were made on (0: none yet). When given
             and it is not the latest any more, nothing is saved: a workspace that
             missed a newer version must never be written as the newest.
+        usage: A ``token_usage`` row (:func:`~builder.persistence.usage.usage_values`)
+            recorded in the same transaction, once per run and step: a step saved
+            again after a crash records nothing twice.
 
     Returns:
         The new version; the earlier one for a repeated ``idempotency_key``; None when
@@ -110,7 +115,7 @@ async def save_snapshot(
     hashed = _normalise(changes)
 
     async def work(session: AsyncSession) -> tuple[Any, uuid.UUID, bool]:
-        return await _save_in(
+        saved = await _save_in(
             session,
             project_id=project_id,
             hashed=hashed,
@@ -120,6 +125,9 @@ async def save_snapshot(
             summary=summary,
             base_version=base_version,
         )
+        if usage is not None:
+            await usage_repo.insert_usage(session, values=usage, once=True)
+        return saved
 
     row, owner, created = await db.run(work)
     if created:

@@ -13,8 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import bindparam, func, or_, select, text
-from sqlalchemy.dialects.postgresql import ARRAY, BIGINT, BYTEA, TEXT
-from sqlalchemy.dialects.postgresql import distinct_on, insert
+from sqlalchemy.dialects.postgresql import ARRAY, BIGINT, BYTEA, TEXT, distinct_on, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from builder.persistence.models import blobs, snapshot_entries, snapshots
