@@ -157,6 +157,7 @@ class ToolCallsNode:
             effects=effects,
             on_event=forward,
             db=ctx.db,
+            disk=ctx.disk,
         )
         write(
             {
@@ -203,6 +204,8 @@ class ToolCallsNode:
             )
             effects.error(f"{name}: unknown tool")
         duration = round((time.perf_counter() - started) * 1000, 1)
+        if effects.rescan:
+            ctx.disk.forget()  # a command may have changed any file
         # A command that exited non-zero or timed out answered, but did not succeed.
         ok = message.status != "error" and not effects.failed
         text = message.content if isinstance(message.content, str) else str(message.content)
