@@ -14,8 +14,14 @@ rebuilt from it. So contexts are bounded in time and number:
 * a thread whose run is in progress holds ``FOR KEY SHARE`` on its row for the whole
   run (:meth:`TTLCheckpointer.hold_context`), which ``FOR UPDATE`` in the sweeper
   cannot take: a running context is never swept, and a crashed run's lock dies with
-  its connection. Holds and sweeps use connections of their own, never the pool's, so
-  any number of runs in progress cannot starve the pool their checkpoints go through.
+  its connection;
+* a live thread keeps only its latest checkpoint between runs: a run that ends
+  (done, or stopped by a limit) prunes the checkpoints it went through, so a thread's
+  storage is its current state — not every step's copy of the conversation — however
+  many turns it lives. A run that fails or is cut short keeps them all, for resuming.
+
+Holds and sweeps use connections of their own, never the pool's, so any number of runs
+in progress cannot starve the pool their checkpoints go through.
 
 It is :class:`~langgraph.checkpoint.postgres.aio.AsyncPostgresSaver` underneath (and
 passes ``langgraph-checkpoint-conformance``); the thread table is ``threads``, created
@@ -139,6 +145,8 @@ class TTLCheckpointer(AsyncPostgresSaver):
         strategy: ``"delete"`` removes every checkpoint of an expired thread;
             ``"keep_latest"`` keeps only its latest checkpoint.
         serde: LangGraph serializer, as for ``AsyncPostgresSaver``.
+        keep_history: Keep every checkpoint of a live thread; by default a run that
+            ends well (:meth:`hold_context`) prunes all but the thread's latest.
     """
 
     def __init__(
@@ -149,8 +157,10 @@ class TTLCheckpointer(AsyncPostgresSaver):
         max_live: int = 100,
         strategy: Strategy = "delete",
         serde: SerializerProtocol | None = None,
+        keep_history: bool = False,
     ) -> None:
         super().__init__(conn, serde=serde)
+        self.keep_history = keep_history
         self.ttl_seconds = ttl_seconds
         self.max_live = max_live
         self.strategy: Strategy = strategy
@@ -272,7 +282,9 @@ class TTLCheckpointer(AsyncPostgresSaver):
         its own (not one of the pool's); the sweeper's ``FOR UPDATE SKIP LOCKED``
         passes over it. Writes to the row (TTL refreshes) are not blocked by it. The
         expiry is refreshed when the hold starts and when it ends, not on every
-        checkpoint in between.
+        checkpoint in between. When the block ends without an error, the thread's
+        checkpoints but the latest are pruned (unless ``keep_history``); after an
+        error they are all kept, so the run can be resumed.
         """
         key = str(thread_id)
         await self.touch(key)
@@ -284,6 +296,8 @@ class TTLCheckpointer(AsyncPostgresSaver):
             self._held[key] = self._held.get(key, 0) + 1
             try:
                 yield
+                if not self.keep_history:
+                    await self._prune_held(key)
             finally:
                 remaining = self._held.pop(key) - 1
                 if remaining:
@@ -293,6 +307,13 @@ class TTLCheckpointer(AsyncPostgresSaver):
         except psycopg.Error as exc:
             # The server is gone (the hold went with it): the sweeper's TTL still holds.
             _log.warning("checkpointer.touch_failed", thread_id=key, error=str(exc))
+
+    async def _prune_held(self, thread_id: str) -> None:
+        try:
+            await self.aprune([thread_id], strategy="keep_latest")
+        except psycopg.Error as exc:
+            # Only storage: the next run that ends prunes again.
+            _log.warning("checkpointer.prune_failed", thread_id=thread_id, error=str(exc))
 
     # --- sweeping --------------------------------------------------------------------
     async def sweep(
