@@ -12,8 +12,9 @@ with durability ``"sync"``.
   ``files: dict[path, content]`` channel that every step updates: the design builder
   replaced, and the size baseline.
 * **web-builder graph** — ``build_web_builder_graph`` with the built-in tools in a
-  ``LocalSandbox``, the ``LockManager`` on the database, snapshots and token usage
-  saved every step (``RunContext(db=...)``), the context held for the run; once with
+  ``LocalSandbox``, the ``LockManager`` on the database with the project's run lock
+  held (as the runs service holds it), snapshots and token usage saved every step
+  (``RunContext(db=...)``), the context held for the run; once with
   ``AsyncPostgresSaver`` and once with ``TTLCheckpointer`` (what builder runs).
 
 A step's cost is marginal: a run of ``STEPS`` tool calls minus a run that only answers,
@@ -353,7 +354,11 @@ class Bench:
                 graph = build_web_builder_graph(
                     model=model, checkpointer=saver, settings=self.settings
                 )
-                async with self.measured() as run:
+                # As the runs service does: the run holds its project's lock.
+                async with (
+                    locks.hold(f"run:{thread_id}", long_lived=True),
+                    self.measured() as run,
+                ):
                     if isinstance(saver, TTLCheckpointer):
                         async with saver.hold_context(thread_id):
                             await graph.ainvoke(graph_input, config, context=ctx, durability="sync")

@@ -21,6 +21,7 @@ from langgraph.runtime import Runtime
 from builder.graphs.context import RunContext
 from builder.graphs.saving import StepSaver
 from builder.graphs.state import DevServerState, PlanState, WebBuilderState
+from builder.locks import LockManager
 from builder.log import get_logger
 from builder.persistence.projects import record_replica
 from builder.tools.bound import BoundTool
@@ -152,7 +153,7 @@ class ToolCallsNode:
             sandbox=ctx.sandbox,
             project_id=ctx.project_id,
             settings=ctx.settings,
-            locks=ctx.locks,
+            locks=_tool_locks(ctx),
             run_id=ctx.run_id,
             effects=effects,
             on_event=forward,
@@ -259,6 +260,19 @@ class ToolCallsNode:
         if not ok:
             update["errors"] = [f"{name}: {text.splitlines()[0][:300] if text else 'error'}"]
         return update
+
+
+def _tool_locks(ctx: RunContext) -> LockManager:
+    """The file locks of a run's tools.
+
+    A run of the runs service holds its project's run lock, which no other process can
+    take meanwhile, and every writer of the project's workspace (tools, hand edits)
+    works under it: file locks then only need to order this process's tasks, with no
+    database round trip per write. Anywhere else they hold across processes.
+    """
+    if ctx.locks.held_here(f"run:{ctx.project_id}"):
+        return ctx.locks.in_process()
+    return ctx.locks
 
 
 def cut_off(message: AIMessage) -> bool:
