@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import bindparam, func, or_, select, text
-from sqlalchemy.dialects.postgresql import ARRAY, BIGINT, BYTEA, TEXT, distinct_on, insert
+from sqlalchemy.dialects.postgresql import ARRAY, BIGINT, BYTEA, TEXT, distinct_on
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from builder.persistence.models import blobs, snapshot_entries, snapshots
@@ -34,17 +34,6 @@ COLUMNS = (
 )
 Entry = tuple[str | None, int | None]
 """``(sha256, size)`` of a path's content, or ``(None, None)`` for a deletion."""
-
-
-async def latest_snapshot(session: AsyncSession, *, project_id: uuid.UUID) -> AnyRow | None:
-    """The newest version of a project."""
-    statement = (
-        select(*COLUMNS)
-        .where(snapshots.c.project_id == project_id)
-        .order_by(snapshots.c.version.desc())
-        .limit(1)
-    )
-    return (await session.execute(statement)).first()
 
 
 async def head(
@@ -72,16 +61,6 @@ async def snapshot_at(
     """One version of a project."""
     statement = select(*COLUMNS).where(
         snapshots.c.project_id == project_id, snapshots.c.version == version
-    )
-    return (await session.execute(statement)).first()
-
-
-async def snapshot_by_key(
-    session: AsyncSession, *, project_id: uuid.UUID, idempotency_key: str
-) -> AnyRow | None:
-    """The version saved earlier with this idempotency key."""
-    statement = select(*COLUMNS).where(
-        snapshots.c.project_id == project_id, snapshots.c.idempotency_key == idempotency_key
     )
     return (await session.execute(statement)).first()
 
@@ -132,52 +111,6 @@ async def tree_at(
     )
     rows = (await session.execute(statement)).all()
     return {row.path: (row.blob_sha256, row.size) for row in rows}
-
-
-async def existing_blobs(session: AsyncSession, *, shas: Iterable[str]) -> set[str]:
-    """Which of these blobs are already stored."""
-    wanted = list(shas)
-    if not wanted:
-        return set()
-    statement = select(blobs.c.sha256).where(blobs.c.sha256.in_(wanted))
-    return set((await session.execute(statement)).scalars())
-
-
-async def insert_blobs(session: AsyncSession, *, contents: Mapping[str, bytes]) -> None:
-    """Store contents by SHA-256; a blob stored meanwhile by someone else is kept as is."""
-    if not contents:
-        return
-    statement = insert(blobs).on_conflict_do_nothing(index_elements=[blobs.c.sha256])
-    await session.execute(
-        statement,
-        [{"sha256": sha, "size": len(data), "data": data} for sha, data in contents.items()],
-    )
-
-
-async def insert_snapshot(session: AsyncSession, *, values: Mapping[str, Any]) -> AnyRow:
-    """Record a new version."""
-    statement = snapshots.insert().values(**values).returning(*COLUMNS)
-    return (await session.execute(statement)).one()
-
-
-async def insert_entries(
-    session: AsyncSession, *, project_id: uuid.UUID, version: int, entries: Mapping[str, Entry]
-) -> None:
-    """Record what a version changed: a blob per added or changed path, a tombstone per
-    deleted one."""
-    await session.execute(
-        snapshot_entries.insert(),
-        [
-            {
-                "project_id": project_id,
-                "version": version,
-                "path": path,
-                "blob_sha256": sha,
-                "size": size,
-            }
-            for path, (sha, size) in entries.items()
-        ],
-    )
 
 
 # One statement writes a whole version: the blobs it needs (a blob stored meanwhile

@@ -71,7 +71,7 @@ async def test_the_graph_and_its_schemas(alice: LangGraphClient) -> None:
         ("agent", "tools"),
         ("agent", "persist"),
         ("tools", "tools"),
-        ("tools", "persist"),
+        ("tools", "agent"),
         ("persist", "agent"),
         ("persist", "__end__"),
     }

@@ -36,7 +36,7 @@ def test_invoke_answers_the_final_state(
 
 def test_stream_yields_what_was_asked_for(remote: RemoteGraph) -> None:
     updates = list(remote.stream(user_input("A page")))
-    assert [next(iter(u)) for u in updates] == ["agent", "tools", "persist", "agent", "persist"]
+    assert [next(iter(u)) for u in updates] == ["agent", "tools", "agent", "persist"]
     # Several modes: the SDK's stream parts, ``messages`` as (message, metadata) pairs.
     parts = list(remote.stream(user_input("A page"), stream_mode=["custom", "messages"]))
     assert {part.event for part in parts} == {"custom", "messages"}
