@@ -131,13 +131,14 @@ def script(steps: int) -> dict[str, Any]:
     responses: list[dict[str, Any]] = []
     for step in range(steps):
         if step % 2 == 0:
-            k = step // 2
+            k = step // 2 % FILES
+            # The header's start stays unique however often the file is edited.
             call = {
                 "name": "edit_file",
                 "args": {
                     "path": f"src/file{k}.js",
-                    "search": f"/* file {k} */",
-                    "replace": f"/* file {k}, edited */",
+                    "search": f"/* file {k}",
+                    "replace": f"/* file {k}!",
                 },
             }
         else:

@@ -527,12 +527,12 @@ async def test_a_context_whose_run_is_in_progress_is_not_swept(
                 expired, over_cap = await during_the_run()
                 # The run itself keeps writing checkpoints while it holds the row.
                 await asyncio.wait_for(_aput(saver, "running"), timeout=30)
+                assert await stored(pg, "running") == {
+                    "checkpoints": 4,
+                    "checkpoint_blobs": 4,
+                    "checkpoint_writes": 1,
+                }
             assert (expired.expired, over_cap.evicted) == ([], ["idle"])
-            assert await stored(pg, "running") == {
-                "checkpoints": 4,
-                "checkpoint_blobs": 4,
-                "checkpoint_writes": 1,
-            }
             # Once the run is over, the next sweep may take it.
             await expire(pg, "running")
             assert (await saver.sweep()).expired == ["running"]
