@@ -12,8 +12,9 @@ with durability ``"sync"``.
   ``files: dict[path, content]`` channel that every step updates: the design builder
   replaced, and the size baseline.
 * **web-builder graph** — ``build_web_builder_graph`` with the built-in tools in a
-  ``LocalSandbox``, the ``LockManager`` on the database, snapshots and token usage
-  saved every step (``RunContext(db=...)``), the context held for the run; once with
+  ``LocalSandbox``, the ``LockManager`` on the database and the context marked
+  exclusive (as under the runs service's lease on the project), snapshots and token
+  usage saved every step (``RunContext(db=...)``); once with
   ``AsyncPostgresSaver`` and once with ``TTLCheckpointer`` (what builder runs).
 
 A step's cost is marginal: a run of ``STEPS`` tool calls minus a run that only answers,
@@ -52,6 +53,7 @@ from langgraph.types import Command
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
+from bench.pgwire import WireCounter
 from bench.report import create_database, drop_database, write_section
 from builder.graphs.checkpointer import TTLCheckpointer
 from builder.graphs.context import RunContext
@@ -76,6 +78,10 @@ FILE_BYTES = 16 * 1024
 PAGE_BYTES = 1024
 STEPS = 40
 ROUNDS = 11
+LONG_STEPS = 200
+LONG_ROUNDS = 3
+LONG_VARIANTS = ("agent_disk", "ours_ttl")
+WIRE_ROUNDS = 3
 VARIANTS = ("agent_disk", "agent_state", "ours_plain", "ours_ttl")
 LABELS = {
     "agent_disk": "LangGraph `create_agent`, files on disk",
@@ -105,6 +111,9 @@ class Run:
     seconds: float
     checkpoint_bytes: int
     snapshot_bytes: int = 0
+    round_trips: int = 0
+    commits: int = 0
+    wal_bytes: int = 0
 
 
 def _content(seed: int, size: int) -> str:
@@ -122,13 +131,14 @@ def script(steps: int) -> dict[str, Any]:
     responses: list[dict[str, Any]] = []
     for step in range(steps):
         if step % 2 == 0:
-            k = step // 2
+            k = step // 2 % FILES
+            # The header's start stays unique however often the file is edited.
             call = {
                 "name": "edit_file",
                 "args": {
                     "path": f"src/file{k}.js",
-                    "search": f"/* file {k} */",
-                    "replace": f"/* file {k}, edited */",
+                    "search": f"/* file {k}",
+                    "replace": f"/* file {k}!",
                 },
             }
         else:
@@ -209,27 +219,62 @@ def state_tools() -> list[BaseTool]:
 class Bench:
     """One temporary database and the pieces every run shares."""
 
-    def __init__(self, url: str, work_dir: Path) -> None:
+    def __init__(self, url: str, work_dir: Path, counter: WireCounter | None = None) -> None:
+        self.direct_dsn = url.replace("postgresql+psycopg://", "postgresql://", 1)
+        self.counter = counter
+        if counter is not None:
+            # Everything the workload sends goes through the counting proxy.
+            host_part = url.split("@", 1)[1].split("/", 1)
+            url = (
+                f"{url.split('@', 1)[0]}@127.0.0.1:{counter.port}/{host_part[1]}"
+                "?sslmode=disable&gssencmode=disable"
+            )
         self.url = url
         self.dsn = url.replace("postgresql+psycopg://", "postgresql://", 1)
         self.work_dir = work_dir
         self.settings = Settings(
             data_dir=work_dir / "data",
-            max_steps=STEPS + 10,
+            max_steps=LONG_STEPS + 10,
             run_token_budget=50_000_000,
+            # A long turn stays whole in the model's window, as in create_agent (the
+            # scripted model finds its place in the script by counting the turn's calls).
+            context_token_budget=50_000_000,
             timeout_db=120,
         )
         self.files = project_files()
         self.db = Database(url, settings=self.settings)
 
+    @asynccontextmanager
+    async def measured(self) -> AsyncIterator[Run]:
+        """Time the block; through the proxy, also count its round trips, commits and
+        the WAL the server wrote meanwhile (server-wide)."""
+        run = Run(0.0, 0)
+        if self.counter is None:
+            started = time.perf_counter()
+            yield run
+            run.seconds = time.perf_counter() - started
+            return
+        wal_before = await self._wal_lsn()
+        self.counter.reset()
+        yield run
+        counts = self.counter.reset()
+        run.round_trips, run.commits = counts.round_trips, counts.commits
+        run.wal_bytes = await self._wal_lsn() - wal_before
+
+    async def _wal_lsn(self) -> int:
+        async with await psycopg.AsyncConnection.connect(self.direct_dsn) as conn:
+            cursor = await conn.execute("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn")
+            row = await cursor.fetchone()
+        return int(row[0]) if row else 0
+
     async def thread_bytes(self, thread_id: str) -> int:
-        async with await psycopg.AsyncConnection.connect(self.dsn) as conn:
+        async with await psycopg.AsyncConnection.connect(self.direct_dsn) as conn:
             cursor = await conn.execute(BYTES_SQL, {"t": thread_id})
             row = await cursor.fetchone()
         return int(row[0]) if row else 0
 
     async def snapshot_bytes(self, project_id: uuid.UUID) -> int:
-        async with await psycopg.AsyncConnection.connect(self.dsn) as conn:
+        async with await psycopg.AsyncConnection.connect(self.direct_dsn) as conn:
             cursor = await conn.execute(SNAPSHOT_BYTES_SQL, {"p": project_id})
             row = await cursor.fetchone()
         return int(row[0]) if row else 0
@@ -266,11 +311,11 @@ class Bench:
                 agent = create_agent(model, disk_tools(root), checkpointer=saver)
                 graph_input = {"messages": [HumanMessage("Build it")]}
             config = {"configurable": {"thread_id": thread_id}, "recursion_limit": 1000}
-            started = time.perf_counter()
-            await agent.ainvoke(graph_input, config, durability="sync")
-            seconds = time.perf_counter() - started
+            async with self.measured() as run:
+                await agent.ainvoke(graph_input, config, durability="sync")
         shutil.rmtree(root, ignore_errors=True)
-        return Run(seconds, await self.thread_bytes(thread_id))
+        run.checkpoint_bytes = await self.thread_bytes(thread_id)
+        return run
 
     async def run_ours(self, steps: int, *, ttl: bool) -> Run:
         user = await get_or_create_user(self.db, name="bench")
@@ -304,6 +349,7 @@ class Bench:
             db=self.db,
             project_id=thread_id,
             run_id=run_id,
+            exclusive=True,  # as under the runs service's lease
         )
         config: Any = {"configurable": {"thread_id": thread_id}, "recursion_limit": 1000}
         model = ScriptedChatModel(script=script(steps))
@@ -313,20 +359,17 @@ class Bench:
                 graph = build_web_builder_graph(
                     model=model, checkpointer=saver, settings=self.settings
                 )
-                started = time.perf_counter()
-                if isinstance(saver, TTLCheckpointer):
-                    async with saver.hold_context(thread_id):
-                        await graph.ainvoke(graph_input, config, context=ctx, durability="sync")
-                else:
+                # As the runs service does: the run works under its lease (no lock or
+                # context hold of its own), its context marked exclusive.
+                async with self.measured() as run:
                     await graph.ainvoke(graph_input, config, context=ctx, durability="sync")
-                seconds = time.perf_counter() - started
                 await self._check(graph, config, steps)
         finally:
             await locks.close()
             await sandbox.close()
-        return Run(
-            seconds, await self.thread_bytes(thread_id), await self.snapshot_bytes(project.id)
-        )
+        run.checkpoint_bytes = await self.thread_bytes(thread_id)
+        run.snapshot_bytes = await self.snapshot_bytes(project.id)
+        return run
 
     @staticmethod
     async def _check(graph: Any, config: Any, steps: int) -> None:
@@ -335,19 +378,23 @@ class Bench:
             raise RuntimeError(f"the run did not go as scripted: {values.get('stop_reason')}")
 
 
-async def run() -> dict[str, list[tuple[Run, Run]]]:
+Results = dict[str, dict[str, list[tuple[Run, Run]]]]
+
+
+async def run() -> Results:
+    """Timing rounds, long turns, and counting rounds through the wire counter."""
     name, url = create_database()
     work_dir = Path(tempfile.mkdtemp(prefix="bench-graph-"))
-    bench = Bench(url, work_dir)
-    results: dict[str, list[tuple[Run, Run]]] = {v: [] for v in VARIANTS}
-    runners: dict[str, Callable[[int], Awaitable[Run]]] = {
-        "agent_disk": lambda n: bench.run_agent(n, in_state=False),
-        "agent_state": lambda n: bench.run_agent(n, in_state=True),
-        "ours_plain": lambda n: bench.run_ours(n, ttl=False),
-        "ours_ttl": lambda n: bench.run_ours(n, ttl=True),
+    results: Results = {
+        "steps": {v: [] for v in VARIANTS},
+        "long": {v: [] for v in LONG_VARIANTS},
+        "wire": {v: [] for v in VARIANTS},
     }
+    host, port = url.split("@", 1)[1].split("/", 1)[0].split(":")
+    bench = Bench(url, work_dir)
     try:
         await upgrade_database(bench.db)
+        runners = _runners(bench)
         for variant in VARIANTS:  # warm up imports, plans and caches
             await runners[variant](2)
         for round_ in range(ROUNDS):
@@ -355,7 +402,24 @@ async def run() -> dict[str, list[tuple[Run, Run]]]:
             for variant in order:
                 empty = await runners[variant](0)
                 full = await runners[variant](STEPS)
-                results[variant].append((empty, full))
+                results["steps"][variant].append((empty, full))
+        for round_ in range(LONG_ROUNDS):
+            order = LONG_VARIANTS if round_ % 2 == 0 else tuple(reversed(LONG_VARIANTS))
+            for variant in order:
+                empty = await runners[variant](0)
+                full = await runners[variant](LONG_STEPS)
+                results["long"][variant].append((empty, full))
+        async with WireCounter(host, int(port)) as counter:
+            counted = Bench(url, work_dir, counter)
+            try:
+                wire_runners = _runners(counted)
+                for _ in range(WIRE_ROUNDS):
+                    for variant in VARIANTS:
+                        empty = await wire_runners[variant](0)
+                        full = await wire_runners[variant](STEPS)
+                        results["wire"][variant].append((empty, full))
+            finally:
+                await counted.db.dispose()
     finally:
         await bench.db.dispose()
         shutil.rmtree(work_dir, ignore_errors=True)
@@ -363,25 +427,39 @@ async def run() -> dict[str, list[tuple[Run, Run]]]:
     return results
 
 
-def marginal(pair: tuple[Run, Run], attr: str) -> float:
-    """(A full run − a run that only answers) ÷ STEPS."""
+def _runners(bench: Bench) -> dict[str, Callable[[int], Awaitable[Run]]]:
+    return {
+        "agent_disk": lambda n: bench.run_agent(n, in_state=False),
+        "agent_state": lambda n: bench.run_agent(n, in_state=True),
+        "ours_plain": lambda n: bench.run_ours(n, ttl=False),
+        "ours_ttl": lambda n: bench.run_ours(n, ttl=True),
+    }
+
+
+def marginal(pair: tuple[Run, Run], attr: str, steps: int = STEPS) -> float:
+    """(A full run − a run that only answers) ÷ its number of tool calls."""
     empty, full = pair
-    return float(getattr(full, attr) - getattr(empty, attr)) / STEPS
+    return float(getattr(full, attr) - getattr(empty, attr)) / steps
 
 
-def per_step(pairs: list[tuple[Run, Run]], attr: str) -> float:
+def per_step(pairs: list[tuple[Run, Run]], attr: str, steps: int = STEPS) -> float:
     """The median over rounds of the marginal cost of a step."""
-    return statistics.median(marginal(pair, attr) for pair in pairs)
+    return statistics.median(marginal(pair, attr, steps) for pair in pairs)
 
 
-def ratio(pairs: list[tuple[Run, Run]], baseline: list[tuple[Run, Run]], attr: str) -> float:
+def ratio(
+    pairs: list[tuple[Run, Run]],
+    baseline: list[tuple[Run, Run]],
+    attr: str,
+    steps: int = STEPS,
+) -> float:
     """The median over rounds of this variant's step cost ÷ the baseline's in that round.
 
     Both ran seconds apart, so load from other processes on a shared machine
     mostly cancels out.
     """
     return statistics.median(
-        marginal(mine, attr) / marginal(theirs, attr)
+        marginal(mine, attr, steps) / marginal(theirs, attr, steps)
         for mine, theirs in zip(pairs, baseline, strict=True)
     )
 
@@ -392,10 +470,14 @@ def _bytes(n: float) -> str:
     return f"{n / 1024:,.1f} KiB"
 
 
-def table(results: dict[str, list[tuple[Run, Run]]]) -> str:
+def table(all_results: Results) -> str:
+    results, long, wire = all_results["steps"], all_results["long"], all_results["wire"]
     ms = {v: per_step(results[v], "seconds") * 1000 for v in VARIANTS}
     slower = {v: ratio(results[v], results["agent_disk"], "seconds") for v in VARIANTS}
     size = {v: per_step(results[v], "checkpoint_bytes") for v in VARIANTS}
+    trips = {v: per_step(wire[v], "round_trips") for v in VARIANTS}
+    commits = {v: per_step(wire[v], "commits") for v in VARIANTS}
+    wal = {v: per_step(wire[v], "wal_bytes") for v in VARIANTS}
     rows = []
     for variant in VARIANTS:
         snapshot = (
@@ -405,9 +487,16 @@ def table(results: dict[str, list[tuple[Run, Run]]]) -> str:
         )
         rows.append(
             f"| {LABELS[variant]} | {ms[variant]:,.1f} ms | {slower[variant]:.2f}× "
+            f"| {trips[variant]:,.1f} | {commits[variant]:,.1f} | {_bytes(wal[variant])} "
             f"| {_bytes(size[variant])} | {size['agent_state'] / size[variant]:,.0f}× "
             f"| {snapshot} |"
         )
+    long_rows = [
+        f"| {LABELS[v]} | {per_step(long[v], 'seconds', LONG_STEPS) * 1000:,.1f} ms "
+        f"| {ratio(long[v], long['agent_disk'], 'seconds', LONG_STEPS):.2f}× "
+        f"| {_bytes(per_step(long[v], 'checkpoint_bytes', LONG_STEPS))} |"
+        for v in LONG_VARIANTS
+    ]
     lines = [
         "## The web-builder graph: cost of a step",
         "",
@@ -417,31 +506,43 @@ def table(results: dict[str, list[tuple[Run, Run]]]) -> str:
         "PostgreSQL with durability `sync`. Per step means marginal: a run of "
         f"{STEPS} calls minus a run that only answers, divided by {STEPS}. Checkpoint bytes "
         "are what the thread's rows hold in `checkpoints` (as text), `checkpoint_blobs` "
-        "and `checkpoint_writes`. Medians of "
+        "and `checkpoint_writes`. Round trips and commits are counted on the wire by a "
+        "proxy in front of the server (`bench/pgwire.py`; a round trip is the client "
+        "sending after the server answered, a commit a transaction that wrote) in "
+        f"{WIRE_ROUNDS} separate rounds, with the WAL the server wrote meanwhile (server-"
+        "wide, so other sessions on a shared server add noise). Times are medians of "
         f"{ROUNDS} interleaved rounds (the time ratio is the median of each round's "
         "ratio) of `python -m bench.graph_overhead` in one temporary "
         f"database on {platform.system()} {platform.machine()}, Python "
         f"{platform.python_version()}.",
         "",
-        "| Variant | Time per step | ÷ `create_agent` | Checkpoint bytes per step "
-        "| Files-in-state ÷ this | Snapshot content per step |",
-        "| --- | ---: | ---: | ---: | ---: | ---: |",
+        "| Variant | Time per step | ÷ `create_agent` | Round trips | Commits | WAL "
+        "| Checkpoint bytes per step | Files-in-state ÷ this | Snapshot content per step |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
         *rows,
         "",
-        "The web-builder graph does more per step than the plain agent: three graph nodes "
-        "(agent, tools, persist) checkpointed instead of two, tools in a `LocalSandbox` "
-        "with a Postgres advisory lock per file write, a snapshot of the changed paths and "
-        "a token-usage row saved in their own transactions. `TTLCheckpointer` refreshes "
-        "a thread's expiry on every checkpoint read and write, except while a run holds "
-        "the thread (as the runs service does, and this benchmark): then once when the "
-        "hold starts and once when it ends. LangGraph stores a channel's "
-        "whole value again at every step that changes it: with files in graph state that "
-        "is the 1 MiB `files` channel every step; the web-builder state keeps a manifest "
-        "of hashes instead, and the changed file's content goes once into the "
-        "content-addressed snapshot blobs (last column). Every variant also rewrites its "
-        "`messages` channel each step, so bytes per step grow with the length of a turn. "
-        "The machine is shared with other work: time ratios moved by up to 25 % between "
-        "runs, byte counts not at all.",
+        f"A long turn: {LONG_STEPS} tool calls, the same workload, {LONG_ROUNDS} "
+        "interleaved rounds.",
+        "",
+        "| Variant | Time per step | ÷ `create_agent` | Checkpoint bytes per step |",
+        "| --- | ---: | ---: | ---: |",
+        *long_rows,
+        "",
+        "Per tool call the web-builder graph checkpoints two nodes, as the plain agent "
+        "does: the tools node runs the call in a `LocalSandbox` and, after the last call "
+        "of a model step, saves the snapshot of the changed paths and the model call's "
+        "token usage in one transaction (a lock statement, one read and one write "
+        "statement). `TTLCheckpointer` refreshes a thread's expiry on every checkpoint "
+        "read and write, except while a run holds the thread (as the runs service does, "
+        "and this benchmark): then once when the hold starts and once when it ends. "
+        "LangGraph stores a channel's whole value again at every step that changes it: "
+        "with files in graph state that is the 1 MiB `files` channel every step; the "
+        "web-builder state keeps a manifest of hashes instead, and the changed file's "
+        "content goes once into the content-addressed snapshot blobs (last column). "
+        "`TTLCheckpointer`'s bytes are counted after the run, which pruned the thread to "
+        "its latest checkpoint (see the thread growth table); `AsyncPostgresSaver` keeps "
+        "every checkpoint. The machine is shared with other work: time ratios moved by up "
+        "to 25 % between runs, byte and round-trip counts not at all.",
     ]
     return "\n".join(lines)
 

@@ -187,6 +187,22 @@ class LockManager:
                     return
             yield True
 
+    def held_here(self, key: str) -> bool:
+        """Whether a task of this process holds ``key`` (so no other process does)."""
+        entry = self._entries.get(key)
+        return entry is not None and entry.lock.locked()
+
+    def in_process(self) -> LockManager:
+        """A view of these locks that leaves out the cross-process half.
+
+        For work that already excludes other processes by a lock this process holds
+        (a run holds its project's lock): tasks of this process still take turns per
+        key with every user of this manager, without a database round trip.
+        """
+        view = LockManager(None, timeout=self.timeout, pool_max=self._pool_max)
+        view._entries = self._entries
+        return view
+
     async def close(self) -> None:
         """Close the connection pool; advisory locks held through it are released."""
         pool, self._pool = self._pool, None

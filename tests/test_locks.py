@@ -277,3 +277,40 @@ async def test_long_lived_locks_do_not_starve_short_ones_of_connections(
             assert again  # released, also on its own connection
     finally:
         await manager.close()
+
+
+async def test_under_a_held_run_lock_file_locks_stay_in_process(
+    managers: tuple[LockManager, LockManager],
+) -> None:
+    mine, _ = managers
+    assert not mine.held_here("run:p")
+    async with mine.hold("run:p", long_lived=True):
+        assert mine.held_here("run:p") and not mine.held_here("run:q")
+        local = mine.in_process()
+        order: list[str] = []
+
+        async def full_manager_writer() -> None:
+            async with mine.hold("file:x"):
+                order.append("full")
+
+        async with local.hold("file:x"):
+            assert mine._pool is None  # no pooled connection taken for the file lock
+            task = asyncio.create_task(full_manager_writer())
+            await asyncio.sleep(0.05)
+            order.append("local")  # the full manager's task waits for the view's hold
+        await task
+        assert order == ["local", "full"]
+    assert not mine.held_here("run:p")
+
+
+async def test_the_in_process_view_alone_does_not_exclude_another_process(
+    managers: tuple[LockManager, LockManager],
+) -> None:
+    # Why it is only used under a run lock: by itself it orders this process's tasks,
+    # not another process's.
+    mine, theirs = managers
+    async with theirs.hold("file:x"), mine.in_process().hold("file:x", timeout=0.2):
+        pass
+    with pytest.raises(LockTimeout):
+        async with theirs.hold("file:x"), mine.hold("file:x", timeout=0.2):
+            pass

@@ -16,7 +16,12 @@ rebuilt from it. So contexts are bounded in time and number:
   run's lease runs out. No connection is held for a run: any number of runs in
   progress share the pool their checkpoints go through. (:meth:`hold_context` keeps a
   thread with no run, for tools outside a run, by holding ``FOR KEY SHARE`` on its row
-  on a connection of its own.) Sweeps use a connection of their own too.
+  on a connection of its own.) Sweeps use a connection of their own too;
+* a live thread keeps only its latest checkpoint between runs: a run that ends
+  (done, or stopped by a limit) prunes the checkpoints it went through
+  (:meth:`TTLCheckpointer.prune_history`), so a thread's storage is its current state
+  — not every step's copy of the conversation — however many turns it lives. A run
+  that fails or is cut short keeps them all, for resuming.
 
 It is :class:`~langgraph.checkpoint.postgres.aio.AsyncPostgresSaver` underneath (and
 passes ``langgraph-checkpoint-conformance``); the thread table is ``threads``, created
@@ -148,6 +153,8 @@ class TTLCheckpointer(AsyncPostgresSaver):
         strategy: ``"delete"`` removes every checkpoint of an expired thread;
             ``"keep_latest"`` keeps only its latest checkpoint.
         serde: LangGraph serializer, as for ``AsyncPostgresSaver``.
+        keep_history: Keep every checkpoint of a live thread; by default a run that
+            ends well (:meth:`prune_history`) prunes all but the thread's latest.
     """
 
     def __init__(
@@ -158,8 +165,10 @@ class TTLCheckpointer(AsyncPostgresSaver):
         max_live: int = 100,
         strategy: Strategy = "delete",
         serde: SerializerProtocol | None = None,
+        keep_history: bool = False,
     ) -> None:
         super().__init__(conn, serde=serde)
+        self.keep_history = keep_history
         self.ttl_seconds = ttl_seconds
         self.max_live = max_live
         self.strategy: Strategy = strategy
@@ -281,7 +290,9 @@ class TTLCheckpointer(AsyncPostgresSaver):
         its own (not one of the pool's); the sweeper's ``FOR UPDATE SKIP LOCKED``
         passes over it. Writes to the row (TTL refreshes) are not blocked by it. The
         expiry is refreshed when the hold starts and when it ends, not on every
-        checkpoint in between.
+        checkpoint in between. When the block ends without an error, the thread's
+        checkpoints but the latest are pruned (unless ``keep_history``); after an
+        error they are all kept, so the run can be resumed.
         """
         key = str(thread_id)
         await self.touch(key)
@@ -293,6 +304,7 @@ class TTLCheckpointer(AsyncPostgresSaver):
             self._held[key] = self._held.get(key, 0) + 1
             try:
                 yield
+                await self.prune_history(key)
             finally:
                 remaining = self._held.pop(key) - 1
                 if remaining:
@@ -327,6 +339,19 @@ class TTLCheckpointer(AsyncPostgresSaver):
                 key,
             )
             return cur.rowcount
+
+    async def prune_history(self, thread_id: str) -> None:
+        """Keep only the thread's latest checkpoint (unless ``keep_history``).
+
+        Called when a run ends well; a failure here costs only storage, so it is
+        logged, and the next run that ends prunes again.
+        """
+        if self.keep_history:
+            return
+        try:
+            await self.aprune([str(thread_id)], strategy="keep_latest")
+        except psycopg.Error as exc:
+            _log.warning("checkpointer.prune_failed", thread_id=thread_id, error=str(exc))
 
     # --- sweeping --------------------------------------------------------------------
     async def sweep(

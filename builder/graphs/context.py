@@ -14,6 +14,7 @@ from builder.locks import LockManager
 from builder.persistence.database import Database
 from builder.sandbox.base import Sandbox
 from builder.settings import Settings, get_settings
+from builder.tools.workspace_files import DiskUsage
 
 __all__ = ["RunContext"]
 
@@ -33,6 +34,12 @@ class RunContext:
         message_id: The user message that started the turn, recorded on snapshots.
         max_steps: Overrides ``settings.max_steps`` for this run.
         token_budget: Overrides ``settings.run_token_budget`` for this run.
+        disk: The running total of the workspace's bytes the quota checks against
+            (walked at the run's first write, then kept by its writes).
+        exclusive: The project is this run's alone while it works (the runs service's
+            lease on it: no other run is claimed and no hand edit is made meanwhile),
+            so the file tools' locks only order this process's tasks, with no database
+            round trip per write.
         resumed: This run continues one that was interrupted. Its first save rescans the
             workspace: a step cut short may have changed files that its checkpoint
             does not record (and running it again may not change them a second time).
@@ -48,6 +55,8 @@ class RunContext:
     max_steps: int | None = None
     token_budget: int | None = None
     resumed: bool = False
+    exclusive: bool = False
+    disk: DiskUsage = field(default_factory=DiskUsage)
 
     def __post_init__(self) -> None:
         if not self.project_id:

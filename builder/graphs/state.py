@@ -130,8 +130,9 @@ class WebBuilderState(TypedDict, total=False):
     project_id: str
     files: Annotated[dict[str, str], merge_manifest]
     """The workspace manifest: path → sha256 of the content."""
-    saved_files: dict[str, str]
-    """The manifest as of the latest snapshot; the persist node saves the difference."""
+    unsaved: dict[str, str | None]
+    """Manifest changes not in a snapshot yet (path → sha256, None for removed): the
+    calls of a model step so far, saved together after its last call."""
     snapshot_version: int | None
     """The latest snapshot version of the project."""
     rescan: bool

@@ -3,7 +3,10 @@
 Each pending tool call of the last model message is its own graph step, in the order
 the model gave them. With ``durability="sync"`` every finished call is checkpointed
 before the next one starts, so a run resumed after a crash never repeats a call that
-had completed (only the one in flight, if any).
+had completed (only the one in flight, if any). After the last call of a model
+message the same step saves the files the calls changed and the model call's tokens
+(:class:`~builder.graphs.saving.StepSaver`); a crash before that save repeats the
+last call on resume, and the save after it finds the workspace by a rescan.
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ from langchain_core.messages import AIMessage, AnyMessage, ToolCall, ToolMessage
 from langgraph.runtime import Runtime
 
 from builder.graphs.context import RunContext
+from builder.graphs.saving import StepSaver
 from builder.graphs.state import DevServerState, PlanState, WebBuilderState
+from builder.locks import LockManager
 from builder.log import get_logger
 from builder.persistence.projects import record_replica
 from builder.tools.bound import BoundTool
@@ -119,6 +124,7 @@ class ToolCallsNode:
 
     def __init__(self, registry: ToolRegistry) -> None:
         self.registry = registry
+        self.saver = StepSaver()
 
     async def __call__(
         self, state: WebBuilderState, runtime: Runtime[RunContext]
@@ -147,11 +153,12 @@ class ToolCallsNode:
             sandbox=ctx.sandbox,
             project_id=ctx.project_id,
             settings=ctx.settings,
-            locks=ctx.locks,
+            locks=_tool_locks(ctx),
             run_id=ctx.run_id,
             effects=effects,
             on_event=forward,
             db=ctx.db,
+            disk=ctx.disk,
         )
         write(
             {
@@ -198,6 +205,8 @@ class ToolCallsNode:
             )
             effects.error(f"{name}: unknown tool")
         duration = round((time.perf_counter() - started) * 1000, 1)
+        if effects.rescan:
+            ctx.disk.forget()  # a command may have changed any file
         # A command that exited non-zero or timed out answered, but did not succeed.
         ok = message.status != "error" and not effects.failed
         text = message.content if isinstance(message.content, str) else str(message.content)
@@ -227,10 +236,18 @@ class ToolCallsNode:
                 }
             ],
         }
-        if effects.files:
-            update["files"] = dict(effects.files)
-        if effects.rescan:
-            update["rescan"] = True
+        changes = dict(effects.files)
+        if len(pending) > 1:
+            # More calls of this model step follow: the step is saved after the last.
+            if changes:
+                update["files"] = changes
+                update["unsaved"] = {**state.get("unsaved", {}), **changes}
+            if effects.rescan:
+                update["rescan"] = True
+        else:
+            update.update(
+                await self.saver.save(state, runtime, files=changes, rescan=effects.rescan)
+            )
         if effects.plan_changed and effects.plan is not None:
             update["plan"] = _plan_to_state(effects.plan)
         if effects.dev_server is not None and effects.dev_server != tool_ctx_server(state):
@@ -243,6 +260,20 @@ class ToolCallsNode:
         if not ok:
             update["errors"] = [f"{name}: {text.splitlines()[0][:300] if text else 'error'}"]
         return update
+
+
+def _tool_locks(ctx: RunContext) -> LockManager:
+    """The file locks of a run's tools.
+
+    A run of the runs service works under its lease on the project, which keeps every
+    other writer of the project's workspace (runs elsewhere, hand edits) out
+    (``RunContext.exclusive``): file locks then only need to order this process's
+    tasks, with no database round trip per write. Anywhere else they hold across
+    processes.
+    """
+    if ctx.exclusive:
+        return ctx.locks.in_process()
+    return ctx.locks
 
 
 def cut_off(message: AIMessage) -> bool:

@@ -1,14 +1,16 @@
-"""The web-builder graph: agent → tools → persist, looping until the model is done.
+"""The web-builder graph: agent → tools, looping until the model answers; then persist.
 
 ::
 
     START → agent ─┬─ tool calls ──► tools ──┬─ more calls ─► tools
-                   │                         └─ done ───────► persist
-                   └─ answer ──────────────────────────────► persist
-    persist ─┬─ after tools ─► agent
-             ├─ after an answer, files changed ─► check ─┬─ problems ─► agent
-             │                                           └─ passes ───► END
-             └─ after an answer ─► END
+                   │                         └─ step saved ─► agent
+                   └─ answer ──────────────► persist
+    persist ─┬─ files changed since the last check ─► check ─┬─ problems ─► agent
+             │                                               └─ passes ───► END
+             └─ otherwise ─► END
+
+The tools node saves each model step's files and tokens with its last call, so a tool
+call costs two checkpointed nodes; persist ends the turn.
 
 The check (:mod:`builder.graphs.check`) builds the project, reads the dev server's
 errors and runs the site checker when it is installed; the model fixes what it reports
@@ -142,12 +144,13 @@ def _after_agent(state: WebBuilderState) -> Literal["tools", "persist"]:
     return "persist"
 
 
-def _after_tools(state: WebBuilderState) -> Literal["tools", "persist"]:
-    return "tools" if pending_tool_calls(state.get("messages", [])) else "persist"
+def _after_tools(state: WebBuilderState) -> Literal["tools", "agent"]:
+    return "tools" if pending_tool_calls(state.get("messages", [])) else "agent"
 
 
 class _AfterPersist:
-    """Back to the agent after tools; to the check after an answer that needs one."""
+    """A tool result set by a state update goes back to the agent; an answer that needs a
+    check goes to the check."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings

@@ -111,7 +111,10 @@ class Database:
             pool_size=self.settings.db_pool_size,
             max_overflow=self.settings.db_max_overflow,
             pool_recycle=self.settings.db_pool_recycle,
-            pool_pre_ping=True,
+            # No ping before each checkout (a round trip on every transaction): a
+            # connection that died with the server fails its first statement, which
+            # invalidates the pool, and run() retries the work on a new connection.
+            pool_pre_ping=False,
             connect_args=connect_args(self.settings),
         )
         self.sessions: async_sessionmaker[AsyncSession] = async_sessionmaker(

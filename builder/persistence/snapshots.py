@@ -27,6 +27,7 @@ from builder.persistence.database import Database
 from builder.persistence.projects import invalidate_project
 from builder.persistence.repositories import projects as project_repo
 from builder.persistence.repositories import snapshots as repo
+from builder.persistence.repositories import usage as usage_repo
 from builder.persistence.schemas import (
     FileEntry,
     Page,
@@ -79,6 +80,7 @@ async def save_snapshot(
     idempotency_key: str | None = None,
     summary: str = "",
     base_version: int | None = None,
+    usage: Mapping[str, Any] | None = None,
 ) -> SnapshotPublic | None:
     """Save a new version holding ``changes`` on top of the latest one.
 
@@ -95,6 +97,9 @@ async def save_snapshot(
         base_version: The version the changes were made on (0: none yet). When given
             and it is not the latest any more, nothing is saved: a workspace that
             missed a newer version must never be written as the newest.
+        usage: A ``token_usage`` row (:func:`~builder.persistence.usage.usage_values`)
+            recorded in the same transaction, once per run and step: a step saved
+            again after a crash records nothing twice.
 
     Returns:
         The new version; the earlier one for a repeated ``idempotency_key``; None when
@@ -110,7 +115,7 @@ async def save_snapshot(
     hashed = _normalise(changes)
 
     async def work(session: AsyncSession) -> tuple[Any, uuid.UUID, bool]:
-        return await _save_in(
+        saved = await _save_in(
             session,
             project_id=project_id,
             hashed=hashed,
@@ -120,6 +125,9 @@ async def save_snapshot(
             summary=summary,
             base_version=base_version,
         )
+        if usage is not None:
+            await usage_repo.insert_usage(session, values=usage, once=True)
+        return saved
 
     row, owner, created = await db.run(work)
     if created:
@@ -146,13 +154,11 @@ async def _save_in(
     owner = await project_repo.lock_project(session, project_id=project_id)
     if owner is None:
         raise NotFound("project", project_id)
-    if idempotency_key is not None:
-        existing = await repo.snapshot_by_key(
-            session, project_id=project_id, idempotency_key=idempotency_key
-        )
-        if existing is not None:
-            return existing, owner, False
-    latest = await repo.latest_snapshot(session, project_id=project_id)
+    latest, existing = await repo.head(
+        session, project_id=project_id, idempotency_key=idempotency_key
+    )
+    if existing is not None:
+        return existing, owner, False
     base = latest.version if latest is not None else 0
     if base_version is not None and base_version != base:
         raise StaleWorkspace(project_id, base_version, base)
@@ -176,12 +182,7 @@ async def _save_in(
     if not delta:
         return None, owner, False
     needed = _shas(delta)
-    wanted = {c.sha256: c.data for c in hashed.values() if c and c.sha256 in needed}
-    stored = await repo.existing_blobs(session, shas=wanted)
-    await repo.insert_blobs(
-        session, contents={sha: data for sha, data in wanted.items() if sha not in stored}
-    )
-    row = await repo.insert_snapshot(
+    row = await repo.insert_version(
         session,
         values={
             "project_id": project_id,
@@ -195,9 +196,11 @@ async def _save_in(
             "total_bytes": size,
             "changed_paths": len(delta),
         },
+        entries=delta,
+        # Sent whether or not the content is stored already: checking first would
+        # cost a round trip on every save to spare one on a rare repeat.
+        contents={c.sha256: c.data for c in hashed.values() if c and c.sha256 in needed},
     )
-    await repo.insert_entries(session, project_id=project_id, version=base + 1, entries=delta)
-    await project_repo.touch_project(session, project_id=project_id)
     return row, owner, True
 
 

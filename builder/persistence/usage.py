@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -13,7 +14,33 @@ from builder.persistence.models import token_usage
 from builder.persistence.repositories import usage as repo
 from builder.persistence.schemas import UsageTotals
 
-__all__ = ["project_usage", "record_usage", "run_usage"]
+__all__ = ["project_usage", "record_usage", "run_usage", "usage_values"]
+
+
+def usage_values(
+    *, project_id: uuid.UUID, run_id: str | None, tokens: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The ``token_usage`` row of one model call of a run.
+
+    Args:
+        project_id: The project.
+        run_id: The run.
+        tokens: The call's ``step``, ``model``, ``input_tokens``, ``output_tokens`` and
+            optionally ``cache_read_tokens`` and ``cache_write_tokens`` (a graph state's
+            ``pending_usage``).
+    """
+    return {
+        "project_id": project_id,
+        "run_id": run_id,
+        "model": tokens["model"],
+        "prompt_tokens": tokens["input_tokens"],
+        "completion_tokens": tokens["output_tokens"],
+        "total_tokens": tokens["input_tokens"] + tokens["output_tokens"],
+        "cost": None,
+        "step": tokens["step"],
+        "cache_read_tokens": tokens.get("cache_read_tokens", 0),
+        "cache_write_tokens": tokens.get("cache_write_tokens", 0),
+    }
 
 
 async def record_usage(

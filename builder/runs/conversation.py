@@ -35,8 +35,8 @@ async def rebuild_context(
         exclude: A message not to include (the one starting this turn).
 
     Returns:
-        ``messages`` (recent user and assistant text), ``files`` and ``saved_files``
-        (the latest snapshot's manifest) and ``snapshot_version``.
+        ``messages`` (recent user and assistant text), ``files`` (the latest
+        snapshot's manifest, nothing ``unsaved``) and ``snapshot_version``.
     """
     page = await list_messages(
         db, project_id=project_id, limit=_REBUILD_MESSAGES, newest_first=True
@@ -58,7 +58,7 @@ async def rebuild_context(
     return {
         "messages": messages,
         "files": manifest,
-        "saved_files": dict(manifest),
+        "unsaved": {},
         "snapshot_version": version,
     }
 

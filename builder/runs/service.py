@@ -45,7 +45,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from builder.errors import BuilderError, DependencyUnavailable, InvalidInput, RunInProgress
 from builder.graphs.checkpointer import TTLCheckpointer
 from builder.graphs.context import RunContext
-from builder.graphs.persist import manifest_changes, scan_workspace
+from builder.graphs.saving import scan_workspace
 from builder.graphs.toolcalls import pending_tool_calls
 from builder.graphs.web_builder import WebBuilderGraph, build_web_builder_graph
 from builder.locks import LockManager
@@ -753,6 +753,7 @@ class RunService:
             max_steps=max_steps,
             token_budget=token_budget,
             resumed=graph_input is None,
+            exclusive=True,  # the claimed lease keeps other runs and hand edits out
         )
         parts = ReplyParts()
         try:
@@ -790,22 +791,26 @@ class RunService:
                 parts=parts.parts,
                 model=self.settings.model,
             )
+        if result.status in ("success", "cancelled"):
+            # The turn is over and its reply stored: its steps' checkpoints are no
+            # longer needed for resuming (a failed run keeps them).
+            await self.checkpointer.prune_history(str(project_id))
 
     async def _rewind_lost_steps(
         self, config: RunnableConfig, sandbox: Sandbox, current: Any
     ) -> bool:
         """Go back to the last saved step when the files of later ones are not here.
 
-        Files a step wrote are saved (a version of the project) by the step's persist
-        node. A worker that died between the two took the unsaved files with its
-        sandbox: the run goes on from the newest checkpoint whose files are all saved,
+        Files a model step's tool calls wrote are saved (a version of the project) with
+        its last call; until then the state lists them as ``unsaved``. A worker that died
+        in between took the unsaved files with its sandbox: the run goes on from the newest checkpoint whose files are all saved,
         running the steps after it again (their model calls are not repeated).
 
         Returns:
             Whether the run was rewound.
         """
         values = current.values or {}
-        unsaved = manifest_changes(values.get("saved_files", {}), values.get("files", {}))
+        unsaved: dict[str, str | None] = values.get("unsaved") or {}
         if not unsaved:
             return False
         here = await scan_workspace(sandbox)
@@ -813,7 +818,7 @@ class RunService:
             return False  # the same workspace (a shared volume, or this machine)
         async for saved in self.checkpointer.alist(config):
             channels = saved.checkpoint.get("channel_values", {})
-            if channels.get("files", {}) == channels.get("saved_files", {}):
+            if not channels.get("unsaved"):
                 checkpoint_id = saved.config["configurable"]["checkpoint_id"]
                 thread_id = config["configurable"]["thread_id"]
                 dropped = await self.checkpointer.rewind(thread_id, checkpoint_id)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from builder.locks import LockManager
 from builder.sandbox.base import Sandbox
 from builder.settings import Settings
-from builder.tools.workspace_files import WorkspaceFiles
+from builder.tools.workspace_files import DiskUsage, WorkspaceFiles
 
 if TYPE_CHECKING:
     from builder.persistence.database import Database
@@ -176,6 +176,8 @@ class ToolContext:
         effects: Where tools record what they changed.
         on_event: Optional receiver of progress events.
         db: The database, when the run has one (publishing needs it).
+        disk: The run's running total of the workspace's bytes, for the quota; None
+            walks the workspace at every write.
 
     Tools change files through :attr:`files`, which applies the same limits, locks
     and compare-and-swap as the built-in tools.
@@ -189,6 +191,7 @@ class ToolContext:
     effects: ToolEffects = field(default_factory=ToolEffects)
     on_event: EventSink | None = None
     db: Database | None = None
+    disk: DiskUsage | None = None
 
     @property
     def files(self) -> WorkspaceFiles:

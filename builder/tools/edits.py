@@ -14,10 +14,10 @@ import difflib
 from builder.errors import InvalidInput, SearchTextNotFound, SearchTextNotUnique
 from builder.tools.context import ToolContext
 from builder.tools.workspace_files import (
-    check_write_limits,
     file_lock_key,
     normalize_path,
     sha256_hex,
+    within_limits,
 )
 
 __all__ = ["closest_lines", "edit_file"]
@@ -109,8 +109,8 @@ async def edit_file(path: str, search: str, replace: str, *, ctx: ToolContext) -
         at = found[0]
         # Slicing, never re.sub: "$1", "\1" or "\g<0>" in the replacement stay literal.
         new = (text[:at] + replace + text[at + len(search) :]).encode("utf-8")
-        await check_write_limits(ctx, {path: new}, replaced={path: len(old)})
-        await ctx.sandbox.write_file(path, new, expected_sha256=sha256_hex(old))
+        async with within_limits(ctx, {path: new}, replaced={path: len(old)}):
+            await ctx.sandbox.write_file(path, new, expected_sha256=sha256_hex(old))
     ctx.effects.file_written(path, sha256_hex(new))
     line = text.count("\n", 0, at) + 1
     removed, added = search.count("\n") + 1, replace.count("\n") + 1

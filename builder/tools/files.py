@@ -18,10 +18,10 @@ from builder.log import get_logger
 from builder.sandbox.base import FileInfo
 from builder.tools.context import ToolContext
 from builder.tools.workspace_files import (
-    check_write_limits,
     file_lock_key,
     normalize_path,
     sha256_hex,
+    within_limits,
 )
 
 __all__ = [
@@ -85,8 +85,8 @@ async def batch_write_files(files: list[FileContent], *, ctx: ToolContext) -> st
     async with ctx.locks.hold_many([file_lock_key(ctx, path) for path in writes]):
         previous = {path: await _read_or_none(ctx, path) for path in writes}
         replaced = {path: len(old or b"") for path, old in previous.items()}
-        await check_write_limits(ctx, writes, replaced=replaced)
-        await _write_all(ctx, writes, previous)
+        async with within_limits(ctx, writes, replaced=replaced):
+            await _write_all(ctx, writes, previous)
     for path, data in writes.items():
         ctx.effects.file_written(path, sha256_hex(data))
     listing = "\n".join(
@@ -186,6 +186,8 @@ async def delete_file(path: str, *, ctx: ToolContext) -> str:
             raise NotFound("file", path)
         removed = await _files_under(ctx, path, info)
         await ctx.sandbox.delete_file(path)
+        if ctx.disk is not None:
+            ctx.disk.forget()  # a directory's files were not each counted
     for gone in removed:
         ctx.effects.file_deleted(gone)
     if info.is_dir:

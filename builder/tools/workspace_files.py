@@ -11,7 +11,8 @@ run's effects so the graph saves it in the next version.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -19,15 +20,18 @@ from builder.errors import FileTooLarge, InvalidInput, NotFound, QuotaExceeded
 from builder.sandbox.paths import join_parts, split_path
 
 if TYPE_CHECKING:
+    from builder.sandbox.base import Sandbox
     from builder.tools.context import ToolContext
 
 __all__ = [
+    "DiskUsage",
     "FileWrite",
     "WorkspaceFiles",
     "check_write_limits",
     "file_lock_key",
     "normalize_path",
     "sha256_hex",
+    "within_limits",
 ]
 
 
@@ -51,9 +55,41 @@ def file_lock_key(ctx: ToolContext, path: str) -> str:
     return f"file:{ctx.sandbox.sandbox_id}:{normalize_path(path)}"
 
 
+class DiskUsage:
+    """A workspace's bytes in regular files, kept as a running total.
+
+    Walking a workspace costs time in proportion to its size, so a run walks it once,
+    at its first write, and then adds what each of its writes adds. Whatever changes
+    files in ways the total does not see — a command, a deleted directory — calls
+    :meth:`forget`, and the next write walks again.
+    """
+
+    def __init__(self) -> None:
+        self._bytes: int | None = None
+
+    async def current(self, sandbox: Sandbox) -> int:
+        """The bytes in the workspace's regular files (walks it when not known)."""
+        if self._bytes is None:
+            self._bytes = await sandbox.disk_usage()
+        return self._bytes
+
+    def set(self, total: int) -> None:
+        """The workspace now holds ``total`` bytes."""
+        self._bytes = total
+
+    def add(self, delta: int) -> None:
+        """The workspace grew (or, negative, shrank) by ``delta`` bytes."""
+        if self._bytes is not None:
+            self._bytes = max(self._bytes + delta, 0)
+
+    def forget(self) -> None:
+        """Files changed in ways not counted: walk again before the next write."""
+        self._bytes = None
+
+
 async def check_write_limits(
     ctx: ToolContext, writes: Mapping[str, bytes], *, replaced: Mapping[str, int]
-) -> None:
+) -> int:
     """Refuse writes over the per-write limit or the project quota, before any is made.
 
     Args:
@@ -64,18 +100,42 @@ async def check_write_limits(
     Raises:
         FileTooLarge: One content is larger than ``settings.max_write_bytes``.
         QuotaExceeded: The project would grow beyond ``settings.project_quota_bytes``.
+
+    Returns:
+        The bytes the workspace will hold once the writes are made.
     """
     limit = ctx.settings.max_write_bytes
     for path, data in writes.items():
         if len(data) > limit:
             raise FileTooLarge(path, len(data), limit)
-    usage = await ctx.sandbox.disk_usage()
+    usage = await (ctx.disk.current(ctx.sandbox) if ctx.disk else ctx.sandbox.disk_usage())
     total = usage - sum(replaced.values()) + sum(len(data) for data in writes.values())
     quota = ctx.settings.project_quota_bytes
     # A write that does not grow the project is allowed even when it is over quota
     # already (say, after a build), so the agent can still fix and shrink files.
     if total > quota and total > usage:
         raise QuotaExceeded(total, quota, path=next(iter(writes)) if len(writes) == 1 else None)
+    return total
+
+
+@asynccontextmanager
+async def within_limits(
+    ctx: ToolContext, writes: Mapping[str, bytes], *, replaced: Mapping[str, int]
+) -> AsyncIterator[None]:
+    """Check the limits (:func:`check_write_limits`), then make the writes in the body.
+
+    The run's running total (``ctx.disk``) takes the new size when the body succeeds,
+    and is forgotten (walked again next time) when it fails part-way.
+    """
+    total = await check_write_limits(ctx, writes, replaced=replaced)
+    try:
+        yield
+    except BaseException:
+        if ctx.disk is not None:
+            ctx.disk.forget()
+        raise
+    if ctx.disk is not None:
+        ctx.disk.set(total)
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,8 +195,8 @@ class WorkspaceFiles:
             info = await ctx.sandbox.stat(path)
             if info is not None and info.is_dir:
                 raise InvalidInput(f"{path} is a directory")
-            await check_write_limits(ctx, {path: data}, replaced={path: info.size if info else 0})
-            await ctx.sandbox.write_file(path, data, expected_sha256=expected_sha256)
+            async with within_limits(ctx, {path: data}, replaced={path: info.size if info else 0}):
+                await ctx.sandbox.write_file(path, data, expected_sha256=expected_sha256)
         digest = sha256_hex(data)
         ctx.effects.file_written(path, digest)
         return FileWrite(path=path, sha256=digest, size=len(data), created=info is None)
@@ -157,4 +217,6 @@ class WorkspaceFiles:
             if info.is_dir:
                 raise InvalidInput(f"{path} is a directory; delete its files one by one")
             await ctx.sandbox.delete_file(path)
+            if ctx.disk is not None:
+                ctx.disk.add(-info.size)
         ctx.effects.file_deleted(path)

@@ -235,6 +235,44 @@ async def test_a_held_context_is_refreshed_when_the_hold_ends_not_on_every_write
     assert await saver.context_is_live("t1")
 
 
+async def test_a_run_that_ends_keeps_only_the_latest_checkpoint(
+    saver: TTLCheckpointer, pg: Conn
+) -> None:
+    await put_context(saver, "t1")
+    async with saver.hold_context("t1"):
+        ids = await put_context(saver, "t1", steps=3)
+        latest_before = await AsyncPostgresSaver.aget_tuple(saver, config_of("t1"))
+    assert await stored(pg, "t1") == {
+        "checkpoints": 1,
+        "checkpoint_blobs": 1,
+        "checkpoint_writes": 1,
+    }
+    latest = await saver.aget_tuple(config_of("t1"))
+    assert latest is not None and latest_before is not None
+    assert latest.config["configurable"]["checkpoint_id"] == ids[-1]
+    assert (latest.checkpoint, latest.pending_writes) == (
+        latest_before.checkpoint,
+        latest_before.pending_writes,
+    )
+
+
+async def test_a_run_that_fails_or_keeps_history_prunes_nothing(
+    saver: TTLCheckpointer, pg: Conn
+) -> None:
+    async def failed_run() -> None:
+        async with saver.hold_context("t1"):
+            await put_context(saver, "t1", steps=3)
+            raise RuntimeError("the run failed: it may be resumed")
+
+    with pytest.raises(RuntimeError):
+        await failed_run()
+    assert (await stored(pg, "t1"))["checkpoints"] == 3
+    saver.keep_history = True
+    async with saver.hold_context("t1"):
+        await put_context(saver, "t1", steps=2)
+    assert (await stored(pg, "t1"))["checkpoints"] == 5
+
+
 async def test_reading_an_unknown_thread_creates_no_row(saver: TTLCheckpointer, pg: Conn) -> None:
     assert await saver.aget_tuple(config_of("nobody")) is None
     assert [item async for item in saver.alist(config_of("nobody"))] == []
@@ -489,12 +527,12 @@ async def test_a_context_whose_run_is_in_progress_is_not_swept(
                 expired, over_cap = await during_the_run()
                 # The run itself keeps writing checkpoints while it holds the row.
                 await asyncio.wait_for(_aput(saver, "running"), timeout=30)
+                assert await stored(pg, "running") == {
+                    "checkpoints": 4,
+                    "checkpoint_blobs": 4,
+                    "checkpoint_writes": 1,
+                }
             assert (expired.expired, over_cap.evicted) == ([], ["idle"])
-            assert await stored(pg, "running") == {
-                "checkpoints": 4,
-                "checkpoint_blobs": 4,
-                "checkpoint_writes": 1,
-            }
             # Once the run is over, the next sweep may take it.
             await expire(pg, "running")
             assert (await saver.sweep()).expired == ["running"]

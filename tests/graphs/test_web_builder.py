@@ -143,7 +143,7 @@ async def test_snapshots_and_usage_are_saved_per_step(
     usage = await run_usage(db, run_id="run-1")
     assert (usage.calls, usage.prompt_tokens, usage.completion_tokens) == (3, 600, 60)
     state = (await graph.aget_state(_config(str(project.id)))).values
-    assert state["snapshot_version"] == 2 and state["saved_files"] == state["files"]
+    assert state["snapshot_version"] == 2 and not state["unsaved"]
     assert state["run_tokens"] == 660
     await box.close()
 

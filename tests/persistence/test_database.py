@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 from sqlalchemy import text
@@ -26,7 +27,7 @@ def test_the_engine_is_configured_from_settings(pg_url: str, tmp_path: object) -
     db = Database(pg_url.replace("postgresql+psycopg://", "postgres://"), settings=settings)
 
     pool = db.engine.pool
-    assert (pool.size(), pool._max_overflow, pool._recycle, pool._pre_ping) == (3, 2, 60, True)  # type: ignore[attr-defined]
+    assert (pool.size(), pool._max_overflow, pool._recycle, pool._pre_ping) == (3, 2, 60, False)  # type: ignore[attr-defined]
     assert db.url == pg_url
     assert db.psycopg_url == db.sync_url == pg_url.replace("postgresql+psycopg://", "postgresql://")
 
@@ -114,3 +115,16 @@ async def test_from_settings_uses_the_configured_url_and_a_cache(migrated_db_url
         assert db.cache is not None and db.cache.backend == "memory"
     finally:
         await db.dispose()
+
+
+async def test_work_survives_pooled_connections_the_server_dropped(db: Database) -> None:
+    # No pre-ping: the first statement on a dead pooled connection fails, and run()
+    # retries on a fresh one.
+    async def backend(session: AsyncSession) -> int:
+        return int((await session.execute(text("SELECT pg_backend_pid()"))).scalar_one())
+
+    first = await db.run(backend)
+    with psycopg.connect(db.psycopg_url, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (first,))
+
+    assert await db.run(backend) != first

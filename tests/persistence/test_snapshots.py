@@ -165,18 +165,18 @@ async def test_without_the_project_lock_concurrent_saves_collide(
 ) -> None:
     # The guard above, removed: both transactions read the same latest version.
     barrier = asyncio.Barrier(2)
-    latest = snapshot_repo.latest_snapshot
+    head = snapshot_repo.head
 
     async def no_lock(session: object, *, project_id: uuid.UUID) -> uuid.UUID:
         return project.user_id
 
-    async def latest_then_wait(session: object, *, project_id: uuid.UUID) -> object:
-        row = await latest(session, project_id=project_id)  # type: ignore[arg-type]
+    async def head_then_wait(session: object, **kwargs: object) -> object:
+        rows = await head(session, **kwargs)  # type: ignore[arg-type]
         await barrier.wait()
-        return row
+        return rows
 
     monkeypatch.setattr(project_repo, "lock_project", no_lock)
-    monkeypatch.setattr(snapshot_repo, "latest_snapshot", latest_then_wait)
+    monkeypatch.setattr(snapshot_repo, "head", head_then_wait)
 
     results = await asyncio.gather(
         save_snapshot(db, project_id=project.id, changes={"a.txt": b"a"}),
@@ -191,10 +191,13 @@ async def test_without_the_project_lock_concurrent_saves_collide(
 async def test_a_failure_between_writes_leaves_nothing_behind(
     db: Database, project: ProjectPublic, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    async def fail(*args: object, **kwargs: object) -> None:
+    insert_version = snapshot_repo.insert_version
+
+    async def written_then_fail(*args: object, **kwargs: object) -> None:
+        await insert_version(*args, **kwargs)  # type: ignore[arg-type]
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(snapshot_repo, "insert_entries", fail)
+    monkeypatch.setattr(snapshot_repo, "insert_version", written_then_fail)
 
     with pytest.raises(RuntimeError, match="disk on fire"):
         await save_snapshot(db, project_id=project.id, changes={"a.txt": b"new content"})

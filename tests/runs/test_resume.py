@@ -35,7 +35,7 @@ def _script(tmp_path: Path) -> str:
         responses.append(
             {
                 "tool_calls": [call("write_file", path=f"page-{i}.html", content=f"<p>{i}</p>\n")],
-                "delay_s": 0.1,
+                "delay_s": 0.6,
             }
         )
     responses.append({"content": "Built every page."})
@@ -90,9 +90,10 @@ def test_a_killed_run_resumes_without_repeating_completed_steps(
     assert reference["steps.log"] == "".join(f"step-{i}\n" for i in range(STEPS)).encode()
 
     # The same build, killed once three commands have completed: a step is complete
-    # when its checkpoint is written, which the persist step after it ("saved
-    # version") proves. (A step killed between its tool returning and that write is
-    # in flight and runs again on resume.)
+    # when its checkpoint is written, a moment after the tools node saved its version
+    # ("saved version"); the kill lands while the model takes its time over the next
+    # step. (A step killed between its tool returning and that write is in flight and
+    # runs again on resume.)
     data_dir = tmp_path / "killed"
     env = _env(migrated_db_url, data_dir, model)
     process = subprocess.Popen(
@@ -109,6 +110,7 @@ def test_a_killed_run_resumes_without_repeating_completed_steps(
         if "✓ run_command" in line:
             completed += 1
         elif completed == 3 and "saved version" in line:
+            time.sleep(0.3)
             process.send_signal(signal.SIGKILL)
             break
         assert time.monotonic() < deadline, "the run never reached its third command"

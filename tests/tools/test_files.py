@@ -232,3 +232,77 @@ async def test_rename_file_and_directory(
 
 async def test_file_lock_key_is_canonical(ctx: ToolContext) -> None:
     assert file_lock_key(ctx, "./a//b/../c.txt") == "file:local-project-1:a/c.txt"
+
+
+# --- the quota's running total ----------------------------------------------------------
+
+
+@pytest.fixture
+def counted_ctx(small_ctx: ToolContext, sandbox: LocalSandbox) -> ToolContext:
+    """A run's context: the quota checks a running total; walks are counted."""
+    small_ctx.disk = workspace_files.DiskUsage()
+    walk = sandbox.disk_usage
+    small_ctx.walks = 0  # type: ignore[attr-defined]
+
+    async def counted() -> int:
+        small_ctx.walks += 1  # type: ignore[attr-defined]
+        return await walk()
+
+    sandbox.disk_usage = counted  # type: ignore[method-assign]
+    return small_ctx
+
+
+async def test_the_running_total_refuses_what_the_walk_would(
+    counted_ctx: ToolContext, sandbox: LocalSandbox
+) -> None:
+    await sandbox.write_file("a.txt", b"a" * 100)
+    await files.write_file("b.txt", "b" * 100, ctx=counted_ctx)  # the walk: 100, then 200
+    await files.write_file("b.txt", "b" * 90, ctx=counted_ctx)  # 190, counted
+    with pytest.raises(QuotaExceeded) as caught:
+        await files.write_file("c.txt", "c" * 61, ctx=counted_ctx)
+    assert (caught.value.size, counted_ctx.walks) == (251, 1)  # type: ignore[attr-defined]
+    await files.write_file("c.txt", "c" * 60, ctx=counted_ctx)  # exactly 250
+    assert await sandbox.disk_usage() == 250
+
+
+async def test_deletes_free_room_in_the_running_total(
+    counted_ctx: ToolContext, sandbox: LocalSandbox, call: Caller
+) -> None:
+    call.ctx = counted_ctx
+    await files.write_file("a.txt", "a" * 100, ctx=counted_ctx)
+    await files.write_file("b.txt", "b" * 100, ctx=counted_ctx)
+    await counted_ctx.files.delete("a.txt")  # counted: 100 left
+    await files.write_file("c.txt", "c" * 100, ctx=counted_ctx)
+    assert counted_ctx.walks == 1  # type: ignore[attr-defined]
+    await sandbox.write_file("d/e.txt", b"e" * 50)  # not through the tools: not counted
+    await call("delete_file", path="d")  # a directory: walked again next time
+    await files.write_file("f.txt", "f" * 50, ctx=counted_ctx)
+    assert counted_ctx.walks == 2  # type: ignore[attr-defined]
+    with pytest.raises(QuotaExceeded) as caught:
+        await files.write_file("g.txt", "g" * 1, ctx=counted_ctx)
+    assert caught.value.size == 251
+
+
+async def test_a_failed_write_and_a_restore_are_walked_again(
+    counted_ctx: ToolContext, sandbox: LocalSandbox
+) -> None:
+    await files.write_file("a.txt", "a" * 100, ctx=counted_ctx)
+    with pytest.raises(Exception, match="changed"):
+        await counted_ctx.files.write("a.txt", "x" * 100, expected_sha256=sha(b"other"))
+    # A restore writes the workspace from outside the run: the run's total is forgotten.
+    await sandbox.write_file("restored.txt", b"r" * 140)
+    counted_ctx.disk.forget()  # type: ignore[union-attr]
+    with pytest.raises(QuotaExceeded) as caught:
+        await files.write_file("b.txt", "b" * 20, ctx=counted_ctx)
+    assert (caught.value.size, counted_ctx.walks) == (260, 2)  # type: ignore[attr-defined]
+
+
+async def test_a_stale_total_without_forgetting_lets_the_quota_be_passed(
+    counted_ctx: ToolContext, sandbox: LocalSandbox
+) -> None:
+    # Why commands and restores must forget the total: a change it did not count
+    # is invisible to the quota.
+    await files.write_file("a.txt", "a" * 100, ctx=counted_ctx)
+    await sandbox.write_file("made-by-a-command.txt", b"m" * 100)
+    await files.write_file("b.txt", "b" * 100, ctx=counted_ctx)
+    assert await sandbox.disk_usage() == 300  # over the quota of 250

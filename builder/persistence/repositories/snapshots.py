@@ -12,8 +12,8 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.dialects.postgresql import distinct_on, insert
+from sqlalchemy import bindparam, func, or_, select, text
+from sqlalchemy.dialects.postgresql import ARRAY, BIGINT, BYTEA, TEXT, distinct_on
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from builder.persistence.models import blobs, snapshot_entries, snapshots
@@ -36,15 +36,23 @@ Entry = tuple[str | None, int | None]
 """``(sha256, size)`` of a path's content, or ``(None, None)`` for a deletion."""
 
 
-async def latest_snapshot(session: AsyncSession, *, project_id: uuid.UUID) -> AnyRow | None:
-    """The newest version of a project."""
-    statement = (
-        select(*COLUMNS)
-        .where(snapshots.c.project_id == project_id)
-        .order_by(snapshots.c.version.desc())
-        .limit(1)
+async def head(
+    session: AsyncSession, *, project_id: uuid.UUID, idempotency_key: str | None
+) -> tuple[AnyRow | None, AnyRow | None]:
+    """The newest version and the one saved with ``idempotency_key``, in one query."""
+    s = snapshots.c
+    newest = select(func.max(s.version)).where(s.project_id == project_id).scalar_subquery()
+    wanted = [s.version == newest]
+    if idempotency_key is not None:
+        wanted.append(s.idempotency_key == idempotency_key)
+    statement = select(*COLUMNS, s.idempotency_key).where(s.project_id == project_id, or_(*wanted))
+    rows = (await session.execute(statement)).all()
+    latest = max(rows, key=lambda row: row.version, default=None)
+    keyed = next(
+        (row for row in rows if idempotency_key and row.idempotency_key == idempotency_key),
+        None,
     )
-    return (await session.execute(statement)).first()
+    return latest, keyed
 
 
 async def snapshot_at(
@@ -53,16 +61,6 @@ async def snapshot_at(
     """One version of a project."""
     statement = select(*COLUMNS).where(
         snapshots.c.project_id == project_id, snapshots.c.version == version
-    )
-    return (await session.execute(statement)).first()
-
-
-async def snapshot_by_key(
-    session: AsyncSession, *, project_id: uuid.UUID, idempotency_key: str
-) -> AnyRow | None:
-    """The version saved earlier with this idempotency key."""
-    statement = select(*COLUMNS).where(
-        snapshots.c.project_id == project_id, snapshots.c.idempotency_key == idempotency_key
     )
     return (await session.execute(statement)).first()
 
@@ -115,50 +113,68 @@ async def tree_at(
     return {row.path: (row.blob_sha256, row.size) for row in rows}
 
 
-async def existing_blobs(session: AsyncSession, *, shas: Iterable[str]) -> set[str]:
-    """Which of these blobs are already stored."""
-    wanted = list(shas)
-    if not wanted:
-        return set()
-    statement = select(blobs.c.sha256).where(blobs.c.sha256.in_(wanted))
-    return set((await session.execute(statement)).scalars())
+# One statement writes a whole version: the blobs it needs (a blob stored meanwhile
+# by someone else is kept as is), the snapshot row, its entries and the project's
+# ``updated_at``. Foreign keys are checked at the end of the statement, so the entries
+# may reference blobs inserted by the same statement.
+_INSERT_VERSION = text(
+    """
+WITH new_blobs AS (
+  INSERT INTO blobs (sha256, size, data)
+  SELECT b.sha256, octet_length(b.data), b.data
+  FROM unnest(:blob_shas, :blob_datas) AS b(sha256, data)
+  ON CONFLICT (sha256) DO NOTHING
+),
+snapshot AS (
+  INSERT INTO snapshots (id, project_id, version, parent_version, message_id, run_id,
+                         idempotency_key, summary, file_count, total_bytes, changed_paths)
+  VALUES (gen_random_uuid(), :project_id, :version, :parent_version, :message_id, :run_id,
+          :idempotency_key, :summary, :file_count, :total_bytes, :changed_paths)
+  RETURNING id, project_id, version, parent_version, message_id, run_id, summary,
+            file_count, total_bytes, changed_paths, created_at
+),
+entries AS (
+  INSERT INTO snapshot_entries (project_id, version, path, blob_sha256, size)
+  SELECT :project_id, :version, e.path, e.sha256, e.size
+  FROM unnest(:paths, :entry_shas, :sizes) AS e(path, sha256, size)
+),
+touched AS (
+  UPDATE projects SET updated_at = now() WHERE id = :project_id
+)
+SELECT * FROM snapshot
+"""
+).bindparams(
+    bindparam("blob_shas", type_=ARRAY(TEXT)),
+    bindparam("blob_datas", type_=ARRAY(BYTEA)),
+    bindparam("paths", type_=ARRAY(TEXT)),
+    bindparam("entry_shas", type_=ARRAY(TEXT)),
+    bindparam("sizes", type_=ARRAY(BIGINT)),
+)
 
 
-async def insert_blobs(session: AsyncSession, *, contents: Mapping[str, bytes]) -> None:
-    """Store contents by SHA-256; a blob stored meanwhile by someone else is kept as is."""
-    if not contents:
-        return
-    statement = insert(blobs).on_conflict_do_nothing(index_elements=[blobs.c.sha256])
-    await session.execute(
-        statement,
-        [{"sha256": sha, "size": len(data), "data": data} for sha, data in contents.items()],
-    )
-
-
-async def insert_snapshot(session: AsyncSession, *, values: Mapping[str, Any]) -> AnyRow:
-    """Record a new version."""
-    statement = snapshots.insert().values(**values).returning(*COLUMNS)
-    return (await session.execute(statement)).one()
-
-
-async def insert_entries(
-    session: AsyncSession, *, project_id: uuid.UUID, version: int, entries: Mapping[str, Entry]
-) -> None:
-    """Record what a version changed: a blob per added or changed path, a tombstone per
-    deleted one."""
-    await session.execute(
-        snapshot_entries.insert(),
-        [
-            {
-                "project_id": project_id,
-                "version": version,
-                "path": path,
-                "blob_sha256": sha,
-                "size": size,
-            }
-            for path, (sha, size) in entries.items()
-        ],
-    )
+async def insert_version(
+    session: AsyncSession,
+    *,
+    values: Mapping[str, Any],
+    entries: Mapping[str, Entry],
+    contents: Mapping[str, bytes],
+) -> AnyRow:
+    """Record a new version in one statement: ``contents`` (sha256 → data) as blobs,
+    the snapshot row (``values``), one entry per changed path, and the project's
+    ``updated_at``."""
+    params = {
+        "message_id": None,
+        "run_id": None,
+        "idempotency_key": None,
+        "parent_version": None,
+        **values,
+        "blob_shas": list(contents),
+        "blob_datas": list(contents.values()),
+        "paths": list(entries),
+        "entry_shas": [sha for sha, _ in entries.values()],
+        "sizes": [size for _, size in entries.values()],
+    }
+    return (await session.execute(_INSERT_VERSION, params)).one()
 
 
 async def blob_data(session: AsyncSession, *, shas: Iterable[str]) -> dict[str, bytes]:

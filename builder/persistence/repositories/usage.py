@@ -6,15 +6,22 @@ from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from builder.persistence.models import token_usage
 from builder.persistence.repositories import AnyRow
 
 
-async def insert_usage(session: AsyncSession, *, values: Mapping[str, Any]) -> None:
-    """Record one model call."""
-    await session.execute(token_usage.insert().values(**values))
+async def insert_usage(
+    session: AsyncSession, *, values: Mapping[str, Any], once: bool = False
+) -> None:
+    """Record one model call; with ``once``, a row already recorded for the same run
+    and step is kept and this one dropped."""
+    statement = insert(token_usage).values(**values)
+    if once:
+        statement = statement.on_conflict_do_nothing(index_elements=["run_id", "step"])
+    await session.execute(statement)
 
 
 async def usage_totals(session: AsyncSession, *, where: Any) -> AnyRow:

@@ -72,7 +72,7 @@ async def test_the_graph_and_its_schemas(alice: LangGraphClient) -> None:
         ("agent", "tools"),
         ("agent", "persist"),
         ("tools", "tools"),
-        ("tools", "persist"),
+        ("tools", "agent"),
         ("persist", "agent"),
         ("persist", "check"),
         ("persist", "__end__"),

@@ -16,7 +16,7 @@ from tests.http.langgraph.conftest import (
     user_input,
 )
 
-NODES = ["agent", "tools", "persist", "agent", "persist"]
+NODES = ["agent", "tools", "agent", "persist"]
 
 
 async def _stream(
@@ -61,7 +61,7 @@ async def test_updates_name_the_nodes(alice: LangGraphClient) -> None:
     updates = _of(parts, "updates")
     assert [next(iter(u)) for u in updates] == NODES
     assert updates[1]["tools"]["files"] == {"index.html": PAGE_SHA}
-    assert updates[2]["persist"]["snapshot_version"] == 1
+    assert updates[1]["tools"]["snapshot_version"] == 1
 
 
 async def test_messages_tuple_streams_the_model_tokens_with_metadata(
@@ -135,10 +135,8 @@ async def test_events_are_the_documented_subset(alice: LangGraphClient) -> None:
         ("on_tool_start", "write_file"),
         ("on_tool_end", "write_file"),
         ("on_custom_event", "file_changed"),
-        ("on_chain_end", "tools"),
-        ("on_chain_start", "persist"),
         ("on_custom_event", "snapshot"),
-        ("on_chain_end", "persist"),
+        ("on_chain_end", "tools"),
         ("on_chain_start", "agent"),
         ("on_chain_end", "agent"),
         ("on_chain_start", "persist"),

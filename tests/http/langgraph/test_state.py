@@ -62,7 +62,7 @@ async def test_state_after_a_turn_holds_the_conversation_and_the_files_manifest(
             "type": "tool_call",
         }
     ]
-    assert values["files"] == {"index.html": PAGE_SHA} == values["saved_files"]
+    assert (values["files"], values["unsaved"]) == ({"index.html": PAGE_SHA}, {})
     assert (values["build_status"], values["stop_reason"], values["project_id"]) == (
         "done",
         "done",
@@ -70,7 +70,8 @@ async def test_state_after_a_turn_holds_the_conversation_and_the_files_manifest(
     )
     assert state["next"] == [] and state["tasks"] == [] and state["interrupts"] == []
     assert state["checkpoint"]["thread_id"] == tid and state["checkpoint"]["checkpoint_id"]
-    assert state["parent_checkpoint"] is not None
+    # A run that ends keeps only the thread's latest checkpoint: it has no parent.
+    assert state["parent_checkpoint"] is None
     assert state["metadata"]["source"] == "loop"
     thread = await alice.threads.get(tid)
     assert thread["values"] == values
@@ -80,9 +81,13 @@ async def test_history_is_newest_first_and_each_state_can_be_read_again(
     alice: LangGraphClient,
 ) -> None:
     tid = await _built(alice)
+    # A run that ends keeps only its latest checkpoint; updates add to the history.
+    assert await alice.threads.get_history(tid, limit=100) == [await alice.threads.get_state(tid)]
+    for status in ("idle", "working", "idle", "working", "idle"):
+        await alice.threads.update_state(tid, {"build_status": status}, as_node="persist")
     history = await alice.threads.get_history(tid, limit=100)
     steps = [h["metadata"]["step"] for h in history]
-    assert steps == sorted(steps, reverse=True) and steps[-1] == -1
+    assert len(history) == 6 and steps == sorted(steps, reverse=True)
     assert history[0] == await alice.threads.get_state(tid)
     middle = history[3]
     assert await alice.threads.get_state(tid, checkpoint=middle["checkpoint"]) == middle
@@ -90,8 +95,8 @@ async def test_history_is_newest_first_and_each_state_can_be_read_again(
     assert by_id == middle
     older = await alice.threads.get_history(tid, before=middle["checkpoint"], limit=2)
     assert older == history[4:6]
-    inputs = await alice.threads.get_history(tid, metadata={"source": "input"})
-    assert [h["metadata"]["source"] for h in inputs] == ["input"]
+    updates = await alice.threads.get_history(tid, metadata={"source": "update"})
+    assert [h["metadata"]["source"] for h in updates] == ["update"] * 5
     with pytest.raises(NotFoundError):
         await alice.threads.get_state(tid, checkpoint_id="1f000000-0000-6000-8000-000000000000")
 

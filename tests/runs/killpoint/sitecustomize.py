@@ -49,16 +49,16 @@ if _POINT == "tool":
 elif _POINT == "snapshot":
     from builder.persistence.repositories import snapshots as repo
 
-    original_entries = repo.insert_entries
+    original_version = repo.insert_version
 
-    @functools.wraps(original_entries)
-    async def insert_entries(*args: Any, **kwargs: Any) -> Any:
-        result = await original_entries(*args, **kwargs)
+    @functools.wraps(original_version)
+    async def insert_version(*args: Any, **kwargs: Any) -> Any:
+        result = await original_version(*args, **kwargs)
         if _count():
             _die()
         return result
 
-    repo.insert_entries = insert_entries  # type: ignore[assignment]
+    repo.insert_version = insert_version  # type: ignore[assignment]
 
 elif _POINT == "reply":
     from builder.runs import service
