@@ -136,15 +136,16 @@ def _policy(
     }
 
 
-def db_retry(*, attempts: int = 4, initial: float = 0.05, maximum: float = 2.0) -> Any:
+def db_retry(*, attempts: int = 4, initial: float = 0.05, maximum: float = 2.0) -> Callable[[F], F]:
     """A decorator (sync or async) retrying transient database errors.
 
     Only use it around a whole transaction: a retried statement inside a failed
     transaction would fail again.
     """
-    return tenacity.retry(
+    decorator: Callable[[F], F] = tenacity.retry(
         **_policy("db", is_transient_db_error, attempts=attempts, initial=initial, maximum=maximum)
     )
+    return decorator
 
 
 def provider_retry(*, attempts: int = 5, initial: float = 0.5, maximum: float = 20.0) -> Any:

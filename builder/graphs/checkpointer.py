@@ -52,6 +52,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from builder.locks import advisory_key, holding_transaction
 from builder.log import get_logger
+from builder.retry import db_retry
 from builder.settings import Settings
 
 __all__ = ["SweepResult", "TTLCheckpointer"]
@@ -206,6 +207,7 @@ class TTLCheckpointer(AsyncPostgresSaver):
             )
 
     # --- access refreshes the TTL --------------------------------------------------
+    @db_retry()
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         """Like the parent; also refreshes the thread's expiry when it has a context."""
         result = await super().aget_tuple(config)
@@ -233,6 +235,7 @@ class TTLCheckpointer(AsyncPostgresSaver):
         async for item in super().alist(config, filter=filter, before=before, limit=limit):
             yield item
 
+    @db_retry()  # idempotent: the parent upserts by checkpoint id
     async def aput(
         self,
         config: RunnableConfig,
@@ -244,6 +247,7 @@ class TTLCheckpointer(AsyncPostgresSaver):
         await self.touch(config["configurable"]["thread_id"])
         return await super().aput(config, checkpoint, metadata, new_versions)
 
+    @db_retry()  # idempotent: the parent upserts by (task, index)
     async def aput_writes(
         self,
         config: RunnableConfig,
@@ -446,6 +450,19 @@ class TTLCheckpointer(AsyncPostgresSaver):
         return await AsyncConnection.connect(conninfo, **kwargs)
 
     @asynccontextmanager
+    async def _pooled(self) -> AsyncIterator[AsyncConnection[DictRow]]:
+        """A connection of the pool; when one fails with a lost connection, the pool's
+        other idle connections are checked too, so that after a database restart the
+        retry (``db_retry`` on the public methods) does not meet another dead one."""
+        assert isinstance(self.conn, AsyncConnectionPool)
+        try:
+            async with self.conn.connection() as conn:
+                yield conn
+        except psycopg.OperationalError:
+            await self.conn.check()
+            raise
+
+    @asynccontextmanager
     async def _cursor(self, *, pipeline: bool = False) -> AsyncIterator[AsyncCursor[DictRow]]:
         # The parent serialises every operation through one asyncio.Lock because a
         # single connection cannot be shared. With a pool each operation has its own
@@ -454,7 +471,7 @@ class TTLCheckpointer(AsyncPostgresSaver):
             async with super()._cursor(pipeline=pipeline) as cur:
                 yield cur
             return
-        async with self.conn.connection() as conn:
+        async with self._pooled() as conn:
             if pipeline and self.supports_pipeline:
                 async with conn.pipeline(), conn.cursor(binary=True, row_factory=dict_row) as cur:
                     yield cur

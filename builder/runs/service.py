@@ -803,8 +803,9 @@ class RunService:
 
         Files a model step's tool calls wrote are saved (a version of the project) with
         its last call; until then the state lists them as ``unsaved``. A worker that died
-        in between took the unsaved files with its sandbox: the run goes on from the newest checkpoint whose files are all saved,
-        running the steps after it again (their model calls are not repeated).
+        in between took the unsaved files with its sandbox: the run goes on from the
+        newest checkpoint with nothing unsaved, running the steps after it again (their
+        model calls are not repeated).
 
         Returns:
             Whether the run was rewound.
