@@ -17,6 +17,9 @@ from builder.cli.app import app, console, err_console, log_file
 from builder.settings import Settings, get_settings
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from builder.images import Image
     from builder.runs.events import RunEvent
 
 LOCAL_USER = "local"
@@ -78,6 +81,7 @@ async def _session(
     serve: bool,
     export: Path | None,
     studio_port: int | None = None,
+    images: Sequence[Image] = (),
 ) -> int:
     from builder.persistence.database import Database
     from builder.persistence.migrations import upgrade_database
@@ -105,7 +109,7 @@ async def _session(
         await open_project(db, user_id=user.id, project_id=project_id)
         async with RunService.open(settings, db=db, model=model) as service:
             handle = await service.start(
-                user_id=user.id, project_id=project_id, prompt=prompt, resume=resume
+                user_id=user.id, project_id=project_id, prompt=prompt, resume=resume, images=images
             )
             async for event in handle.events():
                 _render(event, started=started)
@@ -261,6 +265,12 @@ def run(
     ),
     resume: bool = typer.Option(False, "--resume", help="Finish a run a crash interrupted."),
     serve: bool = typer.Option(False, "--serve/--exit", help="Keep the preview running."),
+    image: list[Path] = typer.Option(
+        [],
+        "--image",
+        "-i",
+        help="Attach an image (PNG, JPEG, WebP, GIF) to the prompt; repeat for more (up to 4).",
+    ),
 ) -> None:
     """Run the agent on a project; a second run on the same project continues it."""
     settings = get_settings()
@@ -274,6 +284,13 @@ def run(
         )
     if prompt is None and not resume:
         raise typer.BadParameter("give a prompt, or --resume to finish an interrupted run")
+    from builder.images import check_image_count, image_from_file
+
+    check_image_count(image)
+    images = [
+        image_from_file(path, limit=settings.max_image_bytes, index=index)
+        for index, path in enumerate(image)
+    ]
     _run_session(
         settings=settings.model_copy(update={"model": chosen}),
         model=chosen,
@@ -283,4 +300,5 @@ def run(
         resume=resume,
         serve=serve,
         export=None,
+        images=images,
     )

@@ -200,7 +200,7 @@ class ToolCallsNode:
         duration = round((time.perf_counter() - started) * 1000, 1)
         # A command that exited non-zero or timed out answered, but did not succeed.
         ok = message.status != "error" and not effects.failed
-        text = message.content if isinstance(message.content, str) else str(message.content)
+        text = message.content if isinstance(message.content, str) else message.text
         write(
             {
                 "event": "tool_end",

@@ -32,21 +32,22 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any, cast
 
 from cachetools import TTLCache
-from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+from langchain_core.messages import AIMessage, ToolMessage
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool
 from langgraph.errors import GraphDrained
 
-from builder.errors import BuilderError, InvalidInput, RunInProgress
+from builder.errors import BuilderError, InvalidImage, InvalidInput, RunInProgress
 from builder.graphs.checkpointer import TTLCheckpointer
 from builder.graphs.context import RunContext
 from builder.graphs.toolcalls import pending_tool_calls
 from builder.graphs.web_builder import WebBuilderGraph, build_web_builder_graph
+from builder.images import Image, check_image_count
 from builder.locks import LockManager
 from builder.log import bound_context, get_logger
 from builder.persistence.database import Database
 from builder.persistence.files import sync_workspace
-from builder.persistence.messages import append_message, list_messages
+from builder.persistence.messages import append_message, list_messages, message_images
 from builder.persistence.projects import get_project, record_sandbox
 from builder.persistence.runs import (
     ensure_thread,
@@ -56,7 +57,7 @@ from builder.persistence.runs import (
     running_runs,
 )
 from builder.persistence.usage import run_usage
-from builder.runs.conversation import ReplyParts, rebuild_context
+from builder.runs.conversation import ReplyParts, rebuild_context, user_message
 from builder.runs.events import RunStream
 from builder.runs.fanout import RunFanout
 from builder.runs.handle import (
@@ -224,6 +225,7 @@ class RunService:
         max_steps: int | None = None,
         token_budget: int | None = None,
         graph_stream: Sequence[GraphStreamMode] | None = None,
+        images: Sequence[Image] = (),
     ) -> RunHandle:
         """Start a turn; returns once the run holds the project (or is queued).
 
@@ -240,16 +242,22 @@ class RunService:
             graph_stream: Also publish LangGraph's stream parts, unchanged, to
                 ``handle.graph_stream``, in these modes besides ``messages``, ``updates``
                 and ``custom`` (for clients that speak LangGraph's own protocol).
+            images: Images attached to the prompt (checked; at most ``MAX_IMAGES``);
+                stored with the user's message and given to the model after its text.
 
         Raises:
             NotFound: No such project for this user.
             RunInProgress: ``reject`` and a run is in progress on the project.
             InvalidInput: Neither a prompt nor ``resume``.
+            InvalidImage: Images without a prompt, or too many.
         """
         if prompt is None and not resume:
             raise InvalidInput("a run needs a prompt (or resume=True)")
         if prompt is not None:
             check_prompt(prompt)
+        elif images:
+            raise InvalidImage("images need a prompt to go with them")
+        check_image_count(images)
         await get_project(self.db, user_id=user_id, project_id=project_id)
         handle = RunHandle(
             run_id or uuid.uuid4().hex, project_id, cancel_grace=self.settings.timeout_sandbox
@@ -267,6 +275,7 @@ class RunService:
                 resume=resume,
                 max_steps=max_steps,
                 token_budget=token_budget,
+                images=images,
             ),
             name=f"run-{handle.run_id}",
         )
@@ -361,6 +370,7 @@ class RunService:
         resume: bool,
         max_steps: int | None,
         token_budget: int | None,
+        images: Sequence[Image] = (),
     ) -> RunResult:
         project_id = handle.project_id
         thread_id = str(project_id)
@@ -391,6 +401,7 @@ class RunService:
                         resume=resume,
                         max_steps=max_steps,
                         token_budget=token_budget,
+                        images=images,
                     )
                 except asyncio.CancelledError:
                     result.status = "cancelled"
@@ -434,6 +445,7 @@ class RunService:
         resume: bool,
         max_steps: int | None,
         token_budget: int | None,
+        images: Sequence[Image] = (),
     ) -> None:
         project_id = handle.project_id
         thread_id = str(project_id)
@@ -489,11 +501,12 @@ class RunService:
                 # Resume the turn from its stored message instead of refusing (or, for
                 # the same prompt sent again, instead of storing it twice).
                 prompt, message_id = unstarted.content, unstarted.id
+                images = (await message_images(self.db, [unstarted])).get(unstarted.id, [])
             elif prompt is None:
                 raise InvalidInput("there is no interrupted run to resume on this project")
             else:
                 stored = await append_message(
-                    self.db, project_id=project_id, role="user", content=prompt
+                    self.db, project_id=project_id, role="user", content=prompt, images=images
                 )
                 message_id = stored.id
             base: dict[str, Any] = {}
@@ -503,7 +516,7 @@ class RunService:
                 **base,
                 "messages": [
                     *base.get("messages", []),
-                    HumanMessage(prompt, id=f"msg-{message_id}"),
+                    user_message(prompt, images, message_id=message_id),
                 ],
                 "project_id": thread_id,
                 "run_id": run_id,
