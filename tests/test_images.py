@@ -105,7 +105,7 @@ def test_a_file_is_typed_by_its_bytes(tmp_path: Path) -> None:
     (tmp_path / "sketch.jpg").write_bytes(PNG)  # the extension does not matter
     assert image_from_file(tmp_path / "sketch.jpg", limit=LIMIT) == Image("image/png", PNG)
     (tmp_path / "notes.png").write_text("not an image")
-    with pytest.raises(InvalidImage, match="notes.png is not a PNG, JPEG, WebP or GIF image"):
+    with pytest.raises(InvalidImage, match=r"notes\.png is not a PNG, JPEG, WebP or GIF image"):
         image_from_file(tmp_path / "notes.png", limit=LIMIT)
     (tmp_path / "big.png").write_bytes(PNG + b"\x00" * LIMIT)
     with pytest.raises(ImageTooLarge):

@@ -3,6 +3,7 @@ speaking OpenAI's chat-completions API, with assertions on the requests it recei
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 from typing import Any
@@ -130,3 +131,37 @@ def test_a_refused_key_is_one_clear_line_and_no_retry(migrated_db_url: str, tmp_
     log = tmp_path / "data" / "logs" / "builder.log"
     assert f"full log: {log}" in result.stderr
     assert "Traceback" in log.read_text()
+
+
+# A real 1x1 PNG.
+PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+)
+
+
+def test_builder_run_sends_the_attached_images(migrated_db_url: str, tmp_path: Path) -> None:
+    (tmp_path / "sketch.png").write_bytes(PNG)
+    (tmp_path / "notes.txt").write_text("not an image")
+    with OpenAIServer(completion("I see the sketch.")) as server:
+        env = _env(server, migrated_db_url, tmp_path / "data")
+        result = run_builder(
+            "run", "Like this sketch", "--image", "sketch.png", "-i", "sketch.png",
+            env=env, cwd=tmp_path,
+        )  # fmt: skip
+        refused = run_builder("run", "Like this", "--image", "notes.txt", env=env, cwd=tmp_path)
+        requests = list(server.requests)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    url = {"url": "data:image/png;base64," + base64.b64encode(PNG).decode()}
+    assert requests[0]["messages"][1] == {
+        "role": "user",
+        "content": [
+            {"type": "text", "text": "Like this sketch"},
+            {"type": "image_url", "image_url": url},
+            {"type": "image_url", "image_url": url},
+        ],
+    }
+    # A file that is not an image: one line, no run, no traceback.
+    assert refused.returncode != 0 and len(requests) == 1
+    assert "Traceback" not in refused.stdout + refused.stderr
+    assert "notes.txt is not a PNG, JPEG, WebP or GIF image" in refused.stderr
