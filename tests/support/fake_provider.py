@@ -23,6 +23,8 @@ class Exchange(BaseHTTPRequestHandler):
     """One request: its parsed body, and ways to answer it."""
 
     protocol_version = "HTTP/1.1"
+    # Each event leaves at once, as a provider streaming tokens sends them.
+    disable_nagle_algorithm = True
     provider: FakeProvider[Any]
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -54,17 +56,21 @@ class Exchange(BaseHTTPRequestHandler):
 
     def send_events(self, events: Iterable[tuple[str | None, Any]], *, done: bool = False) -> None:
         """Answer with server-sent events, ``(event name or None, JSON data)`` each,
-        flushed one by one; ``done`` ends with OpenAI's ``data: [DONE]``."""
+        flushed one by one (all at once with ``provider.burst``); ``done`` ends with
+        OpenAI's ``data: [DONE]``."""
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Connection", "close")
         self.end_headers()
-        for name, data in events:
-            head = f"event: {name}\n" if name else ""
-            self.wfile.write(f"{head}data: {json.dumps(data)}\n\n".encode())
-            self.wfile.flush()
+        lines = [
+            (f"event: {name}\n" if name else "") + f"data: {json.dumps(data)}\n\n"
+            for name, data in events
+        ]
         if done:
-            self.wfile.write(b"data: [DONE]\n\n")
+            lines.append("data: [DONE]\n\n")
+        for chunk in ["".join(lines)] if self.provider.burst else lines:
+            self.wfile.write(chunk.encode())
+            self.wfile.flush()
         self.close_connection = True
 
 
@@ -77,6 +83,9 @@ class FakeProvider(Generic[R]):
 
     route: ClassVar[str]
     """The one path answered, e.g. ``/v1/chat/completions``."""
+    burst: bool = False
+    """Write a stream's events in one piece: a benchmark measures what the client does
+    with them, not how the host schedules one write per event."""
 
     def __init__(self, *replies: R) -> None:
         self._replies = list(replies) or [self.default_reply()]
