@@ -119,6 +119,8 @@ def table(seconds: dict[str, list[tuple[float, float]]]) -> str:
     plain, streamed = median_ms("plain", 0), median_ms("streamed", 0)
     plain_cpu, streamed_cpu = median_ms("plain", 1), median_ms("streamed", 1)
     rows = [
+        "## Token streaming: cost per agent step",
+        "",
         f"Per agent step, median of {ROUNDS} interleaved rounds of {STEPS}-step runs "
         f"({platform.python_implementation()} {platform.python_version()}, "
         f"{platform.machine()}): each step is one model reply of {TEXT_CHARS} characters "

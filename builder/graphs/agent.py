@@ -78,12 +78,11 @@ def tool_images_as_user_messages(messages: Sequence[BaseMessage]) -> list[BaseMe
         if isinstance(message, ToolMessage) and isinstance(message.content, list):
             images = [block for block in message.content if _is_image(block)]
             if images:
-                text = message.text or f"{message.name or 'The tool'} answered with images."
+                tool = message.name or "tool"
+                text = message.text or f"The {tool} tool answered with images."
                 note = f"{text}\n({len(images)} image(s) in the next user message.)"
                 message = message.model_copy(update={"content": note})
-                moved.append(
-                    {"type": "text", "text": f"Image(s) from the {message.name} tool result:"}
-                )
+                moved.append({"type": "text", "text": f"Image(s) from the {tool} tool result:"})
                 moved.extend(images)
         out.append(message)
     if moved:
