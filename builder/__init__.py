@@ -57,6 +57,7 @@ if TYPE_CHECKING:
     )
     from builder.hookspecs import hookimpl
     from builder.http import create_app
+    from builder.images import Image
     from builder.locks import LockManager
     from builder.log import (
         bind_context,
@@ -109,6 +110,7 @@ if TYPE_CHECKING:
         ToolContext,
         ToolEffects,
         ToolRegistry,
+        WithImages,
         register_mcp_tools,
         tool_from_langchain,
     )
@@ -119,6 +121,7 @@ _LAZY = {
     "Database": "builder.persistence",
     "E2BSandbox": "builder.sandbox",
     "FileInfo": "builder.sandbox",
+    "Image": "builder.images",
     "Keyring": "builder.crypto",
     "LocalSandbox": "builder.sandbox",
     "LockManager": "builder.locks",
@@ -140,6 +143,7 @@ _LAZY = {
     "ToolEffects": "builder.tools",
     "ToolRegistry": "builder.tools",
     "WebBuilderState": "builder.graphs",
+    "WithImages": "builder.tools",
     "bind_context": "builder.log",
     "build_web_builder_graph": "builder.graphs",
     "configure_logging": "builder.log",
@@ -193,6 +197,7 @@ __all__ = [
     "FileInfo",
     "FileTooLarge",
     "Forbidden",
+    "Image",
     "InvalidInput",
     "InvalidTool",
     "Keyring",
@@ -231,6 +236,7 @@ __all__ = [
     "Unauthorized",
     "UnsafeProductionSettings",
     "WebBuilderState",
+    "WithImages",
     "__version__",
     "bind_context",
     "build_web_builder_graph",

@@ -11,6 +11,7 @@ classes to status codes in one place (``builder.http.errors``)::
     ├── InvalidInput
     │   ├── PathOutsideSandbox            .path, .reason
     │   ├── InvalidTool                   .tool, .plugin (a bad tool definition)
+    │   ├── InvalidImage                  .index (an image of a chat turn)
     │   └── SearchTextNotUnique / SearchTextNotFound (edit_file)
     ├── NotFound                          .resource, .identifier
     ├── Conflict
@@ -21,6 +22,7 @@ classes to status codes in one place (``builder.http.errors``)::
     ├── LimitExceeded                     .limit, .size
     │   ├── FileTooLarge                  .path, .size, .limit
     │   ├── QuotaExceeded                 .size, .limit
+    │   ├── ImageTooLarge                 .index, .size, .limit
     │   └── RequestTooLarge               .size, .limit
     ├── OperationTimeout                  .operation, .seconds
     │   └── LockTimeout                   .key, .seconds
@@ -52,6 +54,8 @@ __all__ = [
     "DuplicateTool",
     "FileTooLarge",
     "Forbidden",
+    "ImageTooLarge",
+    "InvalidImage",
     "InvalidInput",
     "InvalidTool",
     "LimitExceeded",
@@ -158,6 +162,18 @@ class InvalidTool(InvalidInput):
             tool=tool,
             plugin=plugin,
         )
+
+
+class InvalidImage(InvalidInput):
+    """An image attached to a chat turn is not one builder accepts (type, encoding,
+    content, or one too many)."""
+
+    code = "invalid_image"
+    index: int | None
+
+    def __init__(self, message: str, *, index: int | None = None) -> None:
+        where = f"image {index + 1}: " if index is not None else ""
+        super().__init__(f"{where}{message}", index=index)
 
 
 class SearchTextNotFound(InvalidInput):
@@ -300,6 +316,22 @@ class QuotaExceeded(LimitExceeded):
             size=size,
             limit=limit,
             path=path,
+        )
+
+
+class ImageTooLarge(LimitExceeded):
+    """An image attached to a chat turn is larger than the per-image byte limit."""
+
+    code = "image_too_large"
+    index: int
+
+    def __init__(self, index: int, size: int, limit: int) -> None:
+        super().__init__(
+            f"image {index + 1} is {_human_bytes(size)} ({size} bytes); the limit per image "
+            f"is {_human_bytes(limit)} ({limit} bytes, BUILDER_MAX_IMAGE_BYTES)",
+            index=index,
+            size=size,
+            limit=limit,
         )
 
 

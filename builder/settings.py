@@ -153,6 +153,11 @@ class Settings(BaseSettings):
     model_api_key: SecretStr | None = Field(
         None, description="API key for the model provider (else the provider's own variable)."
     )
+    model_images: bool | None = Field(
+        None,
+        description="Whether the model reads images (offers it the `screenshot_preview` "
+        "tool); unset: as the model's LangChain profile says, no when it has none.",
+    )
     model_retries: int = Field(
         4, ge=0, description="Retries of a model call after a rate limit, 5xx or network error."
     )
@@ -233,6 +238,12 @@ class Settings(BaseSettings):
     )
     tool_output_chars: int = Field(
         8000, ge=200, description="Tool results longer than this are truncated with a note."
+    )
+    max_image_bytes: int = Field(
+        4 * MiB,
+        ge=1024,
+        description="Largest image attached to a chat turn (decoded bytes); larger answers "
+        "413. Up to 4 images per turn, within BUILDER_MAX_REQUEST_BYTES as base64.",
     )
 
     # --- agent context ---------------------------------------------------------------

@@ -14,6 +14,9 @@ import typer
 from builder.cli.app import app, console, err_console, log_file
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from builder.images import Image
     from builder.runs.events import RunEvent
     from builder.settings import Settings
 
@@ -84,6 +87,7 @@ async def _session(
     export: Path | None,
     studio_port: int | None = None,
     starter: str | None = None,
+    images: Sequence[Image] = (),
 ) -> int:
     import asyncio
 
@@ -120,7 +124,7 @@ async def _session(
         await open_project(db, user_id=user.id, project_id=project_id)
         async with RunService.open(settings, db=db, model=model) as service:
             handle = await service.start(
-                user_id=user.id, project_id=project_id, prompt=prompt, resume=resume
+                user_id=user.id, project_id=project_id, prompt=prompt, resume=resume, images=images
             )
             async for event in handle.events():
                 _render(event, started=started)
@@ -308,6 +312,12 @@ def run(
     ),
     resume: bool = typer.Option(False, "--resume", help="Finish a run a crash interrupted."),
     serve: bool = typer.Option(False, "--serve/--exit", help="Keep the preview running."),
+    image: list[Path] = typer.Option(
+        [],
+        "--image",
+        "-i",
+        help="Attach an image (PNG, JPEG, WebP, GIF) to the prompt; repeat for more (up to 4).",
+    ),
 ) -> None:
     """Run the agent on a project; a second run on the same project continues it."""
     from builder.settings import get_settings
@@ -323,6 +333,13 @@ def run(
         )
     if prompt is None and not resume:
         raise typer.BadParameter("give a prompt, or --resume to finish an interrupted run")
+    from builder.images import check_image_count, image_from_file
+
+    check_image_count(image)
+    images = [
+        image_from_file(path, limit=settings.max_image_bytes, index=index)
+        for index, path in enumerate(image)
+    ]
     _run_session(
         settings=settings.model_copy(update={"model": chosen}),
         model=chosen,
@@ -332,4 +349,5 @@ def run(
         resume=resume,
         serve=serve,
         export=None,
+        images=images,
     )

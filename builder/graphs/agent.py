@@ -12,8 +12,10 @@ from langchain_core.messages import (
     AIMessage,
     AnyMessage,
     BaseMessage,
+    HumanMessage,
     InvalidToolCall,
     SystemMessage,
+    ToolMessage,
 )
 from langchain_core.messages.utils import count_tokens_approximately, trim_messages
 from langchain_core.runnables import Runnable, RunnableConfig
@@ -27,7 +29,7 @@ from builder.graphs.toolcalls import cut_off
 from builder.models import invoke_model
 from builder.models.pricing import call_cost, price_for
 
-__all__ = ["AgentNode", "context_window", "project_summary"]
+__all__ = ["AgentNode", "context_window", "project_summary", "tool_images_as_user_messages"]
 
 _MAX_LISTED_FILES = 150
 
@@ -54,6 +56,38 @@ def context_window(messages: list[AnyMessage], budget: int) -> list[BaseMessage]
         )
         window = [messages[last_human], *messages[last_human + 1 :][-8:]]
     return list(window)
+
+
+def _is_image(block: object) -> bool:
+    return isinstance(block, dict) and block.get("type") in ("image", "image_url")
+
+
+def tool_images_as_user_messages(messages: Sequence[BaseMessage]) -> list[BaseMessage]:
+    """Move images out of tool results into a user message after them.
+
+    OpenAI's chat completions take images only in user messages: a tool result keeps
+    its text and says where its images went; the images follow the run of tool
+    results (which must stay right after the calls they answer) in one user message.
+    """
+    out: list[BaseMessage] = []
+    moved: list[str | dict[str, Any]] = []
+    for message in messages:
+        if moved and not isinstance(message, ToolMessage):
+            out.append(HumanMessage(moved))
+            moved = []
+        if isinstance(message, ToolMessage) and isinstance(message.content, list):
+            images = [block for block in message.content if _is_image(block)]
+            if images:
+                tool = message.name or "tool"
+                text = message.text or f"The {tool} tool answered with images."
+                note = f"{text}\n({len(images)} image(s) in the next user message.)"
+                message = message.model_copy(update={"content": note})
+                moved.append({"type": "text", "text": f"Image(s) from the {tool} tool result:"})
+                moved.extend(images)
+        out.append(message)
+    if moved:
+        out.append(HumanMessage(moved))
+    return out
 
 
 def project_summary(state: WebBuilderState) -> str:
@@ -107,6 +141,8 @@ class AgentNode:
         self.model = model.bind_tools(bound) if isinstance(model, BaseChatModel) else model
         self.model_name = _model_name(model)
         self.system_prompt = system_prompt
+        # Anthropic reads images in tool results; OpenAI-style APIs only in user turns.
+        self.images_in_tool_results = self.caches_prompt
 
     async def __call__(
         self, state: WebBuilderState, config: RunnableConfig, runtime: Runtime[RunContext]
@@ -155,6 +191,8 @@ class AgentNode:
             if self.caches_prompt
             else SystemMessage(self.system_prompt + "\n" + summary)
         )
+        if not self.images_in_tool_results:
+            window = tool_images_as_user_messages(window)
         reply = await invoke_model(
             self.model, [prompt, *window], settings=ctx.settings, config=config
         )

@@ -209,7 +209,7 @@ class ToolCallsNode:
             ctx.disk.forget()  # a command may have changed any file
         # A command that exited non-zero or timed out answered, but did not succeed.
         ok = message.status != "error" and not effects.failed
-        text = message.content if isinstance(message.content, str) else str(message.content)
+        text = message.content if isinstance(message.content, str) else message.text
         write(
             {
                 "event": "tool_end",

@@ -52,9 +52,11 @@ from builder.graphs.persist import PersistNode
 from builder.graphs.state import WebBuilderState
 from builder.graphs.toolcalls import ToolCallsNode, pending_tool_calls
 from builder.models import WEB_BUILDER_SYSTEM_PROMPT, load_chat_model
+from builder.models.factory import reads_images
 from builder.plugins import build_tool_registry, load_plugins
 from builder.settings import Settings, get_settings
 from builder.tools.registry import ToolRegistry
+from builder.tools.screenshot import IMAGE_TOOLS
 
 __all__ = ["RunContexts", "build_web_builder_graph", "tool_specs"]
 
@@ -223,10 +225,13 @@ def build_web_builder_graph(
     graph = StateGraph(
         WebBuilderState, context_schema=RunContext if contexts is None else cast(Any, None)
     )
+    offered = registry.definitions()
+    if not reads_images(chat_model, settings):
+        offered = [tool for tool in offered if tool.name not in IMAGE_TOOLS]
     nodes: dict[str, Any] = {
         "agent": AgentNode(
             chat_model,
-            tools=registry.definitions(),
+            tools=offered,
             system_prompt=system_prompt or WEB_BUILDER_SYSTEM_PROMPT,
         ),
         "tools": ToolCallsNode(registry),

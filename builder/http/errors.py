@@ -15,7 +15,7 @@ Status codes (the first matching class decides):
 * 404 ``NotFound`` (also another user's resource: never 403 for it)
 * 409 ``Conflict``: ``AlreadyExists``, ``RunInProgress``, ``ConcurrentModification``,
   ``StaleWorkspace``
-* 413 ``RequestTooLarge``, ``FileTooLarge``, ``QuotaExceeded``
+* 413 ``RequestTooLarge``, ``FileTooLarge``, ``ImageTooLarge``, ``QuotaExceeded``
 * 422 ``InvalidInput`` and its subclasses; other ``LimitExceeded`` (token budget)
 * 401 ``Unauthorized``; 403 ``Forbidden``; 429 ``RateLimited`` (with ``Retry-After``)
 * 504 ``OperationTimeout`` (``LockTimeout`` included)
@@ -42,6 +42,7 @@ from builder.errors import (
     DependencyUnavailable,
     FileTooLarge,
     Forbidden,
+    ImageTooLarge,
     InvalidInput,
     LimitExceeded,
     NotFound,
@@ -77,6 +78,7 @@ _STATUS: tuple[tuple[type[BuilderError], int], ...] = (
     (InvalidInput, 422),
     (RequestTooLarge, 413),
     (FileTooLarge, 413),
+    (ImageTooLarge, 413),
     (QuotaExceeded, 413),
     (LimitExceeded, 422),
     (Unauthorized, 401),

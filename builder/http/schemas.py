@@ -13,12 +13,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from builder.images import MAX_IMAGES, MEDIA_TYPES, Image, check_image_count, decode_image
 from builder.models.prompts import PROMPT_INPUT_MAX_CHARS
 from builder.persistence.schemas import PublicationPublic, PublishTargetPublic
 from builder.runs.handle import MAX_PROMPT_CHARS
 
 __all__ = [
     "ChatBody",
+    "ChatImage",
     "ChatResult",
     "Check",
     "ClearedMessages",
@@ -171,6 +173,16 @@ class RestoreResult(BaseModel):
     files: int
 
 
+class ChatImage(RequestBody):
+    """An image attached to a turn (its bytes are checked against its type)."""
+
+    media_type: str = Field(
+        json_schema_extra={"enum": list(MEDIA_TYPES)},
+        description="One of " + ", ".join(f"`{t}`" for t in MEDIA_TYPES) + ".",
+    )
+    data: str = Field(description="The image's bytes, standard base64.")
+
+
 class ChatBody(RequestBody):
     """One user turn."""
 
@@ -180,6 +192,25 @@ class ChatBody(RequestBody):
         description="`reject`: 409 while another run is in progress on the project; "
         "`enqueue`: wait for it, then run.",
     )
+    images: list[ChatImage] = Field(
+        default_factory=list,
+        description=f"Up to {MAX_IMAGES} images the model sees after the prompt, each at "
+        "most `BUILDER_MAX_IMAGE_BYTES` (413 `image_too_large`); a wrong type, bad base64, "
+        "bytes of another format or too many images are 422 `invalid_image`.",
+    )
+
+    def decoded_images(self, *, limit: int) -> list[Image]:
+        """The images, decoded and checked.
+
+        Raises:
+            InvalidImage: Too many, a wrong type, bad base64 or bytes of another format.
+            ImageTooLarge: One is larger than ``limit`` bytes.
+        """
+        check_image_count(self.images)
+        return [
+            decode_image(image.media_type, image.data, limit=limit, index=index)
+            for index, image in enumerate(self.images)
+        ]
 
 
 class ChatResult(BaseModel):

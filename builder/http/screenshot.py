@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from builder.errors import DependencyUnavailable, InvalidInput
+from builder.errors import Conflict, DependencyUnavailable, InvalidInput
 from builder.log import get_logger
 from builder.settings import Settings
 from builder.timeouts import with_timeout
@@ -34,7 +34,9 @@ from builder.timeouts import with_timeout
 if TYPE_CHECKING:
     from playwright.async_api import Browser, Playwright, Route, WebSocketRoute
 
-__all__ = ["Screenshotter", "origin_of", "screenshots_dir", "store_screenshot"]
+    from builder.sandbox.base import ProcessInfo
+
+__all__ = ["Screenshotter", "capture_preview", "origin_of", "screenshots_dir", "store_screenshot"]
 
 _log = get_logger("builder.http.screenshot")
 _BROWSERS = ("chromium", "chromium-browser", "google-chrome")
@@ -172,6 +174,19 @@ class Screenshotter:
             await browser.close()
         if playwright is not None:
             await playwright.stop()
+
+
+async def capture_preview(screenshotter: Screenshotter, server: ProcessInfo | None) -> bytes:
+    """A PNG of the preview of a project's dev server (``server``, its process info).
+
+    Raises:
+        Conflict: No dev server runs.
+        DependencyUnavailable: No browser, or the page could not be loaded.
+        OperationTimeout: It took longer than ``BUILDER_TIMEOUT_SCREENSHOT``.
+    """
+    if server is None or not server.running or not server.preview_url:
+        raise Conflict("no dev server is running for this project; start it first")
+    return await screenshotter.capture(server.preview_url)
 
 
 def screenshots_dir(settings: Settings, project_id: str) -> Path:

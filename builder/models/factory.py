@@ -28,7 +28,7 @@ from builder.models.script import resolve_script
 from builder.models.scripted import ScriptedChatModel
 from builder.settings import Settings, get_settings
 
-__all__ = ["load_chat_model"]
+__all__ = ["load_chat_model", "reads_images"]
 
 _EXAMPLES = (
     "e.g. BUILDER_MODEL=openai:gpt-4.1, BUILDER_MODEL=anthropic:claude-sonnet-4-5, "
@@ -146,3 +146,12 @@ def _with_temperature(model: BaseChatModel, temperature: float) -> BaseChatModel
     if profile.get("temperature") is False or "temperature" not in type(model).model_fields:
         return model
     return model.model_copy(update={"temperature": temperature})
+
+
+def reads_images(model: BaseChatModel, settings: Settings) -> bool:
+    """Whether the model takes images: ``BUILDER_MODEL_IMAGES`` when set, else its
+    LangChain profile's ``image_inputs`` (no for a model without a profile)."""
+    if settings.model_images is not None:
+        return settings.model_images
+    profile = getattr(model, "profile", None) or {}
+    return bool(profile.get("image_inputs"))

@@ -3,13 +3,17 @@
 Messages are ordered by a database sequence, so the order is stable even for messages
 appended in one transaction, and pages never skip or repeat a message when new ones
 arrive between two requests.
+
+Images attached to a message are content-addressed blobs (the same ``blobs`` table
+as snapshot files, stored once however often they are sent); the message's ``parts``
+name them: ``{"type": "image", "media_type", "sha256", "size"}``.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -18,9 +22,23 @@ from builder.errors import InvalidInput
 from builder.persistence.cursors import decode_cursor, encode_cursor
 from builder.persistence.database import Database
 from builder.persistence.repositories import messages as repo
+from builder.persistence.repositories import snapshots as blobs_repo
 from builder.persistence.schemas import MessageCreate, MessagePublic, Page
 
-__all__ = ["append_message", "append_messages", "clear_messages", "list_messages", "messages_scope"]
+if TYPE_CHECKING:
+    from builder.images import Image
+
+__all__ = [
+    "append_message",
+    "append_messages",
+    "clear_messages",
+    "image_part",
+    "list_messages",
+    "load_images",
+    "message_images",
+    "messages_scope",
+    "store_images",
+]
 
 _CURSOR = "messages"
 
@@ -31,9 +49,19 @@ def messages_scope(project_id: uuid.UUID) -> str:
 
 
 async def append_messages(
-    db: Database, *, project_id: uuid.UUID, messages: Sequence[MessageCreate]
+    db: Database,
+    *,
+    project_id: uuid.UUID,
+    messages: Sequence[MessageCreate],
+    blobs: dict[str, bytes] | None = None,
 ) -> list[MessagePublic]:
     """Append several messages in one transaction, in order.
+
+    Args:
+        db: The database.
+        project_id: The project.
+        messages: The messages.
+        blobs: Contents by SHA-256 that the messages' parts refer to (images).
 
     Raises:
         NotFound: No such project.
@@ -43,6 +71,8 @@ async def append_messages(
     rows = [message.model_dump() for message in messages]
 
     async def work(session: AsyncSession) -> Any:
+        if blobs:
+            await blobs_repo.insert_blobs(session, contents=blobs)
         return await repo.insert_messages(session, project_id=project_id, rows=rows)
 
     stored = [MessagePublic.model_validate(row) for row in await db.run(work)]
@@ -59,21 +89,115 @@ async def append_message(
     content: str = "",
     parts: list[Any] | None = None,
     model: str | None = None,
+    images: Sequence[Image] = (),
 ) -> MessagePublic:
     """Append one message.
+
+    ``images`` are stored as blobs and named in the message's parts, after ``parts``.
 
     Raises:
         InvalidInput: An unknown role.
         NotFound: No such project.
     """
+    image_parts = [image_part(i) for i in images]
     try:
         message = MessageCreate.model_validate(
-            {"role": role, "content": content, "parts": parts or [], "model": model}
+            {
+                "role": role,
+                "content": content,
+                "parts": [*(parts or []), *image_parts],
+                "model": model,
+            }
         )
     except ValidationError as exc:
         raise InvalidInput(f"invalid message: {exc.errors()[0]['msg']}") from None
-    (stored,) = await append_messages(db, project_id=project_id, messages=[message])
+    (stored,) = await append_messages(
+        db,
+        project_id=project_id,
+        messages=[message],
+        blobs={i.sha256: i.data for i in images},
+    )
     return stored
+
+
+def image_part(image: Image) -> dict[str, Any]:
+    """How a message's (or a queued run's) parts name an image stored as a blob."""
+    return {
+        "type": "image",
+        "media_type": image.media_type,
+        "sha256": image.sha256,
+        "size": len(image.data),
+    }
+
+
+async def store_images(db: Database, images: Sequence[Image]) -> list[dict[str, Any]]:
+    """Store images as blobs ahead of their message (a run queued for a worker
+    elsewhere carries only these parts); returns their parts (:func:`image_part`)."""
+    if not images:
+        return []
+    contents = {image.sha256: image.data for image in images}
+
+    async def work(session: AsyncSession) -> None:
+        await blobs_repo.insert_blobs(session, contents=contents)
+
+    await db.run(work)
+    return [image_part(image) for image in images]
+
+
+async def load_images(db: Database, parts: Sequence[dict[str, Any]]) -> list[Image]:
+    """The images that parts name (:func:`image_part`), in order; one query."""
+    from builder.images import Image
+
+    wanted = [part for part in parts if part.get("type") == "image" and part.get("sha256")]
+    if not wanted:
+        return []
+    shas = {str(part["sha256"]) for part in wanted}
+
+    async def work(session: AsyncSession) -> dict[str, bytes]:
+        return await blobs_repo.blob_data(session, shas=shas)
+
+    data = await db.run(work)
+    return [
+        Image(str(part["media_type"]), data[str(part["sha256"])])
+        for part in wanted
+        if str(part["sha256"]) in data
+    ]
+
+
+async def message_images(
+    db: Database, messages: Iterable[MessagePublic]
+) -> dict[uuid.UUID, list[Image]]:
+    """The images of these messages, in order, by message id (one query for all).
+
+    Messages without images are left out.
+    """
+    from builder.images import Image
+
+    wanted = {
+        message.id: [
+            part
+            for part in message.parts
+            if isinstance(part, dict) and part.get("type") == "image" and part.get("sha256")
+        ]
+        for message in messages
+    }
+    wanted = {key: parts for key, parts in wanted.items() if parts}
+    if not wanted:
+        return {}
+    shas = {str(part["sha256"]) for parts in wanted.values() for part in parts}
+
+    async def work(session: AsyncSession) -> dict[str, bytes]:
+        return await blobs_repo.blob_data(session, shas=shas)
+
+    data = await db.run(work)
+    return {
+        key: [
+            Image(str(part["media_type"]), data[str(part["sha256"])])
+            for part in parts
+            if str(part["sha256"]) in data
+        ]
+        for key, parts in wanted.items()
+    }
 
 
 async def list_messages(

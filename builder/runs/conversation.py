@@ -1,8 +1,10 @@
 """Between the durable conversation (``messages`` table) and the agent's context.
 
 * :func:`rebuild_context` — the state a new or expired context starts from: the
-  project's recent messages and its latest snapshot's manifest. The user loses
-  nothing when a context expires; the agent only forgets tool-call details.
+  project's recent messages (with the images the user attached) and its latest
+  snapshot's manifest. The user loses nothing when a context expires; the agent only
+  forgets tool-call details.
+* :func:`user_message` — a user's turn as the model sees it: text, then images.
 * :class:`ReplyParts` — collects a turn's text and tool calls into the ``parts`` of
   the assistant message stored at the end of the turn.
 """
@@ -10,16 +12,18 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, ToolMessage
 
 from builder.graphs.toolcalls import preview_args
+from builder.images import Image
 from builder.persistence.database import Database
-from builder.persistence.messages import list_messages
+from builder.persistence.messages import list_messages, message_images
 from builder.persistence.snapshots import list_snapshots, tree
 
-__all__ = ["ReplyParts", "rebuild_context"]
+__all__ = ["ReplyParts", "rebuild_context", "user_message"]
 
 _REBUILD_MESSAGES = 60
 
@@ -41,12 +45,15 @@ async def rebuild_context(
     page = await list_messages(
         db, project_id=project_id, limit=_REBUILD_MESSAGES, newest_first=True
     )
+    images = await message_images(db, (m for m in page.items if m.role == "user"))
     messages: list[AnyMessage] = []
     for stored in reversed(page.items):
         if stored.id == exclude or not stored.content.strip():
             continue
         if stored.role == "user":
-            messages.append(HumanMessage(stored.content, id=f"msg-{stored.id}"))
+            messages.append(
+                user_message(stored.content, images.get(stored.id, ()), message_id=stored.id)
+            )
         elif stored.role == "assistant":
             messages.append(AIMessage(stored.content, id=f"msg-{stored.id}"))
     while messages and not isinstance(messages[0], HumanMessage):
@@ -61,6 +68,18 @@ async def rebuild_context(
         "unsaved": {},
         "snapshot_version": version,
     }
+
+
+def user_message(
+    text: str, images: Sequence[Image] = (), *, message_id: uuid.UUID | None
+) -> HumanMessage:
+    """A user's message for the context: plain text, or a text block then image blocks."""
+    ident = f"msg-{message_id}" if message_id is not None else None
+    if not images:
+        return HumanMessage(text, id=ident)
+    blocks: list[str | dict[str, Any]] = [{"type": "text", "text": text}]
+    blocks.extend(image.content_block() for image in images)
+    return HumanMessage(blocks, id=ident)
 
 
 class ReplyParts:
@@ -93,7 +112,7 @@ class ReplyParts:
         """Attach a tool result to its call."""
         part = self._calls.pop(message.tool_call_id, None)
         if part is not None:
-            text = message.content if isinstance(message.content, str) else str(message.content)
+            text = message.content if isinstance(message.content, str) else message.text
             part["ok"] = message.status != "error"
             part["result"] = text[: self._result_chars]
 

@@ -42,17 +42,31 @@ from langgraph.errors import GraphDrained
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from builder.errors import BuilderError, DependencyUnavailable, InvalidInput, RunInProgress
+from builder.errors import (
+    BuilderError,
+    DependencyUnavailable,
+    InvalidImage,
+    InvalidInput,
+    RunInProgress,
+)
+from builder.graphs.check import is_check_message
 from builder.graphs.checkpointer import TTLCheckpointer
 from builder.graphs.context import RunContext
 from builder.graphs.saving import scan_workspace
 from builder.graphs.toolcalls import pending_tool_calls
 from builder.graphs.web_builder import WebBuilderGraph, build_web_builder_graph
+from builder.images import Image, check_image_count
 from builder.locks import LockManager
 from builder.log import bound_context, get_logger
 from builder.persistence.database import Database
 from builder.persistence.files import sync_workspace
-from builder.persistence.messages import append_message, list_messages
+from builder.persistence.messages import (
+    append_message,
+    list_messages,
+    load_images,
+    message_images,
+    store_images,
+)
 from builder.persistence.projects import get_project, record_sandbox
 from builder.persistence.runs import (
     ensure_thread,
@@ -61,7 +75,7 @@ from builder.persistence.runs import (
     record_run_started,
 )
 from builder.persistence.usage import run_usage
-from builder.runs.conversation import ReplyParts, rebuild_context
+from builder.runs.conversation import ReplyParts, rebuild_context, user_message
 from builder.runs.events import RunStream
 from builder.runs.fanout import RunFanout
 from builder.runs.handle import (
@@ -266,6 +280,7 @@ class RunService:
         max_steps: int | None = None,
         token_budget: int | None = None,
         graph_stream: Sequence[GraphStreamMode] | None = None,
+        images: Sequence[Image] = (),
     ) -> RunHandle:
         """Queue a turn; returns once it is queued (a worker claims it, here or elsewhere).
 
@@ -286,16 +301,22 @@ class RunService:
             graph_stream: Also publish LangGraph's stream parts, unchanged, to
                 ``handle.graph_stream``, in these modes besides ``messages``, ``updates``
                 and ``custom`` (for clients that speak LangGraph's own protocol).
+            images: Images attached to the prompt (checked; at most ``MAX_IMAGES``);
+                stored with the user's message and given to the model after its text.
 
         Raises:
             NotFound: No such project for this user.
             RunInProgress: ``reject`` and a run is pending or in progress on the project.
             InvalidInput: Neither a prompt nor ``resume``.
+            InvalidImage: Images without a prompt, or too many.
         """
         if prompt is None and not resume:
             raise InvalidInput("a run needs a prompt (or resume=True)")
         if prompt is not None:
             check_prompt(prompt)
+        elif images:
+            raise InvalidImage("images need a prompt to go with them")
+        check_image_count(images)
         await get_project(self.db, user_id=user_id, project_id=project_id)
         resuming = None
         if resume and run_id is None:
@@ -323,6 +344,7 @@ class RunService:
                 "max_steps": max_steps,
                 "token_budget": token_budget,
                 "stream_modes": modes,
+                "images": await store_images(self.db, images),
             },
         )
         if not queued and resuming is None:
@@ -576,6 +598,7 @@ class RunService:
                         takeover=claimed.takeover,
                         max_steps=run_input.get("max_steps"),
                         token_budget=run_input.get("token_budget"),
+                        images=await load_images(self.db, run_input.get("images") or []),
                     )
                 except (asyncio.CancelledError, _HandedOver):
                     if handle._handing_over:
@@ -629,6 +652,7 @@ class RunService:
         takeover: bool = False,
         max_steps: int | None,
         token_budget: int | None,
+        images: Sequence[Image] = (),
     ) -> None:
         project_id = handle.project_id
         thread_id = str(project_id)
@@ -695,11 +719,12 @@ class RunService:
                 # Resume the turn from its stored message instead of refusing (or, for
                 # the same prompt sent again, instead of storing it twice).
                 prompt, message_id = unstarted.content, unstarted.id
+                images = (await message_images(self.db, [unstarted])).get(unstarted.id, [])
             elif prompt is None:
                 raise InvalidInput("there is no interrupted run to resume on this project")
             else:
                 stored = await append_message(
-                    self.db, project_id=project_id, role="user", content=prompt
+                    self.db, project_id=project_id, role="user", content=prompt, images=images
                 )
                 message_id = stored.id
             base: dict[str, Any] = {}
@@ -709,7 +734,7 @@ class RunService:
                 **base,
                 "messages": [
                     *base.get("messages", []),
-                    HumanMessage(prompt, id=f"msg-{message_id}"),
+                    user_message(prompt, images, message_id=message_id),
                 ],
                 "project_id": thread_id,
                 "run_id": run_id,
@@ -985,9 +1010,10 @@ def _recorded_result(handle: RunHandle, row: dict[str, Any] | None) -> RunResult
 
 
 def _last_turn(context: list[Any]) -> list[Any]:
-    """The messages after the context's last human message."""
+    """The messages after the context's last message of the user (the check's reports
+    to the model are part of the turn)."""
     for index in range(len(context) - 1, -1, -1):
-        if isinstance(context[index], HumanMessage):
+        if isinstance(context[index], HumanMessage) and not is_check_message(context[index]):
             return list(context[index + 1 :])
     return []
 

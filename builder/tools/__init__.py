@@ -20,6 +20,7 @@ from builder.tools.context import (
 )
 from builder.tools.foreign import tool_from_langchain
 from builder.tools.mcp import mcp_tools, register_mcp_tools
+from builder.tools.output import WithImages
 from builder.tools.registry import ToolRegistry
 from builder.tools.tool import Tool
 
@@ -33,6 +34,7 @@ __all__ = [
     "ToolEffects",
     "ToolEvent",
     "ToolRegistry",
+    "WithImages",
     "mcp_tools",
     "register_mcp_tools",
     "tool_from_langchain",

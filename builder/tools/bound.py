@@ -10,6 +10,7 @@ from pydantic import PrivateAttr, ValidationError
 from builder.errors import BuilderError
 from builder.tools.context import ToolContext
 from builder.tools.foreign import langchain_args_schema
+from builder.tools.output import ToolContent
 from builder.tools.tool import Tool
 
 __all__ = ["BoundTool"]
@@ -64,7 +65,7 @@ class BoundTool(BaseTool):
     def _run(self, *args: Any, **kwargs: Any) -> str:
         raise NotImplementedError(f"{self.name} is asynchronous; call it with ainvoke")
 
-    async def _arun(self, *args: Any, **kwargs: Any) -> str:
+    async def _arun(self, *args: Any, **kwargs: Any) -> ToolContent:
         kwargs.pop("run_manager", None)
         context = self._context
         if context is None:

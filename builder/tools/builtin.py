@@ -15,13 +15,14 @@ from builder.tools import (
     plan,
     project,
     publishing,
+    screenshot,
     shell,
 )
 
 
 @hookimpl
 def register_tools(register: Callable[..., Any]) -> None:
-    """Register the file, shell, dev-server, plan and project tools."""
+    """Register the file, shell, dev-server, plan, project and screenshot tools."""
     for tool in (
         files.write_file,
         files.read_file,
@@ -45,6 +46,8 @@ def register_tools(register: Callable[..., Any]) -> None:
     register(devserver.get_dev_server_status)
     register(build.check_build, timeout=None)
     register(publishing.publish_project, timeout=None)
+    # Bounded by BUILDER_TIMEOUT_SCREENSHOT, plus starting Chromium.
+    register(screenshot.screenshot_preview, timeout=None)
 
 
 @hookimpl

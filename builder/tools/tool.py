@@ -25,7 +25,7 @@ from builder.errors import InvalidTool
 from builder.settings import OperationKind
 from builder.timeouts import with_timeout
 from builder.tools.context import ToolContext
-from builder.tools.output import truncate
+from builder.tools.output import ToolContent, WithImages, truncate
 
 __all__ = ["Tool", "parse_docstring"]
 
@@ -186,12 +186,13 @@ class Tool:
         schema: dict[str, Any] = convert_to_openai_tool(BoundTool(self))["function"]["parameters"]
         return schema
 
-    async def run(self, ctx: ToolContext, arguments: Mapping[str, Any]) -> str:
+    async def run(self, ctx: ToolContext, arguments: Mapping[str, Any]) -> ToolContent:
         """Validate ``arguments``, call the function with ``ctx`` injected, and render.
 
         Sync functions run in a worker thread. The call runs under the tool's
         operation budget; the result is rendered as text and cut to
-        ``settings.tool_output_chars`` with a note.
+        ``settings.tool_output_chars`` with a note. A :class:`WithImages` result
+        becomes a text block followed by image blocks.
 
         Raises:
             pydantic.ValidationError: The arguments do not match the schema.
@@ -208,6 +209,8 @@ class Tool:
             result = await work
         else:
             result = await with_timeout(work, self.timeout, settings=ctx.settings)
+        if isinstance(result, WithImages):
+            return result.content(ctx.settings.tool_output_chars)
         return truncate(_render(result), ctx.settings.tool_output_chars)
 
 

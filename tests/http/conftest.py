@@ -22,6 +22,7 @@ from tests.support.services import delete_redis_prefix, drop_database
 
 ENCRYPTION_KEY = "k1:" + base64.b64encode(b"k" * 32).decode()
 BODY_LIMIT = 64 * 1024
+IMAGE_LIMIT = 4096
 
 
 def _serve(
@@ -80,6 +81,7 @@ def dev_server(
         "BUILDER_RATE_LIMIT_CHAT": "100000/minute",
         "BUILDER_RATE_LIMIT_PROMPT": "100000/minute",
         "BUILDER_MAX_REQUEST_BYTES": str(BODY_LIMIT),
+        "BUILDER_MAX_IMAGE_BYTES": str(IMAGE_LIMIT),
         "BUILDER_OAUTH_PROVIDERS": json.dumps({"testhub": oauth_provider.provider_config()}),
         "BUILDER_OAUTH_STATE_SECONDS": "60",
         "BUILDER_NETLIFY_API_URL": netlify.api_url,

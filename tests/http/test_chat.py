@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import time
 
 from builder.runs.events import EVENT_TYPES
+from tests.http.conftest import IMAGE_LIMIT
 from tests.http.server import ServerProcess
 from tests.http.sse import read_events
 
@@ -107,3 +110,83 @@ def test_a_runs_status_says_where_it_stands(dev_server: ServerProcess) -> None:
             "status": "success",
             "position": None,
         }
+
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 64
+
+
+def _image(media_type: str, data: bytes) -> dict[str, str]:
+    return {"media_type": media_type, "data": base64.b64encode(data).decode()}
+
+
+def test_images_go_with_the_turn_and_are_kept_with_the_message(
+    dev_server: ServerProcess,
+) -> None:
+    with dev_server.client(dev_server.new_key("chat-images")) as client:
+        pid = client.post("/api/projects", json={"name": "c"}).json()["id"]
+        body = {
+            "prompt": "like this sketch",
+            "images": [_image("image/png", PNG), _image("image/jpeg", JPEG)],
+        }
+        result = client.post(f"/api/projects/{pid}/chat/wait", json=body).json()
+        assert result["status"] == "success", result
+        user = client.get(f"/api/projects/{pid}/messages").json()["items"][0]
+    assert user["content"] == "like this sketch"
+    assert user["parts"] == [
+        {
+            "type": "image",
+            "media_type": media_type,
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "size": len(data),
+        }
+        for media_type, data in (("image/png", PNG), ("image/jpeg", JPEG))
+    ]
+
+
+def test_bad_images_are_refused_with_what_is_wrong(dev_server: ServerProcess) -> None:
+    with dev_server.client(dev_server.new_key("chat-bad-images")) as client:
+        pid = client.post("/api/projects", json={"name": "c"}).json()["id"]
+
+        def chat(*images: dict[str, str]) -> tuple[int, str, str]:
+            answer = client.post(
+                f"/api/projects/{pid}/chat", json={"prompt": "look", "images": list(images)}
+            )
+            error = answer.json()["error"]
+            return answer.status_code, error["code"], error["message"]
+
+        too_large = PNG + b"\x00" * IMAGE_LIMIT
+        assert chat(_image("image/png", PNG), _image("image/png", too_large)) == (
+            413,
+            "image_too_large",
+            f"image 2 is 4.1 KiB ({len(too_large)} bytes); the limit per image is 4.0 KiB "
+            f"({IMAGE_LIMIT} bytes, BUILDER_MAX_IMAGE_BYTES)",
+        )
+        assert chat(_image("image/bmp", b"BM\x00\x00")) == (
+            422,
+            "invalid_image",
+            "image 1: type 'image/bmp' is not accepted; use one of image/png, image/jpeg, "
+            "image/webp, image/gif",
+        )
+        assert chat({"media_type": "image/png", "data": "not base64!"}) == (
+            422,
+            "invalid_image",
+            "image 1: its data is not valid base64",
+        )
+        assert chat(_image("image/png", JPEG)) == (
+            422,
+            "invalid_image",
+            "image 1: declared image/png but its bytes are a JPEG image",
+        )
+        assert chat(*[_image("image/png", PNG)] * 5) == (
+            422,
+            "invalid_image",
+            "a turn may carry at most 4 images, not 5",
+        )
+        unknown = client.post(
+            f"/api/projects/{pid}/chat",
+            json={"prompt": "look", "images": [{**_image("image/png", PNG), "url": "x"}]},
+        )
+        assert unknown.status_code == 422
+        # Nothing was stored or run for a refused turn.
+        assert client.get(f"/api/projects/{pid}/messages").json()["items"] == []

@@ -25,6 +25,8 @@ EXPECTED = {
     "DuplicateTool": 409,
     "FileTooLarge": 413,
     "Forbidden": 403,
+    "ImageTooLarge": 413,
+    "InvalidImage": 422,
     "InvalidInput": 422,
     "InvalidTool": 422,
     "LimitExceeded": 422,
@@ -52,7 +54,7 @@ def _instance(cls: type[BuilderError]) -> BuilderError:
         "resource": "thing", "identifier": "1", "project_id": "p1", "size": 2, "limit": 1,
         "operation": "db", "seconds": 1.0, "key": "k", "retry_after": 3, "dependency": "x",
         "message": "m", "key_id": "k1", "problems": ["p"], "base": 1, "latest": 2,
-        "publisher": "git", "step": "push",
+        "publisher": "git", "step": "push", "index": 0,
     }  # fmt: skip
     kwargs = {name: samples[name] for name in params if name in samples and name != "self"}
     if cls is errors.RateLimited:

@@ -1,19 +1,21 @@
 """A real HTTP server speaking the OpenAI chat-completions API, for model tests.
 
 It listens on 127.0.0.1, answers ``POST /v1/chat/completions`` from a queue of
-:class:`Reply` objects (the last one repeats), and records every request body. A reply
-can be an error status with headers (``Retry-After``), a completion (sent as
-server-sent events when the request asks to stream), or a hang that never answers.
+:class:`Reply` objects (the last one repeats), and records every request body
+(:class:`~tests.support.fake_provider.FakeProvider`). A reply can be an error status
+with headers (``Retry-After``), a completion (sent as server-sent events when the
+request asks to stream), or a hang that never answers. Like the real API it refuses
+(400) tool calls left unanswered and images in any message but a user's.
 """
 
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from tests.support.fake_provider import Exchange, FakeProvider
 
 __all__ = ["OpenAIServer", "Reply", "completion", "error"]
 
@@ -144,97 +146,53 @@ def _unanswered_tool_calls(messages: list[dict[str, Any]]) -> str | None:
     return None
 
 
-class OpenAIServer:
+def _images_outside_user_messages(messages: list[dict[str, Any]]) -> str | None:
+    """OpenAI's check: image content is only allowed in user messages."""
+    for index, message in enumerate(messages):
+        content = message.get("content")
+        if message.get("role") == "user" or not isinstance(content, list):
+            continue
+        if any(isinstance(part, dict) and part.get("type") == "image_url" for part in content):
+            return (
+                f"Invalid 'messages[{index}]'. Image URLs are only allowed for messages with "
+                f"role 'user', but this message with role '{message.get('role')}' contains "
+                "an image URL."
+            )
+    return None
+
+
+class OpenAIServer(FakeProvider[Reply]):
     """The server; use it as a context manager.
 
     Args:
         *replies: Answers in order; the last one answers every later request.
     """
 
-    def __init__(self, *replies: Reply) -> None:
-        self._replies = list(replies) or [completion("ok")]
-        self._lock = threading.Lock()
-        self._stopping = threading.Event()
-        self.requests: list[dict[str, Any]] = []
-        self.headers: list[dict[str, str]] = []
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+    route = "/v1/chat/completions"
 
     @property
     def base_url(self) -> str:
         """The OpenAI-compatible base URL (ends in ``/v1``)."""
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host!s}:{port}/v1"
+        return f"{self.origin}/v1"
 
-    def __enter__(self) -> OpenAIServer:
-        self._thread.start()
-        return self
+    def default_reply(self) -> Reply:
+        return completion("ok")
 
-    def __exit__(self, *exc: object) -> None:
-        self._stopping.set()
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(timeout=5)
-
-    def _next_reply(self, body: dict[str, Any], headers: dict[str, str]) -> Reply:
-        with self._lock:
-            self.requests.append(body)
-            self.headers.append(headers)
-            return self._replies.pop(0) if len(self._replies) > 1 else self._replies[0]
-
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length", "0"))
-                body = json.loads(self.rfile.read(length) or b"{}")
-                if self.path.rstrip("/") != "/v1/chat/completions":
-                    self._send_json(404, {"error": {"message": f"no route {self.path}"}}, {})
-                    return
-                problem = _unanswered_tool_calls(body.get("messages", []))
-                if problem:
-                    server.requests.append(body)
-                    self._send_json(400, {"error": {"message": problem, "code": None}}, {})
-                    return
-                reply = server._next_reply(body, {k.lower(): v for k, v in self.headers.items()})
-                if reply.hang:
-                    server._stopping.wait()
-                    self.close_connection = True
-                    return
-                if reply.status == 200 and body.get("stream"):
-                    include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-                    self._send_stream(_stream_events(reply, include_usage))
-                    return
-                self._send_json(reply.status, reply.body, reply.headers)
-
-            def _send_json(
-                self, status: int, body: dict[str, Any], headers: dict[str, str]
-            ) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(data)
-
-            def _send_stream(self, events: Iterator[dict[str, Any]]) -> None:
-                self.send_response(200)
-                self.send_header("Content-Type", "text/event-stream")
-                self.send_header("Connection", "close")
-                self.end_headers()
-                for event in events:
-                    self.wfile.write(f"data: {json.dumps(event)}\n\n".encode())
-                    self.wfile.flush()
-                self.wfile.write(b"data: [DONE]\n\n")
-                self.close_connection = True
-
-        return Handler
+    def answer(self, exchange: Exchange, body: dict[str, Any]) -> None:
+        messages = body.get("messages", [])
+        problem = _unanswered_tool_calls(messages) or _images_outside_user_messages(messages)
+        if problem:
+            self.record_refused(body)
+            exchange.send_json(400, {"error": {"message": problem, "code": None}})
+            return
+        reply = self.next_reply(body, exchange.header_map)
+        if reply.hang:
+            self.stopping.wait()
+            exchange.close_connection = True
+            return
+        if reply.status == 200 and body.get("stream"):
+            include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+            events = _stream_events(reply, include_usage)
+            exchange.send_events(((None, event) for event in events), done=True)
+            return
+        exchange.send_json(reply.status, reply.body, reply.headers)

@@ -3,6 +3,7 @@ speaking OpenAI's chat-completions API, with assertions on the requests it recei
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ import pytest
 from builder.graphs import tool_specs
 from builder.persistence.database import plain_dsn
 from builder.plugins import get_tool_registry
+from builder.tools.screenshot import IMAGE_TOOLS
 from tests.models.openai_server import OpenAIServer, completion, error
 from tests.support.cli import run_builder, user_env
 
@@ -72,7 +74,13 @@ def test_builder_run_with_openai_writes_the_site(migrated_db_url: str, tmp_path:
     first, second = requests
     assert first["model"] == "gpt-test"
     assert headers[0]["authorization"] == "Bearer sk-test-key"
-    assert first["tools"] == tool_specs(get_tool_registry())
+    # gpt-test has no model profile: it is not known to read images, so the tool that
+    # answers with a screenshot is left out.
+    assert first["tools"] == [
+        spec
+        for spec in tool_specs(get_tool_registry())
+        if spec["function"]["name"] not in IMAGE_TOOLS
+    ]
     sent = {tool["function"]["name"] for tool in first["tools"]}
     assert {"write_file", "edit_file", "run_command", "start_dev_server"} <= sent
     roles = [m["role"] for m in first["messages"]]
@@ -123,3 +131,37 @@ def test_a_refused_key_is_one_clear_line_and_no_retry(migrated_db_url: str, tmp_
     log = tmp_path / "data" / "logs" / "builder.log"
     assert f"full log: {log}" in result.stderr
     assert "Traceback" in log.read_text()
+
+
+# A real 1x1 PNG.
+PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+)
+
+
+def test_builder_run_sends_the_attached_images(migrated_db_url: str, tmp_path: Path) -> None:
+    (tmp_path / "sketch.png").write_bytes(PNG)
+    (tmp_path / "notes.txt").write_text("not an image")
+    with OpenAIServer(completion("I see the sketch.")) as server:
+        env = _env(server, migrated_db_url, tmp_path / "data")
+        result = run_builder(
+            "run", "Like this sketch", "--image", "sketch.png", "-i", "sketch.png",
+            env=env, cwd=tmp_path,
+        )  # fmt: skip
+        refused = run_builder("run", "Like this", "--image", "notes.txt", env=env, cwd=tmp_path)
+        requests = list(server.requests)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    url = {"url": "data:image/png;base64," + base64.b64encode(PNG).decode()}
+    assert requests[0]["messages"][1] == {
+        "role": "user",
+        "content": [
+            {"type": "text", "text": "Like this sketch"},
+            {"type": "image_url", "image_url": url},
+            {"type": "image_url", "image_url": url},
+        ],
+    }
+    # A file that is not an image: one line, no run, no traceback.
+    assert refused.returncode != 0 and len(requests) == 1
+    assert "Traceback" not in refused.stdout + refused.stderr
+    assert "notes.txt is not a PNG, JPEG, WebP or GIF image" in refused.stderr

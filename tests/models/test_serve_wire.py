@@ -9,12 +9,15 @@ real server process, plus a prompt helper, which calls the model without streami
 
 from __future__ import annotations
 
+import base64
+import itertools
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
+from langgraph_sdk import get_sync_client
 
 from builder.persistence.database import plain_dsn
 from tests.http.server import ServerProcess
@@ -199,3 +202,102 @@ def test_a_local_openai_compatible_server_needs_only_its_url(
     # No key was configured; such servers ignore the placeholder the client must send.
     assert headers[0]["authorization"] == "Bearer not-needed"
     assert [p.read_text() for p in (tmp_path / "data").rglob("index.html")] == [PAGE]
+
+
+PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+)
+PNG_B64 = base64.b64encode(PNG).decode()
+REPLY = "A bakery page with the warm colours of your photo, coming right up."
+
+
+def _langgraph_turn(server: ServerProcess, modes: list[str]) -> list[Any]:
+    """One run through the LangGraph API: a user message with a photo (OpenAI-style
+    data URL and LangChain's standard block), streamed in ``modes``."""
+
+    content = [
+        {"type": "text", "text": "A bakery site like this photo"},
+        {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG_B64}"}},
+        {"type": "image", "base64": PNG_B64, "mime_type": "image/png"},
+    ]
+    with get_sync_client(url=server.url, api_key=server.new_key("carol")) as client:
+        thread = client.threads.create()
+        return list(
+            client.runs.stream(
+                thread["thread_id"],
+                "web_builder",
+                input={"messages": [{"role": "user", "content": content}]},
+                stream_mode=modes,  # type: ignore[arg-type]
+            )
+        )
+
+
+def _tokens_per_message(parts: list[Any]) -> dict[str, list[str]]:
+    """The text of each AI message's ``messages-tuple`` chunks, by message id."""
+    tokens: dict[str, list[str]] = {}
+    for part in parts:
+        if part.event == "messages":
+            chunk, _meta = part.data
+            if chunk["type"] == "AIMessageChunk" and isinstance(chunk["content"], str):
+                if chunk["content"]:
+                    tokens.setdefault(chunk["id"], []).append(chunk["content"])
+            elif chunk["type"] == "AIMessageChunk":
+                text = "".join(b.get("text", "") for b in chunk["content"] if isinstance(b, dict))
+                if text:
+                    tokens.setdefault(chunk["id"], []).append(text)
+    return tokens
+
+
+@pytest.mark.parametrize("provider_kind", ["openai", "anthropic"])
+def test_the_langgraph_api_streams_tokens_and_passes_images_with_each_provider(
+    serve: Any, provider_kind: str
+) -> None:
+    """``messages-tuple`` and ``messages`` stream each assistant message in several
+    token events, and the images of the input reach the model in its provider's format."""
+    provider: OpenAIServer | AnthropicServer
+    if provider_kind == "openai":
+        provider = OpenAIServer(completion(REPLY))
+        model = "openai:gpt-test"
+    else:
+        provider = AnthropicServer(message(REPLY))
+        model = "anthropic:claude-test"
+    with provider:
+        server = serve(
+            BUILDER_MODEL=model,
+            BUILDER_MODEL_BASE_URL=provider.base_url,
+            BUILDER_MODEL_API_KEY="sk-test-key",
+        )
+        tuples = _langgraph_turn(server, ["messages-tuple"])
+        partials = _langgraph_turn(server, ["messages"])
+        requests = list(provider.requests)
+
+    # messages-tuple: every assistant message arrives in several chunks that add up to it.
+    (pieces,) = _tokens_per_message(tuples).values()
+    assert len(pieces) > 3 and "".join(pieces) == REPLY
+    # messages: the message grows, partial by partial, to the whole reply.
+    grown = [
+        p.data[0]["content"]
+        for p in partials
+        if p.event == "messages/partial" and p.data[0]["type"] == "AIMessageChunk"
+    ]
+    texts = [g if isinstance(g, str) else "".join(b.get("text", "") for b in g) for g in grown]
+    texts = [t for t in texts if t]
+    assert len(set(texts)) > 3 and texts[-1] == REPLY
+    assert all(b.startswith(a) for a, b in itertools.pairwise(texts))
+
+    first = requests[0]
+    user = next(m for m in first["messages"] if m["role"] == "user")
+    if provider_kind == "openai":
+        url = {"url": f"data:image/png;base64,{PNG_B64}"}
+        assert user["content"] == [
+            {"type": "text", "text": "A bakery site like this photo"},
+            {"type": "image_url", "image_url": url},
+            {"type": "image_url", "image_url": url},
+        ]
+    else:
+        source = {"type": "base64", "media_type": "image/png", "data": PNG_B64}
+        assert user["content"] == [
+            {"type": "text", "text": "A bakery site like this photo"},
+            {"type": "image", "source": source},
+            {"type": "image", "source": source},
+        ]

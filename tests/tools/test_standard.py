@@ -29,6 +29,7 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     "read_file": {"path": "index.html", "offset": 1, "limit": 50},
     "rename_file": {"path": "a.html", "new_path": "b.html"},
     "run_command": {"command": "npm run build", "cwd": ".", "timeout": 60},
+    "screenshot_preview": {},
     "search_files": {"pattern": "TODO", "path": "src"},
     "start_dev_server": {"command": "npm run dev", "port": 5173},
     "write_file": {"path": "index.html", "content": "<h1>Hi</h1>"},

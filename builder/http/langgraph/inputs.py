@@ -9,7 +9,10 @@ run's ``input`` must carry user messages, in any of the forms LangGraph clients 
 * LangChain's serialized form (``{"lc": 1, "type": "constructor", "id": […,
   "HumanMessage"], "kwargs": {…}}``), a ``["user", "…"]`` pair, or a bare string.
 
-Several user messages make one prompt, separated by a blank line. Messages of other
+Several user messages make one prompt, separated by a blank line. Image content blocks
+(LangChain's standard ``{"type": "image", "base64": …, "mime_type": …}`` or OpenAI's
+``{"type": "image_url", "image_url": {"url": "data:image/png;base64,…"}}``) are the
+turn's images (:func:`images_of`), with the REST chat's limits. Messages of other
 roles are refused: the assistant's and the tools' messages come from the graph. Input
 may only be left out to resume a thread whose last run was interrupted.
 """
@@ -23,6 +26,7 @@ from langchain_core.messages import HumanMessage
 
 from builder.errors import InvalidInput
 from builder.http.langgraph.schemas import RunCreateBody
+from builder.images import Image, check_image_count, image_from_block
 from builder.runs.service import GraphStreamMode, MultitaskStrategy, check_prompt
 
 __all__ = [
@@ -32,6 +36,7 @@ __all__ = [
     "check_checkpoint",
     "check_run_options",
     "graph_stream_modes",
+    "images_of",
     "prompt_of",
     "requested_checkpoint",
     "run_options",
@@ -178,8 +183,8 @@ def _text(content: Any) -> str:
     raise InvalidInput("a message's content must be text or a list of content blocks")
 
 
-def _user_text(item: Any) -> str:
-    """The text of one user message in any accepted form."""
+def _user_content(item: Any) -> Any:
+    """The content of one user message in any accepted form."""
     if isinstance(item, str):
         return item
     if isinstance(item, list | tuple) and len(item) == 2 and isinstance(item[0], str):
@@ -201,7 +206,12 @@ def _user_text(item: Any) -> str:
             f"only user messages can be sent, not {role!r}: the web-builder graph "
             "writes the assistant's and the tools' messages itself"
         )
-    return _text(content)
+    return content
+
+
+def _messages(graph_input: dict[str, Any]) -> list[Any]:
+    raw = graph_input.get("messages")
+    return raw if isinstance(raw, list) else [raw] if raw is not None else []
 
 
 def prompt_of(graph_input: Any) -> str | None:
@@ -218,11 +228,30 @@ def prompt_of(graph_input: Any) -> str | None:
             'the input must be {"messages": [...]} with the user\'s message; the other '
             "state channels are maintained by builder"
         )
-    raw = graph_input.get("messages")
-    items = raw if isinstance(raw, list) else [raw] if raw is not None else []
-    texts = [_user_text(item).strip() for item in items]
+    texts = [_text(_user_content(item)).strip() for item in _messages(graph_input)]
     prompt = "\n\n".join(text for text in texts if text)
     if not prompt:
         raise InvalidInput("the input has no user message with text")
     check_prompt(prompt)
     return prompt
+
+
+def images_of(graph_input: Any, *, limit: int) -> list[Image]:
+    """The images of a run's ``input`` (call :func:`prompt_of` first), in order.
+
+    Raises:
+        InvalidImage: An image block that is not base64 data of an accepted type, or
+            more images than a turn may carry.
+        ImageTooLarge: An image larger than ``limit`` bytes.
+    """
+    if not isinstance(graph_input, dict):
+        return []
+    images: list[Image] = []
+    for item in _messages(graph_input):
+        content = _user_content(item)
+        for block in content if isinstance(content, list) else []:
+            image = image_from_block(block, limit=limit, index=len(images))
+            if image is not None:
+                images.append(image)
+                check_image_count(images)
+    return images

@@ -29,6 +29,7 @@ from builder.http.langgraph.inputs import (
     check_checkpoint,
     check_run_options,
     graph_stream_modes,
+    images_of,
     prompt_of,
     requested_checkpoint,
     run_options,
@@ -146,6 +147,7 @@ async def start_run(
     options = run_options(body)
     thread_id = thread["thread_id"]
     prompt = prompt_of(body.input)
+    images = images_of(body.input, limit=services.settings.max_image_bytes)
     run_id, resume = str(uuid.uuid4()), False
     requested = requested_checkpoint(body)
     state = None
@@ -171,6 +173,7 @@ async def start_run(
         max_steps=options.max_steps,
         token_budget=options.token_budget,
         graph_stream=graph_stream_modes(options.stream_modes),
+        images=images,
     )
     services.observe(handle)
     try:

@@ -34,7 +34,7 @@ from builder.http.deps import CurrentUser, ServicesDep
 from builder.http.errors import ERROR_RESPONSES
 from builder.http.langgraph.assistants import resolve_assistant
 from builder.http.langgraph.contexts import current_values
-from builder.http.langgraph.inputs import STREAM_MODES, check_run_options, prompt_of
+from builder.http.langgraph.inputs import STREAM_MODES, check_run_options, images_of, prompt_of
 from builder.http.langgraph.lifecycle import (
     ENDED,
     StartedRun,
@@ -147,6 +147,7 @@ async def _start_stateless(
     resolve_assistant(body.assistant_id)
     check_run_options(body)
     prompt_of(body.input)  # refuse bad input before making a thread for it
+    images_of(body.input, limit=services.settings.max_image_bytes)
     keep = body.on_completion == "keep"
     thread = await create_owned_thread(
         services.db, user, metadata={"name": "Stateless run", "stateless": True}

@@ -68,7 +68,11 @@ async def _start(
     services: Services, user: UserPublic, project: ProjectPublic, body: ChatBody
 ) -> RunHandle:
     handle = await services.runs.start(
-        user_id=user.id, project_id=project.id, prompt=body.prompt, multitask=body.multitask
+        user_id=user.id,
+        project_id=project.id,
+        prompt=body.prompt,
+        multitask=body.multitask,
+        images=body.decoded_images(limit=services.settings.max_image_bytes),
     )
     services.observe(handle)
     return handle

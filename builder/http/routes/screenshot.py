@@ -7,12 +7,11 @@ import asyncio
 from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 
-from builder.errors import Conflict
 from builder.http.deps import OwnedProject, ServicesDep
 from builder.http.errors import ERROR_RESPONSES
 from builder.http.ratelimit import rate_limited
 from builder.http.routes.devserver import current_dev_server
-from builder.http.screenshot import store_screenshot
+from builder.http.screenshot import capture_preview, store_screenshot
 
 router = APIRouter(
     prefix="/api/projects/{project_id}",
@@ -34,8 +33,6 @@ async def screenshot(project: OwnedProject, services: ServicesDep) -> Response:
     directory (``screenshots/<project id>/``).
     """
     info = await current_dev_server(services.pool, str(project.id))
-    if info is None or not info.running or not info.preview_url:
-        raise Conflict("no dev server is running for this project; start it first")
-    image = await services.screenshotter.capture(info.preview_url)
+    image = await capture_preview(services.screenshotter, info)
     name = await asyncio.to_thread(store_screenshot, services.settings, str(project.id), image)
     return Response(image, media_type="image/png", headers={"x-screenshot": name})

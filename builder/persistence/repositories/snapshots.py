@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import bindparam, func, or_, select, text
-from sqlalchemy.dialects.postgresql import ARRAY, BIGINT, BYTEA, TEXT, distinct_on
+from sqlalchemy.dialects.postgresql import ARRAY, BIGINT, BYTEA, TEXT, distinct_on, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from builder.persistence.models import blobs, snapshot_entries, snapshots
@@ -175,6 +175,18 @@ async def insert_version(
         "sizes": [size for _, size in entries.values()],
     }
     return (await session.execute(_INSERT_VERSION, params)).one()
+
+
+async def insert_blobs(session: AsyncSession, *, contents: Mapping[str, bytes]) -> None:
+    """Store contents by SHA-256 outside a version (a message's images); a blob stored
+    meanwhile by someone else is kept as is."""
+    if not contents:
+        return
+    statement = insert(blobs).on_conflict_do_nothing(index_elements=[blobs.c.sha256])
+    await session.execute(
+        statement,
+        [{"sha256": sha, "size": len(data), "data": data} for sha, data in contents.items()],
+    )
 
 
 async def blob_data(session: AsyncSession, *, shas: Iterable[str]) -> dict[str, bytes]:
