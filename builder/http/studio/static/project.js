@@ -3,6 +3,7 @@
 // rendered as text (Preact escapes it); nothing here parses a string as HTML.
 import { ApiError, api, events, when } from "./api.js";
 import { html, useCallback, useEffect, useRef, useState } from "./lib.js";
+import { ShipMenu } from "./ship.js";
 import { ConfirmDialog, ErrorNote } from "./ui.js";
 
 function firstLine(text, limit = 140) {
@@ -543,7 +544,8 @@ export function ProjectScreen({ id, session, initialPrompt }) {
   }
   if (!project) return html`<main id="main"><p role="status">Opening the project…</p></main>`;
   return html`<main id="main" class="project-screen">
-    <div class="row wrap heading"><a href="#/">← Projects</a><h1>${project.name}</h1></div>
+    <div class="row wrap heading"><a href="#/">← Projects</a><h1>${project.name}</h1>
+      <span class="spacer"></span><${ShipMenu} projectId=${id} version=${version} /></div>
     <div class="split">
       <${Chat} projectId=${id} initialPrompt=${initialPrompt} onRunFinished=${bump}
         onSnapshot=${bump} />
