@@ -66,6 +66,21 @@ function applyEvent(turn, event) {
   }
 }
 
+const COUNT = new Intl.NumberFormat(undefined);
+
+// "1,234 tokens (1,000 in, 234 out) · $0.0021": a turn's usage and, when the model has a
+// price, its cost.
+function usage(result) {
+  const input = result.input_tokens ?? 0;
+  const output = result.output_tokens ?? 0;
+  let text = `${COUNT.format(input + output)} tokens (${COUNT.format(input)} in, ${COUNT.format(output)} out)`;
+  if (result.cost_usd !== null && result.cost_usd !== undefined) {
+    const digits = result.cost_usd > 0 && result.cost_usd < 0.01 ? 4 : 2;
+    text += ` · $${result.cost_usd.toFixed(digits)}`;
+  }
+  return text;
+}
+
 const STATUS_LABEL = { running: "running", done: "done", failed: "failed" };
 
 function Step({ item }) {
@@ -88,11 +103,10 @@ function Turn({ turn }) {
             : html`<li key=${index} class=${`item-${item.kind}`}><p class="text">${item.text}</p></li>`,
         )}
       </ul></div>`}
-    ${turn.result && html`<p class="muted small turn-end">${[
-      turn.result.status === "success" ? "Finished" : `Ended: ${turn.result.status}`,
-      `${turn.result.total_tokens ?? 0} tokens`,
-      `${turn.result.steps ?? 0} steps`,
-    ].join(" · ")}</p>`}
+    ${turn.result && html`<p class="muted small turn-end">
+      ${turn.result.status === "success" ? "Finished" : `Ended: ${turn.result.status}`}
+      ${" · "}<span class="usage" title="Tokens this turn used, and what they cost">${usage(turn.result)}</span>
+      ${" · "}${turn.result.steps ?? 0} steps</p>`}
   </li>`;
 }
 
