@@ -437,3 +437,48 @@ def test_a_hand_edit_is_saved_and_one_made_on_stale_content_shows_a_conflict(
     expect(page.get_by_role("status")).to_have_text("Saved as version 4.")
     expect(page.locator(".viewer pre")).to_have_text("<h1>Mine</h1>\n")
     context.close()
+
+
+def test_code_is_highlighted_and_diffs_coloured_by_modules_loaded_only_when_opened(
+    server: ServerProcess, browser: Browser, shoot: Callable[[Page, str], None]
+) -> None:
+    key = _new_user(server)
+    with server.client(key) as client:
+        pid = client.post("/api/projects", json={"name": "Highlights"}).json()["id"]
+    page_html = '<!doctype html>\n<h1 class="hero">Hello</h1>\n<script>let n = 1;</script>\n'
+    _seed(server, pid, {"index.html": b"<h1>Hello</h1>\n", "notes.txt": b"<b>plain</b>\n"}, "one")
+    _seed(server, pid, {"index.html": page_html.encode()}, "two")
+    context = _context(browser)
+    page = context.new_page()
+    loaded: list[str] = []
+    page.on("request", lambda request: loaded.append(request.url.rsplit("/", 1)[-1]))
+    _sign_in(page, server, key)
+    page.goto(f"{server.url}/#/p/{pid}")
+    expect(page.get_by_role("tab", name="Files")).to_be_visible()
+    assert "code.js" not in loaded and "prism.module.js" not in loaded
+
+    page.get_by_role("tab", name="Files").click()
+    page.get_by_role("button", name="index.html").click()
+    viewer = page.locator(".viewer pre")
+    expect(viewer).to_have_attribute("data-language", "markup")
+    expect(viewer).to_have_text(page_html)  # the same text, split into tokens
+    expect(viewer.locator(".tok-tag", has_text="h1").first).to_be_visible()
+    expect(viewer.locator(".tok-attr-value", has_text="hero")).to_have_count(1)
+    expect(viewer.locator(".tok-keyword", has_text="let")).to_have_count(1)
+    assert {"code.js", "prism.module.js"} <= set(loaded)
+    assert page.evaluate("document.querySelectorAll('.viewer script, .viewer h1').length") == 0
+    shoot(page, "project-code")
+    assert axe_violations(page) == []
+    page.get_by_role("button", name="notes.txt").click()  # no grammar: plain text
+    expect(viewer).to_have_attribute("data-language", "text")
+    expect(viewer).to_have_text("<b>plain</b>\n")
+    assert viewer.locator("span").count() == 0
+
+    page.get_by_role("tab", name="Versions").click()
+    page.locator(".timeline > li").first.get_by_role("button", name="Show changes").click()
+    diff = page.locator(".diff")
+    expect(diff.locator(".d-del")).to_have_text("-<h1>Hello</h1>\n")
+    expect(diff.locator(".d-add").first).to_have_text("+<!doctype html>\n")
+    expect(diff.locator(".d-hunk")).to_have_count(1)
+    assert axe_violations(page) == []
+    context.close()

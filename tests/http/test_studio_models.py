@@ -39,7 +39,11 @@ def provider() -> Iterator[OpenAIServer]:
         completion(
             "I'll change the heading.",
             tool_calls=[
-                {"id": "call_1", "name": "write_file", "args": {"path": "index.html", "content": AFTER}}
+                {
+                    "id": "call_1",
+                    "name": "write_file",
+                    "args": {"path": "index.html", "content": AFTER},
+                }
             ],
             usage=(900, 60),
         ),

@@ -58,9 +58,7 @@ def test_a_version_is_downloaded_pushed_and_published_from_the_studio(
     first, second = _site(tag), {**_site(tag), "index.html": b"<h1>second</h1>\n"}
     with dev_server.client(key) as client:
         pid = client.post("/api/projects", json={"name": "Shipping bakery"}).json()["id"]
-        stored = client.put(
-            "/api/integrations/netlify/token", json={"access_token": NETLIFY_TOKEN}
-        )
+        stored = client.put("/api/integrations/netlify/token", json={"access_token": NETLIFY_TOKEN})
         assert stored.status_code == 200, stored.text
     _seed(dev_server, pid, first, "the first site")
     _seed(dev_server, pid, second, "a second home page")

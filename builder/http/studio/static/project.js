@@ -326,6 +326,33 @@ function Preview({ projectId, session, version }) {
 
 // --- files ------------------------------------------------------------------------
 
+// The highlighter and the diff view (./code.js) load the first time either is shown;
+// until then the same text is shown plain.
+let codeModule = null;
+function useCode() {
+  const [mod, setMod] = useState(codeModule);
+  useEffect(() => {
+    if (mod) return;
+    import("./code.js").then((loaded) => {
+      codeModule = loaded;
+      setMod(loaded);
+    });
+  }, []);
+  return mod;
+}
+
+function CodeView({ path, text }) {
+  const code = useCode();
+  if (code) return html`<${code.Code} path=${path} text=${text} />`;
+  return html`<pre class="code" tabindex="0" aria-label=${`Contents of ${path}`}><code>${text}</code></pre>`;
+}
+
+function DiffView({ patch }) {
+  const code = useCode();
+  if (code) return html`<${code.Diff} patch=${patch} />`;
+  return html`<pre class="code diff" tabindex="0">${patch || "(no text changes)"}</pre>`;
+}
+
 function Files({ projectId, version, onSaved }) {
   const [tree, setTree] = useState(null);
   const [open, setOpen] = useState(null);
@@ -412,7 +439,7 @@ function Files({ projectId, version, onSaved }) {
           </form>`
         : open &&
           (open.encoding === "utf-8"
-            ? html`<pre class="code" tabindex="0" aria-label=${`Contents of ${open.path}`}><code>${open.content}</code></pre>`
+            ? html`<${CodeView} path=${open.path} text=${open.content} />`
             : html`<p class="muted">Binary file.</p>`)}
     </div>
   </div>`;
@@ -497,8 +524,7 @@ function Versions({ projectId, version, onRestored }) {
             ${s.version !== latest && html`<button type="button"
               onClick=${() => setRestoring(s)}>Restore version ${s.version}</button>`}
           </div>
-          ${diffs[s.version] && html`<pre class="code diff" tabindex="0">${diffs[s.version].patch ||
-            "(no text changes)"}</pre>`}
+          ${diffs[s.version] && html`<${DiffView} patch=${diffs[s.version].patch} />`}
         </li>`,
       )}
     </ol>
