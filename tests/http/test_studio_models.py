@@ -5,6 +5,7 @@ shows the tokens it used and what they cost."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -101,6 +102,30 @@ def test_a_change_asked_in_the_chat_of_a_real_model_reaches_the_preview_with_its
         "1,980 tokens (1,900 in, 80 out) · $0.0044"
     )
     shoot(page, "project-real-model")
+    assert axe_violations(page) == []
+
+    # The run changed the site while its preview ran: the studio had it screenshotted,
+    # and the projects screen shows the thumbnail, lazily, at two widths, sized.
+    card = page.locator(".project", has_text="Sunday bakery")
+    thumb = card.locator("img.thumb")
+    page.goto(f"{server.url}/#/")
+    for _ in range(10):  # the screenshot is taken after the run, in the background
+        page.reload()
+        expect(card).to_be_visible()
+        if thumb.count():
+            break
+        page.wait_for_timeout(500)
+    expect(thumb).to_have_attribute("loading", "lazy")
+    expect(thumb).to_have_attribute("width", "320")
+    expect(thumb).to_have_attribute("height", "200")
+    srcset = thumb.get_attribute("srcset") or ""
+    assert re.fullmatch(
+        rf"/api/projects/{pid}/thumbnails/([0-9a-f]{{16}})-320\.webp 320w, "
+        rf"/api/projects/{pid}/thumbnails/\1-640\.webp 640w",
+        srcset,
+    ), srcset
+    page.wait_for_function("(document.querySelector('img.thumb')?.naturalWidth ?? 0) > 0")
+    shoot(page, "projects-thumbnails")
     assert axe_violations(page) == []
 
     first = provider.requests[0]

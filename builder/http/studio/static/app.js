@@ -121,6 +121,18 @@ function NewProject() {
   </form>`;
 }
 
+// The newest screenshot, as WebP at two widths chosen by the browser; decorative (the
+// name beside it is the link), lazy, and sized before it loads so nothing shifts.
+function Thumbnail({ project }) {
+  const thumb = project.thumbnail;
+  if (!thumb || !thumb.sizes.length) return html`<div class="thumb none" aria-hidden="true"></div>`;
+  const url = (size) => `/api/projects/${project.id}/thumbnails/${size.name}`;
+  const [small] = thumb.sizes;
+  return html`<img class="thumb" alt="" loading="lazy" decoding="async" src=${url(small)}
+    srcset=${thumb.sizes.map((size) => `${url(size)} ${size.width}w`).join(", ")}
+    sizes="(min-width: 40rem) 20rem, 100vw" width=${small.width} height=${small.height} />`;
+}
+
 function ProjectCard({ project, onChanged, onDelete }) {
   const [error, setError] = useState(null);
   const star = async () => {
@@ -132,6 +144,7 @@ function ProjectCard({ project, onChanged, onDelete }) {
     }
   };
   return html`<li class="card project">
+    <${Thumbnail} project=${project} />
     <a class="title" href=${`#/p/${project.id}`}>${project.name}</a>
     <p class="muted small">Updated ${when(project.updated_at)}<br />
       Last opened ${when(project.last_opened_at)}</p>

@@ -150,16 +150,18 @@ function Chat({ projectId, initialPrompt, onRunFinished, onSnapshot }) {
       setTurns((old) => [...old, { prompt, items: [], status: "running", runId }]);
       const update = (change) =>
         setTurns((old) => old.map((t) => (t.runId === runId ? change(t) : t)));
+      let finished = null;
       try {
         for await (const event of events(response)) {
           update((turn) => applyEvent(turn, event));
           if (event.event === "snapshot") onSnapshot();
+          if (event.event === "run_finished") finished = event.data;
         }
       } catch (failure) {
         setError(new Error(`the event stream broke: ${failure.message}`));
       } finally {
         setRunning(null);
-        onRunFinished();
+        onRunFinished(finished);
       }
     },
     [projectId],
@@ -578,6 +580,18 @@ export function ProjectScreen({ id, session, initialPrompt }) {
       .catch(setError);
   }, [id]);
   const bump = useCallback(() => setVersion((v) => v + 1), []);
+  // A run that changed the site while its preview runs: a new screenshot becomes the
+  // project's thumbnail on the projects screen (best effort: no browser, no thumbnail).
+  const runFinished = useCallback(
+    (result) => {
+      bump();
+      if (!result || !result.snapshot_version) return;
+      api("GET", `/api/sandbox/${id}/dev-server`)
+        .then((server) => server.running && api("POST", `/api/projects/${id}/screenshot`, { raw: true }))
+        .catch(() => {});
+    },
+    [id],
+  );
   if (error) {
     return html`<main id="main" class="stack"><h1>Project not available</h1>
       <${ErrorNote} error=${error} /><p><a href="#/">Back to projects</a></p></main>`;
@@ -587,7 +601,7 @@ export function ProjectScreen({ id, session, initialPrompt }) {
     <div class="row wrap heading"><a href="#/">← Projects</a><h1>${project.name}</h1>
       <span class="spacer"></span><${ShipMenu} projectId=${id} version=${version} /></div>
     <div class="split">
-      <${Chat} projectId=${id} initialPrompt=${initialPrompt} onRunFinished=${bump}
+      <${Chat} projectId=${id} initialPrompt=${initialPrompt} onRunFinished=${runFinished}
         onSnapshot=${bump} />
       <section class="side" aria-label="Preview, files and versions">
         <${Tabs} current=${tab} onChange=${setTab} />
