@@ -8,6 +8,8 @@ refreshes the README's).
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import re
 import uuid
@@ -481,4 +483,103 @@ def test_code_is_highlighted_and_diffs_coloured_by_modules_loaded_only_when_open
     expect(diff.locator(".d-add").first).to_have_text("+<!doctype html>\n")
     expect(diff.locator(".d-hunk")).to_have_count(1)
     assert axe_violations(page) == []
+    context.close()
+
+
+PNG_1PX = bytes.fromhex(
+    "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489"
+    "0000000d49444154789c6360f8cf000000030101005d2d6c1b0000000049454e44ae426082"
+)
+# Adds a file to an element as a paste (on the prompt) or a drop (on its form).
+GIVE_FILE = """([selector, kind, name, type, bytes]) => {
+  const transfer = new DataTransfer();
+  transfer.items.add(new File([new Uint8Array(bytes)], name, { type }));
+  const target = document.querySelector(selector);
+  const event = kind === 'paste'
+    ? new ClipboardEvent('paste', { clipboardData: transfer, bubbles: true, cancelable: true })
+    : new DragEvent('drop', { dataTransfer: transfer, bubbles: true, cancelable: true });
+  target.dispatchEvent(event);
+}"""
+
+
+def test_images_are_attached_checked_previewed_and_sent_with_the_message(
+    server: ServerProcess, browser: Browser, shoot: Callable[[Page, str], None]
+) -> None:
+    """The chat request's "images" are built here and asserted on the wire (the request
+    is answered by the test, as the server side of images is separate)."""
+    key = _new_user(server)
+    context = _context(browser)
+    page = context.new_page()
+    sent: list[dict[str, Any]] = []
+
+    def answer(route: Any) -> None:
+        sent.append(route.request.post_data_json)
+        finished = {"status": "success", "input_tokens": 3, "output_tokens": 2, "steps": 0}
+        route.fulfill(
+            status=200,
+            headers={"content-type": "text/event-stream", "x-run-id": "run-test"},
+            body=f"event: run_finished\ndata: {json.dumps(finished)}\n\n",
+        )
+
+    page.route(re.compile(r".*/api/projects/[0-9a-f-]+/chat$"), answer)
+    _sign_in(page, server, key)
+
+    # The new-project box: picked files are checked one by one, previewed, removable.
+    big = b"\x89PNG" + bytes(5 * 1024 * 1024)
+    page.locator("#new-images").set_input_files(
+        [
+            {"name": "logo.png", "mimeType": "image/png", "buffer": PNG_1PX},
+            {"name": "notes.txt", "mimeType": "text/plain", "buffer": b"hello"},
+            {"name": "huge.png", "mimeType": "image/png", "buffer": big},
+            {"name": "a.gif", "mimeType": "image/gif", "buffer": b"GIF89a"},
+        ]
+    )
+    attached = page.get_by_role("list", name="Attached images")
+    expect(attached.get_by_role("img")).to_have_count(2)
+    refused = page.get_by_role("alert")
+    expect(refused).to_contain_text("notes.txt: not a PNG, JPEG, WebP or GIF image")
+    expect(refused).to_contain_text("huge.png: 5.0 MB, larger than 5.0 MB")
+    page.locator("#new-images").set_input_files(
+        [
+            {"name": f"more-{n}.webp", "mimeType": "image/webp", "buffer": b"RIFF" + bytes(n)}
+            for n in range(3)
+        ]
+    )
+    expect(attached.get_by_role("img")).to_have_count(4)
+    expect(page.get_by_role("alert")).to_have_text("more-2.webp: at most 4 images per message")
+    shoot(page, "projects-attachments")
+    assert axe_violations(page) == []
+    for name in ("a.gif", "more-0.webp", "more-1.webp"):
+        page.get_by_role("button", name=f"Remove {name}").click()
+    expect(attached.get_by_role("img")).to_have_count(1)
+    page.get_by_label("Describe the site you want").fill("A site like this logo")
+    page.get_by_role("button", name="Build it").click()
+    expect(page.locator(".turn-end")).to_contain_text("Finished")
+    assert sent[-1] == {
+        "prompt": "A site like this logo",
+        "multitask": "reject",
+        "images": [{"media_type": "image/png", "data": base64.b64encode(PNG_1PX).decode()}],
+    }
+    expect(page.locator(".bubble.user")).to_contain_text("1 image attached")
+
+    # The chat box: one image pasted, one dropped, both sent with the message.
+    page.evaluate(GIVE_FILE, ["#chat-prompt", "paste", "shot.png", "image/png", list(PNG_1PX)])
+    jpeg = b"\xff\xd8\xff\xe0" + bytes(16)
+    page.evaluate(GIVE_FILE, ["form.composer", "drop", "photo.jpg", "image/jpeg", list(jpeg)])
+    expect(page.get_by_role("list", name="Attached images").get_by_role("img")).to_have_count(2)
+    page.get_by_label("Message").fill("Use these")
+    page.get_by_role("button", name="Send").click()
+    expect(page.locator(".turn-end")).to_have_count(2)
+    assert sent[-1]["images"] == [
+        {"media_type": "image/png", "data": base64.b64encode(PNG_1PX).decode()},
+        {"media_type": "image/jpeg", "data": base64.b64encode(jpeg).decode()},
+    ]
+    expect(page.locator(".bubble.user").last).to_contain_text("2 images attached")
+    expect(page.get_by_role("list", name="Attached images")).to_have_count(0)  # cleared
+
+    # Without images the request is what it always was.
+    page.get_by_label("Message").fill("No pictures")
+    page.get_by_role("button", name="Send").click()
+    expect(page.locator(".turn-end")).to_have_count(3)
+    assert sent[-1] == {"prompt": "No pictures", "multitask": "reject"}
     context.close()

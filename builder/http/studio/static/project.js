@@ -3,6 +3,7 @@
 // rendered as text (Preact escapes it); nothing here parses a string as HTML.
 import { ApiError, api, events, when } from "./api.js";
 import { html, useCallback, useEffect, useRef, useState } from "./lib.js";
+import { Attachments, encodeImages, useAttachments } from "./attach.js";
 import { ShipMenu } from "./ship.js";
 import { ConfirmDialog, ErrorNote } from "./ui.js";
 
@@ -94,7 +95,9 @@ function Step({ item }) {
 function Turn({ turn }) {
   return html`<li class="turn">
     ${turn.prompt && html`<div class="bubble user"><span class="who">You</span>
-      <p class="text">${turn.prompt}</p></div>`}
+      <p class="text">${turn.prompt}</p>
+      ${turn.imageCount > 0 && html`<p class="muted small">${turn.imageCount === 1
+        ? "1 image attached" : `${turn.imageCount} images attached`}</p>`}</div>`}
     ${turn.items.length > 0 && html`<div class="bubble assistant"><span class="who">builder</span>
       <ul class="items">
         ${turn.items.map((item, index) =>
@@ -127,7 +130,9 @@ function Chat({ projectId, initialPrompt, onRunFinished, onSnapshot }) {
   const [turns, setTurns] = useState([]);
   const [prompt, setPrompt] = useState("");
   const [running, setRunning] = useState(null); // {runId}
-  const [conflict, setConflict] = useState(null); // the prompt a 409 refused
+  const [conflict, setConflict] = useState(null); // {text, images} a 409 refused
+  const [busy, setBusy] = useState(false); // encoding and sending a message
+  const attach = useAttachments();
   const [error, setError] = useState(null);
   const logRef = useRef(null);
   const started = useRef(false);
@@ -145,9 +150,9 @@ function Chat({ projectId, initialPrompt, onRunFinished, onSnapshot }) {
 
   // Show a run's events as one turn until it ends (a new run, or one already working).
   const follow = useCallback(
-    async (response, runId, prompt) => {
+    async (response, runId, prompt, imageCount = 0) => {
       setRunning({ runId });
-      setTurns((old) => [...old, { prompt, items: [], status: "running", runId }]);
+      setTurns((old) => [...old, { prompt, imageCount, items: [], status: "running", runId }]);
       const update = (change) =>
         setTurns((old) => old.map((t) => (t.runId === runId ? change(t) : t)));
       let finished = null;
@@ -182,21 +187,20 @@ function Chat({ projectId, initialPrompt, onRunFinished, onSnapshot }) {
   }, [projectId]);
 
   const send = useCallback(
-    async (text, multitask = "reject") => {
+    async (text, multitask = "reject", images = undefined) => {
       setError(null);
       setConflict(null);
       let response;
       try {
-        response = await api("POST", `/api/projects/${projectId}/chat`, {
-          body: { prompt: text, multitask },
-          raw: true,
-        });
+        const body = { prompt: text, multitask };
+        if (images && images.length) body.images = images;
+        response = await api("POST", `/api/projects/${projectId}/chat`, { body, raw: true });
       } catch (failure) {
-        if (failure instanceof ApiError && failure.status === 409) setConflict(text);
+        if (failure instanceof ApiError && failure.status === 409) setConflict({ text, images });
         else setError(failure);
         return false;
       }
-      await follow(response, response.headers.get("x-run-id"), text);
+      await follow(response, response.headers.get("x-run-id"), text, images ? images.length : 0);
       return true;
     },
     [projectId, follow],
@@ -205,16 +209,30 @@ function Chat({ projectId, initialPrompt, onRunFinished, onSnapshot }) {
   useEffect(() => {
     if (initialPrompt && !started.current) {
       started.current = true;
-      send(initialPrompt);
+      send(initialPrompt.prompt, "reject", initialPrompt.images);
     }
   }, [initialPrompt]);
 
   const submit = async (event) => {
     event.preventDefault();
     const text = prompt.trim();
-    if (!text || running) return;
-    setPrompt("");
-    if (!(await send(text))) setPrompt(text);
+    if (!text || running || busy) return;
+    setBusy(true);
+    try {
+      const images = await encodeImages(attach.images);
+      setPrompt("");
+      if (await send(text, "reject", images)) attach.clear();
+      else setPrompt(text);
+    } finally {
+      setBusy(false);
+    }
+  };
+  const queue = async () => {
+    const { text, images } = conflict;
+    if (await send(text, "enqueue", images)) {
+      attach.clear();
+      setPrompt("");
+    }
   };
   const keys = (event) => {
     if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) submit(event);
@@ -238,18 +256,20 @@ function Chat({ projectId, initialPrompt, onRunFinished, onSnapshot }) {
       <p>This project already has a run in progress. Wait for it, or queue your message to
         run after it.</p>
       <div class="row"><button type="button" class="primary"
-        onClick=${() => send(conflict, "enqueue")}>Queue my message</button>
-        <button type="button" onClick=${() => { setPrompt(conflict); setConflict(null); }}>
+        onClick=${queue}>Queue my message</button>
+        <button type="button" onClick=${() => { setPrompt(conflict.text); setConflict(null); }}>
           Keep editing</button></div>
     </div>`}
     <${ErrorNote} error=${error} />
-    <form class="composer" onSubmit=${submit}>
+    <form class="composer" onSubmit=${submit} onDrop=${attach.drop} onDragOver=${attach.dragOver}>
       <label for="chat-prompt" class="visually-hidden">Message</label>
       <textarea id="chat-prompt" rows="2" maxlength="20000" value=${prompt}
-        placeholder="Ask for a change (Ctrl+Enter sends)" onKeyDown=${keys}
+        placeholder="Ask for a change (Ctrl+Enter sends)" onKeyDown=${keys} onPaste=${attach.paste}
         onInput=${(e) => setPrompt(e.target.value)}></textarea>
+      <${Attachments} id="chat-images" images=${attach.images} refused=${attach.refused}
+        onAdd=${attach.add} onRemove=${attach.remove} />
       <div class="row">
-        <button class="primary" type="submit" disabled=${!!running}>Send</button>
+        <button class="primary" type="submit" disabled=${!!running || busy}>Send</button>
         ${running && html`<button type="button" class="danger" onClick=${cancel}>Cancel run</button>
           <span class="muted small" role="status">Working…</span>`}
       </div>
