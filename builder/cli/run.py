@@ -223,16 +223,15 @@ def demo(
     serve: bool | None = typer.Option(
         None,
         "--serve/--exit",
-        help="Keep the preview running until Ctrl+C (default: when run in a terminal).",
-    ),
-    studio: bool = typer.Option(
-        False, "--studio", help="Then open the demo project in the studio, until Ctrl+C."
+        help="Then serve the studio on the demo project, with its preview, until Ctrl+C "
+        "(default: when run in a terminal).",
     ),
     port: int = typer.Option(
         8000, min=1, max=65534, help="The studio's port (its previews use the next one)."
     ),
 ) -> None:
-    """Build a small demo site offline: scripted model, local sandbox, embedded database."""
+    """Build a small demo site offline: scripted model, local sandbox, embedded database;
+    then open it in the studio at the printed URL."""
     settings = get_settings().model_copy(
         update={"model": "scripted:demo", "sandbox_backend": "local"}
     )
@@ -244,9 +243,9 @@ def demo(
         project_name=f"demo-{time.strftime('%Y%m%d-%H%M%S')}",
         new_project=True,
         resume=False,
-        serve=(sys.stdout.isatty() and not studio) if serve is None else serve,
+        serve=False,  # the studio serves the preview
         export=directory,
-        studio_port=port if studio else None,
+        studio_port=port if (sys.stdout.isatty() if serve is None else serve) else None,
     )
 
 
