@@ -79,7 +79,7 @@ def make_thumbnails(screenshots: Path, image: bytes) -> Thumbnail:
         from PIL import Image
     except ImportError:
         raise DependencyUnavailable(
-            "pillow", "thumbnails need Pillow: pip install 'builder[screenshot]'"
+            "pillow", "thumbnails need Pillow: pip install 'builder-agent[screenshot]'"
         ) from None
     digest = hashlib.sha256(image).hexdigest()[:16]
     folder = _folder(screenshots)

@@ -73,7 +73,7 @@ def test_without_pillow_a_screenshot_just_has_no_thumbnails(
 ) -> None:
     png = _png(640, 400, (0, 0, 0))
     monkeypatch.setitem(sys.modules, "PIL", None)
-    with pytest.raises(DependencyUnavailable, match=r"builder\[screenshot\]"):
+    with pytest.raises(DependencyUnavailable, match=r"builder-agent\[screenshot\]"):
         make_thumbnails(tmp_path, png)
     assert try_make_thumbnails(tmp_path, png) is None
     monkeypatch.undo()
