@@ -58,8 +58,6 @@ def test_a_version_is_downloaded_pushed_and_published_from_the_studio(
     first, second = _site(tag), {**_site(tag), "index.html": b"<h1>second</h1>\n"}
     with dev_server.client(key) as client:
         pid = client.post("/api/projects", json={"name": "Shipping bakery"}).json()["id"]
-        stored = client.put("/api/integrations/netlify/token", json={"access_token": NETLIFY_TOKEN})
-        assert stored.status_code == 200, stored.text
     _seed(dev_server, pid, first, "the first site")
     _seed(dev_server, pid, second, "a second home page")
 
@@ -116,10 +114,19 @@ def test_a_version_is_downloaded_pushed_and_published_from_the_studio(
     expect(page.get_by_role("dialog")).to_have_count(0)
 
     # Publish: an upload refused half-way is shown as what failed, and nothing serves.
+    page.get_by_role("button", name="Publish").click()
+    dialog = page.get_by_role("dialog")
+    # Netlify is not connected yet: a personal access token connects it, from here.
+    expect(dialog.get_by_text("Netlify is not connected yet.")).to_be_visible()
+    expect(dialog.get_by_role("button", name="Publish")).to_be_disabled()
+    assert axe_violations(page) == []
+    dialog.get_by_label("Netlify personal access token").fill(NETLIFY_TOKEN)
+    dialog.get_by_role("button", name="Save the token").click()
+    expect(dialog.get_by_text("Netlify is not connected yet.")).to_have_count(0)
+    with dev_server.client(key) as client:
+        assert [i["provider"] for i in client.get("/api/integrations").json()] == ["netlify"]
     netlify.fail_upload = "about.html"
     try:
-        page.get_by_role("button", name="Publish").click()
-        dialog = page.get_by_role("dialog")
         dialog.get_by_label("Site name (for a new site)").fill(f"harbor-{tag}")
         dialog.get_by_role("button", name="Publish").click()
         expect(dialog.get_by_role("alert")).to_contain_text(

@@ -7,6 +7,8 @@ import { html, useEffect, useRef, useState } from "./lib.js";
 import { ErrorNote } from "./ui.js";
 
 const PUSHERS = new Set(["git", "github"]);
+// The integration (a user's token for a provider) each built-in publisher deploys with.
+const PROVIDERS = { github: "GitHub", netlify: "Netlify" };
 
 // The option fields each built-in publisher takes; a plugin's publisher uses the settings
 // stored on its target.
@@ -148,20 +150,64 @@ function Publication({ item }) {
   </li>`;
 }
 
+// A provider the publisher needs is not connected: a personal access token connects it
+// (stored encrypted, never shown again); a server with the provider's OAuth app set up
+// also offers the OAuth flow.
+function Connect({ provider, onConnected }) {
+  const [token, setToken] = useState("");
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState(null);
+  const label = PROVIDERS[provider];
+  const save = async (event) => {
+    event.preventDefault();
+    setBusy(true);
+    setError(null);
+    try {
+      await api("PUT", `/api/integrations/${provider}/token`, { body: { access_token: token } });
+      setToken("");
+      onConnected();
+    } catch (failure) {
+      setError(failure);
+    } finally {
+      setBusy(false);
+    }
+  };
+  const oauth = async () => {
+    setError(null);
+    try {
+      location.assign((await api("POST", `/api/integrations/${provider}/connect`)).authorize_url);
+    } catch (failure) {
+      setError(failure);
+    }
+  };
+  return html`<form class="notice stack" onSubmit=${save} aria-labelledby="ship-connect">
+    <p id="ship-connect">${label} is not connected yet.</p>
+    <div><label for="ship-token">${label} personal access token</label>
+      <input id="ship-token" type="password" required autocomplete="off" spellcheck="false"
+        value=${token} onInput=${(e) => setToken(e.target.value)} /></div>
+    <${ErrorNote} error=${error} />
+    <div class="row wrap"><button type="submit" disabled=${busy}>Save the token</button>
+      <button type="button" onClick=${oauth}>Connect ${label} instead</button></div>
+  </form>`;
+}
+
 function Publish({ projectId, versions, kind }) {
   const [publishers, setPublishers] = useState(null);
   const [state, setState] = useState(null);
   const [publisher, setPublisher] = useState("");
+  const [connected, setConnected] = useState(null); // providers with a stored token
   const [options, setOptions] = useState({});
   const [version, setVersion] = useState(versions.length ? String(versions[0].version) : "");
   const [busy, setBusy] = useState(false);
   const [result, setResult] = useState(null);
   const [error, setError] = useState(null);
   const load = async () => {
-    const [all, current] = await Promise.all([
+    const [all, current, integrations] = await Promise.all([
       api("GET", "/api/publishers"),
       api("GET", `/api/projects/${projectId}/publish`),
+      api("GET", "/api/integrations"),
     ]);
+    setConnected(new Set(integrations.map((i) => i.provider)));
     const mine = all.filter((p) => (kind === "push") === PUSHERS.has(p.name));
     setPublishers(mine);
     setState(current);
@@ -209,7 +255,10 @@ function Publish({ projectId, versions, kind }) {
   const target = state && state.targets.find((t) => t.publisher === publisher);
   const history = state ? state.publications.filter((p) => p.publisher === publisher).slice(0, 5) : [];
   const verb = kind === "push" ? "Push" : "Publish";
-  return html`<form class="stack" onSubmit=${submit}>
+  const missing = PROVIDERS[publisher] && connected && !connected.has(publisher);
+  return html`${missing && html`<${Connect} provider=${publisher}
+      onConnected=${() => load().catch(setError)} />`}
+    <form class="stack" onSubmit=${submit}>
     <label for="ship-publisher">${kind === "push" ? "Remote" : "Host"}</label>
     <select id="ship-publisher" value=${publisher} onChange=${(e) => choose(e.target.value, state)}>
       ${publishers.map((p) => html`<option key=${p.name} value=${p.name}>${p.name}: ${p.description}</option>`)}
@@ -231,7 +280,8 @@ function Publish({ projectId, versions, kind }) {
       ${result.detail.commit && html`<p class="muted small">Commit <code>${result.detail.commit}</code>
         on ${result.detail.branch}</p>`}
     </div>`}
-    <div class="row"><button type="submit" class="primary" disabled=${busy}>${verb}</button></div>
+    <div class="row"><button type="submit" class="primary" disabled=${busy || missing}>
+      ${verb}</button></div>
     ${history.length > 0 && html`<section aria-labelledby="ship-history"><h3 id="ship-history">
       Recent</h3><ul class="publications">${history.map((p) => html`<${Publication} key=${p.id} item=${p} />`)}</ul></section>`}
   </form>`;
