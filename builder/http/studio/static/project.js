@@ -355,10 +355,13 @@ function useCode() {
   const [mod, setMod] = useState(codeModule);
   useEffect(() => {
     if (mod) return;
-    import("./code.js").then((loaded) => {
-      codeModule = loaded;
-      setMod(loaded);
-    });
+    import("./code.js").then(
+      (loaded) => {
+        codeModule = loaded;
+        setMod(loaded);
+      },
+      () => {}, // not loaded (offline): the text stays plain
+    );
   }, []);
   return mod;
 }
