@@ -5,9 +5,11 @@ Run from the repository root: ``python .ci/vendor-studio.py``. It fetches each p
 with ``npm pack`` (integrity-checked by npm), copies its ES module build and licence
 into ``builder/http/studio/static/vendor/``, points the hooks module's bare
 ``"preact"`` import at the vendored file (browsers need a path; an import map would be
-inline script, which the studio's CSP forbids), drops source-map comments, and records
-every file's SHA-256 in ``VENDOR.json``. ``--check`` only verifies the vendored files
-against ``VENDOR.json`` (offline; the test suite does the same).
+inline script, which the studio's CSP forbids), joins Prism's core and the grammars the
+code viewer uses into one ES module (manual mode: it never highlights the page by
+itself), drops source-map comments, and records every file's SHA-256 in
+``VENDOR.json``. ``--check`` only verifies the vendored files against ``VENDOR.json``
+(offline; the test suite does the same).
 """
 
 from __future__ import annotations
@@ -32,7 +34,32 @@ PACKAGES = {
         "package/dist/htm.module.js": "htm.module.js",
         "package/LICENSE": "LICENSE.htm",
     },
+    "prismjs@1.30.0": {
+        tuple(
+            f"package/components/prism-{name}.min.js"
+            for name in (
+                "core",
+                "markup",
+                "css",
+                "clike",
+                "javascript",
+                "json",
+                "markdown",
+                "python",
+                "typescript",
+                "jsx",
+                "tsx",
+                "yaml",
+                "bash",
+            )
+        ): "prism.module.js",
+        "package/LICENSE": "LICENSE.prism",
+    },
 }
+# Prism is a classic script: as a module its ``Prism`` stays module-scoped, so it is
+# exported, and ``manual`` is set where its core looks for it before it loads.
+_PRISM_HEAD = "globalThis.Prism = { manual: true, disableWorkerMessageHandler: true };\n"
+_PRISM_TAIL = "delete globalThis.Prism;\nexport default Prism;\n"
 
 
 def _transform(name: str, text: str) -> str:
@@ -67,14 +94,20 @@ def vendor() -> int:
             )
             (info,) = json.loads(out.stdout)
             with tarfile.open(Path(tmp) / info["filename"]) as archive:
-                for member, name in wanted.items():
-                    extracted = archive.extractfile(member)
-                    assert extracted is not None, member
-                    text = _transform(name, extracted.read().decode("utf-8"))
+                for members, name in wanted.items():
+                    parts = (members,) if isinstance(members, str) else members
+                    texts = []
+                    for member in parts:
+                        extracted = archive.extractfile(member)
+                        assert extracted is not None, member
+                        texts.append(_transform(name, extracted.read().decode("utf-8")))
+                    text = "".join(texts)
+                    if name == "prism.module.js":
+                        text = _PRISM_HEAD + text + _PRISM_TAIL
                     (VENDOR / name).write_text(text)
                     files[name] = {
                         "package": spec,
-                        "from": member.removeprefix("package/"),
+                        "from": " + ".join(m.removeprefix("package/") for m in parts),
                         "npm_integrity": info["integrity"],
                         "sha256": _sha(VENDOR / name),
                     }

@@ -261,10 +261,8 @@ def demo(
     serve: bool | None = typer.Option(
         None,
         "--serve/--exit",
-        help="Keep the preview running until Ctrl+C (default: when run in a terminal).",
-    ),
-    studio: bool = typer.Option(
-        False, "--studio", help="Then open the demo project in the studio, until Ctrl+C."
+        help="Then serve the studio on the demo project, with its preview, until Ctrl+C "
+        "(default: when run in a terminal).",
     ),
     port: int = typer.Option(
         8000, min=1, max=65534, help="The studio's port (its previews use the next one)."
@@ -277,7 +275,8 @@ def demo(
     ),
 ) -> None:
     """Build a small demo site with a scripted model, a local sandbox and the embedded
-    database (offline, unless the starter installs packages)."""
+    database (offline, unless the starter installs packages); then open it in the studio
+    at the printed URL."""
     if starter not in DEMOS:
         raise typer.BadParameter(
             f"there is no demo for the {starter!r} starter; the demos are: {', '.join(DEMOS)}",
@@ -295,9 +294,9 @@ def demo(
         project_name=f"demo-{time.strftime('%Y%m%d-%H%M%S')}",
         new_project=True,
         resume=False,
-        serve=(sys.stdout.isatty() and not studio) if serve is None else serve,
+        serve=False,  # the studio serves the preview
         export=directory,
-        studio_port=port if studio else None,
+        studio_port=port if (sys.stdout.isatty() if serve is None else serve) else None,
     )
 
 

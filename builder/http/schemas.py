@@ -13,9 +13,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from builder.http.thumbnails import Thumbnail
 from builder.images import MAX_IMAGES, MEDIA_TYPES, Image, check_image_count, decode_image
 from builder.models.prompts import PROMPT_INPUT_MAX_CHARS
-from builder.persistence.schemas import PublicationPublic, PublishTargetPublic
+from builder.persistence.schemas import ProjectSummary, PublicationPublic, PublishTargetPublic
 from builder.runs.handle import MAX_PROMPT_CHARS
 
 __all__ = [
@@ -76,6 +77,12 @@ class RequestBody(BaseModel):
     def _only_storable_text(cls, data: Any) -> Any:
         check_storable(data)
         return data
+
+
+class ProjectListItem(ProjectSummary):
+    """A project as listed, with the thumbnails of its newest screenshot (None without)."""
+
+    thumbnail: Thumbnail | None = None
 
 
 class ProjectCreateBody(RequestBody):

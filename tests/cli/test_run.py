@@ -130,7 +130,7 @@ def test_ctrl_c_on_demo_serve_stops_the_dev_server_and_says_what_it_leaves(
     """Ctrl+C reaches the terminal's foreground group; the dev server is in its own."""
     data_dir = tmp_path / "data"
     process = subprocess.Popen(
-        [sys.executable, "-m", "builder", "demo", "--serve"],
+        [sys.executable, "-m", "builder", "demo", "--serve", "--port", str(_free_port())],
         env=_env(BUILDER_DATA_DIR=str(data_dir)),
         cwd=tmp_path,
         stdout=subprocess.PIPE,
@@ -145,11 +145,23 @@ def test_ctrl_c_on_demo_serve_stops_the_dev_server_and_says_what_it_leaves(
             lines.append(line)
             if "press Ctrl+C to stop" in line:
                 break
+        assert "http://127.0.0.1:" in lines[-1], lines
         port = int(lines[-1].split("http://127.0.0.1:")[1].split("/")[0])
+        project_id = lines[-1].split()[1].rsplit("/", 1)[1]
         assert _answers(port)
+        deadline = time.monotonic() + 60
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+            while time.monotonic() < deadline:  # the studio starts the preview
+                preview = client.get(f"/api/sandbox/{project_id}/dev-server").json()
+                if preview["running"]:
+                    break
+                time.sleep(0.5)
+        dev_port = int(preview["port"])
+        assert _answers(dev_port)
         os.killpg(process.pid, signal.SIGINT)
         rest, _ = process.communicate(timeout=60)
-        assert not _answers(port), "the dev server outlived builder"
+        assert not _answers(port), "the studio outlived builder"
+        assert not _answers(dev_port), "the dev server outlived builder"
         assert f"the embedded PostgreSQL keeps running in {data_dir / 'postgres'}" in rest
         assert "`builder db stop` stops it" in rest
         stopped = _builder("db", "stop", env=_env(BUILDER_DATA_DIR=str(data_dir)), cwd=tmp_path)
@@ -161,13 +173,13 @@ def test_ctrl_c_on_demo_serve_stops_the_dev_server_and_says_what_it_leaves(
         stop_embedded(data_dir / "postgres")
 
 
-def test_demo_studio_opens_the_studio_on_the_demo_project_with_its_preview(
+def test_demo_serve_opens_the_studio_on_the_demo_project_with_its_preview(
     tmp_path: Path,
 ) -> None:
     data_dir = tmp_path / "data"
     port = _free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "builder", "demo", "--studio", "--port", str(port)],
+        [sys.executable, "-m", "builder", "demo", "--serve", "--port", str(port)],
         env=_env(BUILDER_DATA_DIR=str(data_dir)),
         cwd=tmp_path,
         stdout=subprocess.PIPE,

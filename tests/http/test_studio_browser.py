@@ -8,6 +8,8 @@ refreshes the README's).
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import re
 import uuid
@@ -436,4 +438,148 @@ def test_a_hand_edit_is_saved_and_one_made_on_stale_content_shows_a_conflict(
     page.get_by_role("button", name="Save").click()
     expect(page.get_by_role("status")).to_have_text("Saved as version 4.")
     expect(page.locator(".viewer pre")).to_have_text("<h1>Mine</h1>\n")
+    context.close()
+
+
+def test_code_is_highlighted_and_diffs_coloured_by_modules_loaded_only_when_opened(
+    server: ServerProcess, browser: Browser, shoot: Callable[[Page, str], None]
+) -> None:
+    key = _new_user(server)
+    with server.client(key) as client:
+        pid = client.post("/api/projects", json={"name": "Highlights"}).json()["id"]
+    page_html = '<!doctype html>\n<h1 class="hero">Hello</h1>\n<script>let n = 1;</script>\n'
+    _seed(server, pid, {"index.html": b"<h1>Hello</h1>\n", "notes.txt": b"<b>plain</b>\n"}, "one")
+    _seed(server, pid, {"index.html": page_html.encode()}, "two")
+    context = _context(browser)
+    page = context.new_page()
+    loaded: list[str] = []
+    page.on("request", lambda request: loaded.append(request.url.rsplit("/", 1)[-1]))
+    _sign_in(page, server, key)
+    page.goto(f"{server.url}/#/p/{pid}")
+    expect(page.get_by_role("tab", name="Files")).to_be_visible()
+    assert "code.js" not in loaded and "prism.module.js" not in loaded
+
+    page.get_by_role("tab", name="Files").click()
+    page.get_by_role("button", name="index.html").click()
+    viewer = page.locator(".viewer pre")
+    expect(viewer).to_have_attribute("data-language", "markup")
+    expect(viewer).to_have_text(page_html)  # the same text, split into tokens
+    expect(viewer.locator(".tok-tag", has_text="h1").first).to_be_visible()
+    expect(viewer.locator(".tok-attr-value", has_text="hero")).to_have_count(1)
+    expect(viewer.locator(".tok-keyword", has_text="let")).to_have_count(1)
+    assert {"code.js", "prism.module.js"} <= set(loaded)
+    assert page.evaluate("document.querySelectorAll('.viewer script, .viewer h1').length") == 0
+    shoot(page, "project-code")
+    assert axe_violations(page) == []
+    page.get_by_role("button", name="notes.txt").click()  # no grammar: plain text
+    expect(viewer).to_have_attribute("data-language", "text")
+    expect(viewer).to_have_text("<b>plain</b>\n")
+    assert viewer.locator("span").count() == 0
+
+    page.get_by_role("tab", name="Versions").click()
+    page.locator(".timeline > li").first.get_by_role("button", name="Show changes").click()
+    diff = page.locator(".diff")
+    expect(diff.locator(".d-del")).to_have_text("-<h1>Hello</h1>\n")
+    expect(diff.locator(".d-add").first).to_have_text("+<!doctype html>\n")
+    expect(diff.locator(".d-hunk")).to_have_count(1)
+    assert axe_violations(page) == []
+    context.close()
+
+
+PNG_1PX = bytes.fromhex(
+    "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489"
+    "0000000d49444154789c6360f8cf000000030101005d2d6c1b0000000049454e44ae426082"
+)
+# Adds a file to an element as a paste (on the prompt) or a drop (on its form).
+GIVE_FILE = """([selector, kind, name, type, bytes]) => {
+  const transfer = new DataTransfer();
+  transfer.items.add(new File([new Uint8Array(bytes)], name, { type }));
+  const target = document.querySelector(selector);
+  const event = kind === 'paste'
+    ? new ClipboardEvent('paste', { clipboardData: transfer, bubbles: true, cancelable: true })
+    : new DragEvent('drop', { dataTransfer: transfer, bubbles: true, cancelable: true });
+  target.dispatchEvent(event);
+}"""
+
+
+def test_images_are_attached_checked_previewed_and_sent_with_the_message(
+    server: ServerProcess, browser: Browser, shoot: Callable[[Page, str], None]
+) -> None:
+    """The chat request's "images" are built here and asserted on the wire (the request
+    is answered by the test, as the server side of images is separate)."""
+    key = _new_user(server)
+    context = _context(browser)
+    page = context.new_page()
+    sent: list[dict[str, Any]] = []
+
+    def answer(route: Any) -> None:
+        sent.append(route.request.post_data_json)
+        finished = {"status": "success", "input_tokens": 3, "output_tokens": 2, "steps": 0}
+        route.fulfill(
+            status=200,
+            headers={"content-type": "text/event-stream", "x-run-id": "run-test"},
+            body=f"event: run_finished\ndata: {json.dumps(finished)}\n\n",
+        )
+
+    page.route(re.compile(r".*/api/projects/[0-9a-f-]+/chat$"), answer)
+    _sign_in(page, server, key)
+
+    # The new-project box: picked files are checked one by one, previewed, removable.
+    big = b"\x89PNG" + bytes(5 * 1024 * 1024)
+    page.locator("#new-images").set_input_files(
+        [
+            {"name": "logo.png", "mimeType": "image/png", "buffer": PNG_1PX},
+            {"name": "notes.txt", "mimeType": "text/plain", "buffer": b"hello"},
+            {"name": "huge.png", "mimeType": "image/png", "buffer": big},
+            {"name": "a.gif", "mimeType": "image/gif", "buffer": b"GIF89a"},
+        ]
+    )
+    attached = page.get_by_role("list", name="Attached images")
+    expect(attached.get_by_role("img")).to_have_count(2)
+    refused = page.get_by_role("alert")
+    expect(refused).to_contain_text("notes.txt: not a PNG, JPEG, WebP or GIF image")
+    expect(refused).to_contain_text("huge.png: 5.0 MB, larger than 5.0 MB")
+    page.locator("#new-images").set_input_files(
+        [
+            {"name": f"more-{n}.webp", "mimeType": "image/webp", "buffer": b"RIFF" + bytes(n)}
+            for n in range(3)
+        ]
+    )
+    expect(attached.get_by_role("img")).to_have_count(4)
+    expect(page.get_by_role("alert")).to_have_text("more-2.webp: at most 4 images per message")
+    shoot(page, "projects-attachments")
+    assert axe_violations(page) == []
+    for name in ("a.gif", "more-0.webp", "more-1.webp"):
+        page.get_by_role("button", name=f"Remove {name}").click()
+    expect(attached.get_by_role("img")).to_have_count(1)
+    page.get_by_label("Describe the site you want").fill("A site like this logo")
+    page.get_by_role("button", name="Build it").click()
+    expect(page.locator(".turn-end")).to_contain_text("Finished")
+    assert sent[-1] == {
+        "prompt": "A site like this logo",
+        "multitask": "reject",
+        "images": [{"media_type": "image/png", "data": base64.b64encode(PNG_1PX).decode()}],
+    }
+    expect(page.locator(".bubble.user")).to_contain_text("1 image attached")
+
+    # The chat box: one image pasted, one dropped, both sent with the message.
+    page.evaluate(GIVE_FILE, ["#chat-prompt", "paste", "shot.png", "image/png", list(PNG_1PX)])
+    jpeg = b"\xff\xd8\xff\xe0" + bytes(16)
+    page.evaluate(GIVE_FILE, ["form.composer", "drop", "photo.jpg", "image/jpeg", list(jpeg)])
+    expect(page.get_by_role("list", name="Attached images").get_by_role("img")).to_have_count(2)
+    page.get_by_label("Message").fill("Use these")
+    page.get_by_role("button", name="Send").click()
+    expect(page.locator(".turn-end")).to_have_count(2)
+    assert sent[-1]["images"] == [
+        {"media_type": "image/png", "data": base64.b64encode(PNG_1PX).decode()},
+        {"media_type": "image/jpeg", "data": base64.b64encode(jpeg).decode()},
+    ]
+    expect(page.locator(".bubble.user").last).to_contain_text("2 images attached")
+    expect(page.get_by_role("list", name="Attached images")).to_have_count(0)  # cleared
+
+    # Without images the request is what it always was.
+    page.get_by_label("Message").fill("No pictures")
+    page.get_by_role("button", name="Send").click()
+    expect(page.locator(".turn-end")).to_have_count(3)
+    assert sent[-1] == {"prompt": "No pictures", "multitask": "reject"}
     context.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
@@ -10,7 +11,9 @@ from builder.errors import RunInProgress
 from builder.http.deps import CurrentUser, DbDep, OwnedProject, ServicesDep
 from builder.http.errors import ERROR_RESPONSES
 from builder.http.ratelimit import rate_limited
-from builder.http.schemas import ProjectCreateBody, ProjectUpdateBody
+from builder.http.schemas import ProjectCreateBody, ProjectListItem, ProjectUpdateBody
+from builder.http.screenshot import screenshots_dir
+from builder.http.thumbnails import latest_thumbnail
 from builder.persistence.projects import (
     delete_project,
     list_projects,
@@ -45,16 +48,31 @@ Search = Annotated[
 ]
 
 
-@router.get("", response_model=Page[ProjectSummary])
+@router.get("", response_model=Page[ProjectListItem])
 async def list_(
     user: CurrentUser,
     db: DbDep,
+    services: ServicesDep,
     limit: Limit = 50,
     cursor: Cursor = None,
     q: Search = None,
-) -> object:
-    """The caller's projects, starred first, then the most recently updated."""
-    return await list_projects(db, user_id=user.id, limit=limit, cursor=cursor, query=q)
+) -> Page[ProjectListItem]:
+    """The caller's projects, starred first, then the most recently updated, each with
+    its thumbnails (``GET /api/projects/{id}/thumbnails/{name}``) when it has any."""
+    page = await list_projects(db, user_id=user.id, limit=limit, cursor=cursor, query=q)
+    settings = services.settings
+
+    def with_thumbnails(items: list[ProjectSummary]) -> list[ProjectListItem]:
+        return [
+            ProjectListItem(
+                **item.model_dump(),
+                thumbnail=latest_thumbnail(screenshots_dir(settings, str(item.id))),
+            )
+            for item in items
+        ]
+
+    items = await asyncio.to_thread(with_thumbnails, page.items)
+    return Page[ProjectListItem](items=items, next_cursor=page.next_cursor)
 
 
 @router.post("", status_code=201, response_model=ProjectPublic)

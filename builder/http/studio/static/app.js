@@ -2,9 +2,10 @@
 // The project screen is a separate module loaded the first time a project is opened.
 import { ApiError, api, onUnauthorized, setCsrfToken, when } from "./api.js";
 import { html, render, useCallback, useEffect, useState } from "./lib.js";
+import { Attachments, encodeImages, useAttachments } from "./attach.js";
 import { ConfirmDialog, ErrorNote } from "./ui.js";
 
-const pendingPrompts = new Map(); // project id -> prompt to send when its screen opens
+const pendingPrompts = new Map(); // project id -> {prompt, images} to send when it opens
 
 function parseRoute() {
   const match = location.hash.match(/^#\/p\/([0-9a-f-]{36})$/);
@@ -77,14 +78,16 @@ function NewProject() {
   const [prompt, setPrompt] = useState("");
   const [error, setError] = useState(null);
   const [busy, setBusy] = useState(false);
+  const attach = useAttachments();
   const submit = async (event) => {
     event.preventDefault();
     if (!prompt.trim()) return;
     setBusy(true);
     setError(null);
     try {
+      const images = await encodeImages(attach.images);
       const project = await api("POST", "/api/projects", { body: { name: nameFrom(prompt) } });
-      pendingPrompts.set(project.id, prompt.trim());
+      pendingPrompts.set(project.id, { prompt: prompt.trim(), images });
       location.hash = `#/p/${project.id}`;
     } catch (failure) {
       setError(failure);
@@ -106,12 +109,16 @@ function NewProject() {
       setBusy(false);
     }
   };
-  return html`<form class="card stack" onSubmit=${submit} aria-labelledby="new-title">
+  return html`<form class="card stack" onSubmit=${submit} aria-labelledby="new-title"
+    onDrop=${attach.drop} onDragOver=${attach.dragOver}>
     <h2 id="new-title">New project</h2>
     <label for="new-prompt">Describe the site you want</label>
     <textarea id="new-prompt" rows="3" required maxlength="20000" value=${prompt}
       placeholder="A one-page site for a bakery, with opening hours and a contact form"
-      onInput=${(e) => setPrompt(e.target.value)} onKeyDown=${keys}></textarea>
+      onInput=${(e) => setPrompt(e.target.value)} onKeyDown=${keys}
+      onPaste=${attach.paste}></textarea>
+    <${Attachments} id="new-images" images=${attach.images} refused=${attach.refused}
+      onAdd=${attach.add} onRemove=${attach.remove} />
     <${ErrorNote} error=${error} />
     <div class="row">
       <button class="primary" type="submit" disabled=${busy}>Build it</button>
@@ -119,6 +126,18 @@ function NewProject() {
         Improve the prompt</button>
     </div>
   </form>`;
+}
+
+// The newest screenshot, as WebP at two widths chosen by the browser; decorative (the
+// name beside it is the link), lazy, and sized before it loads so nothing shifts.
+function Thumbnail({ project }) {
+  const thumb = project.thumbnail;
+  if (!thumb || !thumb.sizes.length) return html`<div class="thumb none" aria-hidden="true"></div>`;
+  const url = (size) => `/api/projects/${project.id}/thumbnails/${size.name}`;
+  const [small] = thumb.sizes;
+  return html`<img class="thumb" alt="" loading="lazy" decoding="async" src=${url(small)}
+    srcset=${thumb.sizes.map((size) => `${url(size)} ${size.width}w`).join(", ")}
+    sizes="(min-width: 40rem) 20rem, 100vw" width=${small.width} height=${small.height} />`;
 }
 
 function ProjectCard({ project, onChanged, onDelete }) {
@@ -132,6 +151,7 @@ function ProjectCard({ project, onChanged, onDelete }) {
     }
   };
   return html`<li class="card project">
+    <${Thumbnail} project=${project} />
     <a class="title" href=${`#/p/${project.id}`}>${project.name}</a>
     <p class="muted small">Updated ${when(project.updated_at)}<br />
       Last opened ${when(project.last_opened_at)}</p>

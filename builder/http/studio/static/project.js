@@ -3,6 +3,8 @@
 // rendered as text (Preact escapes it); nothing here parses a string as HTML.
 import { ApiError, api, events, when } from "./api.js";
 import { html, useCallback, useEffect, useRef, useState } from "./lib.js";
+import { Attachments, encodeImages, useAttachments } from "./attach.js";
+import { ShipMenu } from "./ship.js";
 import { ConfirmDialog, ErrorNote } from "./ui.js";
 
 function firstLine(text, limit = 140) {
@@ -65,6 +67,21 @@ function applyEvent(turn, event) {
   }
 }
 
+const COUNT = new Intl.NumberFormat(undefined);
+
+// "1,234 tokens (1,000 in, 234 out) · $0.0021": a turn's usage and, when the model has a
+// price, its cost.
+function usage(result) {
+  const input = result.input_tokens ?? 0;
+  const output = result.output_tokens ?? 0;
+  let text = `${COUNT.format(input + output)} tokens (${COUNT.format(input)} in, ${COUNT.format(output)} out)`;
+  if (result.cost_usd !== null && result.cost_usd !== undefined) {
+    const digits = result.cost_usd > 0 && result.cost_usd < 0.01 ? 4 : 2;
+    text += ` · $${result.cost_usd.toFixed(digits)}`;
+  }
+  return text;
+}
+
 const STATUS_LABEL = { running: "running", done: "done", failed: "failed" };
 
 function Step({ item }) {
@@ -78,7 +95,9 @@ function Step({ item }) {
 function Turn({ turn }) {
   return html`<li class="turn">
     ${turn.prompt && html`<div class="bubble user"><span class="who">You</span>
-      <p class="text">${turn.prompt}</p></div>`}
+      <p class="text">${turn.prompt}</p>
+      ${turn.imageCount > 0 && html`<p class="muted small">${turn.imageCount === 1
+        ? "1 image attached" : `${turn.imageCount} images attached`}</p>`}</div>`}
     ${turn.items.length > 0 && html`<div class="bubble assistant"><span class="who">builder</span>
       <ul class="items">
         ${turn.items.map((item, index) =>
@@ -87,11 +106,10 @@ function Turn({ turn }) {
             : html`<li key=${index} class=${`item-${item.kind}`}><p class="text">${item.text}</p></li>`,
         )}
       </ul></div>`}
-    ${turn.result && html`<p class="muted small turn-end">${[
-      turn.result.status === "success" ? "Finished" : `Ended: ${turn.result.status}`,
-      `${turn.result.total_tokens ?? 0} tokens`,
-      `${turn.result.steps ?? 0} steps`,
-    ].join(" · ")}</p>`}
+    ${turn.result && html`<p class="muted small turn-end">
+      ${turn.result.status === "success" ? "Finished" : `Ended: ${turn.result.status}`}
+      ${" · "}<span class="usage" title="Tokens this turn used, and what they cost">${usage(turn.result)}</span>
+      ${" · "}${turn.result.steps ?? 0} steps</p>`}
   </li>`;
 }
 
@@ -112,7 +130,9 @@ function Chat({ projectId, initialPrompt, onRunFinished, onSnapshot }) {
   const [turns, setTurns] = useState([]);
   const [prompt, setPrompt] = useState("");
   const [running, setRunning] = useState(null); // {runId}
-  const [conflict, setConflict] = useState(null); // the prompt a 409 refused
+  const [conflict, setConflict] = useState(null); // {text, images} a 409 refused
+  const [busy, setBusy] = useState(false); // encoding and sending a message
+  const attach = useAttachments();
   const [error, setError] = useState(null);
   const logRef = useRef(null);
   const started = useRef(false);
@@ -130,21 +150,23 @@ function Chat({ projectId, initialPrompt, onRunFinished, onSnapshot }) {
 
   // Show a run's events as one turn until it ends (a new run, or one already working).
   const follow = useCallback(
-    async (response, runId, prompt) => {
+    async (response, runId, prompt, imageCount = 0) => {
       setRunning({ runId });
-      setTurns((old) => [...old, { prompt, items: [], status: "running", runId }]);
+      setTurns((old) => [...old, { prompt, imageCount, items: [], status: "running", runId }]);
       const update = (change) =>
         setTurns((old) => old.map((t) => (t.runId === runId ? change(t) : t)));
+      let finished = null;
       try {
         for await (const event of events(response)) {
           update((turn) => applyEvent(turn, event));
           if (event.event === "snapshot") onSnapshot();
+          if (event.event === "run_finished") finished = event.data;
         }
       } catch (failure) {
         setError(new Error(`the event stream broke: ${failure.message}`));
       } finally {
         setRunning(null);
-        onRunFinished();
+        onRunFinished(finished);
       }
     },
     [projectId],
@@ -165,21 +187,20 @@ function Chat({ projectId, initialPrompt, onRunFinished, onSnapshot }) {
   }, [projectId]);
 
   const send = useCallback(
-    async (text, multitask = "reject") => {
+    async (text, multitask = "reject", images = undefined) => {
       setError(null);
       setConflict(null);
       let response;
       try {
-        response = await api("POST", `/api/projects/${projectId}/chat`, {
-          body: { prompt: text, multitask },
-          raw: true,
-        });
+        const body = { prompt: text, multitask };
+        if (images && images.length) body.images = images;
+        response = await api("POST", `/api/projects/${projectId}/chat`, { body, raw: true });
       } catch (failure) {
-        if (failure instanceof ApiError && failure.status === 409) setConflict(text);
+        if (failure instanceof ApiError && failure.status === 409) setConflict({ text, images });
         else setError(failure);
         return false;
       }
-      await follow(response, response.headers.get("x-run-id"), text);
+      await follow(response, response.headers.get("x-run-id"), text, images ? images.length : 0);
       return true;
     },
     [projectId, follow],
@@ -188,16 +209,30 @@ function Chat({ projectId, initialPrompt, onRunFinished, onSnapshot }) {
   useEffect(() => {
     if (initialPrompt && !started.current) {
       started.current = true;
-      send(initialPrompt);
+      send(initialPrompt.prompt, "reject", initialPrompt.images);
     }
   }, [initialPrompt]);
 
   const submit = async (event) => {
     event.preventDefault();
     const text = prompt.trim();
-    if (!text || running) return;
-    setPrompt("");
-    if (!(await send(text))) setPrompt(text);
+    if (!text || running || busy) return;
+    setBusy(true);
+    try {
+      const images = await encodeImages(attach.images);
+      setPrompt("");
+      if (await send(text, "reject", images)) attach.clear();
+      else setPrompt(text);
+    } finally {
+      setBusy(false);
+    }
+  };
+  const queue = async () => {
+    const { text, images } = conflict;
+    if (await send(text, "enqueue", images)) {
+      attach.clear();
+      setPrompt("");
+    }
   };
   const keys = (event) => {
     if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) submit(event);
@@ -221,18 +256,20 @@ function Chat({ projectId, initialPrompt, onRunFinished, onSnapshot }) {
       <p>This project already has a run in progress. Wait for it, or queue your message to
         run after it.</p>
       <div class="row"><button type="button" class="primary"
-        onClick=${() => send(conflict, "enqueue")}>Queue my message</button>
-        <button type="button" onClick=${() => { setPrompt(conflict); setConflict(null); }}>
+        onClick=${queue}>Queue my message</button>
+        <button type="button" onClick=${() => { setPrompt(conflict.text); setConflict(null); }}>
           Keep editing</button></div>
     </div>`}
     <${ErrorNote} error=${error} />
-    <form class="composer" onSubmit=${submit}>
+    <form class="composer" onSubmit=${submit} onDrop=${attach.drop} onDragOver=${attach.dragOver}>
       <label for="chat-prompt" class="visually-hidden">Message</label>
       <textarea id="chat-prompt" rows="2" maxlength="20000" value=${prompt}
-        placeholder="Ask for a change (Ctrl+Enter sends)" onKeyDown=${keys}
+        placeholder="Ask for a change (Ctrl+Enter sends)" onKeyDown=${keys} onPaste=${attach.paste}
         onInput=${(e) => setPrompt(e.target.value)}></textarea>
+      <${Attachments} id="chat-images" images=${attach.images} refused=${attach.refused}
+        onAdd=${attach.add} onRemove=${attach.remove} />
       <div class="row">
-        <button class="primary" type="submit" disabled=${!!running}>Send</button>
+        <button class="primary" type="submit" disabled=${!!running || busy}>Send</button>
         ${running && html`<button type="button" class="danger" onClick=${cancel}>Cancel run</button>
           <span class="muted small" role="status">Working…</span>`}
       </div>
@@ -310,6 +347,36 @@ function Preview({ projectId, session, version }) {
 }
 
 // --- files ------------------------------------------------------------------------
+
+// The highlighter and the diff view (./code.js) load the first time either is shown;
+// until then the same text is shown plain.
+let codeModule = null;
+function useCode() {
+  const [mod, setMod] = useState(codeModule);
+  useEffect(() => {
+    if (mod) return;
+    import("./code.js").then(
+      (loaded) => {
+        codeModule = loaded;
+        setMod(loaded);
+      },
+      () => {}, // not loaded (offline): the text stays plain
+    );
+  }, []);
+  return mod;
+}
+
+function CodeView({ path, text }) {
+  const code = useCode();
+  if (code) return html`<${code.Code} path=${path} text=${text} />`;
+  return html`<pre class="code" tabindex="0" aria-label=${`Contents of ${path}`}><code>${text}</code></pre>`;
+}
+
+function DiffView({ patch }) {
+  const code = useCode();
+  if (code) return html`<${code.Diff} patch=${patch} />`;
+  return html`<pre class="code diff" tabindex="0">${patch || "(no text changes)"}</pre>`;
+}
 
 function Files({ projectId, version, onSaved }) {
   const [tree, setTree] = useState(null);
@@ -397,7 +464,7 @@ function Files({ projectId, version, onSaved }) {
           </form>`
         : open &&
           (open.encoding === "utf-8"
-            ? html`<pre class="code" tabindex="0" aria-label=${`Contents of ${open.path}`}><code>${open.content}</code></pre>`
+            ? html`<${CodeView} path=${open.path} text=${open.content} />`
             : html`<p class="muted">Binary file.</p>`)}
     </div>
   </div>`;
@@ -482,8 +549,7 @@ function Versions({ projectId, version, onRestored }) {
             ${s.version !== latest && html`<button type="button"
               onClick=${() => setRestoring(s)}>Restore version ${s.version}</button>`}
           </div>
-          ${diffs[s.version] && html`<pre class="code diff" tabindex="0">${diffs[s.version].patch ||
-            "(no text changes)"}</pre>`}
+          ${diffs[s.version] && html`<${DiffView} patch=${diffs[s.version].patch} />`}
         </li>`,
       )}
     </ol>
@@ -537,15 +603,28 @@ export function ProjectScreen({ id, session, initialPrompt }) {
       .catch(setError);
   }, [id]);
   const bump = useCallback(() => setVersion((v) => v + 1), []);
+  // A run that changed the site while its preview runs: a new screenshot becomes the
+  // project's thumbnail on the projects screen (best effort: no browser, no thumbnail).
+  const runFinished = useCallback(
+    (result) => {
+      bump();
+      if (!result || !result.snapshot_version) return;
+      api("GET", `/api/sandbox/${id}/dev-server`)
+        .then((server) => server.running && api("POST", `/api/projects/${id}/screenshot`, { raw: true }))
+        .catch(() => {});
+    },
+    [id],
+  );
   if (error) {
     return html`<main id="main" class="stack"><h1>Project not available</h1>
       <${ErrorNote} error=${error} /><p><a href="#/">Back to projects</a></p></main>`;
   }
   if (!project) return html`<main id="main"><p role="status">Opening the project…</p></main>`;
   return html`<main id="main" class="project-screen">
-    <div class="row wrap heading"><a href="#/">← Projects</a><h1>${project.name}</h1></div>
+    <div class="row wrap heading"><a href="#/">← Projects</a><h1>${project.name}</h1>
+      <span class="spacer"></span><${ShipMenu} projectId=${id} version=${version} /></div>
     <div class="split">
-      <${Chat} projectId=${id} initialPrompt=${initialPrompt} onRunFinished=${bump}
+      <${Chat} projectId=${id} initialPrompt=${initialPrompt} onRunFinished=${runFinished}
         onSnapshot=${bump} />
       <section class="side" aria-label="Preview, files and versions">
         <${Tabs} current=${tab} onChange=${setTab} />
