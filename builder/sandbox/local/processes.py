@@ -105,12 +105,21 @@ class ChildLimits:
         return pairs
 
 
-def _child_setup(rlimits: list[tuple[int, int]], cwd_fd: int) -> Callable[[], None]:
-    # Runs in the forked child before exec: only system calls, nothing that locks.
+def _child_setup(
+    rlimits: list[tuple[int, int]], cwd_fd: int, user: tuple[int, int] | None = None
+) -> Callable[[], None]:
+    # Runs in the forked child before exec: only system calls, nothing that locks. The
+    # switch to the sandbox user is made here, not with Popen's ``user=``/``group=``,
+    # which uvloop (the server's event loop) does not take.
     def setup() -> None:
         os.fchdir(cwd_fd)
         for rid, value in rlimits:
             resource.setrlimit(rid, (value, value))
+        if user is not None:
+            uid, gid = user
+            os.setgroups([])
+            os.setgid(gid)
+            os.setuid(uid)
 
     return setup
 
@@ -292,11 +301,9 @@ async def spawn(
             start_new_session=True,
             pass_fds=(sync[1], sync[2]) if sync else (),
             # Limits must be set in the child, between fork and exec.
-            preexec_fn=_child_setup(rlimits, cwd_fd),
-            # A root service starts bwrap as the sandbox user: the namespace is theirs.
-            user=user.uid if user else None,
-            group=user.gid if user else None,
-            extra_groups=[] if user else None,
+            # Limits and (for a root service) the sandbox user are set in the child,
+            # between fork and exec: bwrap starts as that user, the namespace is theirs.
+            preexec_fn=_child_setup(rlimits, cwd_fd, (user.uid, user.gid) if user else None),
         )
     except BaseException:
         if sync:
