@@ -813,7 +813,7 @@ class RunService:
                 project_id=project_id,
                 role="assistant",
                 content=result.reply,
-                parts=parts.parts,
+                parts=[*parts.parts, _usage_part(result)],
                 model=self.settings.model,
             )
         if result.status in ("success", "cancelled"):
@@ -1007,6 +1007,18 @@ def _recorded_result(handle: RunHandle, row: dict[str, Any] | None) -> RunResult
     values["status"] = cast(RunStatus, row["status"])
     values.setdefault("error", row.get("error"))
     return RunResult(project_id=handle.project_id, **values)
+
+
+def _usage_part(result: RunResult) -> dict[str, Any]:
+    """What the turn cost, kept with its reply (the studio shows it beside each turn)."""
+    return {
+        "type": "usage",
+        "status": result.status,
+        "input_tokens": result.input_tokens,
+        "output_tokens": result.output_tokens,
+        "cost_usd": None if result.cost_usd is None else round(result.cost_usd, 6),
+        "steps": result.steps,
+    }
 
 
 def _last_turn(context: list[Any]) -> list[Any]:

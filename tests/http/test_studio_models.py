@@ -96,7 +96,9 @@ def test_a_change_asked_in_the_chat_of_a_real_model_reaches_the_preview_with_its
     expect(page.locator(".turn-end")).to_contain_text("Finished", timeout=60_000)
     expect(_preview_heading(page)).to_have_text("Now baking on Sundays too", timeout=30_000)
     expect(page.locator(".step", has_text="write_file")).to_contain_text("done")
-    expect(page.locator(".log .item-text").last).to_have_text(DONE)
+    expect(page.locator(".log .item-text", has_text=DONE)).to_have_count(1)
+    # The agent checked its work before the turn ended, and says so last.
+    expect(page.locator(".log .item-text").last).to_contain_text("The automatic check passed")
     # 1,900 input tokens at $2/M and 80 output tokens at $8/M: $0.00444.
     expect(page.locator(".turn-end .usage")).to_have_text(
         "1,980 tokens (1,900 in, 80 out) · $0.0044"
@@ -129,6 +131,12 @@ def test_a_change_asked_in_the_chat_of_a_real_model_reaches_the_preview_with_its
     assert thumb.evaluate("image => image.naturalWidth") in (320, 640)
     shoot(page, "projects-thumbnails")
     assert axe_violations(page) == []
+
+    # Opened again later, the project still shows what each turn used and cost.
+    page.goto(f"{server.url}/#/p/{pid}")
+    expect(page.locator(".turn-end .usage")).to_have_text(
+        "1,980 tokens (1,900 in, 80 out) · $0.0044"
+    )
 
     first = provider.requests[0]
     assert first["model"] == "gpt-test" and first["stream"] is True

@@ -117,10 +117,15 @@ function historyTurns(messages) {
   const turns = [];
   for (const message of messages) {
     if (message.role === "user") {
-      turns.push({ prompt: message.content, items: [], status: "done" });
-    } else if (message.role === "assistant" && message.content) {
+      const images = (message.parts || []).filter((part) => part && part.type === "image");
+      turns.push({ prompt: message.content, imageCount: images.length, items: [], status: "done" });
+    } else if (message.role === "assistant") {
       if (!turns.length) turns.push({ prompt: null, items: [], status: "done" });
-      turns[turns.length - 1].items.push({ kind: "text", text: message.content });
+      const turn = turns[turns.length - 1];
+      if (message.content) turn.items.push({ kind: "text", text: message.content });
+      // A turn's usage and cost are kept with its reply.
+      const spent = (message.parts || []).find((part) => part && part.type === "usage");
+      if (spent) turn.result = spent;
     }
   }
   return turns;
