@@ -34,8 +34,6 @@ from builder.timeouts import with_timeout
 if TYPE_CHECKING:
     from playwright.async_api import Browser, Playwright, Route, WebSocketRoute
 
-    from builder.sandbox.base import ProcessInfo
-
 __all__ = ["Screenshotter", "capture_preview", "origin_of", "screenshots_dir", "store_screenshot"]
 
 _log = get_logger("builder.http.screenshot")
@@ -176,17 +174,18 @@ class Screenshotter:
             await playwright.stop()
 
 
-async def capture_preview(screenshotter: Screenshotter, server: ProcessInfo | None) -> bytes:
-    """A PNG of the preview of a project's dev server (``server``, its process info).
+async def capture_preview(screenshotter: Screenshotter, preview_url: str | None) -> bytes:
+    """A PNG of the preview of a project's dev server (``preview_url``: None when no dev
+    server runs).
 
     Raises:
         Conflict: No dev server runs.
         DependencyUnavailable: No browser, or the page could not be loaded.
         OperationTimeout: It took longer than ``BUILDER_TIMEOUT_SCREENSHOT``.
     """
-    if server is None or not server.running or not server.preview_url:
+    if not preview_url:
         raise Conflict("no dev server is running for this project; start it first")
-    return await screenshotter.capture(server.preview_url)
+    return await screenshotter.capture(preview_url)
 
 
 def screenshots_dir(settings: Settings, project_id: str) -> Path:

@@ -30,7 +30,8 @@ async def screenshot_preview(*, ctx: ToolContext) -> WithImages:
     server = await ctx.sandbox.process_info(DEV_SERVER)
     # One browser per call: screenshots are rare, and nothing outlives the run.
     async with contextlib.aclosing(Screenshotter(ctx.settings)) as shooter:
-        png = await capture_preview(shooter, server)
+        url = server.preview_url if server is not None and server.running else None
+        png = await capture_preview(shooter, url)
     name = await asyncio.to_thread(store_screenshot, ctx.settings, ctx.project_id, png)
     text = f"Screenshot of the preview (1280x800, saved as {name})."
     return WithImages(text, [Image("image/png", png)])

@@ -35,7 +35,8 @@ async def screenshot(project: OwnedProject, services: ServicesDep) -> Response:
     directory (``screenshots/<project id>/``), and becomes the project's thumbnails.
     """
     info = await current_dev_server(services.pool, str(project.id))
-    image = await capture_preview(services.screenshotter, info)
+    url = info.preview_url if info is not None and info.running else None
+    image = await capture_preview(services.screenshotter, url)
     name = await asyncio.to_thread(store_screenshot, services.settings, str(project.id), image)
     folder = screenshots_dir(services.settings, str(project.id))
     await asyncio.to_thread(try_make_thumbnails, folder, image)
