@@ -34,7 +34,7 @@ def test_table_lists_every_tool_with_its_plugin() -> None:
     assert "│ edit_file             │ builtin │ Replace one exact, unique occurrence of a text" in (
         result.output
     )
-    assert "18 tools" in result.output
+    assert "19 tools" in result.output
 
 
 def test_json_lists_name_plugin_description_and_schema() -> None:

@@ -24,6 +24,7 @@ BUILTIN_TOOLS = [
     "read_file",
     "rename_file",
     "run_command",
+    "screenshot_preview",
     "search_files",
     "start_dev_server",
     "write_file",
@@ -42,6 +43,7 @@ def test_builtin_tools(registry: ToolRegistry) -> None:
         "check_build": None,
         "install_packages": None,
         "publish_project": None,
+        "screenshot_preview": None,  # BUILDER_TIMEOUT_SCREENSHOT bounds it
         "run_command": None,
         "start_dev_server": "dev_server",
     }
