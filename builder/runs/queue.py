@@ -96,7 +96,12 @@ WHERE (r.status = 'pending'
   AND NOT EXISTS (
       SELECT 1 FROM runs o
       WHERE o.project_id = r.project_id AND o.run_id <> r.run_id
-        AND o.status = 'running' AND o.lease_expires_at > now())
+        AND o.status = 'running'
+        AND (o.lease_expires_at > now()
+             -- A queued run whose lease ran out is still the project's until it is
+             -- taken over and ends: no pending run starts beside it, even while its
+             -- row is locked or its old worker (asking with ``mine``) still works it.
+             OR (r.status = 'pending' AND o.input IS NOT NULL)))
 ORDER BY r.created_at, r.run_id
 LIMIT :scan
 FOR UPDATE OF r SKIP LOCKED

@@ -90,7 +90,7 @@ class ServerProcess:
         Raises:
             RuntimeError: It exited or did not answer in time (with its log).
         """
-        with self.log_path.open("wb") as log:
+        with self.log_path.open("ab") as log:  # a restart appends
             self.process = subprocess.Popen(
                 [
                     *(sys.executable, "-m", "builder", "serve"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+import psycopg
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -120,6 +121,29 @@ async def test_a_lost_lease_is_taken_over_and_the_old_worker_cannot_end_the_run(
     assert await record_run_finished(db, run_id="r1", result={"status": "success"}, worker="w2")
     row = await get_run(db, run_id="r1")
     assert row is not None and row["status"] == "success"
+
+
+async def test_a_project_s_next_run_waits_for_the_takeover_of_its_lost_one(
+    db: Database, migrated_db_url: str
+) -> None:
+    """A run whose lease ran out is the project's until it is taken over and ends: the
+    project's next run never starts beside it (two runs would edit one workspace)."""
+    alice, site = await _project(db, "alice", "site")
+    await _queue(db, alice, site, "r1")
+    await claim(db, worker="w1", limit=1, limits=LIMITS)
+    await _queue(db, alice, site, "r2")
+    await _expire(db, "r1")
+    # w1 still works r1 (its heartbeat is late), and asks for more work.
+    assert await claim(db, worker="w1", limit=10, limits=LIMITS, mine=["r1"]) == []
+    # Another worker finds r1's row locked for a moment (a heartbeat, a cancel).
+    with psycopg.connect(migrated_db_url.replace("+psycopg", "")) as conn:
+        conn.execute("SELECT 1 FROM runs WHERE run_id = 'r1' FOR UPDATE")
+        assert await claim(db, worker="w2", limit=10, limits=LIMITS) == []
+    (taken,) = await claim(db, worker="w2", limit=10, limits=LIMITS)
+    assert (taken.run_id, taken.takeover) == ("r1", True)
+    assert await record_run_finished(db, run_id="r1", result={"status": "success"}, worker="w2")
+    (after,) = await claim(db, worker="w2", limit=10, limits=LIMITS)
+    assert after.run_id == "r2"
 
 
 async def test_a_released_run_is_taken_over_at_once_and_given_up_after_max_attempts(
