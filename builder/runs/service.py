@@ -115,6 +115,7 @@ __all__ = [
     "RunResult",
     "RunService",
     "RunStatus",
+    "stopped_midway",
 ]
 
 _log = get_logger("builder.runs")
@@ -664,7 +665,7 @@ class RunService:
 
         current = await self.graph.aget_state(config)
         await self._restart_dev_server(sandbox, (current.values or {}).get("dev_server"))
-        interrupted = bool(current.next)
+        interrupted = stopped_midway(current)
         if interrupted and _injected_tool_calls(current):
             # Tool calls written into the state by a state update, not by the model in a
             # run: answered as not run, never executed.
@@ -1053,6 +1054,17 @@ def _unreplied_turn(context: list[Any], asked: str) -> list[Any] | None:
         if context[index].id == asked:
             return list(context[index + 1 :])
     return None
+
+
+def stopped_midway(state: Any) -> bool:
+    """Whether a thread's latest checkpoint is inside a turn (the graph has steps to go).
+
+    Besides a checkpoint with nodes to run next, that is a turn's input checkpoint:
+    a process that died after its first task's writes were stored, and before the next
+    checkpoint, leaves one that LangGraph reports with nothing next, though resuming
+    it runs the turn.
+    """
+    return bool(state.next) or (state.metadata or {}).get("source") == "input"
 
 
 def _injected_tool_calls(state: Any) -> bool:

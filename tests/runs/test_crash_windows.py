@@ -17,6 +17,7 @@ import pytest
 from builder.persistence.database import Database
 from builder.persistence.messages import append_message, list_messages
 from builder.persistence.projects import create_project
+from builder.persistence.runs import get_run
 from builder.persistence.schemas import ProjectPublic, UserPublic
 from builder.persistence.snapshots import list_snapshots
 from builder.persistence.users import get_or_create_user
@@ -105,3 +106,82 @@ async def test_a_turn_resumed_after_its_input_checkpoint_keeps_its_own_run_id(
     assert versions[0].run_id == second_id
     assert resumed.snapshot_version == versions[0].version > first.snapshot_version
     assert resumed.files_changed == ["styles.css"]
+
+
+def _die_before_the_first_step(service: RunService, thread_id: str) -> asyncio.Event:
+    """Make the next turn on ``thread_id`` stop as a dying process would, after its input
+    checkpoint and the first task's writes are stored and before the next checkpoint.
+
+    Returns:
+        Set once the turn has stopped there.
+    """
+    checkpointer = service.checkpointer
+    real_put, real_writes, real_stream = (
+        checkpointer.aput,
+        checkpointer.aput_writes,
+        service.graph.astream,
+    )
+    writes_stored, stopped = asyncio.Event(), asyncio.Event()
+
+    async def aput_writes(config: Any, writes: Any, task_id: str, task_path: str = "") -> None:
+        await real_writes(config, writes, task_id, task_path)
+        if config["configurable"]["thread_id"] == thread_id:
+            writes_stored.set()
+
+    async def aput(config: Any, checkpoint: Any, metadata: Any, versions: Any) -> Any:
+        if config["configurable"]["thread_id"] == thread_id and metadata.get("step") == 0:
+            await writes_stored.wait()
+            stopped.set()
+            await asyncio.Event().wait()  # the process is gone: this checkpoint never lands
+        return await real_put(config, checkpoint, metadata, versions)
+
+    async def astream(graph_input: Any, cfg: Any, **kwargs: Any) -> Any:
+        chunks = real_stream(graph_input, cfg, **kwargs)
+        while True:
+            following = asyncio.ensure_future(anext(chunks))
+            dead = asyncio.ensure_future(stopped.wait())
+            await asyncio.wait({following, dead}, return_when=asyncio.FIRST_COMPLETED)
+            dead.cancel()
+            if stopped.is_set():
+                following.cancel()
+                checkpointer.aput, checkpointer.aput_writes = real_put, real_writes  # type: ignore[method-assign]
+                service.graph.astream = real_stream  # type: ignore[method-assign]
+                raise Crash
+            try:
+                yield following.result()
+            except StopAsyncIteration:
+                return
+
+    checkpointer.aput, checkpointer.aput_writes = aput, aput_writes  # type: ignore[method-assign]
+    service.graph.astream = astream  # type: ignore[method-assign]
+    return stopped
+
+
+async def test_a_turn_stopped_right_after_its_input_is_taken_over_and_run(
+    service: RunService, db: Database, settings: Settings, user: UserPublic, project: ProjectPublic
+) -> None:
+    """LangGraph reports such a checkpoint with nothing to run next; the turn is still to
+    run, not a finished turn with an empty reply."""
+    stopped = _die_before_the_first_step(service, str(project.id))
+    crashed = await service.start(user_id=user.id, project_id=project.id, prompt="A bakery site")
+    with pytest.raises(Crash):
+        await crashed.wait()
+    assert stopped.is_set()
+    state = await service.graph.aget_state({"configurable": {"thread_id": str(project.id)}})
+    assert state.metadata["source"] == "input" and not state.next  # the window
+
+    # Another worker takes the released run over and runs the turn.
+    async with RunService.open(settings, db=db, model="scripted:demo", worker="all"):
+        for _ in range(600):  # until it has ended
+            row = await get_run(db, run_id=crashed.run_id)
+            if row is not None and row["ended_at"] is not None:
+                break
+            await asyncio.sleep(0.1)
+    assert row is not None
+    assert row["status"] == "success", row
+    assert row["result"]["steps"] > 0 and row["result"]["reply"]
+    versions = (await list_snapshots(db, project_id=project.id)).items
+    assert versions and versions[0].run_id == crashed.run_id
+    stored = (await list_messages(db, project_id=project.id)).items
+    assert [m.role for m in stored] == ["user", "assistant"]
+    assert stored[1].content == row["result"]["reply"]
