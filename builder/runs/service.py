@@ -1059,12 +1059,12 @@ def _unreplied_turn(context: list[Any], asked: str) -> list[Any] | None:
 def stopped_midway(state: Any) -> bool:
     """Whether a thread's latest checkpoint is inside a turn (the graph has steps to go).
 
-    Besides a checkpoint with nodes to run next, that is a turn's input checkpoint:
-    a process that died after its first task's writes were stored, and before the next
-    checkpoint, leaves one that LangGraph reports with nothing next, though resuming
-    it runs the turn.
+    ``next`` alone does not say so: LangGraph leaves out of it the tasks whose writes
+    are stored, so a process that died after a step's tasks finished and before the
+    step's checkpoint leaves a state with nothing next, though resuming it goes on
+    with the turn. A checkpoint has tasks at all only while its graph is not done.
     """
-    return bool(state.next) or (state.metadata or {}).get("source") == "input"
+    return bool(state.next) or bool(state.tasks)
 
 
 def _injected_tool_calls(state: Any) -> bool:

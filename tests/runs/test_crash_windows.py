@@ -108,9 +108,9 @@ async def test_a_turn_resumed_after_its_input_checkpoint_keeps_its_own_run_id(
     assert resumed.files_changed == ["styles.css"]
 
 
-def _die_before_the_first_step(service: RunService, thread_id: str) -> asyncio.Event:
-    """Make the next turn on ``thread_id`` stop as a dying process would, after its input
-    checkpoint and the first task's writes are stored and before the next checkpoint.
+def _die_before_checkpoint(service: RunService, thread_id: str, step: int) -> asyncio.Event:
+    """Make the next turn on ``thread_id`` stop as a dying process would: after the
+    writes of the tasks before checkpoint ``step`` are stored, before that checkpoint.
 
     Returns:
         Set once the turn has stopped there.
@@ -121,16 +121,20 @@ def _die_before_the_first_step(service: RunService, thread_id: str) -> asyncio.E
         checkpointer.aput_writes,
         service.graph.astream,
     )
-    writes_stored, stopped = asyncio.Event(), asyncio.Event()
+    written: set[str] = set()  # checkpoints whose tasks' writes are stored
+    stopped = asyncio.Event()
 
     async def aput_writes(config: Any, writes: Any, task_id: str, task_path: str = "") -> None:
         await real_writes(config, writes, task_id, task_path)
-        if config["configurable"]["thread_id"] == thread_id:
-            writes_stored.set()
+        written.add(config["configurable"]["checkpoint_id"])
 
     async def aput(config: Any, checkpoint: Any, metadata: Any, versions: Any) -> Any:
-        if config["configurable"]["thread_id"] == thread_id and metadata.get("step") == 0:
-            await writes_stored.wait()
+        if config["configurable"]["thread_id"] == thread_id and metadata.get("step") == step:
+            parent = config["configurable"].get("checkpoint_id")
+            for _ in range(500):
+                if parent in written:
+                    break
+                await asyncio.sleep(0.01)
             stopped.set()
             await asyncio.Event().wait()  # the process is gone: this checkpoint never lands
         return await real_put(config, checkpoint, metadata, versions)
@@ -157,20 +161,32 @@ def _die_before_the_first_step(service: RunService, thread_id: str) -> asyncio.E
     return stopped
 
 
-async def test_a_turn_stopped_right_after_its_input_is_taken_over_and_run(
-    service: RunService, db: Database, settings: Settings, user: UserPublic, project: ProjectPublic
+@pytest.mark.parametrize(
+    ("step", "source"),
+    [(0, "input"), (1, "loop")],
+    ids=["after-the-input", "after-the-model-step"],
+)
+async def test_a_turn_stopped_between_a_step_s_writes_and_its_checkpoint_is_taken_over(
+    service: RunService,
+    db: Database,
+    settings: Settings,
+    user: UserPublic,
+    project: ProjectPublic,
+    step: int,
+    source: str,
 ) -> None:
-    """LangGraph reports such a checkpoint with nothing to run next; the turn is still to
-    run, not a finished turn with an empty reply."""
-    stopped = _die_before_the_first_step(service, str(project.id))
+    """LangGraph reports such a checkpoint with nothing to run next (its tasks' writes
+    are stored); the turn still has its steps to run, it is not a finished turn with an
+    empty reply."""
+    stopped = _die_before_checkpoint(service, str(project.id), step)
     crashed = await service.start(user_id=user.id, project_id=project.id, prompt="A bakery site")
     with pytest.raises(Crash):
         await crashed.wait()
     assert stopped.is_set()
     state = await service.graph.aget_state({"configurable": {"thread_id": str(project.id)}})
-    assert state.metadata["source"] == "input" and not state.next  # the window
+    assert state.metadata["source"] == source and not state.next  # the window
 
-    # Another worker takes the released run over and runs the turn.
+    # Another worker takes the released run over and runs the rest of the turn.
     async with RunService.open(settings, db=db, model="scripted:demo", worker="all"):
         for _ in range(600):  # until it has ended
             row = await get_run(db, run_id=crashed.run_id)
@@ -179,7 +195,7 @@ async def test_a_turn_stopped_right_after_its_input_is_taken_over_and_run(
             await asyncio.sleep(0.1)
     assert row is not None
     assert row["status"] == "success", row
-    assert row["result"]["steps"] > 0 and row["result"]["reply"]
+    assert row["result"]["steps"] > 1 and row["result"]["reply"]
     versions = (await list_snapshots(db, project_id=project.id)).items
     assert versions and versions[0].run_id == crashed.run_id
     stored = (await list_messages(db, project_id=project.id)).items
