@@ -664,6 +664,8 @@ class RunService:
         await sync_workspace(self.db, project_id=project_id, sandbox=sandbox)
 
         current = await self.graph.aget_state(config)
+        if not current.next and current.tasks:
+            current = await self._settle(config, current)
         await self._restart_dev_server(sandbox, (current.values or {}).get("dev_server"))
         interrupted = stopped_midway(current)
         if interrupted and _injected_tool_calls(current):
@@ -821,6 +823,23 @@ class RunService:
             # The turn is over and its reply stored: its steps' checkpoints are no
             # longer needed for resuming (a failed run keeps them).
             await self.checkpointer.prune_history(str(project_id))
+
+    async def _settle(self, config: RunnableConfig, current: Any) -> Any:
+        """Store the checkpoint of a step whose tasks all finished before the process
+        stopped, and return the state after it.
+
+        LangGraph applies the tasks' stored writes and stops before every next node, so
+        nothing runs: the state then holds the step's messages and names the nodes to
+        run next, which resuming runs and closing the turn answers (a state update on
+        the unsettled checkpoint would drop those writes).
+        """
+        run_id = (current.metadata or {}).get(_RUN_ID_KEY)
+        settling: RunnableConfig = (
+            {**config, "metadata": {_RUN_ID_KEY: run_id}} if run_id else config
+        )
+        async for _ in self.graph.astream(None, settling, interrupt_before="*", durability="sync"):
+            pass
+        return await self.graph.aget_state(config)
 
     async def _rewind_lost_steps(
         self, config: RunnableConfig, sandbox: Sandbox, current: Any

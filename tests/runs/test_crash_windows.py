@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from langchain_core.messages import AIMessage, ToolMessage
 
 from builder.persistence.database import Database
 from builder.persistence.messages import append_message, list_messages
@@ -108,9 +109,14 @@ async def test_a_turn_resumed_after_its_input_checkpoint_keeps_its_own_run_id(
     assert resumed.files_changed == ["styles.css"]
 
 
-def _die_before_checkpoint(service: RunService, thread_id: str, step: int) -> asyncio.Event:
+def _die_before_checkpoint(
+    service: RunService, thread_id: str, step: int, *, last_run: bool = False
+) -> asyncio.Event:
     """Make the next turn on ``thread_id`` stop as a dying process would: after the
     writes of the tasks before checkpoint ``step`` are stored, before that checkpoint.
+
+    Args:
+        last_run: The service takes no run after this one (nobody takes it over).
 
     Returns:
         Set once the turn has stopped there.
@@ -135,6 +141,8 @@ def _die_before_checkpoint(service: RunService, thread_id: str, step: int) -> as
                 if parent in written:
                     break
                 await asyncio.sleep(0.01)
+            if last_run:
+                service.worker.stop_claiming()
             stopped.set()
             await asyncio.Event().wait()  # the process is gone: this checkpoint never lands
         return await real_put(config, checkpoint, metadata, versions)
@@ -201,3 +209,38 @@ async def test_a_turn_stopped_between_a_step_s_writes_and_its_checkpoint_is_take
     stored = (await list_messages(db, project_id=project.id)).items
     assert [m.role for m in stored] == ["user", "assistant"]
     assert stored[1].content == row["result"]["reply"]
+
+
+async def test_a_new_turn_after_a_step_stopped_before_its_checkpoint_keeps_a_valid_context(
+    service: RunService, db: Database, settings: Settings, user: UserPublic, project: ProjectPublic
+) -> None:
+    """The next ``builder run`` without ``--resume`` closes the stopped turn: the model's
+    tool calls of the step are kept in the context and answered as not run, so no tool
+    answer is left without its call (which a provider would refuse)."""
+    stopped = _die_before_checkpoint(service, str(project.id), 1, last_run=True)
+    crashed = await service.start(user_id=user.id, project_id=project.id, prompt="A bakery site")
+    with pytest.raises(Crash):
+        await crashed.wait()
+    assert stopped.is_set()
+
+    # A new process: it marks the stopped run interrupted, then runs the new prompt.
+    async with RunService.open(settings, db=db, model="scripted:demo") as later:
+        row = await get_run(db, run_id=crashed.run_id)
+        assert row is not None and row["status"] == "interrupted"
+        handle = await later.start(user_id=user.id, project_id=project.id, prompt="Greener")
+        assert (await handle.wait()).status == "success"
+        state = await later.graph.aget_state({"configurable": {"thread_id": str(project.id)}})
+    messages = state.values["messages"]
+    called: set[str] = set()
+    for message in messages:
+        if isinstance(message, AIMessage):
+            called.update(call["id"] for call in message.tool_calls)
+        if isinstance(message, ToolMessage):
+            assert message.tool_call_id in called, message
+    stopped_calls = next(m for m in messages if isinstance(m, AIMessage) and m.tool_calls)
+    answer = next(
+        m
+        for m in messages
+        if isinstance(m, ToolMessage) and m.tool_call_id == stopped_calls.tool_calls[0]["id"]
+    )
+    assert answer.status == "error" and "Not run" in str(answer.content)
