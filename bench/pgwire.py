@@ -3,20 +3,26 @@
 :class:`WireCounter` is a TCP proxy in front of the server. A round trip is a burst
 of client bytes sent after the server last spoke (the client waited for an answer
 before sending more); a commit is a ``ReadyForQuery`` back to idle after a
-transaction that wrote (``INSERT``, ``UPDATE``, ``DELETE``, ``MERGE``, ``COPY``), in
-an explicit transaction or an implicit one. Connect through it with
-``sslmode=disable`` (the proxy reads the protocol in the clear).
+transaction that wrote, in an explicit transaction or an implicit one. A statement
+writes when the server says so (``INSERT``, ``UPDATE``, ``DELETE``, ``MERGE``,
+``COPY``) or when its text does (a ``SELECT`` whose common table expressions write).
+Connect through it with ``sslmode=disable`` (the proxy reads the protocol in the
+clear).
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 __all__ = ["WireCounter", "WireCounts"]
 
 _WRITES = (b"INSERT", b"UPDATE", b"DELETE", b"MERGE", b"COPY")
+_WRITING_TEXT = re.compile(
+    rb"\b(INSERT\s+INTO|UPDATE\s+\w+\s+SET|DELETE\s+FROM|MERGE\s+INTO)\b", re.I
+)
 
 
 @dataclass
@@ -25,6 +31,41 @@ class WireCounts:
 
     round_trips: int = 0
     commits: int = 0
+
+
+@dataclass
+class _ClientStream:
+    """Parses the client's messages of one connection: which statements write."""
+
+    server: _ServerStream
+    buffer: bytes = b""
+    started: bool = False
+    writing: dict[bytes, bool] = field(default_factory=dict)
+
+    def feed(self, data: bytes) -> None:
+        self.buffer += data
+        if not self.started:  # the startup packet (or SSL request) has no type byte
+            if len(self.buffer) < 4:
+                return
+            (length,) = struct.unpack("!I", self.buffer[:4])
+            if len(self.buffer) < length:
+                return
+            self.buffer, self.started = self.buffer[length:], True
+        while len(self.buffer) >= 5:
+            kind = self.buffer[:1]
+            (length,) = struct.unpack("!I", self.buffer[1:5])
+            if len(self.buffer) < 1 + length:
+                return
+            body, self.buffer = self.buffer[5 : 1 + length], self.buffer[1 + length :]
+            if kind == b"Q" and _WRITING_TEXT.search(body):
+                self.server.wrote = True
+            elif kind == b"P":
+                name, _, rest = body.partition(b"\0")
+                self.writing[name] = bool(_WRITING_TEXT.search(rest.partition(b"\0")[0]))
+            elif kind == b"B":
+                statement = body[body.index(b"\0") + 1 :].partition(b"\0")[0]
+                if self.writing.get(statement):
+                    self.server.wrote = True
 
 
 class _ServerStream:
@@ -82,12 +123,14 @@ class WireCounter:
         server_r, server_w = await asyncio.open_connection(*self.target)
         state = {"server_spoke": True}
         stream = _ServerStream(self.counts)
+        client = _ClientStream(stream)
 
         async def upstream() -> None:
             while data := await client_r.read(65536):
                 if state["server_spoke"]:
                     self.counts.round_trips += 1
                     state["server_spoke"] = False
+                client.feed(data)
                 server_w.write(data)
                 await server_w.drain()
             server_w.close()

@@ -132,7 +132,7 @@ class Cache:
         self.channel = f"{self.prefix}invalidated"
         """Where every process publishes the scopes it invalidates."""
         self._near_seconds = near_seconds
-        self._near: TTLCache[str, tuple[tuple[str, ...], Any]] = TTLCache(
+        self._near: TTLCache[str, tuple[tuple[str, ...], CacheLookup]] = TTLCache(
             maxsize=lru_size, ttl=max(near_seconds, 0.001)
         )
         self._listening = False
@@ -196,7 +196,7 @@ class Cache:
         if self._listening and kind in _NEAR_KINDS:
             near = self._near.get(full)
             if near is not None:
-                return CacheLookup(kind, full, True, near[1], "", tuple(scopes), generation)
+                return near[1]
         stamp, raw = await self._read(full, scopes)
         hit, value = False, None
         if raw is not None:
@@ -325,7 +325,8 @@ class Cache:
     ) -> None:
         # An invalidation seen since the lookup began may postdate what was read.
         if self._listening and kind in _NEAR_KINDS and generation == self._generation:
-            self._near[full] = (scopes, value)
+            # The hit itself is kept: answering from the near copy builds nothing.
+            self._near[full] = (scopes, CacheLookup(kind, full, True, value, "", scopes))
 
     def _forget_near(self, scopes: Sequence[str]) -> None:
         self._generation += 1

@@ -34,6 +34,7 @@ __all__ = [
     "configure_logging",
     "get_logger",
     "redactor",
+    "reset_context",
     "timed",
 ]
 
@@ -258,9 +259,17 @@ def get_logger(name: str | None = None, **bound: Any) -> structlog.stdlib.BoundL
     return logger.bind(**bound) if bound else logger
 
 
-def bind_context(**values: Any) -> None:
-    """Bind values (request_id, run_id, project_id, tool, ...) to every later log line."""
-    structlog.contextvars.bind_contextvars(**values)
+def bind_context(**values: Any) -> Mapping[str, Any]:
+    """Bind values (request_id, run_id, project_id, tool, ...) to every later log line.
+
+    Returns what :func:`reset_context` needs to put the previous values back.
+    """
+    return structlog.contextvars.bind_contextvars(**values)
+
+
+def reset_context(tokens: Mapping[str, Any]) -> None:
+    """Put back the context values a :func:`bind_context` call replaced."""
+    structlog.contextvars.reset_contextvars(**tokens)
 
 
 def clear_context(*keys: str) -> None:

@@ -15,8 +15,9 @@ transient is raised at once, never retried.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import tenacity
 from tenacity import RetryCallState
@@ -26,6 +27,7 @@ from builder.log import get_logger
 __all__ = [
     "async_db_attempts",
     "db_retry",
+    "db_retry_after_first",
     "is_retryable_provider_error",
     "is_transient_db_error",
     "provider_retry",
@@ -146,6 +148,32 @@ def db_retry(*, attempts: int = 4, initial: float = 0.05, maximum: float = 2.0) 
         **_policy("db", is_transient_db_error, attempts=attempts, initial=initial, maximum=maximum)
     )
     return decorator
+
+
+def db_retry_after_first(
+    *, attempts: int = 4, initial: float = 0.05, maximum: float = 2.0
+) -> Callable[[F], F]:
+    """:func:`db_retry` for an async function on a hot path: the first attempt runs
+    bare, and the retry policy is set up only once it failed with a transient error.
+
+    Only use it around a whole, idempotent transaction (as :func:`db_retry`).
+    """
+
+    def decorate(fn: F) -> F:
+        retried = db_retry(attempts=attempts, initial=initial, maximum=maximum)(fn)
+
+        @functools.wraps(fn)
+        async def first_bare(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return await fn(*args, **kwargs)
+            except Exception as exc:
+                if not is_transient_db_error(exc):
+                    raise
+            return await retried(*args, **kwargs)
+
+        return cast(F, first_bare)
+
+    return decorate
 
 
 def provider_retry(*, attempts: int = 5, initial: float = 0.5, maximum: float = 20.0) -> Any:

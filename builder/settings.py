@@ -128,8 +128,19 @@ class Settings(BaseSettings):
         None,
         description="PostgreSQL URL; unset = embedded PostgreSQL in the data directory.",
     )
-    db_pool_size: int = Field(5, ge=1, description="Connections kept in the pool.")
-    db_max_overflow: int = Field(10, ge=0, description="Extra connections beyond the pool.")
+    db_pool_size: int = Field(
+        10,
+        ge=1,
+        description="Connections kept in the pool (the database's, the checkpointer's and "
+        "the lock manager's each hold up to this plus the overflow).",
+    )
+    db_max_overflow: int = Field(
+        5,
+        ge=0,
+        description="Extra connections beyond the pool, each closed as soon as it is "
+        "returned: a process busier than its pool opens and closes a connection per "
+        "transaction.",
+    )
     db_pool_recycle: int = Field(1800, ge=1, description="Seconds before a connection is renewed.")
     redis_url: str | None = Field(
         None, description="Redis URL; unset = in-process cache and rate limits (one node)."
@@ -201,7 +212,10 @@ class Settings(BaseSettings):
         "(`builder serve --no-worker` turns it off).",
     )
     worker_concurrency: int = Field(
-        50, ge=1, description="Most runs one worker process works at once."
+        50,
+        ge=1,
+        description="Most runs one worker process works at once (at most "
+        "BUILDER_SANDBOX_POOL_SIZE: each run holds a sandbox).",
     )
     run_lease_seconds: float = Field(
         30,
@@ -403,7 +417,15 @@ class Settings(BaseSettings):
     package_cache_dir: Path | None = Field(
         None,
         description="Host directory of the package cache shared by confined sandboxes "
-        "(npm's content-addressed store); unset = `<BUILDER_DATA_DIR>/package-cache`.",
+        "(npm's content-addressed store, installed `node_modules` trees); unset = "
+        "`<BUILDER_DATA_DIR>/package-cache`.",
+    )
+    package_tree_cache_bytes: int = Field(
+        4 * 1024**3,
+        ge=0,
+        description="Most bytes of installed `node_modules` trees kept in the package cache "
+        "for later installs from the same lock file (least recently used go first); "
+        "0 turns that part of the cache off.",
     )
     allow_unconfined_sandbox: bool = Field(
         False,

@@ -8,6 +8,7 @@ from structlog.testing import capture_logs
 
 from builder.retry import (
     db_retry,
+    db_retry_after_first,
     is_retryable_provider_error,
     is_transient_db_error,
     provider_retry,
@@ -121,3 +122,27 @@ def test_classifiers() -> None:
     assert is_retryable_provider_error(FakeProviderError(429))
     assert not is_retryable_provider_error(FakeProviderError(422))
     assert not is_retryable_provider_error(KeyError("x"))
+
+
+async def test_a_hot_path_pays_for_the_retry_policy_only_after_a_transient_failure() -> None:
+    calls: list[str] = []
+
+    @db_retry_after_first(initial=0.001)
+    async def write(kind: str) -> str:
+        calls.append(kind)
+        if kind == "transient" and len(calls) < 3:
+            raise psycopg.errors.SerializationFailure()
+        if kind == "broken":
+            raise psycopg.errors.UniqueViolation()
+        return "written"
+
+    assert await write("fine") == "written" and calls == ["fine"]
+    calls.clear()
+    with capture_logs() as logs:
+        assert await write("transient") == "written"
+    assert calls == ["transient"] * 3  # the bare attempt, then the policy's two
+    assert [e["policy"] for e in logs if e.get("policy")] == ["db"]
+    calls.clear()
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        await write("broken")
+    assert calls == ["broken"]

@@ -26,7 +26,10 @@ LOCAL_USER = "local"
 def _render(event: RunEvent, *, started: float) -> None:
     data = event.data
     clock = f"[dim]{time.perf_counter() - started:6.1f}s[/dim]"
-    if event.type == "run_started":
+    if event.type == "queued":
+        if "position" in data:  # the first only says the run is recorded
+            console.print(f"{clock} [dim]queued, {data['position']} ahead[/dim]")
+    elif event.type == "run_started":
         how = "resuming" if data.get("resumed") else "started"
         console.print(f"{clock} run {data['run_id'][:8]} {how}")
     elif event.type == "tool_start":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,7 +18,7 @@ from langchain_core.messages import (
     SystemMessage,
     ToolMessage,
 )
-from langchain_core.messages.utils import count_tokens_approximately, trim_messages
+from langchain_core.messages.utils import count_tokens_approximately
 from langchain_core.runnables import Runnable, RunnableConfig
 from langchain_core.tools import BaseTool
 from langgraph.runtime import Runtime
@@ -29,33 +30,70 @@ from builder.graphs.toolcalls import cut_off
 from builder.models import invoke_model
 from builder.models.pricing import call_cost, price_for
 
-__all__ = ["AgentNode", "context_window", "project_summary", "tool_images_as_user_messages"]
+__all__ = [
+    "AgentNode",
+    "TokenCounts",
+    "context_window",
+    "project_summary",
+    "tool_images_as_user_messages",
+]
 
 _MAX_LISTED_FILES = 150
 
 
-def context_window(messages: list[AnyMessage], budget: int) -> list[BaseMessage]:
+class TokenCounts:
+    """Approximate token counts of messages, remembered by message object.
+
+    A message in a graph's state is not changed once added, so its count is worked out
+    once per run instead of at every step (the window is taken at every model call).
+    """
+
+    def __init__(self, size: int = 8192) -> None:
+        self.size = size
+        self._counts: OrderedDict[int, tuple[BaseMessage, int]] = OrderedDict()
+
+    def __call__(self, message: BaseMessage) -> int:
+        """The message's count, as ``count_tokens_approximately`` gives it."""
+        key = id(message)
+        known = self._counts.get(key)
+        if known is not None and known[0] is message:
+            return known[1]
+        count = count_tokens_approximately([message])
+        self._counts[key] = (message, count)
+        if len(self._counts) > self.size:
+            self._counts.popitem(last=False)
+        return count
+
+
+def context_window(
+    messages: list[AnyMessage], budget: int, counts: TokenCounts | None = None
+) -> list[BaseMessage]:
     """The most recent messages that fit ``budget`` tokens, starting at a user message.
 
     Tool calls are never separated from their results: the window starts at a human
-    message, so it cannot begin with an orphaned tool result.
+    message, so it cannot begin with an orphaned tool result. The messages' tokens
+    are counted as ``count_tokens_approximately`` counts them (``counts`` remembers
+    them between calls). It is the window LangChain's ``trim_messages`` keeps
+    (strategy ``last``, starting on ``human``, no partial messages).
     """
-    window = trim_messages(
-        messages,
-        max_tokens=budget,
-        token_counter=count_tokens_approximately,
-        strategy="last",
-        start_on="human",
-        include_system=False,
-        allow_partial=False,
+    count = counts or TokenCounts()
+    total, start = 0, len(messages)
+    for index in range(len(messages) - 1, -1, -1):
+        total += count(messages[index])
+        if total > budget:
+            break
+        start = index
+    first_human = next(
+        (i for i in range(start, len(messages)) if messages[i].type == "human"), None
     )
+    window: list[BaseMessage] = [] if first_human is None else list(messages[first_human:])
     if not window and messages:
         # A single turn larger than the budget: keep its user message and the tail.
         last_human = max(
             (i for i, m in enumerate(messages) if m.type == "human"), default=len(messages) - 1
         )
         window = [messages[last_human], *messages[last_human + 1 :][-8:]]
-    return list(window)
+    return window
 
 
 def _is_image(block: object) -> bool:
@@ -141,6 +179,7 @@ class AgentNode:
         self.model = model.bind_tools(bound) if isinstance(model, BaseChatModel) else model
         self.model_name = _model_name(model)
         self.system_prompt = system_prompt
+        self.token_counts = TokenCounts()
         # Anthropic reads images in tool results; OpenAI-style APIs only in user turns.
         self.images_in_tool_results = self.caches_prompt
 
@@ -177,7 +216,9 @@ class AgentNode:
                 f"I stopped after {steps} steps, the most one run may take. "
                 "Send another message to continue.",
             )
-        window = context_window(state.get("messages", []), ctx.settings.context_token_budget)
+        window = context_window(
+            state.get("messages", []), ctx.settings.context_token_budget, self.token_counts
+        )
         summary = project_summary(state)
         prompt = (
             # The fixed instructions are a cached block; the project's state changes at

@@ -30,11 +30,13 @@ by builder's migrations.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import psycopg
 from langchain_core.runnables import RunnableConfig
@@ -52,12 +54,13 @@ from psycopg_pool import AsyncConnectionPool
 
 from builder.locks import advisory_key, holding_transaction
 from builder.log import get_logger
-from builder.retry import db_retry
+from builder.retry import db_retry, db_retry_after_first
 from builder.settings import Settings
 
 __all__ = ["SweepResult", "TTLCheckpointer"]
 
 Strategy = Literal["delete", "keep_latest"]
+T = TypeVar("T")
 
 _log = get_logger("builder.checkpointer")
 
@@ -119,6 +122,31 @@ HOLD_SQL = "SELECT thread_id FROM threads WHERE thread_id = %(thread_id)s FOR KE
 
 _EVICTION_LOCK = advisory_key("builder:contexts:evict")
 
+# The thread whose checkpoint write is under way in this task, for its cursor to refresh.
+_TOUCHING: ContextVar[str | None] = ContextVar("builder_checkpoint_touching", default=None)
+
+Settle = Callable[[Mapping[str, Any] | None, BaseException | None], Awaitable[BaseException | None]]
+"""What a carried statement's owner does once its transaction ended: called with the
+statement's row after the commit, or with the error that rolled it back (and then
+returns the error to raise instead, or None to raise that one)."""
+
+
+@dataclass(eq=False)
+class _Carried:
+    """A statement that commits with a task's writes (:meth:`TTLCheckpointer.carry`)."""
+
+    statement: str
+    params: dict[str, Any]
+    settle: Settle
+    after: Callable[[], Awaitable[None]] | None = None
+    row: Mapping[str, Any] | None = None
+
+
+# The carried statements of the checkpoint write under way in this task.
+_CARRYING: ContextVar[list[_Carried] | None] = ContextVar(
+    "builder_checkpoint_carrying", default=None
+)
+
 CONTEXT_STATE_SQL = """
 SELECT expires_at, swept_at, expires_at IS NOT NULL AND expires_at > now() AS live
 FROM threads WHERE thread_id = %(thread_id)s
@@ -177,6 +205,10 @@ class TTLCheckpointer(AsyncPostgresSaver):
         # rows cannot be swept while held, so refreshing them on every checkpoint write
         # would be wasted work; they are refreshed when the hold starts and ends.
         self._held: dict[str, int] = {}
+        # Statements to commit with a task's writes (carry), by thread and task; and,
+        # by thread, those under way, which the thread's next checkpoint waits for.
+        self._carried: dict[tuple[str, str], _Carried] = {}
+        self._carrying: dict[str, set[asyncio.Future[None]]] = {}
 
     @classmethod
     @asynccontextmanager
@@ -235,7 +267,6 @@ class TTLCheckpointer(AsyncPostgresSaver):
         async for item in super().alist(config, filter=filter, before=before, limit=limit):
             yield item
 
-    @db_retry()  # idempotent: the parent upserts by checkpoint id
     async def aput(
         self,
         config: RunnableConfig,
@@ -243,11 +274,32 @@ class TTLCheckpointer(AsyncPostgresSaver):
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
-        """Like the parent; also refreshes the thread's expiry."""
-        await self.touch(config["configurable"]["thread_id"])
-        return await super().aput(config, checkpoint, metadata, new_versions)
+        """Like the parent; also refreshes the thread's expiry, in the same round trip.
 
-    @db_retry()  # idempotent: the parent upserts by (task, index)
+        A checkpoint is written only once the statements carried with the writes of the
+        tasks before it (:meth:`carry`) are committed; when one failed, so does this.
+        """
+        thread_id = str(config["configurable"]["thread_id"])
+        for under_way in list(self._carrying.get(thread_id, ())):
+            await under_way
+        # Statements whose task's writes were never stored go with the checkpoint.
+        left = [key for key in self._carried if key[0] == thread_id]
+        carried = [self._carried.pop(key) for key in left]
+        return await self._settled(carried, self._aput(config, checkpoint, metadata, new_versions))
+
+    async def _aput_once(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        token = _TOUCHING.set(str(config["configurable"]["thread_id"]))
+        try:
+            return await super().aput(config, checkpoint, metadata, new_versions)
+        finally:
+            _TOUCHING.reset(token)
+
     async def aput_writes(
         self,
         config: RunnableConfig,
@@ -255,9 +307,109 @@ class TTLCheckpointer(AsyncPostgresSaver):
         task_id: str,
         task_path: str = "",
     ) -> None:
-        """Like the parent; also refreshes the thread's expiry."""
-        await self.touch(config["configurable"]["thread_id"])
-        await super().aput_writes(config, writes, task_id, task_path)
+        """Like the parent; also refreshes the thread's expiry, in the same round trip,
+        and runs the statement carried with the task's writes (:meth:`carry`) in the
+        same transaction."""
+        thread_id = str(config["configurable"]["thread_id"])
+        carried = self._carried.pop((thread_id, task_id), None)
+        if carried is None:
+            await self._aput_writes(config, writes, task_id, task_path)
+            return
+        under_way: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        # Retrieved: the failure is raised by this call and by the next checkpoint's.
+        under_way.add_done_callback(lambda done: done.cancelled() or done.exception())
+        waiting = self._carrying.setdefault(thread_id, set())
+        waiting.add(under_way)
+        try:
+            await self._settled([carried], self._aput_writes(config, writes, task_id, task_path))
+        except BaseException as exc:
+            under_way.set_exception(exc)
+            raise
+        else:
+            under_way.set_result(None)
+        finally:
+            waiting.discard(under_way)
+            if not waiting:
+                self._carrying.pop(thread_id, None)
+        if carried.after is not None:
+            await carried.after()  # the next checkpoint need not wait for it
+
+    async def _aput_writes_once(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
+        token = _TOUCHING.set(str(config["configurable"]["thread_id"]))
+        try:
+            await super().aput_writes(config, writes, task_id, task_path)
+        finally:
+            _TOUCHING.reset(token)
+
+    # Idempotent, so tried again after a lost connection: the parent upserts a
+    # checkpoint by its id and writes by (task, index); a carried statement is
+    # idempotent too (see carry).
+    _aput = db_retry_after_first()(_aput_once)
+    _aput_writes = db_retry_after_first()(_aput_writes_once)
+
+    @property
+    def carries_statements(self) -> bool:
+        """Whether :meth:`carry` is available: a pool whose connections pipeline."""
+        return isinstance(self.conn, AsyncConnectionPool) and self.supports_pipeline
+
+    def carry(
+        self,
+        thread_id: str,
+        task_id: str,
+        statement: str,
+        params: dict[str, Any],
+        settle: Settle,
+        after: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        """Commit ``statement`` with the writes of task ``task_id`` of thread
+        ``thread_id``, in the same round trip and transaction.
+
+        For a node whose effect must be stored exactly when its result is: the writes
+        and the statement are both committed or neither is, so a task re-run after a
+        crash is one whose statement did not commit. The thread's next checkpoint is
+        written only after them; if they fail, it fails with their error, which stops
+        a run with ``durability="sync"`` before its next step. ``settle`` is awaited
+        once the transaction ended (with the statement's row, or the error); ``after``,
+        once it committed and settled, while the thread's next checkpoint is written
+        (the run waits for it before it ends). Call it from the task itself, at its
+        end, in a run whose writes are stored as each task ends (``durability``
+        ``"sync"`` or ``"async"``); a statement whose task's writes are never stored is
+        committed with the thread's next checkpoint.
+
+        The statement may run twice (a write is tried again after a lost connection):
+        it must be idempotent.
+
+        Raises:
+            TypeError: The checkpointer cannot (see :attr:`carries_statements`).
+        """
+        if not self.carries_statements:
+            raise TypeError("carrying statements needs a connection pool with pipelines")
+        self._carried[(str(thread_id), task_id)] = _Carried(statement, params, settle, after)
+
+    async def _settled(self, carried: list[_Carried], write: Awaitable[T]) -> T:
+        """Run ``write`` with ``carried`` in its transaction, then settle them."""
+        if not carried:
+            return await write
+        token = _CARRYING.set(carried)
+        try:
+            result = await write
+        except BaseException as exc:
+            for item in carried:
+                instead = await item.settle(None, exc)
+                if instead is not None:
+                    raise instead from exc
+            raise
+        finally:
+            _CARRYING.reset(token)
+        for item in carried:
+            await item.settle(item.row, None)
+        return result
 
     async def adelete_thread(self, thread_id: str) -> None:
         """Delete a thread's checkpoints; its row stays, with no live context."""
@@ -469,21 +621,49 @@ class TTLCheckpointer(AsyncPostgresSaver):
         # connection, so concurrent runs in one process need not queue behind each other.
         if not isinstance(self.conn, AsyncConnectionPool) or self.pipe is not None:
             async with super()._cursor(pipeline=pipeline) as cur:
+                await self._refresh_in(cur)
                 yield cur
             return
         async with self._pooled() as conn:
             if pipeline and self.supports_pipeline:
-                async with conn.pipeline(), conn.cursor(binary=True, row_factory=dict_row) as cur:
-                    yield cur
+                carried = _CARRYING.get() or []
+                sides = [conn.cursor(binary=True, row_factory=dict_row) for _ in carried]
+                try:
+                    async with (
+                        conn.pipeline(),
+                        conn.cursor(binary=True, row_factory=dict_row) as cur,
+                    ):
+                        # Sent with the write, in one round trip and one transaction.
+                        await self._refresh_in(cur)
+                        for item, side in zip(carried, sides, strict=True):
+                            await side.execute(item.statement, item.params)
+                        yield cur
+                    for item, side in zip(carried, sides, strict=True):
+                        item.row = await side.fetchone()
+                finally:
+                    for side in sides:
+                        await side.close()
             elif pipeline:
                 async with (
                     conn.transaction(),
                     conn.cursor(binary=True, row_factory=dict_row) as cur,
                 ):
+                    await self._refresh_in(cur)
                     yield cur
             else:
                 async with conn.cursor(binary=True, row_factory=dict_row) as cur:
+                    await self._refresh_in(cur)
                     yield cur
+
+    async def _refresh_in(self, cur: AsyncCursor[DictRow]) -> None:
+        """Refresh the expiry of the thread a checkpoint write is for (:meth:`aput`,
+        :meth:`aput_writes`), with the write's own statements; once per write."""
+        thread_id = _TOUCHING.get()
+        if thread_id is None:
+            return
+        _TOUCHING.set(None)
+        if thread_id not in self._held:
+            await cur.execute(TOUCH_SQL, {"thread_id": thread_id, "ttl": self.ttl_seconds})
 
 
 async def _resolved(value: Any) -> Any:

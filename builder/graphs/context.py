@@ -43,6 +43,8 @@ class RunContext:
         resumed: This run continues one that was interrupted. Its first save rescans the
             workspace: a step cut short may have changed files that its checkpoint
             does not record (and running it again may not change them a second time).
+        workspace_version: The version the workspace holds, as this run last read or
+            saved it (trusted only while ``exclusive``; None: read it from the workspace).
     """
 
     sandbox: Sandbox
@@ -57,6 +59,7 @@ class RunContext:
     resumed: bool = False
     exclusive: bool = False
     disk: DiskUsage = field(default_factory=DiskUsage)
+    workspace_version: int | None = None
 
     def __post_init__(self) -> None:
         if not self.project_id:

@@ -15,17 +15,21 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
+from langgraph._internal._constants import CONFIG_KEY_DURABILITY
+from langgraph.config import get_config
+from langgraph.constants import CONFIG_KEY_CHECKPOINTER
 from langgraph.runtime import Runtime
 
 from builder.errors import (
-    AlreadyExists,
     InvalidInput,
     NotFound,
     PathOutsideSandbox,
     StaleWorkspace,
 )
+from builder.graphs.checkpointer import TTLCheckpointer
 from builder.graphs.context import RunContext
 from builder.graphs.state import WebBuilderState, merge_manifest
 from builder.log import get_logger
@@ -34,9 +38,10 @@ from builder.persistence.files import (
     sync_workspace,
     workspace_version,
 )
-from builder.persistence.snapshots import save_snapshot
-from builder.persistence.usage import record_usage, usage_values
+from builder.persistence.snapshots import save_step, step_save, step_saved
+from builder.persistence.usage import usage_values
 from builder.sandbox.base import Sandbox
+from builder.sandbox.ignore import ignored_writes
 
 __all__ = ["StepSaver", "manifest_changes", "scan_workspace"]
 
@@ -78,6 +83,7 @@ class StepSaver:
         *,
         files: dict[str, str | None] | None = None,
         rescan: bool = False,
+        written: Mapping[str, bytes] | None = None,
     ) -> dict[str, Any]:
         """Save a step: the state updates that record it.
 
@@ -86,6 +92,8 @@ class StepSaver:
             runtime: The node's runtime (run context and stream writer).
             files: Manifest changes the node itself made (on top of ``state``).
             rescan: The node ran a command: rebuild the manifest from the workspace.
+            written: The content the node wrote, by path (saved without reading it back
+                when its hash is the manifest's).
         """
         ctx = runtime.context
         update: dict[str, Any] = {}
@@ -99,39 +107,58 @@ class StepSaver:
             files = {**(files or {}), **scan_changes}
             manifest = scanned
             update["rescan"] = False
+        ignored = await ignored_writes(ctx.sandbox, unsaved)
+        if ignored:  # written by a file tool under a path the .gitignore lists
+            unsaved = {p: sha for p, sha in unsaved.items() if p not in ignored}
+            files = {p: sha for p, sha in (files or {}).items() if p not in ignored}
         if files:
             update["files"] = files
         step = state.get("run_steps", 0)
         usage = state.get("pending_usage")
         if usage is not None:
             update["pending_usage"] = None
-        if unsaved and ctx.db is not None:
-            version, written = await self._snapshot(ctx, unsaved, step, usage)
-            if written:
+        if (unsaved or usage is not None) and ctx.db is not None:
+            version, corrected = await self._save(runtime, unsaved, step, usage, written or {})
+            if corrected:
                 # What the workspace really holds, when a file vanished or turned into
                 # a link since the tool wrote it.
-                update["files"] = {**update.get("files", {}), **written}
-            if version is not None:
+                update["files"] = {**update.get("files", {}), **corrected}
+            if version is not None and unsaved:
                 update["snapshot_version"] = version
                 runtime.stream_writer(
                     {"event": "snapshot", "version": version, "paths": sorted(unsaved)}
                 )
-        elif usage is not None:
-            await self._record_usage(ctx, usage)
-        if state.get("unsaved") or unsaved:
+        if state.get("unsaved") or "unsaved" not in state:
+            # Not written again (a checkpoint blob) when it was empty already.
             update["unsaved"] = {}
         return update
 
-    async def _snapshot(
-        self, ctx: RunContext, changed: dict[str, str | None], step: int, usage: Any
+    async def _save(
+        self,
+        runtime: Runtime[RunContext],
+        changed: dict[str, str | None],
+        step: int,
+        usage: Any,
+        written: Mapping[str, bytes],
     ) -> tuple[int | None, dict[str, str | None]]:
-        """Save ``changed``: the new version and manifest corrections."""
+        """Save ``changed`` and the step's usage: the version and manifest corrections.
+
+        Under a checkpointer that can carry it (:func:`_carrier`), the save is committed
+        with this node's writes, in their transaction: the version is then known before
+        it is (``base + 1``), and the workspace records it once it is committed.
+        """
+        ctx = runtime.context
         assert ctx.db is not None
+        db = ctx.db
         contents: dict[str, bytes | None] = {}
         corrections: dict[str, str | None] = {}
         for path, sha in changed.items():
             if sha is None:
                 contents[path] = None
+                continue
+            known = written.get(path)
+            if known is not None and hashlib.sha256(known).hexdigest() == sha:
+                contents[path] = known  # just written by this node
                 continue
             try:
                 data = await ctx.sandbox.read_file(path)
@@ -146,34 +173,105 @@ class StepSaver:
             if digest != sha:
                 corrections[path] = digest
         project_id = uuid.UUID(ctx.project_id)
-        try:
-            snapshot = await save_snapshot(
-                ctx.db,
-                project_id=project_id,
-                changes=contents,
-                message_id=ctx.message_id,
-                run_id=ctx.run_id,
-                idempotency_key=f"{ctx.run_id}:{step}",
-                summary=_summary(changed),
-                base_version=await workspace_version(ctx.sandbox),
-                usage=None if usage is None else _usage_row(ctx, usage),
-            )
-        except StaleWorkspace:
-            # Another process saved a newer version: this copy must not become the
-            # newest. Refresh it so the next turn starts from the real latest files.
-            await sync_workspace(ctx.db, project_id=project_id, sandbox=ctx.sandbox, force=True)
-            raise
-        if snapshot is not None:
-            await record_workspace_version(ctx.sandbox, snapshot.version)
-        return (snapshot.version if snapshot else None), corrections
+        base = await _workspace_version(ctx) if changed else None
+        save = step_save(
+            project_id=project_id,
+            changes=contents,
+            message_id=ctx.message_id,
+            run_id=ctx.run_id,
+            idempotency_key=f"{ctx.run_id}:{step}",
+            summary=_summary(changed),
+            base_version=base,
+            usage=None if usage is None else _usage_row(ctx, usage),
+        )
 
-    async def _record_usage(self, ctx: RunContext, usage: Any) -> None:
-        if ctx.db is None:
-            return
+        async def saved(row: Mapping[str, Any]) -> int | None:
+            version = save.outcome(row)
+            if row["repeated"] is not None:  # a step run again after a crash
+                _log.debug("step.saved_before", run_id=ctx.run_id, step=step, version=version)
+            if version is not None and changed:
+                ctx.workspace_version = version
+            await step_saved(db, save, row)
+            return version
+
+        async def recorded() -> None:
+            # After the commit, never before: a workspace may say it holds an older
+            # version than it does (the next sync restores the same files), never a
+            # newer one.
+            if ctx.workspace_version is not None and changed:
+                await record_workspace_version(ctx.sandbox, ctx.workspace_version)
+
+        async def refused(error: BaseException) -> BaseException | None:
+            ctx.workspace_version = None
+            if isinstance(error, StaleWorkspace):
+                # Another process saved a newer version: this copy must not become the
+                # newest. Refresh it so the next turn starts from the real latest files.
+                await sync_workspace(db, project_id=project_id, sandbox=ctx.sandbox, force=True)
+            return None
+
+        carrier = _carrier(runtime)
+        if carrier is not None and (base is not None or not changed):
+
+            async def settle(
+                row: Mapping[str, Any] | None, error: BaseException | None
+            ) -> BaseException | None:
+                if row is not None:
+                    await saved(row)
+                    return None
+                stale = save.refusal(getattr(getattr(error, "diag", None), "constraint_name", None))
+                await refused(stale or error)  # type: ignore[arg-type]
+                return stale
+
+            info = runtime.execution_info
+            assert info is not None and info.thread_id is not None
+            carrier.carry(
+                info.thread_id, info.task_id, save.statement, save.params, settle, recorded
+            )
+            return (None if base is None else base + 1), corrections
         try:
-            await record_usage(ctx.db, **_usage_row(ctx, usage))
-        except AlreadyExists:  # this step was recorded before a crash; resume records once
-            _log.debug("usage.already_recorded", run_id=ctx.run_id, step=usage["step"])
+            row = await save_step(db, save)
+        except StaleWorkspace as exc:
+            await refused(exc)
+            raise
+        version = await saved(row)
+        await recorded()
+        return version, corrections
+
+
+async def _workspace_version(ctx: RunContext) -> int | None:
+    """The version the workspace holds: read from it, or remembered from this run's
+    last save while the run has the workspace to itself (``RunContext.exclusive``)."""
+    if ctx.exclusive and ctx.workspace_version is not None:
+        return ctx.workspace_version
+    ctx.workspace_version = await workspace_version(ctx.sandbox)
+    return ctx.workspace_version
+
+
+def _carrier(runtime: Runtime[RunContext]) -> TTLCheckpointer | None:
+    """The checkpointer that commits a node's save with the node's writes, if any.
+
+    That is the run's :class:`TTLCheckpointer` on a pool (as under the runs service, on
+    the project's database), when the run stores each task's writes as it ends
+    (durability ``"sync"`` or ``"async"``); otherwise the node saves on its own.
+    """
+    info = runtime.execution_info
+    # A task of the top graph (its namespace is its own, ``node:task``): a subgraph's
+    # writes are stored under its parent's namespace.
+    if info is None or info.thread_id is None or "|" in info.checkpoint_ns:
+        return None
+    try:
+        configurable = get_config().get("configurable") or {}
+    except RuntimeError:  # not inside a graph's node
+        return None
+    checkpointer = configurable.get(CONFIG_KEY_CHECKPOINTER)
+    durability = configurable.get(CONFIG_KEY_DURABILITY)
+    if (
+        isinstance(checkpointer, TTLCheckpointer)
+        and checkpointer.carries_statements
+        and durability in ("sync", "async")
+    ):
+        return checkpointer
+    return None
 
 
 def _usage_row(ctx: RunContext, usage: Any) -> dict[str, Any]:

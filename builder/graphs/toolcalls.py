@@ -24,7 +24,7 @@ from builder.graphs.state import DevServerState, PlanState, WebBuilderState
 from builder.locks import LockManager
 from builder.log import get_logger
 from builder.persistence.projects import record_replica
-from builder.tools.bound import BoundTool
+from builder.tools.bound import answer_call
 from builder.tools.context import (
     DevServerStatus,
     Plan,
@@ -187,13 +187,8 @@ class ToolCallsNode:
             )
             effects.error(f"{name}: invalid arguments")
         elif name in self.registry:
-            result = await BoundTool(self.registry.get(name), tool_ctx).ainvoke(
-                {**call, "type": "tool_call"}
-            )
-            message = (
-                result
-                if isinstance(result, ToolMessage)
-                else ToolMessage(str(result), tool_call_id=call_id, name=name)
+            message = await answer_call(
+                self.registry.get(name), tool_ctx, call_id, call.get("args", {})
             )
         else:
             known = ", ".join(self.registry.names())
@@ -246,7 +241,9 @@ class ToolCallsNode:
                 update["rescan"] = True
         else:
             update.update(
-                await self.saver.save(state, runtime, files=changes, rescan=effects.rescan)
+                await self.saver.save(
+                    state, runtime, files=changes, rescan=effects.rescan, written=effects.written
+                )
             )
         if effects.plan_changed and effects.plan is not None:
             update["plan"] = _plan_to_state(effects.plan)

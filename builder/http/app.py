@@ -1,27 +1,21 @@
 """The FastAPI application: ``create_app()``.
 
-The middleware stack, outermost first (each is pure ASGI unless noted):
-
-1. :class:`~builder.http.middleware.RequestIdMiddleware`: the request id, bound to
-   every log line, echoed on every response (errors, 413 and 429 included), plus the
-   rate-limit headers;
-2. :class:`~builder.http.middleware.SecurityHeadersMiddleware`;
-3. :class:`~builder.http.metrics.MetricsMiddleware`: count and time by route template
-   and final status;
-4. :class:`~builder.http.errors.UnexpectedErrorMiddleware`: anything unexpected is a
-   500 with the request id, logged and sent to Sentry;
-5. Starlette's ``CORSMiddleware`` (``BUILDER_CORS_ORIGINS``), so even a 401 or 413
-   carries CORS headers a browser can read, and preflights need no key;
-6. :class:`~builder.http.middleware.BodySizeLimitMiddleware`: 413 before the body is
-   read;
-7. :class:`~builder.http.auth.AuthMiddleware`: the caller, or 401;
+Every request first meets :class:`~builder.http.edge.Edge`, one pure ASGI layer that
+does, in this order: the request id (bound to every log line, echoed on every response,
+errors, 413 and 429 included, with the rate-limit headers), the security headers, the
+metrics (by route template and final status), the last resort for errors (a 500 with
+the request id, logged and sent to Sentry), CORS (``BUILDER_CORS_ORIGINS``; even a 401
+or 413 carries CORS headers, and preflights need no key), the body limit (413 before
+the body is read) and authentication (the caller, or 401).
 
 Outside all of them, :class:`~builder.http.preview.PreviewDispatch` sends requests for a
 preview (on the preview listener, or for a preview host) to the preview gateway, so
 they meet none of the API's layers and the API never serves a preview.
 
 Then the route's dependencies: the rate limit of its group (429), the caller's
-project (404 for anyone else's), and the request model (422). Builder errors raised
+project (404 for anyone else's), and the request model (422). Routes are
+:class:`~builder.http.routing.PlannedRoute`: a simple dependency tree is planned once
+instead of solved per request. Builder errors raised
 anywhere below are answered by the one mapping in :mod:`builder.http.errors`.
 """
 
@@ -36,20 +30,15 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.routing import APIRoute
-from starlette.middleware.cors import CORSMiddleware
 
 from builder._version import __version__
-from builder.http.auth import AuthMiddleware
-from builder.http.errors import ERROR_RESPONSES, UnexpectedErrorMiddleware, install_error_handlers
-from builder.http.metrics import Metrics, MetricsMiddleware, metrics_router
-from builder.http.middleware import (
-    BodySizeLimitMiddleware,
-    RequestIdMiddleware,
-    SecurityHeadersMiddleware,
-)
+from builder.http.edge import Edge
+from builder.http.errors import ERROR_RESPONSES, install_error_handlers
+from builder.http.metrics import Metrics, metrics_router
 from builder.http.preview import PreviewDispatch, make_gateway
 from builder.http.ratelimit import rate_limited
 from builder.http.routes import ROUTERS
+from builder.http.routing import PlannedRoute
 from builder.http.services import Services
 from builder.http.studio import routes as studio
 from builder.preview.urls import preview_origin
@@ -101,35 +90,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         _add_routes(app, router)
     app.router.routes.append(studio.static_mount())
     _add_openapi_routes(app, settings)
-    # add_middleware wraps what is there: added last = outermost.
-    app.add_middleware(AuthMiddleware, settings=settings)
-    app.add_middleware(BodySizeLimitMiddleware, limit=settings.max_request_bytes)
+    # Everything a request meets before its route is one layer (builder.http.edge).
     app.add_middleware(
-        CORSMiddleware,
-        allow_origins=settings.cors_origins,
-        allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
-        allow_headers=["authorization", "x-api-key", "content-type", "x-request-id"],
-        expose_headers=[
-            "x-request-id",
-            "x-run-id",
-            "retry-after",
-            "x-ratelimit-limit",
-            "x-ratelimit-remaining",
-            "x-ratelimit-reset",
-            # The LangGraph SDK reads a new run's URL from these.
-            "content-location",
-            "location",
-        ],
-        max_age=600,
+        Edge, settings=settings, metrics=metrics, preview_origin=preview_origin(settings)
     )
-    app.add_middleware(UnexpectedErrorMiddleware)
-    app.add_middleware(MetricsMiddleware, metrics=metrics)
-    app.add_middleware(
-        SecurityHeadersMiddleware,
-        hsts=settings.is_production,
-        preview_origin=preview_origin(settings),
-    )
-    app.add_middleware(RequestIdMiddleware)
     gateway = make_gateway(settings, lambda: app.state.services)
     if gateway is not None:
         app.add_middleware(
@@ -159,7 +123,10 @@ def _add_routes(app: FastAPI, router: APIRouter) -> None:
                 for name in _ROUTE_FIELDS
                 if name not in {"path", "endpoint"} and hasattr(route, name)
             }
-            route = type(route)(
+            # A plain APIRoute becomes a PlannedRoute: the same route, its dependency
+            # tree planned once instead of solved per request.
+            cls = PlannedRoute if type(route) is APIRoute else type(route)
+            route = cls(
                 route.path, route.endpoint, **(fields | {"dependency_overrides_provider": app})
             )
         app.router.routes.append(route)

@@ -28,14 +28,12 @@ as the local user. A wrong or revoked key is 401 in every environment.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Scope
 
 from builder.errors import BuilderError, Forbidden, Unauthorized
-from builder.http.errors import builder_error_response
-from builder.http.scope import scope_state
 from builder.http.studio.session import (
     CSRF_HEADER,
     SAFE_METHODS,
@@ -44,7 +42,7 @@ from builder.http.studio.session import (
 )
 from builder.persistence.schemas import UserPublic
 from builder.persistence.users import (
-    authenticate_api_key,
+    API_KEY_PREFIX,
     authenticate_api_key_hash,
     hash_api_key,
 )
@@ -53,7 +51,7 @@ from builder.settings import Settings
 if TYPE_CHECKING:
     from builder.http.services import Services
 
-__all__ = ["AuthMiddleware", "Principal", "public_path_patterns"]
+__all__ = ["Authenticator", "Principal", "public_path_patterns"]
 
 _ALWAYS_PUBLIC = (
     r"/",
@@ -65,6 +63,7 @@ _ALWAYS_PUBLIC = (
     r"/api/integrations/[^/]+/callback",
 )
 _DOCS = (r"/docs", r"/docs/oauth2-redirect", r"/openapi\.json")
+_PRINCIPALS_MAX = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,12 +74,12 @@ class Principal:
     key_hash: str | None
     """SHA-256 of the API key presented; None for the anonymous local user."""
 
-    @property
-    def rate_key(self) -> str:
-        """What rate limits count against: the API key, or the local user."""
-        if self.key_hash is not None:
-            return f"key:{self.key_hash[:32]}"
-        return f"user:{self.user.id}"
+    rate_key: str = field(init=False, compare=False)
+    """What rate limits count against: the API key, or the local user."""
+
+    def __post_init__(self) -> None:
+        key = f"key:{self.key_hash[:32]}" if self.key_hash is not None else f"user:{self.user.id}"
+        object.__setattr__(self, "rate_key", key)
 
 
 def public_path_patterns(settings: Settings) -> list[str]:
@@ -110,45 +109,52 @@ def _presented_key(scope: Scope) -> str | None:
     return bearer if bearer is not None else header_key
 
 
-class AuthMiddleware:
-    """Resolve the caller and store it as ``request.state.principal``, or answer 401.
+class Authenticator:
+    """Who is calling: the principal of a request, or why it is refused.
 
     Args:
-        app: The wrapped app.
         settings: Which paths are public and whether anonymous access is on.
     """
 
-    def __init__(self, app: ASGIApp, *, settings: Settings) -> None:
-        self.app = app
+    def __init__(self, settings: Settings) -> None:
         self._public = re.compile("^(?:" + "|".join(public_path_patterns(settings)) + ")$")
         self._anonymous = settings.anonymous_allowed
         self._sessions = session_signer(settings)
+        self._principals: dict[str, Principal] = {}
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or self._public.match(scope["path"]):
-            await self.app(scope, receive, send)
-            return
+    async def authenticate(self, scope: Scope) -> Principal | BuilderError | None:
+        """The caller (None on a public path), or the error to answer (401, 403)."""
+        if self._public.match(scope["path"]):
+            return None
         services: Services = scope["app"].state.services
         key = _presented_key(scope)
         cookie = session_cookie(scope) if key is None else None
         principal: Principal | None = None
         error: BuilderError | None = None
         if key:
-            user = await authenticate_api_key(services.db, key=key)
-            if user is not None:
-                principal = Principal(user=user, key_hash=hash_api_key(key))
+            key_hash = hash_api_key(key) if key.startswith(API_KEY_PREFIX) else None
+            if key_hash is not None:
+                user = await authenticate_api_key_hash(services.db, key_hash=key_hash)
+                if user is not None:
+                    principal = self._principal(user, key_hash)
         elif cookie is not None:
             principal, error = await self._from_session(scope, services, cookie)
         elif key is None and self._anonymous:
-            principal = Principal(user=services.local_user, key_hash=None)
+            principal = services.local_principal
         if principal is None:
-            error = error or Unauthorized(
+            return error or Unauthorized(
                 "a valid API key is required" if key is None else "invalid API key"
             )
-            await builder_error_response(scope, error)(scope, receive, send)
-            return
-        scope_state(scope)["principal"] = principal
-        await self.app(scope, receive, send)
+        return principal
+
+    def _principal(self, user: UserPublic, key_hash: str) -> Principal:
+        """The principal of a key's user; the same object while the user is (near cache)."""
+        kept = self._principals.get(key_hash)
+        if kept is None or kept.user is not user:
+            if len(self._principals) >= _PRINCIPALS_MAX:
+                self._principals.clear()
+            kept = self._principals[key_hash] = Principal(user=user, key_hash=key_hash)
+        return kept
 
     async def _from_session(
         self, scope: Scope, services: Services, cookie: str

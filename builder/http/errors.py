@@ -34,7 +34,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from builder.errors import (
     BuilderError,
@@ -62,7 +62,7 @@ __all__ = [
     "ERROR_RESPONSES",
     "ErrorBody",
     "ErrorInfo",
-    "UnexpectedErrorMiddleware",
+    "answer_escaped_error",
     "builder_error_response",
     "error_response",
     "install_error_handlers",
@@ -235,41 +235,30 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
 
 
-class UnexpectedErrorMiddleware:
-    """Turn any exception that escaped the app into a 500 with the standard body.
+async def answer_escaped_error(
+    scope: Scope, receive: Receive, send: Send, exc: Exception, *, answered: bool
+) -> None:
+    """The last resort for an exception that escaped the app: a 500 with the request id.
 
     The exception is logged with its traceback and sent to Sentry (when configured),
-    tagged with the request id and the user; the caller sees only the request id.
-    It is not re-raised: the answer has been given, and the server's own "exception in
-    ASGI application" log would repeat the traceback without the request's context.
+    tagged with the request id and the user; the caller sees only the request id. A
+    builder error raised outside the routes (before any answer) gets the same mapping
+    as inside. Nothing is re-raised: the answer has been given, and the server's own
+    "exception in ASGI application" log would repeat the traceback without the
+    request's context.
+
+    Args:
+        scope: The request.
+        receive: Its receive channel.
+        send: Its send channel.
+        exc: What escaped.
+        answered: Whether the response had already started (then nothing is sent).
     """
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = False
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await self.app(scope, receive, tracking_send)
-        except Exception as exc:
-            if isinstance(exc, BuilderError) and not started:
-                # Raised outside the routes (a middleware): same mapping as inside.
-                await builder_error_response(scope, exc)(scope, receive, send)
-                return
-            _log.error("http.unexpected_error", error=type(exc).__name__, exc_info=exc)
-            report_exception(exc, scope_state(scope))
-            if not started:
-                response = error_response(
-                    scope, 500, "internal", "internal error; quote the request id"
-                )
-                await response(scope, receive, send)
+    if isinstance(exc, BuilderError) and not answered:
+        await builder_error_response(scope, exc)(scope, receive, send)
+        return
+    _log.error("http.unexpected_error", error=type(exc).__name__, exc_info=exc)
+    report_exception(exc, scope_state(scope))
+    if not answered:
+        response = error_response(scope, 500, "internal", "internal error; quote the request id")
+        await response(scope, receive, send)

@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import hmac
 import os
-import time
 
 from fastapi import APIRouter, Request
 from prometheus_client import (
@@ -38,12 +37,11 @@ from prometheus_client import (
 )
 from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from builder.errors import Unauthorized
 from builder.runs.service import RunHandle
 
-__all__ = ["Metrics", "MetricsMiddleware", "metrics_router"]
+__all__ = ["Metrics", "metrics_router"]
 
 _MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
@@ -95,12 +93,27 @@ class Metrics:
             registry=self.registry,
         )
 
+        # Label children bound once per (method, route, status): routes are templates,
+        # so these stay few, and a request then costs two plain updates.
+        self._request_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
         self.preview_requests = Counter(
             "builder_preview_requests_total",
             "Preview requests with a valid link, by where they went.",
             ["target"],
             registry=self.registry,
         )
+
+    def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        """Count and time one answered request (by route template, never the raw path)."""
+        key = (method, route, status)
+        children = self._request_children.get(key)
+        if children is None:
+            children = self._request_children[key] = (
+                self.requests.labels(method=method, route=route, status=str(status)),
+                self.latency.labels(method=method, route=route),
+            )
+        children[0].inc()
+        children[1].observe(seconds)
 
     def rate_limited(self, tier: str) -> None:
         """Count a 429."""
@@ -127,39 +140,6 @@ class Metrics:
             MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
             return generate_latest(registry)
         return generate_latest(self.registry)
-
-
-class MetricsMiddleware:
-    """Count and time every HTTP request by method, route template and status."""
-
-    def __init__(self, app: ASGIApp, *, metrics: Metrics) -> None:
-        self.app = app
-        self.metrics = metrics
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500
-
-        async def send_with_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_with_status)
-        finally:
-            route = scope.get("route")
-            template = getattr(route, "path_format", None) or getattr(route, "path", None)
-            label = template or "unmatched"
-            method = scope["method"]
-            self.metrics.requests.labels(method=method, route=label, status=str(status)).inc()
-            self.metrics.latency.labels(method=method, route=label).observe(
-                time.perf_counter() - started
-            )
 
 
 def metrics_router() -> APIRouter:

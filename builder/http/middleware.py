@@ -1,8 +1,8 @@
-"""Pure ASGI middleware on every request: request id, security headers, body limit.
+"""What every request gets on its way in: its id, the security headers, the body limit.
 
-Pure ASGI (no ``BaseHTTPMiddleware``): each layer is one function call and a wrapped
-``send``, with no extra task or body buffering per request. The whole stack, outermost
-first, is listed in :func:`builder.http.app.create_app`.
+:class:`~builder.http.edge.Edge` applies them (with the metrics, the last resort for
+errors, CORS and authentication) in one ASGI layer; :class:`BodySizeLimitMiddleware` is
+also a pure ASGI middleware of its own (the preview gateway uses it).
 """
 
 from __future__ import annotations
@@ -14,14 +14,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from builder.errors import RequestTooLarge
 from builder.http.errors import error_response
-from builder.http.scope import scope_state
-from builder.log import bound_context
 
 __all__ = [
+    "REQUEST_ID_HEADER",
     "BodySizeLimitMiddleware",
-    "RequestIdMiddleware",
-    "SecurityHeadersMiddleware",
+    "SecurityHeaders",
+    "new_request_id",
+    "refuse_too_large",
     "studio_csp",
+    "well_formed_id",
 ]
 
 REQUEST_ID_HEADER = b"x-request-id"
@@ -51,50 +52,21 @@ def studio_csp(preview_origin: str | None) -> bytes:
     ).encode()
 
 
-class RequestIdMiddleware:
-    """Give every request an id, log with it, and echo it on every response.
+def well_formed_id(value: bytes) -> str | None:
+    """An incoming ``x-request-id`` worth keeping (8-128 of ``A-Z a-z 0-9 . _ -``), or None.
 
-    A well-formed incoming ``x-request-id`` (8-128 characters of ``A-Z a-z 0-9 . _ -``)
-    is kept, so a proxy's id follows the request; anything else is replaced by a new
-    random id. The id is bound to every log line written while the request runs and
-    stored in ``request.state.request_id``. Headers other components registered with
-    :func:`~builder.http.scope.add_response_header` (rate-limit headers) are added here
-    too, so they reach every response, errors included.
+    A proxy's id is kept so that it follows the request; anything else is replaced.
     """
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        request_id = _incoming_id(scope) or secrets.token_hex(16)
-        state = scope_state(scope)
-        state["request_id"] = request_id
-        encoded = request_id.encode()
-
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = list(message.get("headers", ()))
-                headers.append((REQUEST_ID_HEADER, encoded))
-                headers.extend(state.get("response_headers", ()))
-                message = {**message, "headers": headers}
-            await send(message)
-
-        with bound_context(request_id=request_id):
-            await self.app(scope, receive, send_with_id)
+    return value.decode() if _WELL_FORMED_ID.match(value) else None
 
 
-def _incoming_id(scope: Scope) -> str | None:
-    for name, value in scope["headers"]:
-        if name == REQUEST_ID_HEADER:
-            return value.decode() if _WELL_FORMED_ID.match(value) else None
-    return None
+def new_request_id() -> str:
+    """A fresh random request id."""
+    return secrets.token_hex(16)
 
 
-class SecurityHeadersMiddleware:
-    """Add browser security headers to every response.
+class SecurityHeaders:
+    """The browser security headers of a response, by path.
 
     ``X-Frame-Options: DENY``, ``X-Content-Type-Options: nosniff``,
     ``Referrer-Policy: no-referrer``, a ``Permissions-Policy`` that turns off powerful
@@ -104,13 +76,11 @@ class SecurityHeadersMiddleware:
     ``Strict-Transport-Security`` tells browsers to use HTTPS for a year.
 
     Args:
-        app: The wrapped app.
         hsts: Add ``Strict-Transport-Security``.
         preview_origin: The preview origin the studio may frame (None: previews off).
     """
 
-    def __init__(self, app: ASGIApp, *, hsts: bool, preview_origin: str | None = None) -> None:
-        self.app = app
+    def __init__(self, *, hsts: bool, preview_origin: str | None = None) -> None:
         common = [
             (b"x-frame-options", b"DENY"),
             (b"x-content-type-options", b"nosniff"),
@@ -120,28 +90,17 @@ class SecurityHeadersMiddleware:
         ]
         if hsts:
             common.append((b"strict-transport-security", b"max-age=31536000; includeSubDomains"))
-        self._api = [*common, (b"content-security-policy", _API_CSP)]
-        self._docs = [*common, (b"content-security-policy", _DOCS_CSP)]
-        self._studio = [*common, (b"content-security-policy", studio_csp(preview_origin))]
+        self._api = (*common, (b"content-security-policy", _API_CSP))
+        self._docs = (*common, (b"content-security-policy", _DOCS_CSP))
+        self._studio = (*common, (b"content-security-policy", studio_csp(preview_origin)))
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        path = scope["path"]
+    def for_path(self, path: str) -> tuple[tuple[bytes, bytes], ...]:
+        """The headers to add to the response to a request for ``path``."""
         if path in _DOCS_PATHS:
-            extra = self._docs
-        elif path == "/" or path.startswith("/studio/"):
-            extra = self._studio
-        else:
-            extra = self._api
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message = {**message, "headers": [*message.get("headers", ()), *extra]}
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
+            return self._docs
+        if path == "/" or path.startswith("/studio/"):
+            return self._studio
+        return self._api
 
 
 class _BodyTooLarge(Exception):
@@ -202,11 +161,16 @@ class BodySizeLimitMiddleware:
                 await self._refuse(scope, receive, send, received)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send, size: int) -> None:
-        exc = RequestTooLarge(size=size, limit=self.limit)
-        response = error_response(
-            scope, 413, exc.code, exc.message, headers={"connection": "close"}
-        )
-        await response(scope, receive, send)
+        await refuse_too_large(scope, receive, send, size, self.limit)
+
+
+async def refuse_too_large(
+    scope: Scope, receive: Receive, send: Send, size: int, limit: int
+) -> None:
+    """Answer 413 for a body of ``size`` bytes over ``limit`` (and close the connection)."""
+    exc = RequestTooLarge(size=size, limit=limit)
+    response = error_response(scope, 413, exc.code, exc.message, headers={"connection": "close"})
+    await response(scope, receive, send)
 
 
 def _content_length(scope: Scope) -> int | None:

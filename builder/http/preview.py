@@ -15,16 +15,12 @@ from collections.abc import Callable
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from builder.http.middleware import BodySizeLimitMiddleware
-from builder.persistence.database import Database
-from builder.persistence.projects import project_replica
 from builder.preview.gateway import Misdirected, PreviewGateway, PreviewTarget
 from builder.preview.tokens import PreviewGrant, PreviewSigner, preview_key
 from builder.preview.urls import preview_host_suffix, preview_template
-from builder.sandbox.pool import SandboxPool
 from builder.settings import Settings
-from builder.tools.devserver import DEV_SERVER
 
-__all__ = ["PreviewDispatch", "make_gateway", "preview_target"]
+__all__ = ["PreviewDispatch", "make_gateway"]
 
 
 def make_gateway(settings: Settings, services: Callable[[], object]) -> PreviewGateway | None:
@@ -45,9 +41,7 @@ def make_gateway(settings: Settings, services: Callable[[], object]) -> PreviewG
         assert isinstance(running, Services)
         counter = running.metrics.preview_requests
         try:
-            target = await preview_target(
-                running.pool, running.db, settings, grant, may_forward=may_forward
-            )
+            target = await running.runs.workspaces.preview_target(grant, may_forward=may_forward)
         except Misdirected:
             counter.labels(target="misdirected").inc()
             raise
@@ -61,45 +55,6 @@ def make_gateway(settings: Settings, services: Callable[[], object]) -> PreviewG
         host_suffix=preview_host_suffix(template),
         timeout=settings.timeout_sandbox,
     )
-
-
-async def preview_target(
-    pool: SandboxPool,
-    db: Database,
-    settings: Settings,
-    grant: PreviewGrant,
-    *,
-    may_forward: bool,
-) -> PreviewTarget | None:
-    """Where a valid preview link leads from this replica.
-
-    The project's dev server when it runs in this replica's sandbox (its local port, or
-    its E2B host) and is the one the link was made for; else, when ``may_forward``, the
-    replica recorded as running it (``BUILDER_ADVERTISE_URL``); else None. A preview
-    request never creates a sandbox.
-
-    Raises:
-        Misdirected: Another replica runs it and ``BUILDER_PREVIEW_FORWARD`` is off.
-    """
-    key = str(grant.project_id)
-    if key in pool.project_ids():
-        async with pool.lease(key) as sandbox:
-            info = await sandbox.process_info(DEV_SERVER, log_lines=0)
-        if (
-            info is not None
-            and info.running
-            and info.preview_url
-            and int(info.started_at) == grant.generation
-        ):
-            return PreviewTarget(url=info.preview_url, generation=int(info.started_at))
-    if not may_forward:
-        return None
-    holder = await project_replica(db, project_id=grant.project_id)
-    if holder is None or holder == settings.advertise_url:
-        return None
-    if not settings.preview_forward:
-        raise Misdirected(holder)
-    return PreviewTarget(url=holder + "/", generation=grant.generation, forwarded=True)
 
 
 class PreviewDispatch:

@@ -33,7 +33,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from cachetools import TTLCache
 from fastapi import Request
 from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, RedisStorage
@@ -43,7 +42,7 @@ from redis.asyncio import ConnectionPool
 
 from builder.circuit import REDIS_ERRORS, Circuit, redis_options
 from builder.errors import ConfigurationError, RateLimited
-from builder.http.scope import add_response_header
+from builder.http.scope import scope_state
 from builder.settings import Settings
 
 __all__ = ["Decision", "RateLimiter", "Tier", "rate_limited"]
@@ -67,6 +66,8 @@ LEASE_SECONDS = 1.0
 """Longest a replica holds requests it reserved in the shared window."""
 _LEASE_MAX = 64
 _LEASE_SHARE = 100
+_MAX_LEASES = 100_000
+"""Keys with a lease beyond which idle ones are forgotten at once, not once a second."""
 """A lease is at most 1/_LEASE_SHARE of the limit (and _LEASE_MAX requests)."""
 
 
@@ -133,18 +134,19 @@ class RateLimiter:
                 **options,
             )
             self._redis = MovingWindowRateLimiter(storage)
-        self._leases: TTLCache[tuple[Tier, str], _Lease] = TTLCache(
-            maxsize=100_000, ttl=3 * LEASE_SECONDS
-        )
+        self._leases: dict[tuple[Tier, str], _Lease] = {}
+        self._next_sweep = 0.0
 
     async def check(self, tier: Tier, identity: str) -> Decision:
         """Count one request of ``identity`` against ``tier``; says whether it may go on."""
         item = self.tiers[tier]
         if self._redis is not None and self.circuit.state != "open":
+            now = time.monotonic()
             lease = self._leases.get((tier, identity))
             if lease is None:
+                self._sweep(now)
                 lease = self._leases[(tier, identity)] = _Lease()
-            if lease.left > 0 and time.monotonic() < lease.expires:
+            if lease.left > 0 and now < lease.expires:
                 return self._take(item, lease)
             async with lease.lock:
                 # Another request may have reserved while this one waited.
@@ -155,8 +157,6 @@ class RateLimiter:
                         timeout=self._timeout * 4,
                         errors=(StorageError, *REDIS_ERRORS),
                     )
-                    # Kept (and its expiry renewed) while the key keeps reserving.
-                    self._leases[(tier, identity)] = lease
                 else:
                     reserved = None
                 if isinstance(reserved, Decision):
@@ -164,6 +164,15 @@ class RateLimiter:
                 if reserved is None:
                     return self._take(item, lease)
         return await self._decide(self._memory, item, tier, identity, 1)
+
+    def _sweep(self, now: float) -> None:
+        """Forget the leases of keys idle for a while (at most every lease period)."""
+        if now < self._next_sweep and len(self._leases) < _MAX_LEASES:
+            return
+        self._next_sweep = now + LEASE_SECONDS
+        for key, lease in list(self._leases.items()):
+            if now >= lease.expires + 2 * LEASE_SECONDS and not lease.lock.locked():
+                del self._leases[key]
 
     @staticmethod
     def _take(item: RateLimitItem, lease: _Lease) -> Decision:
@@ -221,17 +230,23 @@ def rate_limited(tier: Tier) -> Callable[[Request], Awaitable[None]]:
     """A route dependency that counts the request against ``tier`` (429 when over)."""
 
     async def dependency(request: Request) -> None:
-        services = request.app.state.services
-        principal = getattr(request.state, "principal", None)
+        scope = request.scope
+        services = scope["app"].state.services
+        state = scope_state(scope)
+        principal = state.get("principal")
         if principal is not None:
             identity = principal.rate_key
         else:
-            identity = f"ip:{request.client.host if request.client else 'unknown'}"
+            client = scope.get("client")
+            identity = f"ip:{client[0] if client else 'unknown'}"
         decision = await services.limiter.check(tier, identity)
-        scope = request.scope
-        add_response_header(scope, "x-ratelimit-limit", str(decision.limit))
-        add_response_header(scope, "x-ratelimit-remaining", str(decision.remaining))
-        add_response_header(scope, "x-ratelimit-reset", str(decision.reset_seconds))
+        state.setdefault("response_headers", []).extend(
+            (
+                (b"x-ratelimit-limit", str(decision.limit).encode()),
+                (b"x-ratelimit-remaining", str(decision.remaining).encode()),
+                (b"x-ratelimit-reset", str(decision.reset_seconds).encode()),
+            )
+        )
         if not decision.allowed:
             services.metrics.rate_limited(tier)
             raise RateLimited(

@@ -8,7 +8,7 @@ exception values, stack-frame variables and breadcrumbs. Personal data is off
 replaced it): no IP addresses, cookies or request bodies are attached.
 
 The automatic framework integrations are off: unexpected errors are reported exactly
-once, by :class:`~builder.http.errors.UnexpectedErrorMiddleware`, with the request's
+once, by :func:`~builder.http.errors.answer_escaped_error`, with the request's
 tags. Error-level log lines of other loggers (a run that failed in the background)
 still become events through the logging integration.
 """

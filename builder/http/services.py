@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import secrets
 import time
 from collections.abc import AsyncIterator
@@ -18,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from builder.circuit import redis_options
 from builder.crypto import Keyring
 from builder.errors import ConfigurationError
+from builder.http.auth import Principal
 from builder.http.metrics import Metrics
 from builder.http.oauth import StateSigner, state_secret
 from builder.http.ratelimit import RateLimiter
@@ -32,7 +34,6 @@ from builder.persistence.schemas import UserPublic
 from builder.persistence.users import get_or_create_user
 from builder.preflight import preflight
 from builder.runs.service import RunHandle, RunService
-from builder.sandbox.pool import SandboxPool
 from builder.settings import Settings
 
 __all__ = ["LOCAL_USER", "Services"]
@@ -62,15 +63,15 @@ class Services:
     _observers: set[asyncio.Task[Any]] = field(default_factory=set)
 
     @property
-    def pool(self) -> SandboxPool:
-        """The live sandboxes of this process (shared with the runs service)."""
-        return self.runs.pool
-
-    @property
     def local_user(self) -> UserPublic:
         """The anonymous local user (only when anonymous access is on)."""
         assert self.local_user_or_none is not None, "anonymous access is off"
         return self.local_user_or_none
+
+    @functools.cached_property
+    def local_principal(self) -> Principal:
+        """Who a request without a key is (only when anonymous access is on)."""
+        return Principal(user=self.local_user, key_hash=None)
 
     def require_keyring(self) -> Keyring:
         """The encryption keyring.

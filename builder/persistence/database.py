@@ -120,6 +120,11 @@ class Database:
         self.sessions: async_sessionmaker[AsyncSession] = async_sessionmaker(
             self.engine, expire_on_commit=False
         )
+        # For work that is one statement: no BEGIN and COMMIT around it, the server
+        # commits the statement itself (one round trip instead of three).
+        self._statements: async_sessionmaker[AsyncSession] = async_sessionmaker(
+            self.engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False
+        )
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None, *, cached: bool = True) -> Database:
@@ -171,7 +176,11 @@ class Database:
                 yield session
 
     async def run(
-        self, work: Callable[[AsyncSession], Awaitable[T]], *, seconds: float | None = None
+        self,
+        work: Callable[[AsyncSession], Awaitable[T]],
+        *,
+        seconds: float | None = None,
+        single_statement: bool = False,
     ) -> T:
         """Run ``work`` in one transaction, retrying the whole of it on transient errors.
 
@@ -187,6 +196,8 @@ class Database:
                 (with a new transaction) after a serialization failure, a deadlock or a
                 lost connection, so it must not have effects outside the database.
             seconds: The budget of this call; defaults to ``settings.timeout_db``.
+            single_statement: ``work`` runs one statement, which the server commits on
+                its own (autocommit): no round trips for ``BEGIN`` and ``COMMIT``.
 
         Returns:
             What ``work`` returns, after the commit.
@@ -196,7 +207,7 @@ class Database:
             DependencyUnavailable: translated from the driver's errors.
         """
         budget = self.settings.timeout_db if seconds is None else seconds
-        attempt = asyncio.ensure_future(self._attempts(work))
+        attempt = asyncio.ensure_future(self._attempts(work, single_statement))
         try:
             done, _ = await asyncio.wait({attempt}, timeout=budget)
         except asyncio.CancelledError:
@@ -209,10 +220,15 @@ class Database:
             raise OperationTimeout(operation="db", seconds=budget)
         return attempt.result()
 
-    async def _attempts(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    async def _attempts(
+        self, work: Callable[[AsyncSession], Awaitable[T]], single_statement: bool = False
+    ) -> T:
         with translate_errors(self):
             async for attempt in async_db_attempts():
                 with attempt:
+                    if single_statement:
+                        async with self._statements() as session:
+                            return await work(session)
                     async with self.sessions() as session, session.begin():
                         return await work(session)
         raise AssertionError("unreachable: the retry policy re-raises")  # pragma: no cover

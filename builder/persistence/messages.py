@@ -33,6 +33,7 @@ __all__ = [
     "append_messages",
     "clear_messages",
     "image_part",
+    "latest_message",
     "list_messages",
     "load_images",
     "message_images",
@@ -252,6 +253,19 @@ async def list_messages(
     if db.cache is not None and lookup is not None:
         await db.cache.store(lookup, page.model_dump(mode="json"))
     return page
+
+
+async def latest_message(db: Database, *, project_id: uuid.UUID) -> MessagePublic | None:
+    """A project's latest message, read from the database (not the page cache: a run
+    asks once, just before the conversation changes)."""
+
+    async def work(session: AsyncSession) -> Any:
+        return await repo.messages_page(
+            session, project_id=project_id, limit=1, after_seq=None, newest_first=True
+        )
+
+    rows = await db.run(work)
+    return MessagePublic.model_validate(rows[0]) if rows else None
 
 
 async def clear_messages(db: Database, *, project_id: uuid.UUID) -> int:

@@ -11,11 +11,12 @@ projects, with the thread row's metadata, status and TTL when it has one.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
-from sqlalchemy import String, case, cast, func, literal, select
+from sqlalchemy import String, case, cast, func, literal, select, text
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -29,6 +30,7 @@ __all__ = [
     "count_threads",
     "create_thread",
     "ensure_thread",
+    "ensure_thread_in",
     "get_run",
     "get_thread",
     "list_runs",
@@ -41,6 +43,19 @@ __all__ = [
     "search_threads",
     "update_thread",
 ]
+
+# Written as SQL once: it is on every chat's path, and building the statement each
+# time cost more than running it.
+_ENSURE_THREAD = text(
+    """
+INSERT INTO threads (thread_id, user_id, project_id, metadata)
+VALUES (:thread_id, :user_id, :project_id, coalesce(CAST(:metadata AS jsonb), '{}'::jsonb))
+ON CONFLICT (thread_id) DO UPDATE
+SET user_id = coalesce(threads.user_id, excluded.user_id),
+    project_id = coalesce(threads.project_id, excluded.project_id),
+    updated_at = now()
+"""
+)
 
 _RUN_COLUMNS = (
     runs.c.run_id,
@@ -68,23 +83,33 @@ async def ensure_thread(
     metadata: dict[str, Any] | None = None,
 ) -> None:
     """Create a thread row, or fill in its owner and project if they were unknown."""
-    values: dict[str, Any] = {"thread_id": thread_id, "user_id": user_id, "project_id": project_id}
-    if metadata is not None:
-        values["metadata"] = metadata
-    statement = insert(threads).values(**values)
-    statement = statement.on_conflict_do_update(
-        index_elements=[threads.c.thread_id],
-        set_={
-            "user_id": func.coalesce(threads.c.user_id, statement.excluded.user_id),
-            "project_id": func.coalesce(threads.c.project_id, statement.excluded.project_id),
-            "updated_at": func.now(),
-        },
-    )
 
     async def work(session: AsyncSession) -> None:
-        await session.execute(statement)
+        await ensure_thread_in(
+            session, thread_id=thread_id, user_id=user_id, project_id=project_id, metadata=metadata
+        )
 
     await db.run(work)
+
+
+async def ensure_thread_in(
+    session: AsyncSession,
+    *,
+    thread_id: str,
+    user_id: uuid.UUID | None,
+    project_id: uuid.UUID | None,
+    metadata: dict[str, Any] | None = None,
+) -> None:
+    """:func:`ensure_thread` inside a transaction of the caller's (one statement)."""
+    await session.execute(
+        _ENSURE_THREAD,
+        {
+            "thread_id": thread_id,
+            "user_id": user_id,
+            "project_id": project_id,
+            "metadata": None if metadata is None else json.dumps(metadata),
+        },
+    )
 
 
 async def record_run_started(

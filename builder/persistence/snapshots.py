@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from builder.errors import InvalidInput, NotFound, StaleWorkspace
+from builder.errors import AlreadyExists, InvalidInput, NotFound, StaleWorkspace
 from builder.persistence.cursors import decode_cursor, encode_cursor
 from builder.persistence.database import Database
 from builder.persistence.projects import invalidate_project
@@ -38,12 +38,16 @@ from builder.persistence.schemas import (
 from builder.sandbox.paths import join_parts, split_path
 
 __all__ = [
+    "StepSave",
     "create_project_with_files",
     "get_snapshot",
     "list_snapshots",
     "read_file",
     "save_first_version",
     "save_snapshot",
+    "save_step",
+    "step_save",
+    "step_saved",
     "tree",
 ]
 
@@ -133,6 +137,132 @@ async def save_snapshot(
     if created:
         await invalidate_project(db, project_id=project_id, user_id=owner)
     return None if row is None else SnapshotPublic.model_validate(row)
+
+
+@dataclass(frozen=True, slots=True)
+class StepSave:
+    """One model step's save, ready to run (:func:`save_step`) or to be carried by a
+    checkpoint write (:meth:`~builder.graphs.checkpointer.TTLCheckpointer.carry`)."""
+
+    project_id: uuid.UUID
+    base_version: int | None
+    statement: str
+    params: dict[str, Any]
+    """The parameters of ``statement``
+    (:data:`~builder.persistence.repositories.snapshots.SAVE_STEP_SQL`)."""
+
+    @property
+    def changes_files(self) -> bool:
+        """Whether the step changed paths: then it makes version ``base + 1``."""
+        return bool(self.params["paths"])
+
+    def outcome(self, row: Mapping[str, Any]) -> int | None:
+        """The version the statement's result row says was saved (or saved before,
+        for a repeated key); None when the step changed no path."""
+        version = row["repeated"] if row["repeated"] is not None else row["saved"]
+        return None if version is None else int(version)
+
+    def refusal(self, constraint: object) -> StaleWorkspace | None:
+        """The stale workspace a failure on ``constraint`` means: another save took
+        this one's version (None for any other constraint)."""
+        if constraint != repo.STEP_VERSION_CONSTRAINT:
+            return None
+        base = self.base_version or 0
+        return StaleWorkspace(self.project_id, base, base + 1)
+
+
+def step_save(
+    *,
+    project_id: uuid.UUID,
+    changes: Mapping[str, bytes | None],
+    base_version: int | None,
+    idempotency_key: str,
+    run_id: str | None = None,
+    message_id: uuid.UUID | None = None,
+    summary: str = "",
+    usage: Mapping[str, Any] | None = None,
+) -> StepSave:
+    """Prepare a model step's save: its ``usage`` and, when it changed paths, version
+    ``base_version + 1`` holding ``changes``.
+
+    Args:
+        project_id: The project.
+        changes: Path → new content, or None for a deleted file. Only paths whose
+            content differs from the base version's get an entry.
+        base_version: The version the workspace holds; None when unknown (then the
+            latest, whatever it is).
+        idempotency_key: The run and step (``run:step``): a save made again with the
+            same key writes nothing a second time.
+        run_id: The run.
+        message_id: The user message whose turn this is.
+        summary: A line describing the change.
+        usage: The model call's ``token_usage`` row
+            (:func:`~builder.persistence.usage.usage_values`), recorded once per run
+            and step.
+
+    Raises:
+        PathOutsideSandbox: A path is absolute or escapes the workspace.
+        InvalidInput: A malformed path or content.
+    """
+    hashed = _normalise(changes)
+    return StepSave(
+        project_id,
+        base_version,
+        repo.SAVE_STEP_SQL,
+        repo.save_step_params(
+            project_id=project_id,
+            base_version=base_version,
+            idempotency_key=idempotency_key,
+            run_id=run_id,
+            message_id=message_id,
+            summary=summary,
+            entries={
+                path: (None, None) if c is None else (c.sha256, len(c.data))
+                for path, c in hashed.items()
+            },
+            contents={c.sha256: c.data for c in hashed.values() if c is not None},
+            usage=usage,
+        ),
+    )
+
+
+async def save_step(db: Database, save: StepSave) -> Mapping[str, Any]:
+    """Run a step's save (:func:`step_save`): one statement, which locks nothing.
+
+    Unlike :func:`save_snapshot`, which waits for concurrent saves and builds on the
+    newest, this saves on the base version the workspace holds or not at all.
+
+    Returns:
+        The statement's row, for :meth:`StepSave.outcome` (its ``owner`` is the
+        project's owner when a version was made).
+
+    Raises:
+        StaleWorkspace: The base version is not the latest (also when another save
+            took its place meanwhile).
+        NotFound: No such project (or message).
+    """
+
+    async def work(session: AsyncSession) -> Any:
+        connection = await session.connection()
+        result = await connection.exec_driver_sql(save.statement, save.params)
+        return result.mappings().one()
+
+    try:
+        row: Mapping[str, Any] = await db.run(work, single_statement=True)
+    except AlreadyExists as exc:
+        stale = save.refusal(getattr(exc, "constraint", None))
+        if stale is not None:
+            raise stale from exc
+        raise
+    await step_saved(db, save, row)
+    return row
+
+
+async def step_saved(db: Database, save: StepSave, row: Mapping[str, Any]) -> None:
+    """After a step's save committed: the cached project is out of date when it made a
+    version."""
+    if row["owner"] is not None:
+        await invalidate_project(db, project_id=save.project_id, user_id=row["owner"])
 
 
 async def _save_in(

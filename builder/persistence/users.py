@@ -139,6 +139,27 @@ async def authenticate_api_key(db: Database, *, key: str) -> UserPublic | None:
     return await authenticate_api_key_hash(db, key_hash=hash_api_key(key))
 
 
+_VALIDATED: dict[str, tuple[Any, UserPublic]] = {}
+"""Per key hash, the cached value last validated and its user (models are frozen)."""
+_VALIDATED_MAX = 1024
+
+
+def _user_of(key_hash: str, value: Any) -> UserPublic:
+    """The user of a cached entry, validated once per entry object.
+
+    A near copy is the same object on every request until it is dropped (a revocation
+    drops it at once), so its validated user is kept beside it and reused.
+    """
+    kept = _VALIDATED.get(key_hash)
+    if kept is not None and kept[0] is value:
+        return kept[1]
+    user = UserPublic.model_validate(value)
+    if len(_VALIDATED) >= _VALIDATED_MAX:
+        _VALIDATED.clear()
+    _VALIDATED[key_hash] = (value, user)
+    return user
+
+
 async def authenticate_api_key_hash(db: Database, *, key_hash: str) -> UserPublic | None:
     """The user of the key with this hash; None for an unknown or revoked key.
 
@@ -150,7 +171,7 @@ async def authenticate_api_key_hash(db: Database, *, key_hash: str) -> UserPubli
     if db.cache is not None:
         lookup = await db.cache.lookup("api_key", presented, scopes=[_KEYS_SCOPE])
         if lookup.hit:
-            return UserPublic.model_validate(lookup.value)
+            return _user_of(presented, lookup.value)
 
     async def work(session: AsyncSession) -> Any:
         row = await repo.api_key_by_hash(session, key_hash=presented)

@@ -104,7 +104,8 @@ class SandboxFiles:
 
     async def paths(self) -> list[str]:
         """Every regular file under the root, sorted (symlinks and the like left out)."""
-        entries = await self.sandbox.list_files(self.root, recursive=True)
+        # Build output is what a .gitignore lists: it is wanted here.
+        entries = await self.sandbox.list_files(self.root, recursive=True, include_ignored=True)
         prefix = f"{self.root}/"
         return sorted(
             entry.path.removeprefix(prefix)

@@ -1,4 +1,5 @@
-"""The runs service: turns of the agent on projects, with events, queuing and cancel."""
+"""The runs service: turns of the agent on projects, with events, queuing and cancel, and
+the workspaces (sandboxes, dev servers, previews) of projects."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from builder.runs.service import (
     RunService,
     RunStatus,
 )
+from builder.runs.workspace import Workspaces
 
 __all__ = [
     "EVENT_TYPES",
@@ -23,4 +25,5 @@ __all__ = [
     "RunService",
     "RunStatus",
     "RunStream",
+    "Workspaces",
 ]

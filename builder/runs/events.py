@@ -1,6 +1,8 @@
 """Run events: what a run reports while it works, and the stream that carries them.
 
-Every run emits a sequence of :class:`RunEvent` — ``run_started``, ``token``,
+Every run emits a sequence of :class:`RunEvent` — ``queued`` (at once when it is
+recorded, then its position while it waits in the run queue, whenever it changes),
+``run_started``, ``token``,
 ``message``, ``tool_start``, ``tool_progress``, ``tool_end``, ``file_changed``,
 ``snapshot``, ``check``, ``error`` and finally ``run_finished``. A :class:`RunStream` keeps a
 bounded replay buffer, so a client that subscribes late (or reconnects) still sees
@@ -22,6 +24,7 @@ from typing import Any
 __all__ = ["EVENT_TYPES", "REPLAY_EVENTS", "RunEvent", "RunStream"]
 
 EVENT_TYPES = (
+    "queued",
     "run_started",
     "token",
     "message",
@@ -73,6 +76,11 @@ class RunStream:
     """Closed because another process goes on with the run (no end is published)."""
 
     @property
+    def next_seq(self) -> int:
+        """The seq the next event will have."""
+        return self._next_seq
+
+    @property
     def closed(self) -> bool:
         """True once the run has finished and no more events will come."""
         return self._closed
@@ -87,10 +95,10 @@ class RunStream:
         return event
 
     def renumber(self, first_seq: int) -> None:
-        """Number the stream's events from ``first_seq`` (before anything is published):
-        a run taken over goes on from where the stream of its earlier attempt stopped."""
-        if self._events:
-            raise RuntimeError("renumber() is for a stream with no events yet")
+        """Number the next events from ``first_seq`` on (never back): a run taken over
+        goes on from where the stream of its earlier attempt stopped, and a worker's
+        stream leaves seq 0 to the ``queued`` event of the process that started the run.
+        Events already published keep their numbers."""
         self._next_seq = max(self._next_seq, first_seq)
 
     async def put(self, event: RunEvent) -> None:

@@ -12,7 +12,9 @@ Redis Stream and carries cancel requests between processes.
   ``end``. A stream keeps about :data:`~builder.runs.events.REPLAY_EVENTS` entries
   (``MAXLEN ~``), like the in-process buffer, and expires an hour after its last write.
 * **Writing never slows the run.** The run only appends to its in-process stream; a
-  background task per stream sends what is new in one ``MULTI``/``EXEC`` round trip.
+  background task per stream sends what is new in one ``MULTI``/``EXEC`` round trip,
+  at most one every :data:`_LINGER_SECONDS` (the events of a step arrive together, so
+  they go together: a round trip per step rather than per event).
   When Redis fails, a :class:`~builder.circuit.Circuit` opens (the cache's cool-down):
   one warning is logged, nothing touches the network until the cool-down has passed,
   then the writer catches up from the in-process buffer. Local readers never notice.
@@ -21,6 +23,12 @@ Redis Stream and carries cancel requests between processes.
   ``block_seconds`` it asks the caller whether the run has ended (its row in the
   database) and checks that the stream still exists, so a run whose process died, or
   whose writer gave up during an outage, does not hold a reader for ever.
+* **Queued runs.** While a run waits in the queue, the process that started it adds
+  ``queued`` events (its position) to both its streams (:meth:`RunFanout.note_queued`),
+  marked as notes. The worker that claims the run fences them off first
+  (:meth:`RunFanout.claim_notes`, one script: no note lands after the claim) and numbers
+  its own events after the last note, so a reader sees the notes and then the run, each
+  seq once, whichever process worked the run.
 * **Cancelling.** :meth:`RunFanout.request_cancel` sets ``<prefix>run:<run id>:cancel``
   to a request token for a few minutes and publishes ``<run id> <token>`` on
   ``<prefix>runs:cancel``. Every process
@@ -65,9 +73,48 @@ _CANCEL_SECONDS = 300
 _BLOCK_SECONDS = 5.0
 _END_ATTEMPTS = 3
 _FLUSH_SECONDS = 2.0
+_LINGER_SECONDS = 0.1
 # Whoever can write to Redis must not be able to make this process build arbitrary
 # objects: only the types LangGraph lists as safe are rebuilt.
 _SERDE = JsonPlusSerializer(allowed_msgpack_modules=None)
+
+
+# Adds a queued run's notes, unless a worker has claimed the run (its fence is set).
+# KEYS: fence, then a stream per note; ARGV: maxlen, keep seconds, then per note its
+# entry id, its field count and fields. A run's first note replaces what a stream held.
+_NOTE_SCRIPT = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local i = 3
+for k = 2, #KEYS do
+  local id, n = ARGV[i], tonumber(ARGV[i + 1])
+  if string.sub(id, 1, 2) == '0-' then redis.call('DEL', KEYS[k]) end
+  local command = {'XADD', KEYS[k], 'MAXLEN', '~', ARGV[1], id}
+  for j = 1, n do command[#command + 1] = ARGV[i + 1 + j] end
+  redis.call(unpack(command))
+  redis.call('EXPIRE', KEYS[k], ARGV[2])
+  i = i + 2 + n
+end
+return 1
+"""
+
+# Sets a claimed run's fence and answers, per stream, the seq of its last entry when
+# that is a note (-1 otherwise). KEYS: fence, then streams; ARGV: the fence's seconds.
+_CLAIM_NOTES_SCRIPT = """
+redis.call('SET', KEYS[1], '1', 'EX', ARGV[1])
+local out = {}
+for k = 2, #KEYS do
+  local seq = -1
+  local last = redis.call('XREVRANGE', KEYS[k], '+', '-', 'COUNT', 1)
+  if #last > 0 then
+    local fields = last[1][2]
+    for j = 1, #fields, 2 do
+      if fields[j] == 'q' then seq = tonumber(string.match(last[1][1], '^(%d+)')) end
+    end
+  end
+  out[#out + 1] = seq
+end
+return out
+"""
 
 
 def _seq(entry_id: bytes) -> int:
@@ -147,6 +194,8 @@ class RunFanout:
         )
         self._writers: set[asyncio.Task[None]] = set()
         self._listener: asyncio.Task[None] | None = None
+        self._note_script = self._redis.register_script(_NOTE_SCRIPT)
+        self._claim_script = self._redis.register_script(_CLAIM_NOTES_SCRIPT)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RunFanout | None:
@@ -170,6 +219,60 @@ class RunFanout:
 
     def _cancel_key(self, run_id: str) -> str:
         return f"{self.prefix}run:{run_id}:cancel"
+
+    def _fence_key(self, run_id: str) -> str:
+        return f"{self.prefix}run:{run_id}:claimed"
+
+    # --- the process that started a queued run ------------------------------------------
+    async def note_queued(self, notes: dict[str, list[tuple[Channel, RunEvent]]]) -> set[str]:
+        """Add queued runs' notes (their ``queued`` events) to their streams, in one round
+        trip; a run a worker has claimed meanwhile gets none.
+
+        Args:
+            notes: By run id, the events to add and the stream of each, numbered where
+                that stream's next event is.
+
+        Returns:
+            The run ids whose notes were added (none when Redis is unreachable).
+        """
+        if not notes:
+            return set()
+        ids = list(notes)
+
+        async def send(redis: Redis) -> list[object]:
+            pipe: Pipeline
+            async with redis.pipeline(transaction=False) as pipe:
+                for run_id in ids:
+                    keys = [self._fence_key(run_id)]
+                    args: list[EncodableT] = [self.maxlen, self.keep_seconds]
+                    for channel, event in notes[run_id]:
+                        keys.append(self.key(run_id, channel))
+                        fields = {**_fields(event, channel), "q": "1"}
+                        args.extend([f"{event.seq}-1", 2 * len(fields)])
+                        for name, value in fields.items():
+                            args.extend([name, value])
+                    await self._note_script(keys=keys, args=args, client=pipe)
+                return cast(list[object], await pipe.execute())
+
+        answers = await self._call(send)
+        if isinstance(answers, Unavailable):
+            return set()
+        return {run_id for run_id, added in zip(ids, answers, strict=True) if added == 1}
+
+    # --- the worker that claims a run started elsewhere -----------------------------------
+    async def claim_notes(self, run_id: str, channels: list[Channel]) -> dict[Channel, int]:
+        """Fence a claimed run's streams off its starter's notes; the seq of each stream's
+        last note (-1: it ends with none, or Redis is unreachable)."""
+        keys = [self._fence_key(run_id), *(self.key(run_id, channel) for channel in channels)]
+
+        async def fence(redis: Redis) -> list[int]:
+            answer = await self._claim_script(keys=keys, args=[self.keep_seconds], client=redis)
+            return [int(seq) for seq in cast(list[int], answer)]
+
+        seqs = await self._call(fence)
+        if isinstance(seqs, Unavailable):
+            return dict.fromkeys(channels, -1)
+        return dict(zip(channels, seqs, strict=True))
 
     # --- the process that runs the run ------------------------------------------------------
     def mirror(
@@ -224,6 +327,8 @@ class RunFanout:
             fresh = unsure = False
             if not batch:
                 return
+            if last == batch[-1].seq and not stream.closed:
+                await asyncio.sleep(_LINGER_SECONDS)  # let the step's other events come
             written = last
 
     async def _append(

@@ -99,6 +99,11 @@ class RunHandle:
         self.stream_modes: tuple[GraphStreamMode, ...] = STREAM_MODES
         self.position: int | None = None
         """While pending: how many queued runs go first, plus one (1 = next)."""
+        self.queue_notes = True
+        """Publish ``queued`` events while pending (not for a resumed run, whose stream
+        goes on from its earlier attempt)."""
+        self._adopted = False
+        """Claimed by this process's worker but started elsewhere."""
         self._cancel_grace = cancel_grace
         self._task: asyncio.Task[RunResult] | None = None
         self._placed: asyncio.Future[Any] = asyncio.get_running_loop().create_future()

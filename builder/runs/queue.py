@@ -34,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from builder.errors import RunInProgress
 from builder.locks import advisory_key
 from builder.persistence.database import Database
+from builder.persistence.runs import ensure_thread_in
 
 __all__ = [
     "ClaimedRun",
@@ -249,7 +250,8 @@ async def enqueue(
     run_input: dict[str, Any],
     multitask: str,
 ) -> bool:
-    """Write a pending run (or queue an interrupted one with this id again).
+    """Write a pending run (or queue an interrupted one with this id again), and its
+    thread row when it has none yet, in one transaction.
 
     Returns:
         False when the run with this id is still working (its lease has not run out):
@@ -269,6 +271,7 @@ async def enqueue(
             )
             if busy.first() is not None:
                 raise RunInProgress(project_id)
+        await ensure_thread_in(session, thread_id=thread_id, user_id=user_id, project_id=project_id)
         written = await session.execute(
             _ENQUEUE,
             {

@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -39,6 +40,7 @@ from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool
 from langgraph.errors import GraphDrained
+from langgraph.types import StateSnapshot
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -62,21 +64,20 @@ from builder.persistence.database import Database
 from builder.persistence.files import sync_workspace
 from builder.persistence.messages import (
     append_message,
-    list_messages,
+    latest_message,
     load_images,
     message_images,
     store_images,
 )
 from builder.persistence.projects import get_project, record_sandbox
 from builder.persistence.runs import (
-    ensure_thread,
     get_run,
     record_run_finished,
     record_run_started,
 )
 from builder.persistence.usage import run_usage
 from builder.runs.conversation import ReplyParts, rebuild_context, user_message
-from builder.runs.events import RunStream
+from builder.runs.events import RunEvent, RunStream
 from builder.runs.fanout import RunFanout
 from builder.runs.handle import (
     MAX_PROMPT_CHARS,
@@ -101,6 +102,7 @@ from builder.runs.queue import (
 from builder.runs.sandboxes import project_pool
 from builder.runs.translate import publish_part, summarise
 from builder.runs.worker import RunWorker, WorkerMode
+from builder.runs.workspace import Workspaces
 from builder.sandbox.base import Sandbox
 from builder.sandbox.pool import SandboxPool
 from builder.settings import Settings, get_settings
@@ -174,13 +176,18 @@ class RunService:
         self.locks = locks
         self.settings = settings
         self.fanout = fanout
+        self.workspaces = Workspaces(pool, db, settings)
+        """Projects' sandboxes, dev servers and previews in this process."""
         self.worker = RunWorker(
             db,
             settings,
             mode=worker,
-            concurrency=concurrency or settings.worker_concurrency,
+            # Every run holds a sandbox: a run claimed beyond the pool would only wait
+            # for one (and could time out) while other workers could have taken it.
+            concurrency=min(concurrency or settings.worker_concurrency, pool.max_size),
             adopt=self._adopt,
             shared_events=fanout is not None,
+            on_position=self._publish_positions,
         )
         self._active: dict[str, RunHandle] = {}
         self._finished: TTLCache[str, RunHandle] = TTLCache(_FINISHED_KEPT, _FINISHED_SECONDS)
@@ -331,7 +338,16 @@ class RunService:
             handle.stream_modes = tuple(dict.fromkeys([*STREAM_MODES, *graph_stream]))
             modes = list(handle.stream_modes)
         thread_id = str(project_id)
-        await ensure_thread(self.db, thread_id=thread_id, user_id=user_id, project_id=project_id)
+        queued_at = time.time()
+        run_input: dict[str, Any] = {
+            "prompt": prompt,
+            "resume": resume,
+            "max_steps": max_steps,
+            "token_budget": token_budget,
+            "stream_modes": modes,
+            "images": await store_images(self.db, images),
+            "queued_at": queued_at,
+        }
         queued = await enqueue(
             self.db,
             run_id=handle.run_id,
@@ -339,21 +355,18 @@ class RunService:
             project_id=project_id,
             user_id=user_id,
             multitask=multitask,
-            run_input={
-                "prompt": prompt,
-                "resume": resume,
-                "max_steps": max_steps,
-                "token_budget": token_budget,
-                "stream_modes": modes,
-                "images": await store_images(self.db, images),
-            },
+            run_input=run_input,
         )
         if not queued and resuming is None:
             raise RunInProgress(project_id)
         # Not queued while resuming: its lease has not run out yet. A worker (this
         # process's too) takes it over when it does, unless its worker ends it first.
         handle._canceller = self._cancel_elsewhere
+        handle.queue_notes = not resume
         self._active[handle.run_id] = handle
+        # The first event, at once: the run is recorded. The worker that claims it (here
+        # or elsewhere) has the same event from the run's input (see _execute).
+        await handle.stream.put(_queued_event(handle, queued_at))
         handle._task = asyncio.create_task(self._lifecycle(handle), name=f"run-{handle.run_id}")
         handle._task.add_done_callback(lambda _: self._retire(handle))
         self.worker.wait_for_placement(handle)
@@ -391,22 +404,62 @@ class RunService:
         return outcome is not None
 
     @asynccontextmanager
-    async def project_idle(self, project_id: uuid.UUID) -> AsyncIterator[bool]:
+    async def project_idle(
+        self, project_id: uuid.UUID, *, queued_too: bool = False
+    ) -> AsyncIterator[bool]:
         """Hold a project with no run working on it, if it has none right now.
 
         Yields True when the project's run lock is held for the body and no run holds
         a lease on it (no run starts on it meanwhile); False when a run is working on
         it, or someone else holds it (nothing is held during the body then).
+
+        Args:
+            project_id: The project.
+            queued_too: A run waiting in the queue for the project (or for a worker to
+                take it over) counts as working on it: for deleting the project, which
+                would leave such a run nothing to work on.
         """
         async with self.locks.try_hold(run_lock_key(project_id)) as held:
             if held:
-                held = not await _project_running(self.db, project_id)
+                held = not await _project_running(self.db, project_id, queued_too=queued_too)
             yield held
 
     async def delete_context(self, project_id: uuid.UUID) -> None:
         """Delete a project's agent context (its checkpoints); hold it idle first
         (:meth:`project_idle`)."""
         await self.checkpointer.adelete_thread(str(project_id))
+
+    # --- a thread's state, for APIs that show and edit it ---------------------------------
+    def graph_drawing(self, *, xray: int | bool = False) -> dict[str, Any]:
+        """The graph's nodes and edges, as ``Graph.to_json()`` draws them."""
+        drawn: dict[str, Any] = self.graph.get_graph(xray=xray).to_json()
+        return drawn
+
+    def graph_nodes(self) -> list[str]:
+        """The names of the graph's nodes (without LangGraph's own start and end)."""
+        return [name for name in self.graph.nodes if not name.startswith("__")]
+
+    async def thread_state(self, config: RunnableConfig) -> StateSnapshot:
+        """A thread's state: its latest checkpoint, or the one ``config`` names."""
+        return await self.graph.aget_state(config)
+
+    def thread_history(
+        self,
+        config: RunnableConfig,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> AsyncIterator[StateSnapshot]:
+        """A thread's states, newest first (its live context's checkpoints)."""
+        return self.graph.aget_state_history(config, filter=filter, before=before, limit=limit)
+
+    async def update_thread(
+        self, config: RunnableConfig, values: dict[str, Any], *, as_node: str | None
+    ) -> RunnableConfig:
+        """Write ``values`` into a thread's state as if ``as_node`` had just run; hold the
+        project idle first (:meth:`project_idle`). Returns the new checkpoint's config."""
+        return await self.graph.aupdate_state(config, values, as_node=as_node)
 
     async def maintain(self, every: float) -> None:
         """Reconcile abandoned runs (:meth:`reconcile`, unless this process takes them
@@ -502,11 +555,51 @@ class RunService:
             handle.graph_stream = RunStream()
             handle.stream_modes = tuple(modes)
         handle._canceller = self._cancel_elsewhere
+        handle._adopted = True
         self._active[handle.run_id] = handle
         self.worker.working[handle.run_id] = handle
         handle._placed.set_result(claimed)
         handle._task = asyncio.create_task(self._lifecycle(handle), name=f"run-{handle.run_id}")
         handle._task.add_done_callback(lambda _: self._retire(handle))
+
+    async def _publish_positions(self, handles: list[RunHandle]) -> None:
+        """Publish a ``queued`` event (its new place) for each of these pending runs.
+
+        In both its streams: ``queued`` with ``position`` in its events, and a ``custom``
+        part ``{"event": "queued", "position"}`` in LangGraph's, when kept. With Redis the
+        events go there first, fenced against a worker claiming the run meanwhile (see
+        :meth:`RunFanout.note_queued`); only those written there are published here.
+        """
+        notes: dict[str, list[tuple[Literal["events", "graph"], RunEvent]]] = {}
+        for handle in handles:
+            if not handle.queue_notes or handle._placed.done() or handle.position is None:
+                continue
+            position = handle.position
+            run_notes: list[tuple[Literal["events", "graph"], RunEvent]] = []
+            if handle.stream.next_seq == 1:
+                # The first note carries the run's first event (seq 0, so far only in
+                # this process): a reader through Redis gets the stream from its start.
+                run_notes += [("events", e) for e in await handle.stream.next_events(after=-1)]
+            run_notes.append(
+                ("events", RunEvent("queued", {"position": position}, handle.stream.next_seq))
+            )
+            if handle.graph_stream is not None:
+                chunk = {"event": "queued", "position": position}
+                run_notes.append(
+                    ("graph", RunEvent("custom", {"chunk": chunk}, handle.graph_stream.next_seq))
+                )
+            notes[handle.run_id] = run_notes
+        if not notes:
+            return
+        written = set(notes) if self.fanout is None else await self.fanout.note_queued(notes)
+        for run_id in written:
+            if (noted := self._active.get(run_id)) is None:
+                continue
+            for channel, event in notes[run_id]:
+                stream = noted.stream if channel == "events" else noted.graph_stream
+                assert stream is not None
+                if event.seq >= stream.next_seq:  # not the first event, there already
+                    await stream.put(event)
 
     async def _lifecycle(self, handle: RunHandle) -> RunResult:
         """Wait for the run to be placed, then work it here or follow it elsewhere."""
@@ -570,19 +663,11 @@ class RunService:
         handle.status = "running"
         if handle._cancel_wanted:
             handle.cancel()
+        # The ``queued`` event as the starting process published it (already there when
+        # that is this process).
+        await handle.stream.put(_queued_event(handle, run_input.get("queued_at")))
         if self.fanout is not None:
-            if claimed.takeover:
-                # Events go on after the last one the earlier attempt passed on.
-                handle.stream.renumber(await self.fanout.last_seq(handle.run_id) + 1)
-                if handle.graph_stream is not None:
-                    last = await self.fanout.last_seq(handle.run_id, channel="graph")
-                    handle.graph_stream.renumber(last + 1)
-            replace = not claimed.takeover
-            self.fanout.mirror(handle.run_id, handle.stream, channel="events", replace=replace)
-            if handle.graph_stream is not None:
-                self.fanout.mirror(
-                    handle.run_id, handle.graph_stream, channel="graph", replace=replace
-                )
+            await self._mirror(handle, claimed)
         result = RunResult(run_id=handle.run_id, project_id=project_id, status="error")
         with bound_context(run_id=handle.run_id, project_id=thread_id):
             if claimed.takeover:
@@ -624,6 +709,29 @@ class RunService:
                     raise
                 await self._finish(handle, result)
         return result
+
+    async def _mirror(self, handle: RunHandle, claimed: ClaimedRun) -> None:
+        """Copy the run's streams to Redis, numbered on from what they hold there."""
+        assert self.fanout is not None
+        streams: dict[Literal["events", "graph"], RunStream] = {"events": handle.stream}
+        if handle.graph_stream is not None:
+            streams["graph"] = handle.graph_stream
+        if claimed.takeover:
+            # Events go on after the last one the earlier attempt passed on.
+            after = {
+                channel: await self.fanout.last_seq(handle.run_id, channel=channel)
+                for channel in streams
+            }
+        elif handle._adopted:
+            # Started elsewhere: its starter may have published where it was queued.
+            after = await self.fanout.claim_notes(handle.run_id, list(streams))
+        else:
+            after = dict.fromkeys(streams, -1)
+        for channel, stream in streams.items():
+            if after[channel] >= 0:
+                stream.renumber(after[channel] + 1)
+            replace = not claimed.takeover and after[channel] < 0
+            self.fanout.mirror(handle.run_id, stream, channel=channel, replace=replace)
 
     async def _hand_over(self, handle: RunHandle, result: RunResult) -> None:
         """Leave the run to another worker: release its lease (unless lost already)."""
@@ -890,8 +998,8 @@ class RunService:
 
     async def _last_user_message(self, project_id: uuid.UUID) -> Any:
         """The latest stored message when it is the user's (a turn not yet answered)."""
-        page = await list_messages(self.db, project_id=project_id, limit=1, newest_first=True)
-        return page.items[0] if page.items and page.items[0].role == "user" else None
+        latest = await latest_message(self.db, project_id=project_id)
+        return latest if latest is not None and latest.role == "user" else None
 
     async def _store_reply(self, handle: RunHandle, turn: list[Any]) -> None:
         """Store the reply of a finished turn from its messages in the context."""
@@ -998,13 +1106,18 @@ _PROJECT_RUNNING = text(
     "SELECT 1 FROM runs WHERE project_id = :project_id AND status = 'running' "
     "AND lease_expires_at > now() LIMIT 1"
 )
+_PROJECT_RUN_OPEN = text(
+    "SELECT 1 FROM runs WHERE project_id = :project_id AND status IN ('pending', 'running') LIMIT 1"
+)
 
 
-async def _project_running(db: Database, project_id: uuid.UUID) -> bool:
-    """Whether a run holds a live lease on the project."""
+async def _project_running(db: Database, project_id: uuid.UUID, *, queued_too: bool) -> bool:
+    """Whether a run holds a live lease on the project (or, ``queued_too``, any run of
+    it has not ended)."""
+    query = _PROJECT_RUN_OPEN if queued_too else _PROJECT_RUNNING
 
     async def work(session: AsyncSession) -> bool:
-        row = await session.execute(_PROJECT_RUNNING, {"project_id": project_id})
+        row = await session.execute(query, {"project_id": project_id})
         return row.first() is not None
 
     return await db.run(work)
@@ -1027,6 +1140,16 @@ def _recorded_result(handle: RunHandle, row: dict[str, Any] | None) -> RunResult
     values["status"] = cast(RunStatus, row["status"])
     values.setdefault("error", row.get("error"))
     return RunResult(project_id=handle.project_id, **values)
+
+
+def _queued_event(handle: RunHandle, at: float | None) -> RunEvent:
+    """A run's first event (seq 0): it is recorded and waits for a worker."""
+    return RunEvent(
+        type="queued",
+        data={"run_id": handle.run_id, "project_id": str(handle.project_id)},
+        seq=0,
+        at=time.time() if at is None else at,
+    )
 
 
 def _usage_part(result: RunResult) -> dict[str, Any]:

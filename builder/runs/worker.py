@@ -3,7 +3,10 @@
 One :class:`RunWorker` per :class:`~builder.runs.service.RunService`. Its pump claims
 runs (:func:`~builder.runs.queue.claim`) whenever it is woken by a local start or every
 ``BUILDER_RUN_POLL_SECONDS``, and tells the runs started in this process but worked
-elsewhere where they went. Its heartbeat renews the leases of every run it works in
+elsewhere where they went. In the same round, one query gives the places in the queue
+of all those still pending; the runs whose place changed are passed to ``on_position``
+(which publishes their ``queued`` events). With nothing queued, no query is made. Its
+heartbeat renews the leases of every run it works in
 one statement every third of ``BUILDER_RUN_LEASE_SECONDS``; a run whose lease was taken
 over is stopped at once, and a run someone asked to cancel (from any process, through
 the database) is cancelled.
@@ -37,6 +40,7 @@ __all__ = ["RunWorker", "WorkerMode", "worker_id"]
 WorkerMode = Literal["all", "own", "none"]
 
 _log = get_logger("builder.runs.worker")
+_GATHER_SECONDS = 0.01
 
 
 def worker_id() -> str:
@@ -55,6 +59,8 @@ class RunWorker:
         adopt: Called with a run claimed that was not started in this process.
         shared_events: Runs' events reach every process (Redis): claim any queued run.
             Without, claim the runs started here first (see :func:`claim`'s ``own``).
+        on_position: Called with the pending runs started here whose place in the
+            queue (``handle.position``) is new or has changed.
     """
 
     def __init__(
@@ -66,6 +72,7 @@ class RunWorker:
         concurrency: int,
         adopt: Callable[[ClaimedRun], None],
         shared_events: bool = True,
+        on_position: Callable[[list[RunHandle]], Awaitable[None]] | None = None,
     ) -> None:
         self.shared_events = shared_events
         # Claims and heartbeats on two connections of their own: runs busy with the
@@ -89,6 +96,7 @@ class RunWorker:
         self.working: dict[str, RunHandle] = {}
         """Runs this worker works, by id."""
         self._adopt = adopt
+        self._on_position = on_position
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self.claiming = False
@@ -139,12 +147,17 @@ class RunWorker:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(self.poll_seconds):
                 await self._wake.wait()
+                # Starts come in bursts: one claim for those a moment apart.
+                await asyncio.sleep(_GATHER_SECONDS)
         self._wake.clear()
 
     async def _beat_wait(self) -> None:
         await asyncio.sleep(self.limits.lease_seconds / 3)
 
     async def _pump_once(self) -> None:
+        # Runs queued while this round claims wait for the next one (it comes at once):
+        # one that is about to be claimed is not reported as queued.
+        considered = list(self.waiting)
         free = self.concurrency - len(self.working)
         if self.claiming and free > 0 and (self.mode == "all" or self.waiting):
             only = None if self.mode == "all" else list(self.waiting)
@@ -164,21 +177,27 @@ class RunWorker:
                     handle._placed.set_result(run)
                 else:
                     self._adopt(run)
-        if not self.waiting:
+        considered = [run_id for run_id in considered if run_id in self.waiting]
+        if not considered:
             return
+        moved: list[RunHandle] = []
         for run_id, (status, position) in (
-            await queue_positions(self.db, run_ids=list(self.waiting))
+            await queue_positions(self.db, run_ids=considered)
         ).items():
             handle = self.waiting.get(run_id)
             if handle is None:
                 continue
             if status == "pending":
-                handle.position = position
+                if position != handle.position:
+                    handle.position = position
+                    moved.append(handle)
                 continue
             # Claimed by another worker, or ended (cancelled while queued).
             del self.waiting[run_id]
             if not handle._placed.done():
                 handle._placed.set_result(status)
+        if moved and self._on_position is not None:
+            await self._on_position(moved)
 
     async def _beat_once(self) -> None:
         ids = list(self.working)

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-__all__ = ["CommandResult", "FileInfo", "ProcessInfo", "Sandbox"]
+__all__ = ["CachesInstalls", "CommandResult", "FileInfo", "LockInstall", "ProcessInfo", "Sandbox"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,8 +130,15 @@ class Sandbox(Protocol):
         """Facts about one path, or None when it does not exist."""
         ...
 
-    async def list_files(self, path: str = ".", *, recursive: bool = False) -> list[FileInfo]:
-        """Entries under a directory, sorted by path; ``node_modules`` and dot-git skipped."""
+    async def list_files(
+        self, path: str = ".", *, recursive: bool = False, include_ignored: bool = False
+    ) -> list[FileInfo]:
+        """Entries under a directory, sorted by path.
+
+        ``node_modules`` and dot-git are always skipped; what the workspace's root
+        ``.gitignore`` matches (build output) is skipped unless ``include_ignored``
+        (:mod:`builder.sandbox.ignore`).
+        """
         ...
 
     async def disk_usage(self) -> int:
@@ -181,4 +188,29 @@ class Sandbox(Protocol):
 
     async def close(self) -> None:
         """Stop every process and release the backend (files of a local sandbox stay)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class LockInstall:
+    """An install from the lock file that a sandbox ran through its cache of trees."""
+
+    result: CommandResult
+    """The clean install's result (a miss), or a summary of the tree put in place."""
+    from_cache: bool
+    """The dependency tree was an installed tree kept from an earlier install."""
+
+
+@runtime_checkable
+class CachesInstalls(Protocol):
+    """A sandbox that keeps installed dependency trees across projects (optional)."""
+
+    async def install_from_lock(self, manager: str, *, timeout: float) -> LockInstall | None:
+        """Install the lock file's dependencies through the cache of installed trees.
+
+        The root package's own lifecycle scripts are not run (the caller runs them in
+        the project). None when the cache cannot serve this project (no lock file, a
+        package manager it does not handle, a workspaces project, the cache off): the
+        caller then installs the usual way.
+        """
         ...

@@ -36,6 +36,7 @@ from builder.errors import (
     PathOutsideSandbox,
 )
 from builder.sandbox.base import FileInfo
+from builder.sandbox.ignore import GITIGNORE, IgnoreRules, ignore_rules
 from builder.sandbox.paths import SKIPPED_DIRS, join_parts, split_path
 
 __all__ = ["MAX_LIST_ENTRIES", "Workspace"]
@@ -224,13 +225,18 @@ class Workspace:
         finally:
             os.close(fd)
 
-    def list(self, path: str = ".", *, recursive: bool = False) -> list[FileInfo]:
-        """Entries under a directory, sorted by path, without node_modules and .git."""
+    def list(
+        self, path: str = ".", *, recursive: bool = False, include_ignored: bool = False
+    ) -> list[FileInfo]:
+        """Entries under a directory, sorted by path, without node_modules and .git, and
+        without what the root ``.gitignore`` matches unless ``include_ignored``
+        (:mod:`builder.sandbox.ignore`)."""
         parts = split_path(path, allow_root=True)
+        rules = None if include_ignored else self._ignore_rules()
         fd = self._open_dir(parts, path=path)
         entries: list[FileInfo] = []
         try:
-            for rel, st in _walk(fd, parts, recursive=recursive):
+            for rel, st in _walk(fd, parts, recursive=recursive, rules=rules):
                 if len(entries) >= MAX_LIST_ENTRIES:
                     raise LimitExceeded(
                         f"more than {MAX_LIST_ENTRIES} entries under {join_parts(parts)}; "
@@ -243,6 +249,13 @@ class Workspace:
             os.close(fd)
         entries.sort(key=lambda info: info.path)
         return entries
+
+    def _ignore_rules(self) -> IgnoreRules | None:
+        try:
+            data = self.read(GITIGNORE)
+        except (NotFound, InvalidInput, PathOutsideSandbox):
+            return None  # missing, or a link or a FIFO: no rules
+        return ignore_rules(data)
 
     def disk_usage(self) -> int:
         """Bytes in regular files, leaving out node_modules and .git."""
@@ -361,9 +374,10 @@ def _replace_at(
 
 
 def _walk(
-    fd: int, parts: tuple[str, ...], *, recursive: bool
+    fd: int, parts: tuple[str, ...], *, recursive: bool, rules: IgnoreRules | None = None
 ) -> Iterator[tuple[str, os.stat_result]]:
-    """Yield ``(relative_path, lstat)`` under the directory ``fd`` without following links."""
+    """Yield ``(relative_path, lstat)`` under the directory ``fd`` without following links
+    (leaving out what ``rules`` ignore, and the whole of an ignored directory)."""
     items: list[tuple[str, os.stat_result]] = []
     with os.scandir(fd) as scan:
         for entry in scan:
@@ -375,6 +389,8 @@ def _walk(
         if name in SKIPPED_DIRS:
             continue
         rel = join_parts((*parts, name))
+        if rules is not None and rules.ignored(rel, is_dir=stat_mod.S_ISDIR(st.st_mode)):
+            continue
         yield rel, st
         if recursive and stat_mod.S_ISDIR(st.st_mode):
             try:
@@ -382,7 +398,7 @@ def _walk(
             except OSError:
                 continue  # removed or replaced by a symlink since the scan: skip it
             try:
-                yield from _walk(child, (*parts, name), recursive=True)
+                yield from _walk(child, (*parts, name), recursive=True, rules=rules)
             finally:
                 os.close(child)
 

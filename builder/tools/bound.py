@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
+from langchain_core.messages import ToolMessage
 from langchain_core.tools import BaseTool, ToolException
 from pydantic import PrivateAttr, ValidationError
 
@@ -13,7 +15,7 @@ from builder.tools.foreign import langchain_args_schema
 from builder.tools.output import ToolContent
 from builder.tools.tool import Tool
 
-__all__ = ["BoundTool"]
+__all__ = ["BoundTool", "answer_call"]
 
 
 def _validation_message(error: ValidationError | Any) -> str:
@@ -73,5 +75,26 @@ class BoundTool(BaseTool):
         try:
             return await self._tool.run(context, kwargs)
         except BuilderError as exc:
-            context.effects.error(f"{self.name}: {exc.message}")
-            raise ToolException(f"Error ({exc.code}): {exc.message}") from exc
+            raise ToolException(_failure(context, self.name, exc)) from exc
+
+
+def _failure(context: ToolContext, name: str, exc: BuilderError) -> str:
+    """What the model is told of an error a tool raised on purpose (and remembered)."""
+    context.effects.error(f"{name}: {exc.message}")
+    return f"Error ({exc.code}): {exc.message}"
+
+
+async def answer_call(
+    tool: Tool, context: ToolContext, call_id: str, arguments: Mapping[str, Any]
+) -> ToolMessage:
+    """The answer ``BoundTool(tool, context).ainvoke(call)`` gives a tool call, without
+    LangChain's tool machinery: the arguments are validated once (by the tool) and no
+    callbacks run. For a graph's own tools node, which reports its calls itself."""
+    try:
+        content: ToolContent = await tool.run(context, arguments)
+        status = "success"
+    except ValidationError as exc:
+        content, status = _validation_message(exc), "error"
+    except BuilderError as exc:
+        content, status = _failure(context, tool.name, exc), "error"
+    return ToolMessage(content, tool_call_id=call_id, name=tool.name, status=status)

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MAX_ERROR_CHARS",
+    "MAX_KEPT_BYTES",
     "MAX_RECENT_ERRORS",
     "MAX_TRACKED_FILES",
     "DevServerStatus",
@@ -35,6 +36,8 @@ __all__ = [
 ]
 
 MAX_TRACKED_FILES = 10_000
+MAX_KEPT_BYTES = 4 * 1024 * 1024
+"""Most bytes of written content a batch of effects keeps for saving (see ``written``)."""
 """File changes kept between two :meth:`ToolEffects.take` calls; beyond this the
 effects only say that the whole workspace must be rescanned."""
 MAX_RECENT_ERRORS = 20
@@ -85,6 +88,9 @@ class ToolEffects:
     """
 
     files: dict[str, str | None] = field(default_factory=dict)
+    written: dict[str, bytes] = field(default_factory=dict)
+    """The content of small files in ``files`` as written, so that saving them needs no
+    read back (up to :data:`MAX_KEPT_BYTES` in all)."""
     rescan: bool = False
     """``files`` is incomplete (a command ran, or more than :data:`MAX_TRACKED_FILES`
     paths changed): rescan the workspace for the manifest."""
@@ -97,13 +103,22 @@ class ToolEffects:
     failed: bool = False
     """The tool's work failed (a command exited non-zero or timed out) though it answered."""
 
-    def file_written(self, path: str, sha256: str) -> None:
-        """Record that ``path`` now holds content with this hash."""
+    def file_written(self, path: str, sha256: str, data: bytes | None = None) -> None:
+        """Record that ``path`` now holds content with this hash (``data``, when given)."""
         self._track(path, sha256)
+        self.written.pop(path, None)
+        kept = sum(len(content) for content in self.written.values())
+        if (
+            data is not None
+            and self.files.get(path) == sha256
+            and kept + len(data) <= MAX_KEPT_BYTES
+        ):
+            self.written[path] = data
 
     def file_deleted(self, path: str) -> None:
         """Record that ``path`` no longer exists."""
         self._track(path, None)
+        self.written.pop(path, None)
 
     def workspace_changed(self) -> None:
         """Record that files may have changed in ways not tracked here (a command ran)."""
@@ -130,6 +145,7 @@ class ToolEffects:
         """
         taken = ToolEffects(
             files=self.files,
+            written=self.written,
             rescan=self.rescan,
             plan=self.plan,
             plan_changed=self.plan_changed,
@@ -138,6 +154,7 @@ class ToolEffects:
             failed=self.failed,
         )
         self.files = {}
+        self.written = {}
         self.rescan = False
         self.failed = False
         self.plan_changed = False

@@ -17,11 +17,16 @@ from builder.tools.context import DevServerStatus, ToolContext
 
 __all__ = [
     "DEV_SERVER",
+    "FRAMEWORKS",
     "NPM_DEV_COMMAND",
+    "SCRIPTS",
     "STATIC_COMMAND",
+    "DevCommand",
     "DevServerLaunch",
     "command_for",
     "default_command",
+    "dev_command",
+    "dev_command_from_scripts",
     "get_dev_server_status",
     "launch_dev_server",
     "log_errors",
@@ -42,14 +47,97 @@ ACCEPT_GRACE_SECONDS = 0.2
 """How long a probe connection must stay open to count as a listening server."""
 
 
-async def command_for(sandbox: Sandbox) -> str:
-    """``npm run dev`` when package.json has a dev script, else a static file server."""
+SCRIPTS = ("dev", "start", "serve", "preview")
+"""package.json scripts that run a server, in the order they are looked for."""
+FRAMEWORKS: dict[str, tuple[str, int]] = {
+    "vite": ("--port", 5173),
+    "astro": ("--port", 4321),
+    "next": ("--port", 3000),
+    "nuxt": ("--port", 3000),
+    "nuxi": ("--port", 3000),
+    "ng": ("--port", 4200),
+    "gatsby": ("--port", 8000),
+    "webpack": ("--port", 8080),
+    "webpack-dev-server": ("--port", 8080),
+    "parcel": ("--port", 1234),
+    "serve": ("--listen", 3000),
+    "http-server": ("-p", 8080),
+}
+"""A server's executable → (its port option, the port it listens on without one)."""
+_SUBCOMMAND_PORTS = {("vite", "preview"): 4173}
+_EXPLICIT_PORT = re.compile(r"(?:--port|--listen|-p|-l)[= ]+(\d{2,5})\b|\bPORT=(\d{2,5})\b")
+_SEPARATORS = re.compile(r"&&|\|\||[;&|]")
+_WRAPPERS = {"npx", "cross-env", "env", "exec", "pnpm", "yarn", "bunx", "dotenv", "--"}
+
+
+@dataclass(frozen=True, slots=True)
+class DevCommand:
+    """How to start a project's dev server."""
+
+    command: str
+    """The command (``{port}`` is replaced by the port)."""
+    port: int | None = None
+    """The port it listens on; None when the sandbox chooses (given as ``PORT``)."""
+
+
+def _tool(segment: str) -> tuple[str, str]:
+    """The executable a script segment runs and the word after it (its subcommand)."""
+    words = [
+        word
+        for word in segment.split()
+        if "=" not in word.split("/")[0] and word not in _WRAPPERS and not word.startswith("-")
+    ]
+    if not words:
+        return "", ""
+    return words[0].rsplit("/", 1)[-1], words[1] if len(words) > 1 else ""
+
+
+def dev_command_from_scripts(scripts: dict[str, object]) -> DevCommand | None:
+    """The dev server a package.json's scripts start, or None when none of :data:`SCRIPTS`.
+
+    The first of ``dev``, ``start``, ``serve`` and ``preview`` is run with ``npm run``.
+    Its port: the one the script names (``--port 3000``, ``-p 3000``, ``PORT=3000``);
+    else, when the script ends with a server from :data:`FRAMEWORKS`, the sandbox's
+    port through that server's option; else, when such a server runs earlier in the
+    script (it cannot be given an option), that server's default port; else the
+    sandbox's port, given to ``dev`` as ``--port`` (what most dev servers take) and to
+    the others only as ``PORT`` (Create React App, Express apps, most servers read it).
+    """
+    for name in SCRIPTS:
+        script = scripts.get(name)
+        if not isinstance(script, str):
+            continue
+        run = f"npm run {name}"
+        explicit = _EXPLICIT_PORT.search(script)
+        if explicit:
+            return DevCommand(run, int(explicit.group(1) or explicit.group(2)))
+        segments = [part for part in _SEPARATORS.split(script) if part.strip()]
+        tools = [_tool(part) for part in segments]
+        last = tools[-1][0] if tools else ""
+        if last in FRAMEWORKS:
+            return DevCommand(f"{run} -- {FRAMEWORKS[last][0]} {{port}}")
+        for tool, sub in tools:
+            if tool in FRAMEWORKS:
+                return DevCommand(run, _SUBCOMMAND_PORTS.get((tool, sub), FRAMEWORKS[tool][1]))
+        return DevCommand(f"{run} -- --port {{port}}" if name == "dev" else run)
+    return None
+
+
+async def dev_command(sandbox: Sandbox) -> DevCommand:
+    """The project's dev server: from package.json's scripts
+    (:func:`dev_command_from_scripts`), else a static file server for plain HTML."""
     try:
         manifest = json.loads(await sandbox.read_file("package.json"))
     except (NotFound, ValueError):
-        return STATIC_COMMAND
+        return DevCommand(STATIC_COMMAND)
     scripts = manifest.get("scripts") if isinstance(manifest, dict) else None
-    return NPM_DEV_COMMAND if isinstance(scripts, dict) and "dev" in scripts else STATIC_COMMAND
+    found = dev_command_from_scripts(scripts) if isinstance(scripts, dict) else None
+    return found or DevCommand(STATIC_COMMAND)
+
+
+async def command_for(sandbox: Sandbox) -> str:
+    """The command of :func:`dev_command`."""
+    return (await dev_command(sandbox)).command
 
 
 async def default_command(ctx: ToolContext) -> str:
@@ -151,10 +239,13 @@ async def launch_dev_server(
     Args:
         sandbox: The project's sandbox.
         settings: ``timeout_dev_server`` bounds the wait.
-        command: The command; default :func:`command_for` the sandbox.
-        port: The port; chosen by the sandbox when None.
+        command: The command; default :func:`dev_command` of the sandbox (with its port).
+        port: The port; chosen by the sandbox when None (and the command names none).
     """
-    chosen = command or await command_for(sandbox)
+    if command is None:
+        found = await dev_command(sandbox)
+        command, port = found.command, port or found.port
+    chosen = command
     info = await sandbox.start_process(DEV_SERVER, chosen, port=port)
     loop = asyncio.get_running_loop()
     # Leave a moment of the dev_server budget to report instead of being cut off.
@@ -184,8 +275,11 @@ async def start_dev_server(
 
     Args:
         command: The command to run; `{port}` is replaced by the port. Defaults to
-            `npm run dev` when package.json has a dev script, else a static file
-            server for plain HTML.
+            the first of package.json's `dev`, `start`, `serve` and `preview` scripts,
+            on the port the script names, else given to Vite, Astro, Next.js and other
+            known servers through their port option (their default port when a later
+            command in the script would get it) and to others as `$PORT`; else a
+            static file server for plain HTML.
         port: The port to listen on; chosen automatically when omitted.
     """
     launch = await launch_dev_server(ctx.sandbox, settings=ctx.settings, command=command, port=port)

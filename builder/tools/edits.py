@@ -111,7 +111,7 @@ async def edit_file(path: str, search: str, replace: str, *, ctx: ToolContext) -
         new = (text[:at] + replace + text[at + len(search) :]).encode("utf-8")
         async with within_limits(ctx, {path: new}, replaced={path: len(old)}):
             await ctx.sandbox.write_file(path, new, expected_sha256=sha256_hex(old))
-    ctx.effects.file_written(path, sha256_hex(new))
+    ctx.effects.file_written(path, sha256_hex(new), new)
     line = text.count("\n", 0, at) + 1
     removed, added = search.count("\n") + 1, replace.count("\n") + 1
     return (

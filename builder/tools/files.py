@@ -88,7 +88,7 @@ async def batch_write_files(files: list[FileContent], *, ctx: ToolContext) -> st
         async with within_limits(ctx, writes, replaced=replaced):
             await _write_all(ctx, writes, previous)
     for path, data in writes.items():
-        ctx.effects.file_written(path, sha256_hex(data))
+        ctx.effects.file_written(path, sha256_hex(data), data)
     listing = "\n".join(
         f"- {path} ({'updated' if previous[path] is not None else 'created'}, {_describe(data)})"
         for path, data in writes.items()

@@ -10,7 +10,7 @@ from typing import Annotated
 from pydantic import Field
 
 from builder.errors import InvalidInput, NotFound
-from builder.sandbox.base import CommandResult
+from builder.sandbox.base import CachesInstalls, CommandResult
 from builder.settings import OperationKind
 from builder.timeouts import with_timeout
 from builder.tools.context import ToolContext
@@ -60,6 +60,11 @@ async def run_in_sandbox(
         operation,
         seconds=seconds + GRACE_SECONDS,
     )
+    _record(ctx, result)
+    return result
+
+
+def _record(ctx: ToolContext, result: CommandResult) -> None:
     # A command may change any file; the graph rescans instead of trusting the tracked set.
     ctx.effects.workspace_changed()
     if not result.ok:
@@ -67,8 +72,7 @@ async def run_in_sandbox(
         last = f": {output[-1]}" if output else ""
         outcome = "timed out" if result.timed_out else f"exited with code {result.exit_code}"
         ctx.effects.failed = True
-        ctx.effects.error(f"`{command}` {outcome}{last}")
-    return result
+        ctx.effects.error(f"`{result.command}` {outcome}{last}")
 
 
 async def run_command(
@@ -129,7 +133,9 @@ async def install_packages(
     """Install packages with the project's package manager (found from its lock file).
 
     With no packages, installs everything the lock file lists (run it first in a new
-    project from a starter). With packages, adds them and saves them in package.json.
+    project from a starter); when another project on the host installed the same lock
+    file, its installed tree is reused and the project's own install scripts still run.
+    With packages, adds them and saves them in package.json.
 
     Args:
         packages: Package names, optionally scoped or with a version, e.g.
@@ -157,6 +163,10 @@ async def install_packages(
         argv = [*_ADD[manager], *([_DEV_FLAG[manager]] if dev else []), *packages]
     elif manager == "npm":
         lock = await ctx.sandbox.stat("package-lock.json") is not None
+        if lock and isinstance(ctx.sandbox, CachesInstalls):
+            cached = await _install_through_cache(ctx, ctx.sandbox, manager)
+            if cached is not None:
+                return cached
         argv = ["npm", "ci" if lock else "install", *_NPM_QUIET]
     else:
         argv = list(_FROM_LOCK[manager])
@@ -167,8 +177,53 @@ async def install_packages(
     return await _install_report(ctx, result, manager, packages)
 
 
+_ROOT_SCRIPTS = (
+    "preinstall",
+    "install",
+    "postinstall",
+    "prepublish",
+    "preprepare",
+    "prepare",
+    "postprepare",
+)
+"""The root package's own scripts ``npm ci`` runs, in its order."""
+
+
+async def _install_through_cache(
+    ctx: ToolContext, sandbox: CachesInstalls, manager: str
+) -> str | None:
+    """Install from the lock file with the sandbox's cache of installed trees, then run
+    the root package's own install scripts in the project; None when it cannot serve."""
+    seconds = ctx.settings.timeout_install
+    # The clean install's own timeout, and time to put the tree in place.
+    done = await with_timeout(
+        sandbox.install_from_lock(manager, timeout=seconds),
+        "install",
+        seconds=2 * seconds + GRACE_SECONDS,
+    )
+    if done is None:
+        return None
+    _record(ctx, done.result)
+    if not done.result.ok:
+        return await _install_report(ctx, done.result, manager, [])
+    note = " from the host's cache of installed trees" if done.from_cache else ""
+    try:
+        manifest = json.loads(await ctx.sandbox.read_file("package.json"))
+        scripts = manifest.get("scripts") or {}
+    except (NotFound, ValueError, AttributeError):
+        scripts = {}
+    names = [name for name in _ROOT_SCRIPTS if isinstance(scripts, dict) and name in scripts]
+    if names:
+        command = " && ".join(f"npm run {name}" for name in names)
+        ran = await run_in_sandbox(ctx, command, cwd=".", seconds=seconds, operation="install")
+        if not ran.ok:
+            return _failure_report(ran, f"{ran.stdout}\n{ran.stderr}")
+        note += f", then ran its {', '.join(names)} script{'s' if len(names) > 1 else ''}"
+    return await _install_report(ctx, done.result, manager, [], note=note)
+
+
 async def _install_report(
-    ctx: ToolContext, result: CommandResult, manager: str, packages: list[str]
+    ctx: ToolContext, result: CommandResult, manager: str, packages: list[str], note: str = ""
 ) -> str:
     if result.timed_out:
         return f"`{result.command}` was killed after {result.duration_s:.0f} s (timeout)."
@@ -179,7 +234,7 @@ async def _install_report(
     summary = added.group(0).strip() if added else "done"
     versions = await _installed_versions(ctx, packages)
     what = f" {versions};" if versions else ""
-    return f"Installed with {manager}:{what} {summary} ({result.duration_s:.1f} s)."
+    return f"Installed with {manager}:{what} {summary}{note} ({result.duration_s:.1f} s)."
 
 
 _PROBLEM = re.compile(r"\s*(npm (error|ERR!)|ERR_PNPM|error:?\s)", re.IGNORECASE)

@@ -198,7 +198,7 @@ class WorkspaceFiles:
             async with within_limits(ctx, {path: data}, replaced={path: info.size if info else 0}):
                 await ctx.sandbox.write_file(path, data, expected_sha256=expected_sha256)
         digest = sha256_hex(data)
-        ctx.effects.file_written(path, digest)
+        ctx.effects.file_written(path, digest, data)
         return FileWrite(path=path, sha256=digest, size=len(data), created=info is None)
 
     async def delete(self, path: str) -> None:

@@ -16,13 +16,15 @@ from langchain_core.messages import AIMessage, ToolMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.memory import InMemorySaver
 
+from builder.errors import StaleWorkspace
+from builder.graphs.checkpointer import TTLCheckpointer
 from builder.graphs.context import RunContext
 from builder.graphs.web_builder import build_web_builder_graph
 from builder.locks import LockManager
 from builder.persistence.database import Database
-from builder.persistence.files import restore_snapshot
+from builder.persistence.files import restore_snapshot, sync_workspace, workspace_version
 from builder.persistence.projects import create_project
-from builder.persistence.snapshots import list_snapshots, tree
+from builder.persistence.snapshots import list_snapshots, save_snapshot, tree
 from builder.persistence.usage import run_usage
 from builder.persistence.users import get_or_create_user
 from builder.sandbox.local import LocalSandbox
@@ -102,12 +104,25 @@ async def test_demo_builds_the_site_and_state_holds_only_a_manifest(
     assert changed == DEMO_FILES
 
 
+@asynccontextmanager
+async def _checkpointer(kind: str, db: Database) -> AsyncIterator[Any]:
+    """An in-memory one (the nodes save on their own), or builder's on a pool (the tools
+    node's save is committed with its writes)."""
+    if kind == "memory":
+        yield InMemorySaver()
+        return
+    async with TTLCheckpointer.from_settings(db.psycopg_url, db.settings) as saver:
+        yield saver
+
+
+@pytest.mark.parametrize("kind", ["memory", "ttl"])
 async def test_snapshots_and_usage_are_saved_per_step(
-    db: Database, settings: Settings, locks: LockManager, tmp_path: Path
+    kind: str, db: Database, settings: Settings, locks: LockManager, tmp_path: Path
 ) -> None:
     user = await get_or_create_user(db, name="alice")
     project = await create_project(db, user_id=user.id, name="site")
     box = LocalSandbox(str(project.id), settings=settings)
+    await sync_workspace(db, project_id=project.id, sandbox=box)
     spec = write_script(
         tmp_path,
         [
@@ -128,9 +143,11 @@ async def test_snapshots_and_usage_are_saved_per_step(
             ]
         ],
     )
-    graph = build_web_builder_graph(model=spec, settings=settings, checkpointer=InMemorySaver())
-    ctx = RunContext(sandbox=box, locks=locks, settings=settings, db=db, run_id="run-1")
-    events = await _run(graph, ctx, "go", str(project.id))
+    async with _checkpointer(kind, db) as saver:
+        graph = build_web_builder_graph(model=spec, settings=settings, checkpointer=saver)
+        ctx = RunContext(sandbox=box, locks=locks, settings=settings, db=db, run_id="run-1")
+        events = await _run(graph, ctx, "go", str(project.id))
+        state = (await graph.aget_state(_config(str(project.id)))).values
     snapshots = (await list_snapshots(db, project_id=project.id)).items
     assert [(s.version, s.changed_paths, s.run_id) for s in snapshots] == [
         (2, 2, "run-1"),
@@ -142,9 +159,46 @@ async def test_snapshots_and_usage_are_saved_per_step(
     assert [e["version"] for e in events if e["event"] == "snapshot"] == [1, 2]
     usage = await run_usage(db, run_id="run-1")
     assert (usage.calls, usage.prompt_tokens, usage.completion_tokens) == (3, 600, 60)
-    state = (await graph.aget_state(_config(str(project.id)))).values
     assert state["snapshot_version"] == 2 and not state["unsaved"]
     assert state["run_tokens"] == 660
+    assert await workspace_version(box) == 2
+    await box.close()
+
+
+async def test_a_save_carried_by_a_stale_workspace_stops_the_run_and_commits_nothing(
+    db: Database, settings: Settings, locks: LockManager, tmp_path: Path
+) -> None:
+    user = await get_or_create_user(db, name="alice")
+    project = await create_project(db, user_id=user.id, name="site")
+    box = LocalSandbox(str(project.id), settings=settings)
+    await sync_workspace(db, project_id=project.id, sandbox=box)  # holds version 0
+    # Saved elsewhere after this workspace was brought up to date.
+    await save_snapshot(db, project_id=project.id, changes={"other.txt": b"theirs"})
+    spec = write_script(
+        tmp_path,
+        [
+            [
+                {"tool_calls": [call("write_file", path="a.txt", content="mine")]},
+                {"content": "Done."},
+            ]
+        ],
+    )
+    async with TTLCheckpointer.from_settings(db.psycopg_url, settings) as saver:
+        graph = build_web_builder_graph(model=spec, settings=settings, checkpointer=saver)
+        ctx = RunContext(sandbox=box, locks=locks, settings=settings, db=db, run_id="run-1")
+        with pytest.raises(StaleWorkspace):
+            await _run(graph, ctx, "go", str(project.id))
+        current = await graph.aget_state(_config(str(project.id)))
+
+    # Neither the version nor the step's usage, nor the tool call's result: the run
+    # stopped before its next model call, and a resume runs the call again.
+    assert [s.version for s in (await list_snapshots(db, project_id=project.id)).items] == [1]
+    assert (await run_usage(db, run_id="run-1")).calls == 0
+    assert current.next == ("tools",)
+    assert not any(isinstance(m, ToolMessage) for m in current.values["messages"])
+    # The workspace was refreshed from the newest version.
+    assert await workspace_version(box) == 1
+    assert await box.read_file("other.txt") == b"theirs"
     await box.close()
 
 

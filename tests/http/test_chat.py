@@ -22,7 +22,8 @@ def test_a_turn_streams_every_event_in_order(dev_server: ServerProcess) -> None:
             events = list(read_events(r))
     assert [e.id for e in events] == [str(i) for i in range(len(events))]
     assert all(e.event == e.data["type"] and e.event in EVENT_TYPES for e in events)
-    assert events[0].event == "run_started" and events[0].data["run_id"] == run_id
+    assert [e.event for e in events[:2]] == ["queued", "run_started"]
+    assert events[0].data["run_id"] == events[1].data["run_id"] == run_id
     finished = events[-1]
     assert finished.event == "run_finished"
     assert (finished.data["status"], finished.data["project_id"]) == ("success", pid)
@@ -47,6 +48,12 @@ def test_a_second_chat_on_a_busy_project_is_refused_or_queued(dev_server: Server
         pid = client.post("/api/projects", json={"name": "c"}).json()["id"]
         with client.stream("POST", f"/api/projects/{pid}/chat", json={"prompt": "one"}) as first:
             assert first.status_code == 200
+            first_reader = read_events(first)
+            first_events = []
+            for event in first_reader:  # until the run is surely at work
+                first_events.append(event)
+                if event.event == "tool_start":
+                    break
             refused = client.post(f"/api/projects/{pid}/chat", json={"prompt": "two"})
             assert refused.status_code == 409
             assert refused.json()["error"]["code"] == "run_in_progress"
@@ -57,11 +64,22 @@ def test_a_second_chat_on_a_busy_project_is_refused_or_queued(dev_server: Server
             ) as queued:
                 assert queued.status_code == 200
                 queued_events = list(read_events(queued))
-            first_events = list(read_events(first))
+            first_events.extend(first_reader)
         assert first_events[-1].data["status"] == "success"
         assert queued_events[-1].data["status"] == "success"
+        # While it waited (if the first had not ended yet), its stream said where it
+        # stood in the queue; then it ran (tests/http/langgraph/test_runs.py waits
+        # behind a slow run for sure).
+        assert [e.id for e in queued_events] == [str(i) for i in range(len(queued_events))]
+        assert queued_events[0].event == "queued" and "position" not in queued_events[0].data
+        started = next(i for i, e in enumerate(queued_events) if e.event == "run_started")
+        assert [(e.event, e.data["position"]) for e in queued_events[1:started]] in (
+            [],
+            [("queued", 1)],
+        )
         # The queued run started only after the first one finished.
-        assert queued_events[0].data["at"] >= first_events[-1].data["at"]
+        assert queued_events[started].data["at"] >= first_events[-1].data["at"]
+        assert [e.event for e in first_events].count("queued") == 1  # it never waited
         contents = [
             m["content"]
             for m in client.get(f"/api/projects/{pid}/messages").json()["items"]
@@ -75,7 +93,7 @@ def test_a_client_that_disconnects_does_not_stop_the_run(dev_server: ServerProce
         pid = client.post("/api/projects", json={"name": "c"}).json()["id"]
         with client.stream("POST", f"/api/projects/{pid}/chat", json={"prompt": "go"}) as r:
             first = next(read_events(r))
-            assert first.event == "run_started"
+            assert first.event == "queued"
         # The stream is closed; the run goes on and persists its reply.
         for _ in range(300):
             roles = [m["role"] for m in client.get(f"/api/projects/{pid}/messages").json()["items"]]

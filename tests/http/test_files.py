@@ -194,6 +194,8 @@ def test_built_export_runs_the_build_in_the_sandbox(dev_server: ServerProcess) -
                 db,
                 project_id=uuid.UUID(pid),
                 changes={
+                    # The build output is ignored (left out of listings): export reads it.
+                    ".gitignore": b"dist/\n",
                     "package.json": b'{"name": "b", "private": true, '
                     b'"scripts": {"build": "node build.mjs"}}',
                     "build.mjs": BUILD_SCRIPT,

@@ -120,6 +120,10 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, migrated_template: str) ->
         "BUILDER_DB_POOL_SIZE": "3",
         "BUILDER_DB_MAX_OVERFLOW": "2",
         "BUILDER_TIMEOUT_DB": "30",
+        # Three replicas share two cores with the load: a Redis call slower than the
+        # default 0.1 s would open a replica's circuit and its rate limit would count
+        # alone (the degraded mode tests/http/test_ratelimit.py covers), not globally.
+        "BUILDER_REDIS_TIMEOUT": "2",
     }
     replicas = [
         ServerProcess(

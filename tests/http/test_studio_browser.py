@@ -392,6 +392,13 @@ def test_a_run_can_be_cancelled_and_a_message_during_a_run_is_told_409_and_can_q
     second.get_by_role("button", name="Send").click()
     expect(second.get_by_role("alert")).to_contain_text("already has a run in progress")
     second.get_by_role("button", name="Queue my message").click()
+    # It waits its turn, and the chat says where it stands (from the run's own events),
+    # unless the run ahead ended first (it then starts at once; tests/runs/
+    # test_queue_events.py covers the places deterministically).
+    queued, started = second.locator(".queued"), second.locator(".turn").last.locator(".step")
+    expect(queued.or_(started.first)).to_be_visible(timeout=30_000)
+    if queued.count():
+        expect(queued).to_have_text("queued, 1 ahead")
     # A page opened while the run works (a reload, another tab) follows it to its end.
     third = context.new_page()
     third.goto(f"{server.url}/#/p/{pid}")

@@ -111,3 +111,30 @@ async def test_restore_replaces_a_directory_with_a_file_and_keeps_node_modules(
     assert await sandbox.read_file("node_modules/pkg/index.js") == b"installed"
     assert await sandbox.stat("stale") is None
     await sandbox.close()
+
+
+async def test_build_output_is_not_saved_and_a_restore_keeps_it(
+    db: Database, project: ProjectPublic
+) -> None:
+    """What the root .gitignore lists (build output) is left out of the workspace's
+    manifest, and a restore neither deletes it nor the ignored files a tool wrote."""
+    from builder.graphs.saving import scan_workspace
+    from builder.sandbox.ignore import ignored_writes
+
+    sandbox = LocalSandbox(str(project.id), settings=db.settings)
+    await save_snapshot(
+        db, project_id=project.id, changes={".gitignore": b"dist\n.astro/\n", "src/a.ts": b"a"}
+    )
+    await restore_snapshot(db, project_id=project.id, sandbox=sandbox)
+    await sandbox.write_file("dist/index.html", b"built")
+    await sandbox.write_file(".astro/settings.json", b"{}")
+    await sandbox.write_file("src/b.ts", b"b")
+
+    assert sorted(await scan_workspace(sandbox)) == [".gitignore", "src/a.ts", "src/b.ts"]
+    changes = {"dist/index.html": "sha", "dist": None, ".astro/settings.json": "s", "src/b.ts": "s"}
+    assert await ignored_writes(sandbox, changes) == {"dist/index.html", ".astro/settings.json"}
+    await restore_snapshot(db, project_id=project.id, sandbox=sandbox)
+    assert await sandbox.read_file("dist/index.html") == b"built"
+    assert await sandbox.read_file(".astro/settings.json") == b"{}"
+    assert await sandbox.stat("src/b.ts") is None  # not ignored, not in the version
+    await sandbox.close()

@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from builder.http.preview import preview_target
 from builder.persistence.database import Database
 from builder.persistence.projects import create_project, project_replica, record_replica
 from builder.persistence.users import get_or_create_user
 from builder.preview.gateway import Misdirected, PreviewTarget
 from builder.preview.tokens import PreviewGrant
 from builder.runs.sandboxes import ProjectSandboxes
+from builder.runs.workspace import preview_target
 from builder.sandbox.pool import SandboxPool
 from builder.settings import Settings
 from builder.tools.devserver import DEV_SERVER

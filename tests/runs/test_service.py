@@ -67,7 +67,8 @@ async def test_a_turn_builds_the_site_and_records_everything(
     events = [event async for event in handle.events()]
     result = await handle.wait()
 
-    assert events[0].type == "run_started" and events[-1].type == "run_finished"
+    assert [e.type for e in events[:2]] == ["queued", "run_started"]
+    assert events[-1].type == "run_finished"
     assert [e.seq for e in events] == list(range(len(events)))
     kinds = {e.type for e in events}
     assert {"token", "message", "tool_start", "tool_end", "file_changed", "snapshot"} <= kinds
@@ -188,7 +189,7 @@ async def test_an_expired_context_is_rebuilt_from_the_durable_project(
     second = await service.start(user_id=user.id, project_id=project.id, prompt="Make it greener")
     events = [e async for e in second.events()]
     result = await second.wait()
-    assert events[0].data["rebuilt"] is True
+    assert events[1].type == "run_started" and events[1].data["rebuilt"] is True
     assert result.status == "success" and result.files_changed == ["styles.css"]
     state = (await service.graph.aget_state(config)).values
     humans = [m.content for m in state["messages"] if m.type == "human"]
@@ -269,3 +270,21 @@ async def test_a_run_cancelled_before_its_first_step_keeps_the_users_message_in_
         state = (await svc.graph.aget_state(config)).values
         humans = [m.content for m in state["messages"] if m.type == "human"]
         assert humans == ["first words", "second words"]
+
+
+async def test_a_queued_run_keeps_its_project_from_being_deleted(
+    db: Database, settings: Settings
+) -> None:
+    """A run waiting for a worker is in progress for a delete (it would be left with no
+    project), not for a hand edit (it starts from the edited files)."""
+    async with RunService.open(settings, db=db, model="scripted:demo", worker="none") as svc:
+        user = await get_or_create_user(db, name="alice")
+        project = await create_project(db, user_id=user.id, name="queued")
+        handle = await svc.start(user_id=user.id, project_id=project.id, prompt="A page")
+        async with svc.project_idle(project.id, queued_too=True) as held:
+            assert not held
+        async with svc.project_idle(project.id) as held:
+            assert held
+        assert await svc.cancel(handle.run_id)
+        async with svc.project_idle(project.id, queued_too=True) as held:
+            assert held

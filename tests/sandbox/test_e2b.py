@@ -108,6 +108,14 @@ async def test_file_operations(fake: FakeE2B, sandbox: E2BSandbox) -> None:
         ("src/app.js", 14, False),
         ("src/index.html", 11, False),
     ]
+    await sandbox.write_file(".gitignore", b"dist/\n")
+    await sandbox.write_file("dist/index.html", b"built")
+    listing = await sandbox.list_files(".", recursive=True)
+    assert [i.path for i in listing] == [".gitignore", "src", "src/app.js", "src/index.html"]
+    built = await sandbox.list_files("dist", include_ignored=True)
+    assert [i.path for i in built] == ["dist/index.html"]
+    await sandbox.delete_file(".gitignore")
+    await sandbox.delete_file("dist")
     await sandbox.rename_file("src/app.js", "src/js/app.js")
     info = await sandbox.stat("src/js/app.js")
     assert info is not None and (info.path, info.size, info.is_dir) == ("src/js/app.js", 14, False)

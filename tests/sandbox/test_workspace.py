@@ -103,6 +103,33 @@ def test_list_skips_node_modules_and_git_and_does_not_descend_symlinks(ws: Works
     assert [i.path for i in ws.list(".")] == ["a.txt", "in", "infile", "out", "outfile", "sub"]
 
 
+def test_list_leaves_out_what_the_root_gitignore_lists(ws: Workspace) -> None:
+    ws.write(".gitignore", b"# build output\ndist/\n.astro\n*.log\n!keep.log\n")
+    for path in ("dist/index.html", "dist/assets/a.js", ".astro/types.d.ts", "src/dist/x.js"):
+        ws.write(path, b"generated")
+    for path in ("src/app.ts", "debug.log", "keep.log", "distant.txt"):
+        ws.write(path, b"source")
+    listing = {i.path for i in ws.list(".", recursive=True)} - {"a.txt", "in", "infile"}
+    assert {p for p in listing if not p.startswith(("out", "sub"))} == {
+        ".gitignore",
+        "distant.txt",
+        "keep.log",
+        "src",
+        "src/app.ts",
+    }
+    assert ws.list("dist", recursive=True) == []
+    everything = {i.path for i in ws.list(".", recursive=True, include_ignored=True)}
+    assert {"dist/assets/a.js", ".astro/types.d.ts", "src/dist/x.js", "debug.log"} <= everything
+    assert [i.path for i in ws.list("dist", include_ignored=True)] == [
+        "dist/assets",
+        "dist/index.html",
+    ]
+    # A .gitignore that is not a regular file (a link to elsewhere) has no rules.
+    ws.delete(".gitignore")
+    os.symlink(ws.root / "keep.log", ws.root / ".gitignore")
+    assert "dist/index.html" in {i.path for i in ws.list(".", recursive=True)}
+
+
 def test_disk_usage_counts_regular_files_except_node_modules_and_git(ws: Workspace) -> None:
     before = ws.disk_usage()
     assert before == len(b"alpha") + len(b"inside")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import urllib.request
 
 import pytest
@@ -27,6 +28,47 @@ async def test_default_command(ctx: ToolContext, sandbox: LocalSandbox) -> None:
     assert await devserver.default_command(ctx) == devserver.NPM_DEV_COMMAND
     await sandbox.write_file("package.json", b"{not json")
     assert await devserver.default_command(ctx) == devserver.STATIC_COMMAND
+
+
+def test_the_dev_server_is_found_in_common_scripts_with_its_port() -> None:
+    found = devserver.dev_command_from_scripts
+    command = devserver.DevCommand
+    assert found({"build": "vite build"}) is None
+    # dev first; a server the sandbox's port can be given to gets it through its option
+    assert found({"dev": "vite", "start": "next start"}) == command("npm run dev -- --port {port}")
+    assert found({"start": "next start"}) == command("npm run start -- --port {port}")
+    assert found({"serve": "npx serve dist"}) == command("npm run serve -- --listen {port}")
+    assert found({"preview": "vite build && vite preview"}) == command(
+        "npm run preview -- --port {port}"
+    )
+    # a port the script names is the port
+    assert found({"start": "next start -p 4000"}) == command("npm run start", 4000)
+    assert found({"start": "PORT=8081 node server.js"}) == command("npm run start", 8081)
+    assert found({"serve": "http-server dist --port=9000"}) == command("npm run serve", 9000)
+    # a server followed by another command keeps its default port
+    assert found({"start": "astro dev & tsc -w"}) == command("npm run start", 4321)
+    assert found({"preview": "vite preview; echo done"}) == command("npm run preview", 4173)
+    # anything else gets the sandbox's port as $PORT (dev also as --port, as before)
+    assert found({"start": "node server.js"}) == command("npm run start")
+    assert found({"dev": "node server.js"}) == command("npm run dev -- --port {port}")
+
+
+@pytest.mark.skipif(shutil.which("npm") is None, reason="needs npm")
+async def test_a_start_script_is_run_when_there_is_no_dev_script(
+    call: Caller, ctx: ToolContext, sandbox: LocalSandbox
+) -> None:
+    await sandbox.write_file("index.html", b"<h1>Started</h1>")
+    await sandbox.write_file(
+        "package.json",
+        b'{"scripts": {"build": "true", "start": "python3 -m http.server $PORT"}}',
+    )
+    assert await devserver.default_command(ctx) == "npm run start"
+    result = await call("start_dev_server")
+    assert result.startswith("Dev server running: npm run start"), result
+    status = ctx.effects.dev_server
+    assert status is not None and status.port is not None
+    assert b"Started" in await asyncio.to_thread(fetch, f"http://127.0.0.1:{status.port}/")
+    await sandbox.stop_process(devserver.DEV_SERVER)
 
 
 async def test_static_site_is_served_until_stopped(

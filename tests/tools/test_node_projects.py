@@ -43,6 +43,19 @@ async def test_a_starter_installs_builds_and_reports_type_errors(
     assert await build.check_build(ctx=ctx) == "The build passes (npm run build)."
     assert await sandbox.stat("dist/index.html") is not None
 
+    # A second project of the same starter gets the first one's installed tree, and it builds.
+    second = LocalSandbox("project-2", settings=ctx.settings)
+    try:
+        ctx2 = ToolContext(
+            sandbox=second, project_id="project-2", settings=ctx.settings, locks=ctx.locks
+        )
+        await _start(ctx2, second)
+        reused = await shell.install_packages(ctx=ctx2)
+        assert "packages from the host's cache of installed trees" in reused, reused
+        assert await build.check_build(ctx=ctx2) == "The build passes (npm run build)."
+    finally:
+        await second.close()
+
     app = (await sandbox.read_file("src/App.tsx")).decode()
     broken = app.replace(
         "export default function App() {",

@@ -9,23 +9,19 @@ server's (``BUILDER_*`` settings).
 
 from __future__ import annotations
 
-import functools
-import types
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Annotated, Any, Union, get_args, get_origin, get_type_hints
+from typing import Annotated, Any
 
-import typing_extensions
 from fastapi import APIRouter, Depends, Query, Response
-from pydantic import TypeAdapter
 
 from builder.errors import NotFound
-from builder.graphs.state import WebBuilderState
 from builder.http.deps import ServicesDep
 from builder.http.errors import ERROR_RESPONSES
 from builder.http.langgraph.schemas import AssistantCountBody, AssistantSearchBody
 from builder.http.ratelimit import rate_limited
+from builder.runs.schema import state_schema
 
 __all__ = ["ASSISTANTS", "GRAPH_ID", "Assistant", "resolve_assistant", "router"]
 
@@ -134,15 +130,14 @@ async def graph(
 ) -> dict[str, Any]:
     """The graph's nodes and edges, as ``Graph.to_json()`` draws them."""
     resolve_assistant(assistant_id)
-    drawn: dict[str, Any] = services.runs.graph.get_graph(xray=xray).to_json()
-    return drawn
+    return services.runs.graph_drawing(xray=xray)
 
 
 @router.get("/{assistant_id}/schemas")
 async def schemas(assistant_id: str) -> dict[str, Any]:
     """JSON schemas of the input the API accepts and of the state it returns."""
     assistant = resolve_assistant(assistant_id)
-    state = _state_schema()
+    state = state_schema()
     return {
         "graph_id": assistant.graph_id,
         "input_schema": _INPUT_SCHEMA,
@@ -188,30 +183,3 @@ _CONTEXT_SCHEMA: dict[str, Any] = {
         "token_budget": {"type": "integer", "minimum": 1, "description": "Tokens this run."},
     },
 }
-
-
-@functools.cache
-def _state_schema() -> dict[str, Any]:
-    schema: dict[str, Any] = TypeAdapter(_portable(WebBuilderState)).json_schema()
-    return schema
-
-
-def _portable(tp: Any) -> Any:
-    """``tp`` with every ``typing.TypedDict`` rebuilt as a ``typing_extensions`` one.
-
-    Pydantic only makes schemas of the latter before Python 3.12; reducers
-    (``Annotated`` metadata) are dropped, they do not change the shape.
-    """
-    if typing_extensions.is_typeddict(tp):
-        hints = {key: _portable(value) for key, value in get_type_hints(tp).items()}
-        rebuilt = typing_extensions.TypedDict(tp.__name__, hints, total=tp.__total__)  # type: ignore[misc]
-        rebuilt.__doc__ = tp.__doc__
-        return rebuilt
-    origin, args = get_origin(tp), get_args(tp)
-    if origin is Annotated:
-        return _portable(args[0])
-    if origin in (Union, types.UnionType):
-        return Union[tuple(_portable(arg) for arg in args)]  # noqa: UP007
-    if origin in (list, dict):
-        return origin[tuple(_portable(arg) for arg in args)]
-    return tp

@@ -52,7 +52,7 @@ def config_for(thread_id: str, checkpoint: dict[str, Any] | None = None) -> Runn
 async def _snapshot(
     services: Services, thread_id: str, checkpoint: dict[str, Any] | None = None
 ) -> StateSnapshot | None:
-    snapshot = await services.runs.graph.aget_state(config_for(thread_id, checkpoint))
+    snapshot = await services.runs.thread_state(config_for(thread_id, checkpoint))
     if snapshot.metadata is None:  # nothing saved at (or up to) that checkpoint
         if checkpoint and checkpoint.get("checkpoint_id"):
             raise NotFound("checkpoint", checkpoint["checkpoint_id"])

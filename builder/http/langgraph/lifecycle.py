@@ -46,7 +46,7 @@ from builder.persistence.runs import (
     update_thread,
 )
 from builder.persistence.schemas import UserPublic
-from builder.runs.service import RunHandle
+from builder.runs.service import RunHandle, stopped_midway
 
 __all__ = [
     "ENDED",
@@ -152,11 +152,11 @@ async def start_run(
     requested = requested_checkpoint(body)
     state = None
     if requested is not None or prompt is None:
-        state = await services.runs.graph.aget_state(config_for(thread_id))
+        state = await services.runs.thread_state(config_for(thread_id))
         latest = (state.config or {}).get("configurable", {}).get("checkpoint_id")
         check_checkpoint(requested, latest)
     if prompt is None:
-        if state is None or not state.next:
+        if state is None or not stopped_midway(state):
             raise InvalidInput(
                 'the input needs a user message ({"messages": [{"role": "user", '
                 '"content": "..."}]}); input may only be left out to resume an '

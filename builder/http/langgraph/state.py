@@ -77,7 +77,7 @@ def _checked_update(services: Services, body: StateUpdateBody) -> dict[str, Any]
             f"channel(s) {', '.join(refused)} cannot be updated: they mirror the sandbox and "
             f"the database; editable: {', '.join(EDITABLE_CHANNELS)}"
         )
-    nodes = [name for name in services.runs.graph.nodes if not name.startswith("__")]
+    nodes = services.runs.graph_nodes()
     if body.as_node is not None and body.as_node not in nodes:
         raise InvalidInput(f"as_node must be one of {', '.join(nodes)}")
     if "messages" in values:
@@ -136,15 +136,15 @@ async def update_state(
     row = await owned_thread(services.db, user, thread_id)
     values = _checked_update(services, body)
     tid = row["thread_id"]
-    graph = services.runs.graph
+    runs = services.runs
     async with services.runs.project_idle(row["project_id"]) as held:
         if not held:
             raise RunInProgress(row["project_id"])
         if not await has_context(services, tid):
             base = await rebuilt_values(services, tid)
             if base is not None:  # keep the conversation an expired context had
-                await graph.aupdate_state(config_for(tid), base, as_node="persist")
-        config = await graph.aupdate_state(config_for(tid), values, as_node=body.as_node)
+                await runs.update_thread(config_for(tid), base, as_node="persist")
+        config = await runs.update_thread(config_for(tid), values, as_node=body.as_node)
     return {"checkpoint": checkpoint_of(config, tid)}
 
 
@@ -159,7 +159,7 @@ async def _history(
 ) -> list[dict[str, Any]]:
     if isinstance(before, str):
         before = {"checkpoint_id": before}
-    history = services.runs.graph.aget_state_history(
+    history = services.runs.thread_history(
         config_for(thread_id, checkpoint),
         filter=metadata or None,
         before=config_for(thread_id, before) if before else None,

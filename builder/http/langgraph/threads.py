@@ -38,7 +38,6 @@ from builder.persistence.runs import (
     update_thread,
 )
 from builder.persistence.schemas import UserPublic
-from builder.runs.sandboxes import discard_project_sandbox
 from builder.starters import starter_version
 
 __all__ = ["create_owned_thread", "delete_owned_thread", "owned_thread", "router"]
@@ -123,12 +122,12 @@ async def delete_owned_thread(services: Services, user: UserPublic, project_id: 
     Raises:
         RunInProgress: A run is in progress on it.
     """
-    async with services.runs.project_idle(project_id) as held:
+    async with services.runs.project_idle(project_id, queued_too=True) as held:
         if not held:
             raise RunInProgress(project_id)
         await services.runs.delete_context(project_id)
         await delete_project(services.db, user_id=user.id, project_id=project_id)
-    await discard_project_sandbox(services.pool, services.settings, str(project_id))
+    await services.runs.workspaces.discard(str(project_id))
 
 
 def _refuse_values_filter(values: dict[str, Any] | None) -> None:

@@ -32,7 +32,7 @@ from builder.http.schemas import ChatBody, ChatResult
 from builder.http.services import Services
 from builder.persistence.runs import get_run
 from builder.persistence.schemas import ProjectPublic, UserPublic
-from builder.runs.events import RunEvent
+from builder.runs.events import RunEvent, RunStream
 from builder.runs.service import RunHandle
 
 router = APIRouter(
@@ -78,13 +78,26 @@ async def _start(
     return handle
 
 
-async def _events(events: AsyncIterable[RunEvent]) -> AsyncIterator[ServerSentEvent]:
+def _encoded(event: RunEvent) -> bytes:
+    return ServerSentEvent(
+        data=json.dumps(event.as_dict(), default=str, separators=(",", ":")),
+        event=event.type,
+        id=str(event.seq),
+    ).encode()
+
+
+async def _events(
+    events: RunStream | AsyncIterable[RunEvent], *, after: int = -1
+) -> AsyncIterator[bytes]:
+    """The events as server-sent events; those of a run in this process's memory in
+    batches of what has come since the last write (one write, not one per event)."""
+    if isinstance(events, RunStream):
+        while batch := await events.next_events(after=after):
+            after = batch[-1].seq
+            yield b"".join(_encoded(event) for event in batch)
+        return
     async for event in events:
-        yield ServerSentEvent(
-            data=json.dumps(event.as_dict(), default=str, separators=(",", ":")),
-            event=event.type,
-            id=str(event.seq),
-        )
+        yield _encoded(event)
 
 
 @router.post(
@@ -96,7 +109,7 @@ async def chat(
     """Run one turn and stream its events as they happen."""
     handle = await _start(services, user, project, body)
     return EventSourceResponse(
-        _events(handle.events()),
+        _events(handle.stream),
         ping=_PING_SECONDS,
         headers={"x-run-id": handle.run_id, "cache-control": "no-store"},
     )
@@ -154,9 +167,9 @@ async def follow_chat(
     after = int(wanted) if wanted.isascii() and wanted.isdigit() else -1
     handle = services.runs.get(run_id)
     fanout = services.runs.fanout
-    events: AsyncIterable[RunEvent]
+    events: RunStream | AsyncIterable[RunEvent]
     if handle is not None:
-        events = handle.events(after=after)
+        events = handle.stream
     elif fanout is not None:
         events = await fanout.follow(
             run_id, after=after, ended=functools.partial(run_over, services, run_id)
@@ -167,7 +180,7 @@ async def follow_chat(
             "(set BUILDER_REDIS_URL so any process can stream them)"
         )
     return EventSourceResponse(
-        _events(events),
+        _events(events, after=after),
         ping=_PING_SECONDS,
         headers={"x-run-id": run_id, "cache-control": "no-store"},
     )

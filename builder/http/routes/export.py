@@ -58,7 +58,9 @@ async def export_archive(
     try:
         files: FileSource
         if built:
-            sandbox = await stack.enter_async_context(services.pool.lease(str(project.id)))
+            sandbox = await stack.enter_async_context(
+                services.runs.workspaces.sandbox(str(project.id))
+            )
             version, files = await latest_build(
                 db, sandbox, project_id=project.id, version=version, settings=services.settings
             )

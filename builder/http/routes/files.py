@@ -23,7 +23,7 @@ from builder.http.schemas import (
     RestoreResult,
 )
 from builder.persistence.database import Database
-from builder.persistence.files import diff_snapshots, sync_workspace
+from builder.persistence.files import diff_snapshots
 from builder.persistence.schemas import Page, SnapshotDiff, SnapshotPublic
 from builder.persistence.snapshots import (
     get_snapshot,
@@ -114,8 +114,7 @@ async def write_file(
             summary=f"edited {path} by hand",
             base_version=await _resolved(db, project.id, None),
         )
-        async with services.pool.lease(str(project.id)) as sandbox:
-            await sync_workspace(db, project_id=project.id, sandbox=sandbox)
+        await services.runs.workspaces.sync(project.id)
     return FileWriteResult(
         path=path,
         sha256=hashlib.sha256(data).hexdigest(),
@@ -174,8 +173,7 @@ async def restore(project: OwnedProject, body: RestoreBody, services: ServicesDe
                 changes=changes,
                 summary=f"restored version {body.version}",
             )
-        async with services.pool.lease(str(project.id)) as sandbox:
-            await sync_workspace(db, project_id=project.id, sandbox=sandbox, force=True)
+        await services.runs.workspaces.sync(project.id, force=True)
     return RestoreResult(
         restored_version=body.version,
         new_version=saved.version if saved is not None else None,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from collections.abc import Awaitable
 
@@ -15,6 +14,7 @@ from builder.http.deps import ServicesDep
 from builder.http.schemas import Check, Health, Readiness
 from builder.http.services import Services
 from builder.models import invoke_model, load_chat_model
+from builder.runs.workspace import check_sandbox_backend
 
 router = APIRouter(prefix="/api/health", tags=["health"])
 
@@ -43,17 +43,7 @@ async def _check(work: Awaitable[object], ok_detail: str) -> Check:
 
 
 async def _sandbox_ready(services: Services) -> None:
-    settings = services.settings
-    if settings.sandbox_backend == "e2b":
-        from builder.sandbox.e2b import check_e2b_access
-
-        # A configured key is not enough: E2B must accept it, within the probe's time.
-        await check_e2b_access(settings, timeout=_CHECK_SECONDS)
-        return
-    root = settings.data_dir / "workspaces"
-    await asyncio.to_thread(root.mkdir, parents=True, exist_ok=True)
-    if not os.access(root, os.W_OK):
-        raise PermissionError(str(root))
+    await check_sandbox_backend(services.settings, timeout=_CHECK_SECONDS)
 
 
 async def _model_ready(services: Services) -> None:

@@ -22,7 +22,6 @@ from builder.persistence.projects import (
     update_project,
 )
 from builder.persistence.schemas import Page, ProjectPublic, ProjectSummary, ProjectUpdate
-from builder.runs.sandboxes import discard_project_sandbox
 from builder.starters import create_project
 
 router = APIRouter(
@@ -107,11 +106,11 @@ async def update(
 @router.delete("/{project_id}", status_code=204)
 async def delete(project: OwnedProject, user: CurrentUser, services: ServicesDep) -> Response:
     """Delete a project with its messages and versions (409 while a run is in progress)."""
-    async with services.runs.project_idle(project.id) as held:
+    async with services.runs.project_idle(project.id, queued_too=True) as held:
         if not held:
             raise RunInProgress(project.id)
         await delete_project(services.db, user_id=user.id, project_id=project.id)
-    await discard_project_sandbox(services.pool, services.settings, str(project.id))
+    await services.runs.workspaces.discard(str(project.id))
     return Response(status_code=204)
 
 

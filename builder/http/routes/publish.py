@@ -74,5 +74,5 @@ async def publish(
         publisher=publisher,
         version=body.version,
         options=body.options,
-        open_sandbox=lambda: services.pool.lease(str(project.id)),
+        open_sandbox=lambda: services.runs.workspaces.sandbox(str(project.id)),
     )

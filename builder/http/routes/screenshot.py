@@ -11,7 +11,6 @@ from fastapi.responses import FileResponse, Response
 from builder.http.deps import OwnedProject, ServicesDep
 from builder.http.errors import ERROR_RESPONSES
 from builder.http.ratelimit import rate_limited
-from builder.http.routes.devserver import current_dev_server
 from builder.http.screenshot import capture_preview, screenshots_dir, store_screenshot
 from builder.http.thumbnails import CACHE_FOREVER, thumbnail_path, try_make_thumbnails
 
@@ -34,7 +33,7 @@ async def screenshot(project: OwnedProject, services: ServicesDep) -> Response:
     Only the preview's own origin is loaded; the PNG is also kept under the data
     directory (``screenshots/<project id>/``), and becomes the project's thumbnails.
     """
-    info = await current_dev_server(services.pool, str(project.id))
+    info = await services.runs.workspaces.dev_server(str(project.id))
     url = info.preview_url if info is not None and info.running else None
     image = await capture_preview(services.screenshotter, url)
     name = await asyncio.to_thread(store_screenshot, services.settings, str(project.id), image)

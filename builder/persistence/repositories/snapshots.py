@@ -204,3 +204,140 @@ async def max_version(session: AsyncSession, *, project_id: uuid.UUID) -> int:
         snapshots.c.project_id == project_id
     )
     return int((await session.execute(statement)).scalar_one())
+
+
+# A model step's save in one statement, with no lock: the step's token usage and, when
+# it changed paths, a new version on top of the base version the workspace holds —
+# the snapshot row, an entry for each path whose content differs from the base's, the
+# blobs they need and the project's ``updated_at``. When the idempotency key was used
+# (a step saved again after a crash) it writes nothing but the usage row, which is
+# kept once per run and step. The new version is always ``base + 1``: when the base is
+# not the latest (saved elsewhere before or meanwhile), the insert breaks the unique
+# ``(project_id, version)`` and the whole statement fails, also inside a checkpoint
+# write's transaction. Every parameter is cast, so the statement runs as psycopg sends
+# it, in a session or in a pipeline.
+SAVE_STEP_SQL = """
+WITH base AS (
+  SELECT coalesce(%(base)s::integer,
+                  (SELECT max(version) FROM snapshots WHERE project_id = %(project_id)s::uuid),
+                  0) AS version
+),
+keyed AS (
+  SELECT version FROM snapshots
+  WHERE project_id = %(project_id)s::uuid AND idempotency_key = %(key)s::text
+),
+fresh AS (
+  SELECT version FROM base WHERE NOT EXISTS (SELECT 1 FROM keyed)
+),
+changes AS (
+  SELECT * FROM unnest(%(paths)s::text[], %(shas)s::text[], %(sizes)s::bigint[])
+    AS c(path, sha256, size)
+),
+old AS (
+  SELECT DISTINCT ON (e.path) e.path, e.blob_sha256, e.size
+  FROM snapshot_entries e, fresh
+  WHERE e.project_id = %(project_id)s::uuid AND e.version <= fresh.version
+    AND e.path = ANY(%(paths)s::text[])
+  ORDER BY e.path, e.version DESC
+),
+delta AS (
+  SELECT c.path, c.sha256, c.size, o.blob_sha256 AS old_sha, coalesce(o.size, 0) AS old_size
+  FROM fresh, changes c LEFT JOIN old o ON o.path = c.path
+  WHERE c.sha256 IS DISTINCT FROM o.blob_sha256
+),
+totals AS (
+  SELECT count(*) AS changed,
+         count(*) FILTER (WHERE sha256 IS NOT NULL AND old_sha IS NULL)
+           - count(*) FILTER (WHERE sha256 IS NULL) AS files,
+         coalesce(sum(coalesce(size, 0) - old_size), 0) AS bytes
+  FROM delta
+),
+new_blobs AS (
+  INSERT INTO blobs (sha256, size, data)
+  SELECT b.sha256, octet_length(b.data), b.data
+  FROM unnest(%(blob_shas)s::text[], %(blob_datas)s::bytea[]) AS b(sha256, data)
+  WHERE b.sha256 IN (SELECT sha256 FROM delta)
+  ON CONFLICT (sha256) DO NOTHING
+),
+snapshot AS (
+  INSERT INTO snapshots (id, project_id, version, parent_version, message_id, run_id,
+                         idempotency_key, summary, file_count, total_bytes, changed_paths)
+  SELECT gen_random_uuid(), %(project_id)s::uuid, fresh.version + 1, nullif(fresh.version, 0),
+         %(message_id)s::uuid, %(run_id)s::text, %(key)s::text, %(summary)s::text,
+         coalesce(prior.file_count, 0) + totals.files,
+         coalesce(prior.total_bytes, 0) + totals.bytes, totals.changed
+  FROM fresh CROSS JOIN totals
+  LEFT JOIN snapshots prior
+    ON prior.project_id = %(project_id)s::uuid AND prior.version = fresh.version
+  WHERE EXISTS (SELECT 1 FROM changes)
+  RETURNING version
+),
+entries AS (
+  INSERT INTO snapshot_entries (project_id, version, path, blob_sha256, size)
+  SELECT %(project_id)s::uuid, s.version, d.path, d.sha256, d.size
+  FROM delta d CROSS JOIN snapshot s
+),
+touched AS (
+  UPDATE projects SET updated_at = now()
+  WHERE id = %(project_id)s::uuid AND EXISTS (SELECT 1 FROM snapshot)
+  RETURNING user_id
+),
+usage AS (
+  INSERT INTO token_usage (id, project_id, run_id, model, prompt_tokens, completion_tokens,
+                           total_tokens, step, cache_read_tokens, cache_write_tokens)
+  SELECT gen_random_uuid(), %(project_id)s::uuid, %(run_id)s::text, %(model)s::text,
+         %(prompt_tokens)s::integer, %(completion_tokens)s::integer,
+         %(prompt_tokens)s::integer + %(completion_tokens)s::integer, %(step)s::integer,
+         %(cache_read_tokens)s::integer, %(cache_write_tokens)s::integer
+  WHERE %(usage)s::boolean
+  ON CONFLICT (run_id, step) DO NOTHING
+)
+SELECT (SELECT version FROM snapshot) AS saved, (SELECT version FROM keyed) AS repeated,
+       (SELECT user_id FROM touched) AS owner
+"""
+
+STEP_VERSION_CONSTRAINT = "uq_snapshots_project_id_version"
+"""The constraint a step's save on a stale base breaks."""
+
+
+def save_step_params(
+    *,
+    project_id: uuid.UUID,
+    base_version: int | None,
+    idempotency_key: str,
+    run_id: str | None,
+    message_id: uuid.UUID | None,
+    summary: str,
+    entries: Mapping[str, Entry],
+    contents: Mapping[str, bytes],
+    usage: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """The parameters of :data:`SAVE_STEP_SQL`.
+
+    Args:
+        entries: Each changed path's new ``(sha256, size)``, ``(None, None)`` when deleted.
+        contents: The new contents by sha256.
+        usage: A ``token_usage`` row (:func:`~builder.persistence.usage.usage_values`),
+            or None.
+    """
+    tokens = usage or {}
+    return {
+        "project_id": project_id,
+        "base": base_version,
+        "key": idempotency_key,
+        "run_id": run_id,
+        "message_id": message_id,
+        "summary": summary,
+        "paths": list(entries),
+        "shas": [sha for sha, _ in entries.values()],
+        "sizes": [size for _, size in entries.values()],
+        "blob_shas": list(contents),
+        "blob_datas": list(contents.values()),
+        "usage": usage is not None,
+        "model": tokens.get("model"),
+        "prompt_tokens": tokens.get("prompt_tokens", 0),
+        "completion_tokens": tokens.get("completion_tokens", 0),
+        "step": tokens.get("step"),
+        "cache_read_tokens": tokens.get("cache_read_tokens", 0),
+        "cache_write_tokens": tokens.get("cache_write_tokens", 0),
+    }

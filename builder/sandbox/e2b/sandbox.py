@@ -31,10 +31,12 @@ from builder.errors import (
     InvalidInput,
     LimitExceeded,
     NotFound,
+    PathOutsideSandbox,
 )
 from builder.sandbox.base import CommandResult, FileInfo, ProcessInfo
 from builder.sandbox.e2b.errors import api_key, call_sdk
 from builder.sandbox.e2b.processes import RemoteProcesses
+from builder.sandbox.ignore import GITIGNORE, ignore_rules
 from builder.sandbox.paths import SKIPPED_DIRS, join_parts, split_path
 from builder.sandbox.slots import DEFAULT_MAX_PROCESSES
 from builder.sandbox.workspace import MAX_LIST_ENTRIES
@@ -263,9 +265,17 @@ class E2BSandbox:
             return None
         return _info(join_parts(parts), entry.type, entry.size, entry.modified_time.timestamp())
 
-    async def list_files(self, path: str = ".", *, recursive: bool = False) -> list[FileInfo]:
-        """Entries under a directory, sorted by path; node_modules and .git skipped."""
+    async def list_files(
+        self, path: str = ".", *, recursive: bool = False, include_ignored: bool = False
+    ) -> list[FileInfo]:
+        """Entries under a directory, sorted by path; see :meth:`Sandbox.list_files`."""
         parts = split_path(path, allow_root=True)
+        rules = None
+        if not include_ignored:
+            try:
+                rules = ignore_rules(await self.read_file(GITIGNORE))
+            except (NotFound, InvalidInput, PathOutsideSandbox):
+                rules = None
         pending = [self._abs(parts)]
         found: list[FileInfo] = []
         while pending:
@@ -284,6 +294,8 @@ class E2BSandbox:
                         size=len(found) + 1,
                     )
                 rel = self._rel(entry.path)
+                if rules is not None and rules.ignored(rel, is_dir=entry.type == FileType.DIR):
+                    continue
                 found.append(_info(rel, entry.type, entry.size, entry.modified_time.timestamp()))
                 if recursive and entry.type == FileType.DIR:
                     pending.append(entry.path)

@@ -97,12 +97,22 @@ def sandbox_user(
 
 
 def adopt(root: Path, user: HostUser) -> None:
-    """Give the workspace tree to ``user`` (no link is followed); once, when it is not theirs."""
+    """Give the workspace tree to ``user`` (no link is followed); once, when it is not theirs.
+
+    Files the service's user owns with more than one link are left alone: they are hard
+    links into the cache of installed trees (:mod:`builder.sandbox.local.trees`), which
+    must stay unwritable to every sandbox.
+    """
     st = os.lstat(root)
     if (st.st_uid, st.st_gid) == (user.uid, user.gid):
         return
+    service = os.geteuid()
     for parent, dirs, files in os.walk(root):
         for name in [*dirs, *files]:
-            os.lchown(os.path.join(parent, name), user.uid, user.gid)
+            path = os.path.join(parent, name)
+            st = os.lstat(path)
+            if stat.S_ISREG(st.st_mode) and st.st_nlink > 1 and st.st_uid == service:
+                continue  # a hard link into the cache of installed trees stays read-only
+            os.lchown(path, user.uid, user.gid)
     os.chown(root, user.uid, user.gid)
     os.chmod(root, 0o700)

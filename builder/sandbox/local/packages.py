@@ -16,6 +16,9 @@ command. So:
   tarball) is never shared, since it is not checked against anything the installing
   project chose: a shared index would let one project tell another what to install.
 
+Installed ``node_modules`` trees are kept beside, in ``<BUILDER_PACKAGE_CACHE_DIR>/trees``,
+which no confined command sees (:mod:`builder.sandbox.local.trees`).
+
 pip and uv caches are not shared: neither checks cached content against a digest the
 installing project chose (pip only with ``--require-hashes``), so a shared one would
 let one project plant code in another's install. Python installs keep the private,
@@ -73,7 +76,11 @@ def package_cache(directory: Path, user: HostUser | None) -> PackageCache | None
             if user is not None:
                 os.chown(path, user.uid, user.gid)
     if user is not None:
-        adopt(directory, user)  # filled while commands ran as the service's user
+        # Filled while commands ran as the service's user. Only npm's part: the cache of
+        # installed trees beside it stays the service's (builder.sandbox.local.trees).
+        adopt(directory / "npm", user)
+        if os.lstat(directory).st_uid != user.uid:
+            os.chown(directory, user.uid, user.gid, follow_symlinks=False)
         blocked = reachable(store, user)
         if blocked is not None:
             log.warning(

@@ -14,21 +14,27 @@ can read whatever the service user can.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import errno
+import json
 import logging
 import os
+import re
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from builder.errors import DependencyUnavailable, InvalidInput
-from builder.sandbox.base import CommandResult, FileInfo, ProcessInfo
-from builder.sandbox.local.confine import Confinement, bwrap_status, network_mode
+from builder.errors import DependencyUnavailable, InvalidInput, NotFound
+from builder.sandbox.base import CommandResult, FileInfo, LockInstall, ProcessInfo
+from builder.sandbox.local.confine import Confinement, bwrap_status, inner_path, network_mode
 from builder.sandbox.local.leftovers import ProcessLedger
 from builder.sandbox.local.owner import HostUser, adopt, sandbox_user
 from builder.sandbox.local.packages import package_cache
 from builder.sandbox.local.processes import ChildLimits, run_command
 from builder.sandbox.local.servers import ProcessTable
+from builder.sandbox.local.trees import INPUTS, NODE_MODULES, TreeCache, tool_versions, tree_cache
 from builder.sandbox.paths import check_port, check_project_id
 from builder.sandbox.slots import DEFAULT_MAX_PROCESSES
 from builder.sandbox.workspace import Workspace
@@ -41,6 +47,7 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+_ADDED = re.compile(r"added (\d+) packages?")
 _BACKEND_ERRNOS = {errno.EIO, errno.ENOSPC, errno.EROFS, errno.EDQUOT}
 
 
@@ -113,6 +120,7 @@ class LocalSandbox:
             if bwrap is None:
                 raise DependencyUnavailable("sandbox", f"cannot confine commands: {reason}")
         self.confinement: Confinement | None = None
+        self.trees: TreeCache | None = None
         user: HostUser | None = None
         if bwrap:
             root.mkdir(parents=True, exist_ok=True)
@@ -134,6 +142,7 @@ class LocalSandbox:
             cache_dir = self._settings.package_cache_dir or (
                 self._settings.data_dir / "package-cache"
             )
+            shared = package_cache(cache_dir, user)
             self.confinement = Confinement(
                 self.workspace.root,
                 bwrap,
@@ -141,8 +150,12 @@ class LocalSandbox:
                 network=network,
                 pasta=pasta,
                 user=user,
-                package_cache=package_cache(cache_dir, user),
+                package_cache=shared,
             )
+            if shared is not None:
+                self.trees = tree_cache(
+                    cache_dir / "trees", self._settings.package_tree_cache_bytes, user
+                )
         self._processes = ProcessTable(
             self.workspace,
             limits=self._limits,
@@ -205,11 +218,17 @@ class LocalSandbox:
 
     async def stat(self, path: str) -> FileInfo | None:
         """Facts about one path (a symlink is described, not followed), or None."""
+        # In a worker thread like every other disk call: a blocking call on the event
+        # loop is refused by servers that watch for them (`langgraph dev`).
         return await self._run(self.workspace.stat, path)
 
-    async def list_files(self, path: str = ".", *, recursive: bool = False) -> list[FileInfo]:
-        """Entries under a directory, sorted by path; node_modules and .git skipped."""
-        return await self._run(self.workspace.list, path, recursive=recursive)
+    async def list_files(
+        self, path: str = ".", *, recursive: bool = False, include_ignored: bool = False
+    ) -> list[FileInfo]:
+        """Entries under a directory, sorted by path; see :meth:`Sandbox.list_files`."""
+        return await self._run(
+            self.workspace.list, path, recursive=recursive, include_ignored=include_ignored
+        )
 
     async def disk_usage(self) -> int:
         """Bytes in regular files, leaving out node_modules and .git."""
@@ -243,6 +262,99 @@ class LocalSandbox:
             ),
             confinement=self.confinement,
         )
+
+    async def install_from_lock(self, manager: str, *, timeout: float) -> LockInstall | None:
+        """``npm ci`` through the host's cache of installed trees.
+
+        A hit puts the kept ``node_modules`` in place without running npm; a miss runs
+        a clean ``npm ci`` outside the project, keeps its tree and puts it in place (see
+        :mod:`builder.sandbox.local.trees`). The root package's own lifecycle scripts
+        are left to the caller. None when the cache cannot serve the project: not
+        confined, the cache off, not npm, no lock file, an npm workspaces project or
+        local (``file:``) dependencies, or a tree that could not be kept.
+        """
+        trees, confinement = self.trees, self.confinement
+        if trees is None or confinement is None or manager != "npm":
+            return None
+        inputs = await self._run(self._install_inputs)
+        if inputs is None:
+            return None
+        started = time.monotonic()
+        tools = await asyncio.to_thread(tool_versions, manager, inner_path(confinement.user))
+        key = trees.key(inputs, tools)
+        found = await asyncio.to_thread(trees.lookup, key)
+        result: CommandResult | None = None
+        if found is None:
+            work = await asyncio.to_thread(trees.begin, inputs)
+            try:
+                result = await run_command(
+                    Workspace(work),
+                    "npm ci --no-audit --no-fund",
+                    cwd=".",
+                    limits=self._limits,
+                    timeout=timeout,
+                    output_limit=self._settings.sandbox_output_bytes,
+                    confinement=dataclasses.replace(confinement, workspace=work),
+                )
+            except BaseException:
+                await asyncio.to_thread(trees.discard, work)
+                raise
+            if not result.ok:
+                await asyncio.to_thread(trees.discard, work)
+                # A timeout would only repeat; anything else the project's own npm ci
+                # reports in the project's terms.
+                return LockInstall(result, from_cache=False) if result.timed_out else None
+            added = _ADDED.search(result.stdout)
+            count = int(added.group(1)) if added else None
+            await asyncio.to_thread(trees.store, work, key, packages=count)
+            found = await asyncio.to_thread(trees.lookup, key)
+            if found is None:
+                return None
+        tree, stored = found
+        try:
+            await asyncio.to_thread(self._materialize, trees, tree)
+        except OSError as exc:
+            log.warning("installed tree %s not used: %s", key[:12], exc)
+            return None
+        took = time.monotonic() - started
+        if result is not None:
+            return LockInstall(dataclasses.replace(result, duration_s=took), from_cache=False)
+        summary = f"added {stored.packages} package{'' if stored.packages == 1 else 's'}"
+        placed = CommandResult("npm ci", exit_code=0, stdout=summary, stderr="", duration_s=took)
+        return LockInstall(placed, from_cache=True)
+
+    def _install_inputs(self) -> dict[str, bytes | None] | None:
+        inputs: dict[str, bytes | None] = {}
+        for name in INPUTS:
+            try:
+                inputs[name] = self.workspace.read(name)
+            except NotFound:
+                inputs[name] = None
+        manifest, lock = inputs["package.json"], inputs["package-lock.json"]
+        if manifest is None or lock is None:
+            return None
+        try:
+            parsed = json.loads(manifest)
+        except ValueError:
+            return None  # npm ci says what is wrong with it
+        if not isinstance(parsed, dict) or "workspaces" in parsed:
+            return None
+        if b'"link": true' in lock or b'"file:' in lock:
+            return None  # local packages are not in the clean install's directory
+        return inputs
+
+    def _materialize(self, trees: TreeCache, tree: Path) -> None:
+        with contextlib.suppress(NotFound):
+            self.workspace.delete(NODE_MODULES)
+        fd = self.workspace.open_directory(".")
+        try:
+            trees.materialize(tree, fd)
+        except BaseException:
+            with contextlib.suppress(NotFound, OSError):
+                self.workspace.delete(NODE_MODULES)
+            raise
+        finally:
+            os.close(fd)
 
     async def start_process(
         self, name: str, command: str, *, cwd: str = ".", port: int | None = None

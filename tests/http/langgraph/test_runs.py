@@ -22,6 +22,7 @@ from tests.http.langgraph.conftest import (
     earlier_turns,
     user_input,
 )
+from tests.http.sse import read_events
 
 
 def _contents(values: Any) -> list[tuple[str, str]]:
@@ -137,6 +138,44 @@ async def test_enqueued_runs_run_one_after_the_other(
         ("user", "Then this"),
         ("assistant", "The page is ready."),
     ]
+
+
+async def test_a_queued_run_streams_its_place_then_runs(
+    alice: LangGraphClient, lg_server: LangGraphServer
+) -> None:
+    tid = await _after_one_turn(alice)
+    first = await alice.runs.create(tid, GRAPH, input=user_input("Slowly"))
+    parts = [
+        (part.event, part.data)
+        async for part in alice.runs.stream(
+            tid,
+            GRAPH,
+            input=user_input("Then this"),
+            stream_mode=["custom", "updates"],
+            multitask_strategy="enqueue",
+        )
+    ]
+    # Behind the slow run, next in line: a custom event says so, then the run's own.
+    assert parts[0][0] == "metadata"
+    assert parts[1] == ("custom", {"event": "queued", "position": 1})
+    assert ("custom", {"event": "queued", "position": 1}) not in parts[2:]
+    assert any(event == "updates" for event, _ in parts[2:])
+    assert (await alice.runs.get(tid, first["run_id"]))["status"] == "success"
+    # The chat API's stream of the same run: `queued` (recorded, then position 1), then
+    # the run.
+    run_id = parts[0][1]["run_id"]
+    path = f"/api/projects/{tid}/chat/{run_id}/stream"
+    with (
+        lg_server.process.client(lg_server.alice) as client,
+        client.stream("GET", path) as response,
+    ):
+        events = list(read_events(response))
+    assert [(e.event, e.id, e.data.get("position")) for e in events[:3]] == [
+        ("queued", "0", None),
+        ("queued", "1", 1),
+        ("run_started", "2", None),
+    ]
+    assert events[-1].event == "run_finished" and events[-1].data["status"] == "success"
 
 
 async def test_cancel_stops_the_run_and_leaves_the_thread_usable(

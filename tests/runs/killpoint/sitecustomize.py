@@ -3,8 +3,8 @@
 Put this directory on ``PYTHONPATH`` and name the point in ``KILL_AT``:
 
 * ``tool:N`` — right after the N-th tool call returns, before its checkpoint;
-* ``snapshot:N`` — inside the N-th snapshot transaction, after its rows are written
-  and before it commits;
+* ``snapshot:N`` — at the N-th save of a model step (its files and tokens), before
+  it commits (on its own, or with the tools node's writes);
 * ``reply`` — after the graph finished, before the assistant message is stored.
 
 Nothing of the run sees it coming: the process dies as a power cut or an OOM kill
@@ -33,32 +33,40 @@ def _count() -> bool:
 
 
 if _POINT == "tool":
-    from builder.tools.bound import BoundTool
+    from builder.graphs import toolcalls
 
-    original_ainvoke = BoundTool.ainvoke
+    original_answer = toolcalls.answer_call
 
-    @functools.wraps(original_ainvoke)
-    async def ainvoke(self: Any, *args: Any, **kwargs: Any) -> Any:
-        result = await original_ainvoke(self, *args, **kwargs)
+    @functools.wraps(original_answer)
+    async def answer_call(*args: Any, **kwargs: Any) -> Any:
+        result = await original_answer(*args, **kwargs)
         if _count():
             _die()
         return result
 
-    BoundTool.ainvoke = ainvoke  # type: ignore[method-assign]
+    toolcalls.answer_call = answer_call  # type: ignore[assignment]
 
 elif _POINT == "snapshot":
-    from builder.persistence.repositories import snapshots as repo
+    from builder.graphs import saving
+    from builder.graphs.checkpointer import TTLCheckpointer
 
-    original_version = repo.insert_version
+    original_save = saving.save_step
+    original_settled = TTLCheckpointer._settled
 
-    @functools.wraps(original_version)
-    async def insert_version(*args: Any, **kwargs: Any) -> Any:
-        result = await original_version(*args, **kwargs)
+    @functools.wraps(original_save)
+    async def save_step(*args: Any, **kwargs: Any) -> Any:
         if _count():
             _die()
-        return result
+        return await original_save(*args, **kwargs)
 
-    repo.insert_version = insert_version  # type: ignore[assignment]
+    @functools.wraps(original_settled)
+    async def settled(self: Any, carried: Any, write: Any) -> Any:
+        if carried and _count():
+            _die()
+        return await original_settled(self, carried, write)
+
+    saving.save_step = save_step  # type: ignore[assignment]
+    TTLCheckpointer._settled = settled  # type: ignore[method-assign]
 
 elif _POINT == "reply":
     from builder.runs import service

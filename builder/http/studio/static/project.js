@@ -20,8 +20,13 @@ function applyEvent(turn, event) {
   const last = items[items.length - 1];
   const data = event.data;
   switch (event.event) {
+    case "queued":
+      // The first says the run is recorded; those with a position say where it waits
+      // in the run queue, again whenever its place changes.
+      if (data.position === undefined) return turn;
+      return { ...turn, status: "queued", position: data.position };
     case "run_started":
-      return { ...turn, runId: data.run_id, status: "running" };
+      return { ...turn, runId: data.run_id, status: "running", position: null };
     case "token":
       if (last && last.kind === "text" && last.streaming) {
         items[items.length - 1] = { ...last, text: last.text + data.text };
@@ -98,6 +103,8 @@ function Turn({ turn }) {
       <p class="text">${turn.prompt}</p>
       ${turn.imageCount > 0 && html`<p class="muted small">${turn.imageCount === 1
         ? "1 image attached" : `${turn.imageCount} images attached`}</p>`}</div>`}
+    ${turn.status === "queued" && html`<p class="muted small queued" role="status">
+      queued, ${turn.position} ahead</p>`}
     ${turn.items.length > 0 && html`<div class="bubble assistant"><span class="who">builder</span>
       <ul class="items">
         ${turn.items.map((item, index) =>
