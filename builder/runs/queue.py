@@ -121,7 +121,8 @@ SET status = 'running', worker_id = :worker, attempts = attempts + 1,
     lease_expires_at = now() + make_interval(secs => :lease),
     updated_at = now(), ended_at = NULL
 WHERE run_id = ANY(CAST(:ids AS text[]))
-RETURNING run_id, thread_id, project_id, user_id, input, attempts, created_at
+RETURNING run_id, thread_id, project_id, user_id, input, attempts, created_at,
+          cancel_requested
 """
 )
 
@@ -233,6 +234,8 @@ class ClaimedRun:
     user_id: uuid.UUID
     input: dict[str, Any]
     attempts: int
+    cancel_requested: bool = False
+    """Someone asked to cancel it (while its earlier worker ran it, or as it was claimed)."""
 
     @property
     def takeover(self) -> bool:
@@ -384,6 +387,7 @@ async def claim(
                     user_id=row.user_id,
                     input=dict(row.input or {}),
                     attempts=int(row.attempts),
+                    cancel_requested=bool(row.cancel_requested),
                 )
                 for row in taken
             ),

@@ -396,6 +396,10 @@ class RunService:
         if handle is not None and handle._executing:
             handle.cancel()
             return True
+        if handle is not None:
+            # Claimed here meanwhile (by this process's worker, before the run starts
+            # executing): the run stops as soon as it does.
+            handle._cancel_wanted = True
         outcome = await cancel_queued(self.db, run_id=run_id)
         if outcome == "requested" and self.fanout is not None:
             with contextlib.suppress(DependencyUnavailable):
@@ -522,7 +526,10 @@ class RunService:
     def _cancel_requested(self, run_id: str) -> bool:
         """Cancel a run of this process that another process asked to stop."""
         handle = self._active.get(run_id)
-        if handle is None or not handle._executing:
+        if handle is None:
+            return False
+        if not handle._executing:
+            handle._cancel_wanted = True  # claimed here, about to start
             return False
         handle.cancel()
         return True
@@ -661,7 +668,7 @@ class RunService:
         run_input = claimed.input
         handle._executing = True
         handle.status = "running"
-        if handle._cancel_wanted:
+        if handle._cancel_wanted or claimed.cancel_requested:
             handle.cancel()
         # The ``queued`` event as the starting process published it (already there when
         # that is this process).

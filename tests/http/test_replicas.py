@@ -219,8 +219,11 @@ def test_a_chat_run_is_cancelled_through_another_replica(replicas: Replicas) -> 
 
 # --- the LangGraph API -----------------------------------------------------------------------
 def _queue_note(part: Any) -> bool:
-    """A LangGraph stream part saying where the run waits in the queue."""
-    return part.event == "custom" and part.data.get("event") == "queued"
+    """A LangGraph stream part saying where the run waits in the queue (in the ``custom``
+    mode, or its twin in the ``events`` mode)."""
+    if part.event == "custom":
+        return bool(part.data.get("event") == "queued")
+    return bool(part.event == "events" and part.data.get("name") == "queued")
 
 
 async def test_the_sdk_joins_a_run_of_another_replica(
@@ -232,9 +235,10 @@ async def test_the_sdk_joins_a_run_of_another_replica(
     followed = []
     checked = False
     async for part in on_b.runs.join_stream(tid, run["run_id"], stream_mode=MODES):
-        # After the join's own metadata (and any note of the run's place in the queue),
-        # the run's first event: B is serving the run while A still runs it.
-        if not checked and len(followed) >= 2 and not _queue_note(followed[-1]):
+        # After the join's own first parts (metadata, the graph's start) and any note of
+        # the run's place in the queue, the run's first part: B is serving the run while
+        # A runs it.
+        if not checked and len(followed) >= 2 and not _queue_note(part):
             assert (await on_b.runs.get(tid, run["run_id"]))["status"] == "running"
             checked = True
         followed.append(part)

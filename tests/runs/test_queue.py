@@ -177,3 +177,7 @@ async def test_cancel_from_anywhere(db: Database) -> None:
     assert await cancel_queued(db, run_id="queued") is None
     row = await get_run(db, run_id="queued")
     assert row is not None and (row["status"], row["ended_at"] is not None) == ("cancelled", True)
+    # w1 stops before it hears the cancel: the worker taking the run over is told.
+    await release(db, worker="w1", run_ids=["running"])
+    (taken,) = await claim(db, worker="w2", limit=1, limits=LIMITS)
+    assert (taken.run_id, taken.cancel_requested) == ("running", True)

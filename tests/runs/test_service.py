@@ -288,3 +288,34 @@ async def test_a_queued_run_keeps_its_project_from_being_deleted(
         assert await svc.cancel(handle.run_id)
         async with svc.project_idle(project.id, queued_too=True) as held:
             assert held
+
+
+async def test_a_run_cancelled_as_its_worker_claims_it_is_cancelled(
+    db: Database,
+    settings: Settings,
+    user: UserPublic,
+    project: ProjectPublic,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Between the claim and the run's first step the run is neither queued (the queue
+    cannot drop it) nor executing (its handle cannot drain it): the cancel waits for it."""
+    spec = _slow_script(tmp_path, steps=2, delay=0.2)
+    async with RunService.open(settings, db=db, model=spec) as svc:
+        claimed, go_on = asyncio.Event(), asyncio.Event()
+        execute = svc._execute
+
+        async def held(*args: object) -> object:
+            claimed.set()
+            await go_on.wait()
+            return await execute(*args)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(svc, "_execute", held)
+        handle = await svc.start(user_id=user.id, project_id=project.id, prompt="write")
+        await asyncio.wait_for(claimed.wait(), 10)
+        assert await svc.cancel(handle.run_id)
+        go_on.set()
+        result = await handle.wait()
+        assert result.status == "cancelled" and result.files_changed == []
+        row = await get_run(db, run_id=handle.run_id)
+        assert row is not None and row["status"] == "cancelled"
