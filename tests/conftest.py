@@ -19,6 +19,21 @@ from tests.support.database import clone_database, create_migrated_template, dro
 from tests.support.services import REDIS_URL, create_database, delete_redis_prefix, drop_database
 
 
+def let_the_sandbox_user_through(*directories: Path) -> None:
+    """As root, confined commands run as the sandbox user, who must pass through the data
+    directory's parents: pytest makes its temporary directories 0700 (and its root
+    private again at each session's start)."""
+    if os.geteuid() == 0:
+        for directory in directories:
+            directory.chmod(directory.stat().st_mode | 0o001)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _searchable_temporary_root(tmp_path_factory: pytest.TempPathFactory) -> None:
+    base = tmp_path_factory.getbasetemp()
+    let_the_sandbox_user_through(base.parent, base)
+
+
 @pytest.fixture(autouse=True)
 def isolated_env(
     monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
@@ -28,7 +43,9 @@ def isolated_env(
     for name in list(os.environ):
         if name.startswith("BUILDER_") and not name.startswith("BUILDER_TEST_"):
             monkeypatch.delenv(name)
-    monkeypatch.setenv("BUILDER_DATA_DIR", str(tmp_path_factory.mktemp("data")))
+    data_dir = tmp_path_factory.mktemp("data")
+    let_the_sandbox_user_through(data_dir)
+    monkeypatch.setenv("BUILDER_DATA_DIR", str(data_dir))
     get_settings.cache_clear()
     yield
     get_settings.cache_clear()

@@ -98,6 +98,9 @@ class RunHandle:
         when the run was started with ``graph_stream``."""
         self.stream_modes: tuple[GraphStreamMode, ...] = STREAM_MODES
         self.position: int | None = None
+        self._takeover_of: int | None = None
+        """Resuming a run whose lease had not run out: its attempts then. It is this
+        process's to take over until another worker does (its attempts grow)."""
         """While pending: how many queued runs go first, plus one (1 = next)."""
         self.queue_notes = True
         """Publish ``queued`` events while pending (not for a resumed run, whose stream

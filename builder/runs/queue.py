@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -39,6 +39,7 @@ from builder.persistence.runs import ensure_thread_in
 __all__ = [
     "ClaimedRun",
     "QueueLimits",
+    "QueuePlace",
     "cancel_queued",
     "claim",
     "enqueue",
@@ -159,7 +160,7 @@ WHERE worker_id = :worker AND status = 'running' AND run_id = ANY(CAST(:ids AS t
 
 _POSITIONS = text(
     """
-SELECT r.run_id, r.status, r.ended_at IS NOT NULL AS ended,
+SELECT r.run_id, r.status, r.attempts, r.ended_at IS NOT NULL AS ended,
        CASE WHEN r.status = 'pending' THEN (
            SELECT count(*) FROM runs p
            WHERE p.status = 'pending' AND (p.created_at, p.run_id) < (r.created_at, r.run_id)
@@ -197,8 +198,10 @@ UPDATE runs
 SET status = 'interrupted', error = :error, worker_id = NULL, lease_expires_at = NULL,
     updated_at = now(), ended_at = now()
 WHERE status = 'running'
-  AND (coalesce(lease_expires_at, now()) <= now()
-       OR (worker_id = :worker AND NOT (run_id = ANY(CAST(:mine AS text[])))))
+  -- A run this process holds is not abandoned, even with its lease run out: it is
+  -- about to take it over (resuming), or still works it.
+  AND NOT (run_id = ANY(CAST(:mine AS text[])))
+  AND (coalesce(lease_expires_at, now()) <= now() OR worker_id = :worker)
 RETURNING run_id, thread_id
 """
 )
@@ -222,6 +225,16 @@ class QueueLimits:
     per_user: int = 0
     overall: int = 0
     max_attempts: int = 3
+
+
+class QueuePlace(NamedTuple):
+    """Where a run stands (see :func:`queue_positions`)."""
+
+    status: str
+    position: int | None
+    """Its place in the queue (1 = next) while pending, else None."""
+    attempts: int
+    """How many times a worker has claimed it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -429,15 +442,17 @@ async def release(db: Database, *, worker: str, run_ids: list[str]) -> None:
     await db.run(work)
 
 
-async def queue_positions(db: Database, *, run_ids: list[str]) -> dict[str, tuple[str, int | None]]:
-    """Each run's status and, while pending, its place in the queue (1 = next)."""
+async def queue_positions(db: Database, *, run_ids: list[str]) -> dict[str, QueuePlace]:
+    """Each run's status, its place in the queue while pending, and its attempts."""
     if not run_ids:
         return {}
 
-    async def work(session: AsyncSession) -> dict[str, tuple[str, int | None]]:
+    async def work(session: AsyncSession) -> dict[str, QueuePlace]:
         rows = await session.execute(_POSITIONS, {"ids": run_ids})
         return {
-            row.run_id: (row.status, None if row.position is None else int(row.position))
+            row.run_id: QueuePlace(
+                row.status, None if row.position is None else int(row.position), int(row.attempts)
+            )
             for row in rows
         }
 

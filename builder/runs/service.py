@@ -359,8 +359,12 @@ class RunService:
         )
         if not queued and resuming is None:
             raise RunInProgress(project_id)
-        # Not queued while resuming: its lease has not run out yet. A worker (this
-        # process's too) takes it over when it does, unless its worker ends it first.
+        if not queued:
+            # Resuming a run whose lease has not run out yet: a worker (this process's
+            # too) takes it over when it does, unless its worker ends it first.
+            place = (await queue_positions(self.db, run_ids=[handle.run_id])).get(handle.run_id)
+            if place is not None and place.status == "running":
+                handle._takeover_of = place.attempts
         handle._canceller = self._cancel_elsewhere
         handle.queue_notes = not resume
         self._active[handle.run_id] = handle
@@ -379,8 +383,8 @@ class RunService:
     async def position(self, run_id: str) -> int | None:
         """A pending run's place in the queue (1 = next), wherever it was started; None
         once it works or has ended."""
-        status, place = (await queue_positions(self.db, run_ids=[run_id])).get(run_id, ("", None))
-        return place if status == "pending" else None
+        place = (await queue_positions(self.db, run_ids=[run_id])).get(run_id)
+        return None if place is None or place.status != "pending" else place.position
 
     async def cancel(self, run_id: str) -> bool:
         """Cancel a run wherever it is: queued, or running in any process.

@@ -181,12 +181,14 @@ class RunWorker:
         if not considered:
             return
         moved: list[RunHandle] = []
-        for run_id, (status, position) in (
+        for run_id, (status, position, attempts) in (
             await queue_positions(self.db, run_ids=considered)
         ).items():
             handle = self.waiting.get(run_id)
             if handle is None:
                 continue
+            if status == "running" and attempts == handle._takeover_of:
+                continue  # still its stopped worker's until the lease runs out
             if status == "pending":
                 if position != handle.position:
                     handle.position = position

@@ -66,9 +66,9 @@ async def test_one_run_per_project_oldest_first_and_reject(db: Database) -> None
     with pytest.raises(RunInProgress):
         await _queue(db, alice, site, "a3", multitask="reject")
     assert await queue_positions(db, run_ids=["a1", "a2", "b1"]) == {
-        "a1": ("pending", 1),
-        "a2": ("pending", 2),
-        "b1": ("pending", 3),
+        "a1": ("pending", 1, 0),
+        "a2": ("pending", 2, 0),
+        "b1": ("pending", 3, 0),
     }
     first = await claim(db, worker="w1", limit=10, limits=LIMITS)
     assert [(run.run_id, run.attempts, run.takeover) for run in first] == [
@@ -77,7 +77,7 @@ async def test_one_run_per_project_oldest_first_and_reject(db: Database) -> None
     ]
     # a2 waits for a1 whichever worker asks.
     assert await claim(db, worker="w2", limit=10, limits=LIMITS) == []
-    assert await queue_positions(db, run_ids=["a2"]) == {"a2": ("pending", 1)}
+    assert await queue_positions(db, run_ids=["a2"]) == {"a2": ("pending", 1, 0)}
     assert await record_run_finished(db, run_id="a1", result={"status": "success"}, worker="w1")
     (second,) = await claim(db, worker="w2", limit=10, limits=LIMITS)
     assert second.run_id == "a2"

@@ -18,6 +18,7 @@ from builder.persistence.projects import create_project
 from builder.persistence.runs import get_run
 from builder.persistence.schemas import ProjectPublic, UserPublic
 from builder.persistence.users import get_or_create_user
+from builder.runs.queue import QueueLimits, claim
 from builder.runs.service import RunService
 from builder.settings import Settings
 from tests.support.scripts import call, write_script
@@ -319,3 +320,22 @@ async def test_a_run_cancelled_as_its_worker_claims_it_is_cancelled(
         assert result.status == "cancelled" and result.files_changed == []
         row = await get_run(db, run_id=handle.run_id)
         assert row is not None and row["status"] == "cancelled"
+
+
+async def test_a_run_resumed_before_its_lease_runs_out_is_taken_over_when_it_does(
+    db: Database, settings: Settings, user: UserPublic, project: ProjectPublic
+) -> None:
+    """``builder run --resume`` right after a crash: the run still looks worked (its dead
+    worker's lease is live), yet it is this process's to take over, not to follow."""
+    async with RunService.open(settings, db=db, model="scripted:demo", worker="none") as gone:
+        started = await gone.start(user_id=user.id, project_id=project.id, prompt="A page")
+        (claimed,) = await claim(db, worker="gone", limit=1, limits=QueueLimits(lease_seconds=1.5))
+        assert claimed.run_id == started.run_id
+    async with RunService.open(settings, db=db, model="scripted:demo", worker="own") as svc:
+        resumed = await svc.start(user_id=user.id, project_id=project.id, prompt=None, resume=True)
+        assert resumed.run_id == started.run_id
+        result = await asyncio.wait_for(resumed.wait(), 60)
+        assert result.status == "success" and result.steps > 0
+        row = await get_run(db, run_id=started.run_id)
+        assert row is not None and row["status"] == "success"
+        assert (await svc.position(started.run_id)) is None
