@@ -296,6 +296,9 @@ class DevServer(BaseModel):
     logs: list[str]
     answering: bool | None = None
     """After a start: whether the server answered on its port in time."""
+    hot_reload: bool = False
+    """The server updates its pages itself when files change (hot module replacement):
+    a page open on it need not be loaded again after an edit."""
 
 
 class PublishBody(RequestBody):

@@ -31,11 +31,20 @@ __all__ = [
     "Sandbox",
     "Workspaces",
     "check_sandbox_backend",
+    "hot_reloads",
     "preview_target",
 ]
 
 LOG_LINES = 50
 """Lines of a dev server's output its status shows."""
+
+
+def hot_reloads(command: str | None) -> bool:
+    """Whether the dev server this command started updates its pages itself when files
+    change: a package.json's ``dev`` script (Vite, Astro, Next, Nuxt… replace modules in
+    place). The static file server and ``start``/``serve``/``preview`` scripts (production
+    servers) do not: a page shows a change once it is loaded again."""
+    return bool(command) and str(command).startswith("npm run dev")
 
 
 class Workspaces:

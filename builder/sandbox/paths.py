@@ -35,7 +35,7 @@ MAX_PATH_BYTES = 4096
 """Longest relative path (Linux ``PATH_MAX``)."""
 STATE_DIR = ".builder"
 """Builder's own notes about a workspace (the version it holds); never a project file."""
-SKIPPED_DIRS = frozenset({"node_modules", ".git", STATE_DIR})
+SKIPPED_DIRS = frozenset({"node_modules", ".git", ".venv", "__pycache__", STATE_DIR})
 """Directories listings and disk usage leave out: installed or tool-managed, not written
 by the agent file by file."""
 

@@ -14,6 +14,7 @@ from builder.sandbox.base import CachesInstalls, CommandResult
 from builder.settings import OperationKind
 from builder.timeouts import with_timeout
 from builder.tools.context import ToolContext
+from builder.tools.python_packages import install_python, python_manager
 
 __all__ = [
     "LOCK_FILES",
@@ -135,26 +136,34 @@ async def install_packages(
     With no packages, installs everything the lock file lists (run it first in a new
     project from a starter); when another project on the host installed the same lock
     file, its installed tree is reused and the project's own install scripts still run.
-    With packages, adds them and saves them in package.json.
+    With packages, adds them and saves them in package.json. A Python project (no
+    package.json; requirements.txt, pyproject.toml or uv.lock) installs with pip into
+    .venv (or uv), saving added packages in requirements.txt.
 
     Args:
         packages: Package names, optionally scoped or with a version, e.g.
-            `["react", "@types/node@^20"]`; leave out to install from the lock file.
-        dev: Save them as devDependencies.
+            `["react", "@types/node@^20"]` (Python: `["httpx>=0.27"]`); leave out to
+            install from the lock file.
+        dev: Save them as devDependencies (Python: in requirements-dev.txt).
     """
     packages = list(packages or [])
     if len(packages) > MAX_PACKAGES:
         raise InvalidInput(f"{len(packages)} packages at once; the limit is {MAX_PACKAGES}")
+    if await ctx.sandbox.stat("package.json") is None:
+        python = await python_manager(ctx)
+        if python is not None:
+            seconds = ctx.settings.timeout_install
+            _, report = await install_python(ctx, python, packages, dev=dev, seconds=seconds)
+            return report
+        raise InvalidInput(
+            "there is no package.json (nor requirements.txt, pyproject.toml or uv.lock): "
+            "write one (or start the project from a starter) before installing packages"
+        )
     bad = [name for name in packages if not NPM_PACKAGE.fullmatch(name)]
     if bad:
         raise InvalidInput(
             f"not valid npm package names: {', '.join(repr(name) for name in bad)}; use "
             "names like react, @scope/name or name@^1.2 without spaces or shell characters"
-        )
-    if await ctx.sandbox.stat("package.json") is None:
-        raise InvalidInput(
-            "there is no package.json: write one (or start the project from a starter) "
-            "before installing packages"
         )
     manager = await package_manager(ctx)
     if packages and manager == "npm":

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from playwright.sync_api import expect, sync_playwright
 
 from builder.persistence.embedded import stop_embedded
 
@@ -285,3 +286,71 @@ def test_run_prints_a_preview_url_that_opens_even_with_a_gateway_configured(
     finally:
         if process.poll() is None:
             process.kill()
+
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.mark.skipif(shutil.which("npm") is None, reason="needs Node.js and npm")
+def test_the_react_demo_shows_in_the_studio_and_a_chat_updates_it_by_hot_reload(
+    tmp_path: Path,
+) -> None:
+    """``builder demo --starter vite-react-ts --serve`` as a person uses it: the studio in
+    Chromium shows the React site in its preview, and a change asked for in the chat
+    reaches the preview by hot reload, without reloading the page."""
+    data_dir = tmp_path / "data"
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "builder", "demo", "--starter", "vite-react-ts", "--serve",
+         "--port", str(port)],
+        env=_env(BUILDER_DATA_DIR=str(data_dir)),
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        lines = []
+        for line in process.stdout:
+            lines.append(line)
+            if "press Ctrl+C to stop" in line:
+                break
+        url = lines[-1].split()[1]
+        assert url.startswith(f"http://127.0.0.1:{port}/#/p/"), "".join(lines)
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(
+                executable_path=CHROMIUM,
+                headless=True,
+                args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+            )
+            page = browser.new_page()
+            loads: list[str] = []
+            page.on("framenavigated", lambda f: loads.append(f.url))
+            page.goto(url)
+            site = page.frame_locator('iframe[title="Site preview"]')
+            expect(site.locator("h1")).to_have_text("Harbor Lane Bakery", timeout=60_000)
+            expect(site.locator("li")).to_have_count(3)  # the typed menu, rendered by React
+            frame = next(f for f in page.frames if ".localhost:" in f.url)
+            frame.evaluate("window.marker = 42")
+
+            page.get_by_label("Message").fill("Make the tagline warmer")
+            page.get_by_role("button", name="Send").click()
+            expect(site.locator("header p")).to_have_text(
+                "Warm bread, every morning, since 1987.", timeout=60_000
+            )
+            assert frame.evaluate("window.marker") == 42  # updated in place, not reloaded
+            expect(page.locator(".turn-end").last).to_contain_text("Finished", timeout=60_000)
+            # The studio loaded the preview once: the new version did not load it again.
+            assert len([u for u in loads if ".localhost:" in u]) == 1, loads
+            assert frame.evaluate("window.marker") == 42
+            browser.close()
+        os.killpg(process.pid, signal.SIGINT)
+        process.communicate(timeout=60)
+        assert not _answers(port)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+        stop_embedded(data_dir / "postgres")

@@ -16,7 +16,7 @@ from builder.http.errors import ERROR_RESPONSES
 from builder.http.ratelimit import rate_limited
 from builder.http.schemas import DevServer
 from builder.preview.urls import client_preview_url
-from builder.runs.workspace import ProcessInfo
+from builder.runs.workspace import ProcessInfo, hot_reloads
 from builder.settings import Settings
 
 router = APIRouter(
@@ -53,6 +53,7 @@ def _public(
         started_at=datetime.fromtimestamp(info.started_at, UTC),
         logs=list(info.logs),
         answering=answering,
+        hot_reload=info.running and hot_reloads(info.command),
     )
 
 

@@ -303,14 +303,28 @@ function Preview({ projectId, session, version }) {
   const [reloads, setReloads] = useState(0);
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState(null);
-  const refresh = useCallback(async () => {
-    try {
-      setServer(await api("GET", `/api/sandbox/${projectId}/dev-server`));
-      setReloads((n) => n + 1);
-    } catch (failure) {
-      setError(failure);
-    }
-  }, [projectId]);
+  const shown = useRef(null);
+  // A new version reloads the preview, unless its server already showed the change in
+  // place (hot module replacement keeps the page and its state); Reload always does.
+  const refresh = useCallback(
+    async (always) => {
+      try {
+        const next = await api("GET", `/api/sandbox/${projectId}/dev-server`);
+        const last = shown.current;
+        // The same server process (its preview URL carries a fresh token each time).
+        const inPlace =
+          always !== true && next.hot_reload && last && last.running && last.started_at === next.started_at;
+        // In place, the page keeps its address: a new one would load it again.
+        const kept = inPlace ? { ...next, preview_url: last.preview_url } : next;
+        shown.current = kept;
+        setServer(kept);
+        if (!inPlace) setReloads((n) => n + 1);
+      } catch (failure) {
+        setError(failure);
+      }
+    },
+    [projectId],
+  );
   useEffect(() => {
     refresh();
   }, [version]);
@@ -318,7 +332,9 @@ function Preview({ projectId, session, version }) {
     setBusy(true);
     setError(null);
     try {
-      setServer(await api("POST", `/api/sandbox/${projectId}/dev-server`));
+      const started = await api("POST", `/api/sandbox/${projectId}/dev-server`);
+      shown.current = started;
+      setServer(started);
     } catch (failure) {
       setError(failure);
     } finally {
@@ -337,7 +353,7 @@ function Preview({ projectId, session, version }) {
         )}
       </div>
       <span class="spacer"></span>
-      <button type="button" onClick=${refresh} disabled=${!server}>Reload</button>
+      <button type="button" onClick=${() => refresh(true)} disabled=${!server}>Reload</button>
       ${url && html`<a class="button" href=${url} target="_blank" rel="noopener noreferrer">
         Open in new tab</a>`}
     </div>
