@@ -243,6 +243,12 @@ class PreviewGateway:
                 for name, value in response.headers.multi_items()
                 if name.lower() not in _HOP_BY_HOP
             ]
+            if "cache-control" not in response.headers:
+                # A preview shows the files as they are now. A server that says nothing
+                # about caching (python's http.server) answers a revalidation by its
+                # files' mtime in whole seconds: a file rewritten within the second it
+                # was shown would stay stale in the browser.
+                out.append((b"cache-control", b"no-store"))
             await send(
                 {"type": "http.response.start", "status": response.status_code, "headers": out}
             )

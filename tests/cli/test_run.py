@@ -14,9 +14,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from builder.persistence.embedded import stop_embedded
+from tests.support.browser import chromium
 
 pytestmark = pytest.mark.slow
 
@@ -288,9 +289,6 @@ def test_run_prints_a_preview_url_that_opens_even_with_a_gateway_configured(
             process.kill()
 
 
-CHROMIUM = "/usr/bin/chromium"
-
-
 @pytest.mark.skipif(shutil.which("npm") is None, reason="needs Node.js and npm")
 def test_the_react_demo_shows_in_the_studio_and_a_chat_updates_it_by_hot_reload(
     tmp_path: Path,
@@ -319,12 +317,7 @@ def test_the_react_demo_shows_in_the_studio_and_a_chat_updates_it_by_hot_reload(
                 break
         url = lines[-1].split()[1]
         assert url.startswith(f"http://127.0.0.1:{port}/#/p/"), "".join(lines)
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(
-                executable_path=CHROMIUM,
-                headless=True,
-                args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-            )
+        with chromium() as browser:
             page = browser.new_page()
             loads: list[str] = []
             page.on("framenavigated", lambda f: loads.append(f.url))
@@ -345,7 +338,6 @@ def test_the_react_demo_shows_in_the_studio_and_a_chat_updates_it_by_hot_reload(
             # The studio loaded the preview once: the new version did not load it again.
             assert len([u for u in loads if ".localhost:" in u]) == 1, loads
             assert frame.evaluate("window.marker") == 42
-            browser.close()
         os.killpg(process.pid, signal.SIGINT)
         process.communicate(timeout=60)
         assert not _answers(port)

@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser
 
 from builder.persistence.database import Database
 from builder.persistence.snapshots import save_snapshot
@@ -24,11 +24,11 @@ from builder.settings import Settings
 from tests.http.conftest import _serve
 from tests.http.server import ServerProcess, free_port
 from tests.http.vite import edit_script, vite_project
+from tests.support.browser import chromium
 
 pytestmark = pytest.mark.slow
 
 SECRET = "preview-test-secret"
-CHROMIUM = "/usr/bin/chromium"
 API_COOKIE = "builder_session"
 
 
@@ -55,14 +55,8 @@ def server(
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
+    with chromium() as launched:
         yield launched
-        launched.close()
 
 
 def _project_with_vite(

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser
 
 from builder.persistence.database import Database
 from builder.persistence.snapshots import save_snapshot
@@ -29,13 +29,13 @@ from builder.preview.tokens import PreviewSigner, preview_key
 from builder.settings import Settings
 from tests.http.server import ServerProcess, free_port
 from tests.http.vite import edit_script, vite_project
+from tests.support.browser import chromium
 from tests.support.database import clone_database
 from tests.support.services import delete_redis_prefix, drop_database
 
 pytestmark = pytest.mark.slow
 
 SECRET = "replica-preview-secret"
-CHROMIUM = "/usr/bin/chromium"
 OTHER_MACHINE = "127.0.0.2"
 
 
@@ -123,19 +123,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, migrated_template: str) ->
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     """Chromium on "another machine": every preview host resolves to 127.0.0.2."""
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                f"--host-resolver-rules=MAP *.preview.test {OTHER_MACHINE}",
-            ],
-        )
+    with chromium(f"--host-resolver-rules=MAP *.preview.test {OTHER_MACHINE}") as launched:
         yield launched
-        launched.close()
 
 
 @pytest.fixture(scope="module")

@@ -9,18 +9,16 @@ import shutil
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import sync_playwright
 
 from tests.http.conftest import _serve
 from tests.http.server import ServerProcess, free_port
+from tests.support.browser import chromium
 from tests.support.scripts import call, write_script
 
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(shutil.which("npm") is None, reason="needs Node.js and npm"),
 ]
-
-CHROMIUM = "/usr/bin/chromium"
 
 
 @pytest.fixture(scope="module")
@@ -67,12 +65,7 @@ def test_the_react_starter_updates_in_place_through_the_gateway(server: ServerPr
         # The turn's reply ends with the end-of-turn check's verdict: the build passes.
         assert "The automatic check passed: (build) The build passes" in result["reply"]
 
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(
-                executable_path=CHROMIUM,
-                headless=True,
-                args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-            )
+        with chromium() as browser:
             page = browser.new_page()
             sockets: list[str] = []
             page.on("websocket", lambda ws: sockets.append(ws.url))
@@ -90,4 +83,3 @@ def test_the_react_starter_updates_in_place_through_the_gateway(server: ServerPr
             )
             assert page.evaluate("window.marker") == 42  # updated in place, not reloaded
             assert any(".localhost:" in s for s in sockets), sockets
-            browser.close()

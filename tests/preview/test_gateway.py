@@ -6,7 +6,9 @@ import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from functools import partial
+from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -55,6 +57,8 @@ class Upstream:
                 self.send_header("content-length", str(len(payload)))
                 self.send_header("keep-alive", "timeout=5")
                 self.send_header("x-dev", "1")
+                if "cached" in self.path:
+                    self.send_header("cache-control", "max-age=60")
                 self.end_headers()
                 self.wfile.write(payload)
 
@@ -136,6 +140,32 @@ async def test_headers_are_cleaned_and_forwarded(upstream: Upstream) -> None:
     assert headers["host"] == upstream.url.split("//")[1].rstrip("/")
     assert headers["x-forwarded-host"] == _host()
     assert headers["x-forwarded-proto"] == "http" and headers["x-forwarded-for"]
+
+
+async def test_a_static_server_s_pages_are_never_shown_stale(
+    upstream: Upstream, tmp_path: Path
+) -> None:
+    """python's http.server (the static sites' dev server) sends ``Last-Modified`` in
+    whole seconds and no ``Cache-Control``: a page rewritten within the second it was
+    shown would be revalidated as unchanged (304). The gateway tells browsers not to
+    keep what a server said nothing about; what a server says is kept."""
+    (tmp_path / "index.html").write_text("<h1>Open</h1>")
+    handler = partial(SimpleHTTPRequestHandler, directory=str(tmp_path))
+    static = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    static.RequestHandlerClass.log_message = lambda *args: None  # type: ignore[method-assign]
+    threading.Thread(target=static.serve_forever, daemon=True).start()
+    try:
+        target = PreviewTarget(url=f"http://127.0.0.1:{static.server_port}/", generation=5)
+        async with _client(target) as client:
+            page = await client.get("/index.html", headers={"host": _host()})
+        assert (page.status_code, page.text) == (200, "<h1>Open</h1>")
+        assert page.headers["last-modified"] and page.headers["cache-control"] == "no-store"
+    finally:
+        static.shutdown()
+        static.server_close()
+    async with _client(PreviewTarget(url=upstream.url, generation=5)) as client:
+        said = await client.get("/cached.js", headers={"host": _host()})
+    assert said.headers.get_list("cache-control") == ["max-age=60"]
 
 
 async def test_request_bodies_stream_through_and_the_limit_holds(upstream: Upstream) -> None:

@@ -18,17 +18,17 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, Request, expect, sync_playwright
+from playwright.sync_api import Browser, Page, Request, expect
 
 from tests.http.agent_chat_ui import agent_chat_ui, next_env
 from tests.http.langgraph.conftest import GRAPH, PAGE, lg_script
 from tests.http.server import ServerProcess, free_port
+from tests.support.browser import chromium
 from tests.support.database import clone_database
 from tests.support.services import delete_redis_prefix, drop_database
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = "/usr/bin/chromium"
 _UI_START_SECONDS = 60
 
 
@@ -104,19 +104,8 @@ def chat(tmp_path_factory: pytest.TempPathFactory, migrated_template: str) -> It
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     # Playwright's sync API runs an event loop: set up the server (asyncio.run) first.
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=[
-                "--headless=new",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-            ],
-        )
+    with chromium() as launched:
         yield launched
-        launched.close()
 
 
 def _open(browser: Browser, chat: ChatSetup, key: str, problems: list[str]) -> Page:
