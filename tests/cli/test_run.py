@@ -10,6 +10,8 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -175,13 +177,14 @@ def test_ctrl_c_on_demo_serve_stops_the_dev_server_and_says_what_it_leaves(
         stop_embedded(data_dir / "postgres")
 
 
-def test_demo_serve_opens_the_studio_on_the_demo_project_with_its_preview(
-    tmp_path: Path,
-) -> None:
+@contextmanager
+def _demo_serving(tmp_path: Path, *args: str) -> Iterator[tuple[int, str]]:
+    """``builder demo --serve`` (with ``args``) until it prints its studio URL; yields the
+    port and that URL, then stops it with Ctrl+C and checks that nothing answers."""
     data_dir = tmp_path / "data"
     port = _free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "builder", "demo", "--serve", "--port", str(port)],
+        [sys.executable, "-m", "builder", "demo", *args, "--serve", "--port", str(port)],
         env=_env(BUILDER_DATA_DIR=str(data_dir)),
         cwd=tmp_path,
         stdout=subprocess.PIPE,
@@ -197,7 +200,22 @@ def test_demo_serve_opens_the_studio_on_the_demo_project_with_its_preview(
             if "press Ctrl+C to stop" in line:
                 break
         url = lines[-1].split()[1]
-        assert url.startswith(f"http://127.0.0.1:{port}/#/p/"), lines[-1]
+        assert url.startswith(f"http://127.0.0.1:{port}/#/p/"), "".join(lines)
+        yield port, url
+        os.killpg(process.pid, signal.SIGINT)
+        process.communicate(timeout=60)
+        assert not _answers(port)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+        stop_embedded(data_dir / "postgres")
+
+
+def test_demo_serve_opens_the_studio_on_the_demo_project_with_its_preview(
+    tmp_path: Path,
+) -> None:
+    with _demo_serving(tmp_path) as (port, url):
         project_id = url.rsplit("/", 1)[1]
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as browser:
             assert "<title>builder studio</title>" in browser.get("/").text
@@ -220,14 +238,6 @@ def test_demo_serve_opens_the_studio_on_the_demo_project_with_its_preview(
                 headers={"host": preview["preview_url"].split("//")[1].rstrip("/")},
             )
             assert "Harbor Lane Bakery" in page.text
-        os.killpg(process.pid, signal.SIGINT)
-        process.communicate(timeout=60)
-        assert not _answers(port)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
-        stop_embedded(data_dir / "postgres")
 
 
 def _free_port() -> int:
@@ -296,53 +306,27 @@ def test_the_react_demo_shows_in_the_studio_and_a_chat_updates_it_by_hot_reload(
     """``builder demo --starter vite-react-ts --serve`` as a person uses it: the studio in
     Chromium shows the React site in its preview, and a change asked for in the chat
     reaches the preview by hot reload, without reloading the page."""
-    data_dir = tmp_path / "data"
-    port = _free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "builder", "demo", "--starter", "vite-react-ts", "--serve",
-         "--port", str(port)],
-        env=_env(BUILDER_DATA_DIR=str(data_dir)),
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )  # fmt: skip
-    try:
-        assert process.stdout is not None
-        lines = []
-        for line in process.stdout:
-            lines.append(line)
-            if "press Ctrl+C to stop" in line:
-                break
-        url = lines[-1].split()[1]
-        assert url.startswith(f"http://127.0.0.1:{port}/#/p/"), "".join(lines)
-        with chromium() as browser:
-            page = browser.new_page()
-            loads: list[str] = []
-            page.on("framenavigated", lambda f: loads.append(f.url))
-            page.goto(url)
-            site = page.frame_locator('iframe[title="Site preview"]')
-            expect(site.locator("h1")).to_have_text("Harbor Lane Bakery", timeout=60_000)
-            expect(site.locator("li")).to_have_count(3)  # the typed menu, rendered by React
-            frame = next(f for f in page.frames if ".localhost:" in f.url)
-            frame.evaluate("window.marker = 42")
+    with (
+        _demo_serving(tmp_path, "--starter", "vite-react-ts") as (_, url),
+        chromium() as browser,
+    ):
+        page = browser.new_page()
+        loads: list[str] = []
+        page.on("framenavigated", lambda f: loads.append(f.url))
+        page.goto(url)
+        site = page.frame_locator('iframe[title="Site preview"]')
+        expect(site.locator("h1")).to_have_text("Harbor Lane Bakery", timeout=60_000)
+        expect(site.locator("li")).to_have_count(3)  # the typed menu, rendered by React
+        frame = next(f for f in page.frames if ".localhost:" in f.url)
+        frame.evaluate("window.marker = 42")
 
-            page.get_by_label("Message").fill("Make the tagline warmer")
-            page.get_by_role("button", name="Send").click()
-            expect(site.locator("header p")).to_have_text(
-                "Warm bread, every morning, since 1987.", timeout=60_000
-            )
-            assert frame.evaluate("window.marker") == 42  # updated in place, not reloaded
-            expect(page.locator(".turn-end").last).to_contain_text("Finished", timeout=60_000)
-            # The studio loaded the preview once: the new version did not load it again.
-            assert len([u for u in loads if ".localhost:" in u]) == 1, loads
-            assert frame.evaluate("window.marker") == 42
-        os.killpg(process.pid, signal.SIGINT)
-        process.communicate(timeout=60)
-        assert not _answers(port)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
-        stop_embedded(data_dir / "postgres")
+        page.get_by_label("Message").fill("Make the tagline warmer")
+        page.get_by_role("button", name="Send").click()
+        expect(site.locator("header p")).to_have_text(
+            "Warm bread, every morning, since 1987.", timeout=60_000
+        )
+        assert frame.evaluate("window.marker") == 42  # updated in place, not reloaded
+        expect(page.locator(".turn-end").last).to_contain_text("Finished", timeout=60_000)
+        # The studio loaded the preview once: the new version did not load it again.
+        assert len([u for u in loads if ".localhost:" in u]) == 1, loads
+        assert frame.evaluate("window.marker") == 42
