@@ -30,7 +30,6 @@ _PROJECT_FILES = (("uv.lock", "uv"), ("requirements.txt", "pip"), ("pyproject.to
 _VENV_PYTHON = ".venv/bin/python"
 _PIP = [_VENV_PYTHON, "-m", "pip", "install", "--disable-pip-version-check", "--no-input"]
 _INSTALLED = re.compile(r"Successfully installed (.+)")
-_ERROR_LINES = 8
 
 
 async def python_manager(ctx: ToolContext) -> str | None:
@@ -45,7 +44,7 @@ async def install_python(
     ctx: ToolContext, manager: str, packages: list[str], *, dev: bool, seconds: float
 ) -> tuple[CommandResult, str]:
     """Run the install; returns its result and the report for the model."""
-    from builder.tools.shell import run_in_sandbox
+    from builder.tools.shell import failure_report, run_in_sandbox
 
     bad = [name for name in packages if not PYTHON_PACKAGE.fullmatch(name)]
     if bad:
@@ -77,7 +76,7 @@ async def install_python(
         return result, f"`{result.command}` was killed after {result.duration_s:.0f} s (timeout)."
     output = f"{result.stdout}\n{result.stderr}"
     if not result.ok:
-        return result, _failure(result, output)
+        return result, failure_report(result, output)
     installed = _installed(output)
     if packages and manager == "pip":
         await _pin(ctx, "requirements-dev.txt" if dev else "requirements.txt", installed, packages)
@@ -134,15 +133,3 @@ async def _pin(
         joined = text if not text or text.endswith("\n") else f"{text}\n"
         await ctx.sandbox.write_file(path, (joined + "\n".join(lines) + "\n").encode())
         ctx.effects.workspace_changed()
-
-
-def _failure(result: CommandResult, output: str) -> str:
-    """The failing requirement (when pip names one) and the first lines of the error."""
-    lines = [line.strip() for line in output.splitlines() if line.strip()]
-    problems = [line for line in lines if line.startswith(("ERROR", "error"))]
-    shown = "\n".join((problems or lines)[:_ERROR_LINES])
-    head = f"`{result.command}` failed (exit code {result.exit_code})"
-    missing = re.search(r"No matching distribution found for (\S+)", output)
-    if missing:
-        head += f": {missing.group(1)} is not in the package index"
-    return f"{head}:\n{shown}"

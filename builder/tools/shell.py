@@ -19,6 +19,7 @@ from builder.tools.python_packages import install_python, python_manager
 __all__ = [
     "LOCK_FILES",
     "NPM_PACKAGE",
+    "failure_report",
     "format_result",
     "install_packages",
     "package_manager",
@@ -226,7 +227,7 @@ async def _install_through_cache(
         command = " && ".join(f"npm run {name}" for name in names)
         ran = await run_in_sandbox(ctx, command, cwd=".", seconds=seconds, operation="install")
         if not ran.ok:
-            return _failure_report(ran, f"{ran.stdout}\n{ran.stderr}")
+            return failure_report(ran, f"{ran.stdout}\n{ran.stderr}")
         note += f", then ran its {', '.join(names)} script{'s' if len(names) > 1 else ''}"
     return await _install_report(ctx, done.result, manager, [], note=note)
 
@@ -238,7 +239,7 @@ async def _install_report(
         return f"`{result.command}` was killed after {result.duration_s:.0f} s (timeout)."
     output = f"{result.stdout}\n{result.stderr}"
     if not result.ok:
-        return _failure_report(result, output)
+        return failure_report(result, output)
     added = re.search(r"(added|changed|removed|up to date)[^\n]*", output)
     summary = added.group(0).strip() if added else "done"
     versions = await _installed_versions(ctx, packages)
@@ -268,10 +269,12 @@ _CULPRITS = (
         re.compile(r"No matching version found for (\S+?)\.?(?:\s|$)"),
         "matches no published version",
     ),
+    # pip: "ERROR: No matching distribution found for name"
+    (re.compile(r"No matching distribution found for (\S+)"), "is not in the package index"),
 )
 
 
-def _failure_report(result: CommandResult, output: str) -> str:
+def failure_report(result: CommandResult, output: str) -> str:
     """The failing package (when the output names one) and the first lines of the error."""
     problems = [
         line.strip()

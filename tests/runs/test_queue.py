@@ -22,6 +22,7 @@ from builder.runs.queue import (
     heartbeat,
     queue_positions,
     release,
+    reset_abandoned,
 )
 
 LIMITS = QueueLimits(lease_seconds=30)
@@ -181,3 +182,19 @@ async def test_cancel_from_anywhere(db: Database) -> None:
     await release(db, worker="w1", run_ids=["running"])
     (taken,) = await claim(db, worker="w2", limit=1, limits=LIMITS)
     assert (taken.run_id, taken.cancel_requested) == ("running", True)
+
+
+async def test_a_run_a_process_holds_is_never_reconciled(db: Database) -> None:
+    """A run whose lease ran out is abandoned, unless the asking process holds it (it is
+    about to take it over after ``resume``, or still works it)."""
+    alice, site = await _project(db, "alice", "site")
+    _, blog = await _project(db, "alice", "blog")
+    await _queue(db, alice, site, "held")
+    await _queue(db, alice, blog, "lost")
+    await claim(db, worker="dead", limit=2, limits=LIMITS)
+    await _expire(db, "held")
+    await _expire(db, "lost")
+    marked = await reset_abandoned(db, worker="cli", mine=["held"], error="gone")
+    assert marked == ["lost"]
+    held = await get_run(db, run_id="held")
+    assert held is not None and held["status"] == "running"
