@@ -137,7 +137,10 @@ def tool_specs(registry: ToolRegistry) -> list[dict[str, Any]]:
     return [convert_to_openai_tool(tool) for tool in registry.definitions()]
 
 
-def _after_agent(state: WebBuilderState) -> Literal["tools", "persist"]:
+# The routers are coroutines although they only read the state: LangGraph runs a plain
+# function given as an edge's path on a worker thread when the graph runs asynchronously,
+# a thread hop (and a wait for the interpreter lock) after every node.
+async def _after_agent(state: WebBuilderState) -> Literal["tools", "persist"]:
     messages = state.get("messages", [])
     last = messages[-1] if messages else None
     calls = isinstance(last, AIMessage) and (last.tool_calls or last.invalid_tool_calls)
@@ -146,7 +149,7 @@ def _after_agent(state: WebBuilderState) -> Literal["tools", "persist"]:
     return "persist"
 
 
-def _after_tools(state: WebBuilderState) -> Literal["tools", "agent"]:
+async def _after_tools(state: WebBuilderState) -> Literal["tools", "agent"]:
     return "tools" if pending_tool_calls(state.get("messages", [])) else "agent"
 
 
@@ -157,7 +160,7 @@ class _AfterPersist:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
 
-    def __call__(self, state: WebBuilderState) -> Literal["agent", "check", "__end__"]:
+    async def __call__(self, state: WebBuilderState) -> Literal["agent", "check", "__end__"]:
         # State only: a state update (``update_state(as_node="persist")``) routes here
         # too, without a runtime.
         messages = state.get("messages", [])
@@ -168,7 +171,7 @@ class _AfterPersist:
         return "__end__"
 
 
-def _after_check(state: WebBuilderState) -> Literal["agent", "__end__"]:
+async def _after_check(state: WebBuilderState) -> Literal["agent", "__end__"]:
     messages = state.get("messages", [])
     return "agent" if messages and is_check_message(messages[-1]) else "__end__"
 
