@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import os
 import platform
 import shutil
@@ -364,9 +365,13 @@ class Bench:
                     model=model, checkpointer=saver, settings=self.settings
                 )
                 # As the runs service does: the run works under its lease (no lock or
-                # context hold of its own), its context marked exclusive.
-                async with self.measured() as run:
-                    await graph.ainvoke(graph_input, config, context=ctx, durability="sync")
+                # context hold of its own), its context marked exclusive, and the
+                # thread's expiry refreshed when the run starts and ends, not per write.
+                async with contextlib.AsyncExitStack() as stack:
+                    if isinstance(saver, TTLCheckpointer):
+                        await stack.enter_async_context(saver.under_lease(thread_id))
+                    async with self.measured() as run:
+                        await graph.ainvoke(graph_input, config, context=ctx, durability="sync")
                 await self._check(graph, config, steps)
                 if isinstance(saver, TTLCheckpointer):
                     # As the runs service does once the turn's reply is stored.

@@ -32,8 +32,8 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
@@ -457,18 +457,46 @@ class TTLCheckpointer(AsyncPostgresSaver):
             holding_transaction(conn),
         ):
             await conn.execute(HOLD_SQL, {"thread_id": key})
-            self._held[key] = self._held.get(key, 0) + 1
-            try:
+            with self._refreshed_at_end(key):
                 yield
                 await self.prune_history(key)
-            finally:
-                remaining = self._held.pop(key) - 1
-                if remaining:
-                    self._held[key] = remaining
+        await self._touch_after(key)
+
+    @asynccontextmanager
+    async def under_lease(self, thread_id: str) -> AsyncIterator[None]:
+        """Refresh a thread's expiry when the block starts and ends, not on every
+        checkpoint write in between, for a run whose lease keeps the thread from being
+        swept or evicted meanwhile (the runs of :mod:`builder.runs.queue`).
+
+        Unlike :meth:`hold_context` it takes no connection and no row lock: the lease
+        row is what the sweeper checks. Nothing is pruned here. The expiry is refreshed
+        at the end however the block ends: a run that failed after a long while keeps
+        its context for a whole TTL, to be resumed.
+        """
+        key = str(thread_id)
+        await self.touch(key)
+        try:
+            with self._refreshed_at_end(key):
+                yield
+        finally:
+            await self._touch_after(key)
+
+    @contextmanager
+    def _refreshed_at_end(self, key: str) -> Iterator[None]:
+        """Mark the thread held by this process (no refresh per write) while inside."""
+        self._held[key] = self._held.get(key, 0) + 1
+        try:
+            yield
+        finally:
+            remaining = self._held.pop(key) - 1
+            if remaining:
+                self._held[key] = remaining
+
+    async def _touch_after(self, key: str) -> None:
         try:
             await self.touch(key)
         except psycopg.Error as exc:
-            # The server is gone (the hold went with it): the sweeper's TTL still holds.
+            # The server is gone (a hold went with it): the sweeper's TTL still holds.
             _log.warning("checkpointer.touch_failed", thread_id=key, error=str(exc))
 
     async def rewind(self, thread_id: str, checkpoint_id: str) -> int:

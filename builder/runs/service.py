@@ -779,6 +779,8 @@ class RunService:
         config: RunnableConfig = {"configurable": {"thread_id": thread_id}}
         handle.status = "running"
         sandbox = await stack.enter_async_context(self.pool.lease(thread_id))
+        # The run's lease keeps its context from being swept: no expiry refresh per write.
+        await stack.enter_async_context(self.checkpointer.under_lease(thread_id))
         # Under the run's lease: a copy another replica has moved past is refreshed first.
         await sync_workspace(self.db, project_id=project_id, sandbox=sandbox)
 

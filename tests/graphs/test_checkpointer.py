@@ -8,6 +8,7 @@ the TTL because both are computed from one ``now()``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import signal
 import sys
@@ -233,6 +234,29 @@ async def test_a_held_context_is_refreshed_when_the_hold_ends_not_on_every_write
     assert after["last_activity_at"] > during["last_activity_at"]
     assert after["expires_at"] - after["last_activity_at"] == timedelta(seconds=TTL)
     assert await saver.context_is_live("t1")
+
+
+@pytest.mark.parametrize("fails", [False, True], ids=["ends", "fails"])
+async def test_a_leased_run_refreshes_the_expiry_when_it_ends_not_on_every_write(
+    saver: TTLCheckpointer, pg: Conn, fails: bool
+) -> None:
+    await put_context(saver, "t1")
+    with contextlib.suppress(RuntimeError):
+        async with saver.under_lease("t1"):
+            await expire(pg, "t1")
+            during = await thread_row(pg, "t1")
+            for access in (_aput, _aput_writes, _aget_tuple, _alist):
+                await access(saver, "t1")
+            assert await thread_row(pg, "t1") == during  # no refresh per write
+            if fails:
+                raise RuntimeError("the run failed")
+    after = await thread_row(pg, "t1")
+    assert during is not None and after is not None
+    assert after["last_activity_at"] > during["last_activity_at"]
+    assert after["expires_at"] - after["last_activity_at"] == timedelta(seconds=TTL)
+    assert await saver.context_is_live("t1")
+    await _aput_writes(saver, "t1")  # and refreshed per write again after it
+    assert (await thread_row(pg, "t1"))["last_activity_at"] > after["last_activity_at"]
 
 
 async def test_a_run_that_ends_keeps_only_the_latest_checkpoint(
