@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
+from cachetools import LRUCache
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import (
     AIMessage,
@@ -50,7 +50,7 @@ class TokenCounts:
 
     def __init__(self, size: int = 8192) -> None:
         self.size = size
-        self._counts: OrderedDict[int, tuple[BaseMessage, int]] = OrderedDict()
+        self._counts: LRUCache[int, tuple[BaseMessage, int]] = LRUCache(maxsize=size)
 
     def __call__(self, message: BaseMessage) -> int:
         """The message's count, as ``count_tokens_approximately`` gives it."""
@@ -60,8 +60,6 @@ class TokenCounts:
             return known[1]
         count = count_tokens_approximately([message])
         self._counts[key] = (message, count)
-        if len(self._counts) > self.size:
-            self._counts.popitem(last=False)
         return count
 
 
