@@ -52,6 +52,7 @@ from psycopg import AsyncConnection, AsyncCursor
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
 
+from builder.graphs.serializer import MessageListSerializer
 from builder.locks import advisory_key, holding_transaction
 from builder.log import get_logger
 from builder.retry import db_retry, db_retry_after_first
@@ -181,7 +182,9 @@ class TTLCheckpointer(AsyncPostgresSaver):
             used idle ones above it.
         strategy: ``"delete"`` removes every checkpoint of an expired thread;
             ``"keep_latest"`` keeps only its latest checkpoint.
-        serde: LangGraph serializer, as for ``AsyncPostgresSaver``.
+        serde: LangGraph serializer, as for ``AsyncPostgresSaver``; by default its own
+            serializer that encodes each message of the conversation once
+            (:class:`~builder.graphs.serializer.MessageListSerializer`).
         keep_history: Keep every checkpoint of a live thread; by default a run that
             ends well (:meth:`prune_history`) prunes all but the thread's latest.
     """
@@ -196,7 +199,7 @@ class TTLCheckpointer(AsyncPostgresSaver):
         serde: SerializerProtocol | None = None,
         keep_history: bool = False,
     ) -> None:
-        super().__init__(conn, serde=serde)
+        super().__init__(conn, serde=serde or MessageListSerializer())
         self.keep_history = keep_history
         self.ttl_seconds = ttl_seconds
         self.max_live = max_live

@@ -1,0 +1,93 @@
+"""LangGraph's checkpoint serializer, encoding each message of a conversation once.
+
+LangGraph stores a channel's whole value again at every step that changes it: the
+``messages`` channel of a turn of n steps is encoded n times, each time every message in
+it, so a long turn spends most of a step's CPU encoding messages it encoded before.
+:class:`MessageListSerializer` keeps each message's encoding (bounded, least recently
+used first out) and writes a list of messages as the same msgpack array, header and the
+kept encodings, byte for byte what LangGraph's own serializer writes, read back by it.
+
+A kept encoding is used only for the same message object with the same field values
+(each field's object, by identity, as when it was encoded: a field set again, such as
+the id LangGraph gives a message when it is added to the state, is encoded again).
+Changing a field's value in place (appending to a message's ``tool_calls`` list) is not
+seen; LangGraph's own reducers never do it, they replace a message by id.
+"""
+
+from __future__ import annotations
+
+import struct
+import threading
+from typing import Any
+
+from cachetools import LRUCache
+from langchain_core.messages import BaseMessage
+from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
+
+__all__ = ["MessageListSerializer"]
+
+DEFAULT_CACHE_BYTES = 64 * 1024 * 1024
+"""Encodings kept per serializer, in bytes."""
+
+
+class _Kept:
+    """One message's encoding, with what it was made from."""
+
+    __slots__ = ("encoded", "fields", "ids", "message")
+
+    def __init__(self, message: BaseMessage, fields: tuple[Any, ...], encoded: bytes) -> None:
+        self.message = message  # held: its id() is not reused while kept
+        self.fields = fields  # held too, so that their ids are not reused either
+        self.ids = tuple(map(id, fields))
+        self.encoded = encoded
+
+
+def _array_header(length: int) -> bytes:
+    """The msgpack header of an array of ``length`` items (its shortest form)."""
+    if length < 16:
+        return bytes((0x90 | length,))
+    if length < 0x10000:
+        return b"\xdc" + struct.pack(">H", length)
+    return b"\xdd" + struct.pack(">I", length)
+
+
+class MessageListSerializer(JsonPlusSerializer):
+    """:class:`JsonPlusSerializer` that encodes each message of a message list once.
+
+    Args:
+        cache_bytes: Most bytes of encodings kept.
+        **kwargs: As for :class:`JsonPlusSerializer`.
+    """
+
+    def __init__(self, *, cache_bytes: int = DEFAULT_CACHE_BYTES, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._kept: LRUCache[int, _Kept] = LRUCache(
+            maxsize=cache_bytes, getsizeof=lambda kept: len(kept.encoded)
+        )
+        # Checkpoints may be written from several threads (a sync graph's executor).
+        self._lock = threading.Lock()
+
+    def dumps_typed(self, obj: Any) -> tuple[str, bytes]:
+        if type(obj) is list and obj and all(isinstance(item, BaseMessage) for item in obj):
+            parts = [self._encoded(message) for message in obj]
+            if all(part is not None for part in parts):
+                return "msgpack", _array_header(len(obj)) + b"".join(
+                    part for part in parts if part is not None
+                )
+        return super().dumps_typed(obj)
+
+    def _encoded(self, message: BaseMessage) -> bytes | None:
+        """The message's msgpack encoding, kept or made (None: it is not msgpack)."""
+        fields = tuple(message.__dict__.values())
+        key = id(message)
+        with self._lock:
+            kept = self._kept.get(key)
+        if kept is not None and kept.message is message and kept.ids == tuple(map(id, fields)):
+            return kept.encoded
+        kind, encoded = super().dumps_typed(message)
+        if kind != "msgpack":
+            return None
+        if len(encoded) <= (self._kept.maxsize or 0):
+            with self._lock:
+                self._kept[key] = _Kept(message, fields, encoded)
+        return encoded
