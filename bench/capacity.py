@@ -78,9 +78,26 @@ class Phase:
 
 
 def _cpu_seconds(pid: int) -> float:
-    """User plus system CPU seconds of a process (and of its children it waited for)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return sum(int(value) for value in fields[11:15]) / _TICKS
+    """User plus system CPU seconds of a process and its live child processes (the
+    worker processes of ``--workers``), and of the children it waited for."""
+    total = 0.0
+    for process in (pid, *_children(pid)):
+        try:
+            fields = Path(f"/proc/{process}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        total += sum(int(value) for value in fields[11:15]) / _TICKS
+    return total
+
+
+def _children(pid: int) -> list[int]:
+    """The live child processes of ``pid``."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        children = task / "children"
+        if children.exists():
+            found.extend(int(child) for child in children.read_text().split())
+    return found
 
 
 def _transactions(url: str) -> int:
@@ -203,9 +220,11 @@ def measure(
     delay: float,
     profile: Path | None = None,
     profile_seconds: int | None = None,
+    workers: int = 1,
 ) -> list[Phase]:
-    """Start one server and run each N (after a warm-up run) against it; with
-    ``profile``, py-spy samples the server during the last N (collapsed stacks)."""
+    """Start one server (``builder serve --workers``) and run each N (after warm-up runs)
+    against it; with ``profile``, py-spy samples the server during the last N (collapsed
+    stacks; the first process only)."""
     template = create_migrated_template()
     url = clone_database(template, prefix="bench")
     prefix = f"bench:{uuid.uuid4().hex[:12]}:"
@@ -217,6 +236,7 @@ def measure(
                 database_url=url,
                 data_dir=root / "data",
                 redis_prefix=prefix,
+                args=("--workers", str(workers)) if workers > 1 else (),
                 env={
                     "BUILDER_ALLOW_ANONYMOUS": "false",
                     "BUILDER_MODEL": _script(root, steps, delay),
@@ -229,18 +249,20 @@ def measure(
             server.start()
             try:
                 key = server.new_key("bench")
+                # Warm-up runs, enough for each worker process to work one or more.
+                warm = 1 if workers == 1 else 4 * workers
 
                 async def seed(db: Database) -> list[str]:
                     owner = await get_or_create_user(db, name="bench")
                     return [
                         str((await create_project(db, user_id=owner.id, name=f"p{n}")).id)
-                        for n in range(1 + sum(ns))
+                        for n in range(warm + sum(ns))
                     ]
 
                 ids: list[str] = server.run(seed)
-                _phase(server, key, ids[:1])  # warm-up
+                _phase(server, key, ids[:warm])
                 phases = []
-                used = 1
+                used = warm
                 for n in ns:
                     spy = None
                     if profile is not None and n == ns[-1]:
@@ -293,6 +315,13 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10, help="write_file steps per run.")
     parser.add_argument("--delay", type=float, default=0.5, help="Seconds per model step.")
     parser.add_argument(
+        "--workers",
+        type=int,
+        nargs="+",
+        default=[1, 2],
+        help="`builder serve --workers` values to measure, one server each.",
+    )
+    parser.add_argument(
         "--no-write", action="store_true", help="Print the figures only (docs untouched)."
     )
     parser.add_argument(
@@ -302,22 +331,27 @@ def main() -> None:
         "--profile-seconds", type=int, help="Sample only the first seconds of the last N."
     )
     args = parser.parse_args()
-    phases = measure(args.runs, args.steps, args.delay, args.profile, args.profile_seconds)
-    base = phases[0]
-    lines = [
-        "| Concurrent runs | Model steps | Seconds | Steps/s | vs N=1 | Ceiling (N / delay) "
-        "| First SSE event, median | p95 | `run_started`, median | CPU ms per step "
-        "| DB transactions per step | Load average |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-        *(
-            f"| {p.runs} | {p.steps} | {p.seconds:.1f} | {p.steps_per_second:.1f} | "
-            f"{p.steps_per_second / base.steps_per_second:.1f}× | {p.runs / args.delay:.0f} | "
-            f"{p.first_event_ms(0.5):.0f} ms | {p.first_event_ms(0.95):.0f} ms | "
-            f"{p.first_event_ms(0.5, started=True):.0f} ms | "
+    rows: list[str] = []
+    for workers in args.workers:
+        phases = measure(
+            args.runs, args.steps, args.delay, args.profile, args.profile_seconds, workers
+        )
+        base = phases[0]
+        rows.extend(
+            f"| {workers} | {p.runs} | {p.steps} | {p.seconds:.1f} | "
+            f"{p.steps_per_second:.1f} | {p.steps_per_second / base.steps_per_second:.1f}× | "
+            f"{p.runs / args.delay:.0f} | {p.first_event_ms(0.5):.0f} ms | "
+            f"{p.first_event_ms(0.95):.0f} ms | {p.first_event_ms(0.5, started=True):.0f} ms | "
             f"{1000 * p.cpu_seconds / p.steps:.1f} | {p.transactions / p.steps:.1f} | "
             f"{p.load:.2f} |"
             for p in phases
-        ),
+        )
+    lines = [
+        "| Processes (`--workers`) | Concurrent runs | Model steps | Seconds | Steps/s "
+        "| vs N=1 | Ceiling (N / delay) | First SSE event, median | p95 "
+        "| `run_started`, median | CPU ms per step | DB transactions per step | Load average |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        *rows,
     ]
     body = "\n".join(
         [
