@@ -98,6 +98,8 @@ class RunWorker:
         self._adopt = adopt
         self._on_position = on_position
         self._wake = asyncio.Event()
+        self._woken = False
+        """Whether the round under way was started by :meth:`wake` (or a placement)."""
         self._tasks: list[asyncio.Task[None]] = []
         self.claiming = False
 
@@ -144,11 +146,14 @@ class RunWorker:
             await wait()
 
     async def _wait(self) -> None:
+        self._woken = False
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(self.poll_seconds):
                 await self._wake.wait()
-                # Starts come in bursts: one claim for those a moment apart.
-                await asyncio.sleep(_GATHER_SECONDS)
+                self._woken = True
+        if self._woken:
+            # Starts come in bursts: one claim for those a moment apart.
+            await asyncio.sleep(_GATHER_SECONDS)
         self._wake.clear()
 
     async def _beat_wait(self) -> None:
@@ -161,6 +166,13 @@ class RunWorker:
         free = self.concurrency - len(self.working)
         if self.claiming and free > 0 and (self.mode == "all" or self.waiting):
             only = None if self.mode == "all" else list(self.waiting)
+            if self._woken and self.waiting:
+                # Woken by runs started here: claim those, and leave the runs other
+                # processes started to their own workers (woken the same way) until
+                # the next poll. Otherwise the first worker to wake takes a whole burst
+                # and its process's loop works every run while the others idle, and
+                # each run's events cross Redis to the process that streams them.
+                only = list(self.waiting)
             claimed = await claim(
                 self.db,
                 worker=self.id,

@@ -12,6 +12,9 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from builder.persistence.database import Database
 from builder.persistence.projects import create_project
 from builder.persistence.users import get_or_create_user
@@ -110,3 +113,53 @@ async def test_queued_runs_stream_their_place_then_start(
 
 async def _collect(stream: RemoteStream) -> list[RunEvent]:
     return [event async for event in stream]
+
+
+async def test_each_process_works_the_runs_it_started(
+    migrated_db_url: str, redis_url: str, redis_prefix: str, tmp_path: Path
+) -> None:
+    """Two servers whose workers take any run, each sent a burst of chats at once: each
+    works its own burst (its loop, its in-memory events), not whichever woke first."""
+    common = {
+        "database_url": migrated_db_url,
+        "redis_url": redis_url,
+        "redis_key_prefix": redis_prefix,
+        "run_poll_seconds": 5,  # only a wake, not a poll, claims within the test
+    }
+    db = Database(migrated_db_url, settings=Settings(data_dir=tmp_path / "db", **common))
+    model = _script(tmp_path)
+    try:
+        async with (
+            RunService.open(
+                Settings(data_dir=tmp_path / "a", **common), db=db, model=model, worker="all"
+            ) as one,
+            RunService.open(
+                Settings(data_dir=tmp_path / "b", **common), db=db, model=model, worker="all"
+            ) as two,
+        ):
+            user = await get_or_create_user(db, name="alice")
+            projects = [await create_project(db, user_id=user.id, name=f"p{n}") for n in range(6)]
+            handles = await asyncio.gather(
+                *(
+                    service.start(user_id=user.id, project_id=project.id, prompt="go")
+                    for service, project in zip([one, two] * 3, projects, strict=True)
+                )
+            )
+            async with asyncio.timeout(120):
+                results = [await handle.wait() for handle in handles]
+            ids = [handle.run_id for handle in handles]
+
+            async def worked_by(session: AsyncSession) -> dict[str, str]:
+                found = await session.execute(
+                    text("SELECT run_id, worker_id FROM runs WHERE run_id = ANY(:ids)"),
+                    {"ids": ids},
+                )
+                return {row.run_id: row.worker_id for row in found}
+
+            claimed = await db.run(worked_by)
+            workers = [one.worker.id, two.worker.id] * 3
+    finally:
+        await db.dispose()
+
+    assert [r.status for r in results] == ["success"] * 6
+    assert [claimed[run_id] for run_id in ids] == workers
