@@ -357,21 +357,26 @@ def main() -> None:
         [
             "## Capacity of one `builder serve` (`python -m bench.capacity`)",
             "",
-            f"One `builder serve` process (API and worker, Redis fan-out) on a temporary "
-            f"database; N clients each post a chat turn at once and read its server-sent "
-            f"events over HTTP to `run_finished`. Each run is {args.steps} `write_file` steps "
-            f"and a reply, the scripted model pausing {args.delay} s per call; the "
-            "end-of-turn check hands the bare pages back three times, so a run makes "
-            f"{args.steps + 4} model calls (its `steps`). Steps/s is the runs' model steps over "
-            "the time from the first request to the last `run_finished`; the first SSE event "
-            "(`queued`) is timed from sending each request. CPU is the server process's own "
-            "(from `/proc`), per model step; DB transactions are the database's "
-            "(`pg_stat_database`), less the worker's idle polls. One warm-up run goes first. "
-            f"Measured on {platform.machine()} with {os.cpu_count()} CPUs (shared with the "
-            f"clients and PostgreSQL), Python {platform.python_version()}. The server is "
-            "CPU-bound at N=50: steps/s is about one core divided by the CPU per step, most "
-            "of which is the graph's own work per step (checkpoints, the snapshot and usage "
-            "transaction).",
+            "One `builder serve` (API and worker in each process, Redis fan-out; one "
+            "process, then `--workers 2`) on a temporary database; N clients each post a "
+            "chat turn at once and read its server-sent events over HTTP to `run_finished`, "
+            "each on a connection opened before the clock starts. Each run is "
+            f"{args.steps} `write_file` steps and a reply, the scripted model pausing "
+            f"{args.delay} s per call; the end-of-turn check hands the bare pages back three "
+            f"times, so a run makes {args.steps + 4} model calls (its `steps`). Steps/s is "
+            "the runs' model steps over the time from the first request to the last "
+            "`run_finished`; the first SSE event (`queued`) is timed from sending each "
+            "request. CPU is the server's processes' own (from `/proc`), per model step; DB "
+            "transactions are the database's (`pg_stat_database`), less the workers' idle "
+            "polls. Warm-up runs go first (one, or four per process). Measured on "
+            f"{platform.machine()} with {os.cpu_count()} CPUs (shared with the clients and "
+            f"PostgreSQL), Python {platform.python_version()}. At N=50 one process's event "
+            "loop is busy most of the time: each of a step's awaits (checkpoint writes, "
+            "events, tool calls) waits its turn behind the other runs' work, so a step "
+            "takes well over the model's pause, and the fifty chat requests and run starts "
+            "arrive together. A second process (each works the runs of the chats it "
+            "accepted) spreads the runs over both cores; the chat requests and run starts "
+            "still arrive in one burst, and the first SSE event waits on them.",
             "",
             *lines,
         ]
