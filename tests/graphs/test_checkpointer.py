@@ -199,6 +199,27 @@ async def _alist(saver: TTLCheckpointer, thread_id: str) -> object:
     return [item async for item in saver.alist(config_of(thread_id))]
 
 
+async def _untouched_by_every_access(saver: TTLCheckpointer, pg: Conn) -> dict[str, Any]:
+    """Expire the thread, access it every way, and check its row did not change."""
+    await expire(pg, "t1")
+    during = await thread_row(pg, "t1")
+    assert during is not None
+    for access in (_aput, _aput_writes, _aget_tuple, _alist):
+        await access(saver, "t1")
+    assert await thread_row(pg, "t1") == during  # no refresh
+    return during
+
+
+async def _refreshed_since(saver: TTLCheckpointer, pg: Conn, before: Any) -> dict[str, Any]:
+    """Check the thread's expiry was refreshed after ``before`` (its row then)."""
+    after = await thread_row(pg, "t1")
+    assert before is not None and after is not None
+    assert after["last_activity_at"] > before["last_activity_at"]
+    assert after["expires_at"] - after["last_activity_at"] == timedelta(seconds=TTL)
+    assert await saver.context_is_live("t1")
+    return after
+
+
 @pytest.mark.parametrize(
     "access", [_aput, _aput_writes, _aget_tuple, _alist], ids=lambda f: f.__name__[1:]
 )
@@ -211,11 +232,7 @@ async def test_every_access_refreshes_the_expiry(
 
     await access(saver, "t1")
 
-    after = await thread_row(pg, "t1")
-    assert before is not None and after is not None
-    assert after["last_activity_at"] > before["last_activity_at"]
-    assert after["expires_at"] - after["last_activity_at"] == timedelta(seconds=TTL)
-    assert await saver.context_is_live("t1")
+    await _refreshed_since(saver, pg, before)
 
 
 async def test_a_held_context_is_refreshed_when_the_hold_ends_not_on_every_write(
@@ -223,17 +240,9 @@ async def test_a_held_context_is_refreshed_when_the_hold_ends_not_on_every_write
 ) -> None:
     await put_context(saver, "t1")
     async with saver.hold_context("t1"):
-        await expire(pg, "t1")
-        during = await thread_row(pg, "t1")
-        for access in (_aput, _aput_writes, _aget_tuple, _alist):
-            await access(saver, "t1")
-        assert await thread_row(pg, "t1") == during  # no refresh while held
+        during = await _untouched_by_every_access(saver, pg)
         assert (await saver.sweep()).expired == []  # and no sweep either
-    after = await thread_row(pg, "t1")
-    assert during is not None and after is not None
-    assert after["last_activity_at"] > during["last_activity_at"]
-    assert after["expires_at"] - after["last_activity_at"] == timedelta(seconds=TTL)
-    assert await saver.context_is_live("t1")
+    await _refreshed_since(saver, pg, during)
 
 
 @pytest.mark.parametrize("fails", [False, True], ids=["ends", "fails"])
@@ -243,20 +252,12 @@ async def test_a_leased_run_refreshes_the_expiry_when_it_ends_not_on_every_write
     await put_context(saver, "t1")
     with contextlib.suppress(RuntimeError):
         async with saver.under_lease("t1"):
-            await expire(pg, "t1")
-            during = await thread_row(pg, "t1")
-            for access in (_aput, _aput_writes, _aget_tuple, _alist):
-                await access(saver, "t1")
-            assert await thread_row(pg, "t1") == during  # no refresh per write
+            during = await _untouched_by_every_access(saver, pg)
             if fails:
                 raise RuntimeError("the run failed")
-    after = await thread_row(pg, "t1")
-    assert during is not None and after is not None
-    assert after["last_activity_at"] > during["last_activity_at"]
-    assert after["expires_at"] - after["last_activity_at"] == timedelta(seconds=TTL)
-    assert await saver.context_is_live("t1")
+    after = await _refreshed_since(saver, pg, during)
     await _aput_writes(saver, "t1")  # and refreshed per write again after it
-    assert (await thread_row(pg, "t1"))["last_activity_at"] > after["last_activity_at"]
+    await _refreshed_since(saver, pg, after)
 
 
 async def test_a_run_that_ends_keeps_only_the_latest_checkpoint(
