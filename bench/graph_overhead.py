@@ -549,7 +549,7 @@ def table(all_results: Results) -> str:
         "`TTLCheckpointer` sends it in the same pipeline and commits it in the same "
         "transaction (`TTLCheckpointer.carry`), and writes the next checkpoint only after "
         "it. Under the run's lease `TTLCheckpointer` refreshes the thread's expiry when "
-        "the run starts and ends (`TTLCheckpointer.under_lease`), not in every checkpoint "
+        "the run ends (`TTLCheckpointer.under_lease`), not in every checkpoint "
         "write. With `AsyncPostgresSaver` the tools node saves on its own, one "
         "round trip and commit more. What a call costs beyond the plain agent's is spent "
         "in the process, not on the wire: LangGraph's work over a state of some twenty "

@@ -467,22 +467,20 @@ class TTLCheckpointer(AsyncPostgresSaver):
 
     @asynccontextmanager
     async def under_lease(self, thread_id: str) -> AsyncIterator[None]:
-        """Refresh a thread's expiry when the block starts and ends, not on every
-        checkpoint write in between, for a run whose lease keeps the thread from being
-        swept or evicted meanwhile (the runs of :mod:`builder.runs.queue`).
+        """Refresh a thread's expiry when the block ends, not on every checkpoint write
+        in it, for a run whose lease keeps the thread from being swept or evicted
+        meanwhile (the runs of :mod:`builder.runs.queue`): around the graph's run, once
+        it has read the thread's state, which refreshed the expiry.
 
         Unlike :meth:`hold_context` it takes no connection and no row lock: the lease
-        row is what the sweeper checks. Nothing is pruned here. The expiry is refreshed
-        at the end however the block ends: a run that failed after a long while keeps
-        its context for a whole TTL, to be resumed.
+        row is what the sweeper checks. Nothing is pruned here. As with
+        :meth:`hold_context`, the end refreshes the expiry only when the block ends
+        without an error (the database may be what failed).
         """
         key = str(thread_id)
-        await self.touch(key)
-        try:
-            with self._refreshed_at_end(key):
-                yield
-        finally:
-            await self._touch_after(key)
+        with self._refreshed_at_end(key):
+            yield
+        await self._touch_after(key)
 
     @contextmanager
     def _refreshed_at_end(self, key: str) -> Iterator[None]:

@@ -779,8 +779,6 @@ class RunService:
         config: RunnableConfig = {"configurable": {"thread_id": thread_id}}
         handle.status = "running"
         sandbox = await stack.enter_async_context(self.pool.lease(thread_id))
-        # The run's lease keeps its context from being swept: no expiry refresh per write.
-        await stack.enter_async_context(self.checkpointer.under_lease(thread_id))
         # Under the run's lease: a copy another replica has moved past is refreshed first.
         await sync_workspace(self.db, project_id=project_id, sandbox=sandbox)
 
@@ -906,17 +904,20 @@ class RunService:
         )
         parts = ReplyParts()
         try:
-            async for mode, chunk in self.graph.astream(
-                cast(Any, graph_input),
-                config,
-                context=ctx,
-                stream_mode=list(handle.stream_modes),
-                durability="sync",
-                control=handle.control,
-            ):
-                if handle.graph_stream is not None:
-                    await handle.graph_stream.publish(mode, chunk=chunk)
-                await publish_part(handle.stream, parts, mode, chunk)
+            # The run's lease keeps its context from being swept: its expiry is refreshed
+            # when the graph is done (and was when its state was read), not per write.
+            async with self.checkpointer.under_lease(thread_id):
+                async for mode, chunk in self.graph.astream(
+                    cast(Any, graph_input),
+                    config,
+                    context=ctx,
+                    stream_mode=list(handle.stream_modes),
+                    durability="sync",
+                    control=handle.control,
+                ):
+                    if handle.graph_stream is not None:
+                        await handle.graph_stream.publish(mode, chunk=chunk)
+                    await publish_part(handle.stream, parts, mode, chunk)
             result.status = "success"
         except GraphDrained:
             if handle._handing_over:
