@@ -99,6 +99,8 @@ class RunHandle:
         self.stream_modes: tuple[GraphStreamMode, ...] = STREAM_MODES
         self.position: int | None = None
         self._takeover_of: int | None = None
+        self._missed_a_claim = False
+        """Whether a worker's round has found it still pending (see RunWorker)."""
         """Resuming a run whose lease had not run out: its attempts then. It is this
         process's to take over until another worker does (its attempts grow)."""
         """While pending: how many queued runs go first, plus one (1 = next)."""

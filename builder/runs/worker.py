@@ -202,6 +202,14 @@ class RunWorker:
             if status == "running" and attempts == handle._takeover_of:
                 continue  # still its stopped worker's until the lease runs out
             if status == "pending":
+                if not handle._missed_a_claim:
+                    # Its first round: a claim can miss a run whose row its starter is
+                    # still writing (the LangGraph API records the run's options right
+                    # after queueing it); it is in line only if the next round misses
+                    # it too, which comes at once.
+                    handle._missed_a_claim = True
+                    self._wake.set()
+                    continue
                 if position != handle.position:
                     handle.position = position
                     moved.append(handle)
