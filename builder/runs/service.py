@@ -425,7 +425,8 @@ class RunService:
             project_id: The project.
             queued_too: A run waiting in the queue for the project (or for a worker to
                 take it over) counts as working on it: for deleting the project, which
-                would leave such a run nothing to work on.
+                would leave such a run nothing to work on, and for editing its agent
+                context, which such a run would start from.
         """
         async with self.locks.try_hold(run_lock_key(project_id)) as held:
             if held:

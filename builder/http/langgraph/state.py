@@ -132,12 +132,17 @@ async def post_state_at(
 async def update_state(
     thread_id: str, body: StateUpdateBody, user: CurrentUser, services: ServicesDep
 ) -> dict[str, Any]:
-    """Update editable channels, as if ``as_node`` had just run; answers the new checkpoint."""
+    """Update editable channels, as if ``as_node`` had just run; answers the new checkpoint.
+
+    A run that has not ended makes the thread busy, queued or working: a queued run, or
+    one waiting to be taken over, would start from the edited state it was not created
+    against (and a run answers ``runs.create`` before a worker has claimed it).
+    """
     row = await owned_thread(services.db, user, thread_id)
     values = _checked_update(services, body)
     tid = row["thread_id"]
     runs = services.runs
-    async with services.runs.project_idle(row["project_id"]) as held:
+    async with services.runs.project_idle(row["project_id"], queued_too=True) as held:
         if not held:
             raise RunInProgress(row["project_id"])
         if not await has_context(services, tid):
