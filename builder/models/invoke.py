@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import email.utils
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import tenacity
@@ -119,6 +119,29 @@ def _context_too_long(exc: BaseException) -> bool:
     return any(marker in text for marker in _CONTEXT_TOO_LONG)
 
 
+async def _retried(
+    attempt: Callable[[], Awaitable[Any]], first: Exception, settings: Settings
+) -> Any:
+    """Go on with a model call whose first attempt raised ``first``, under the provider
+    retry policy (which may find ``first`` not worth retrying and raise it)."""
+    failed = [first]
+
+    async def again() -> Any:
+        if failed:
+            raise failed.pop()
+        return await attempt()
+
+    call = provider_retry(
+        attempts=settings.model_retries + 1,
+        initial=_BACKOFF_INITIAL,
+        maximum=settings.model_retry_max_wait,
+    )(again).retry_with(
+        retry=tenacity.retry_if_exception(is_retryable_provider_error) | _FirstTimeout(),
+        wait=_WaitForProvider(settings.model_retry_max_wait),
+    )
+    return await call()
+
+
 async def invoke_model(
     model: Runnable[LanguageModelInput, Any],
     messages: LanguageModelInput,
@@ -170,16 +193,13 @@ async def invoke_model(
             )
         return result
 
-    call = provider_retry(
-        attempts=settings.model_retries + 1,
-        initial=_BACKOFF_INITIAL,
-        maximum=settings.model_retry_max_wait,
-    )(attempt).retry_with(
-        retry=tenacity.retry_if_exception(is_retryable_provider_error) | _FirstTimeout(),
-        wait=_WaitForProvider(settings.model_retry_max_wait),
-    )
     try:
-        result = await call()
+        try:
+            result = await attempt()
+        except Exception as first:
+            # The retry policy is set up only for a call whose first attempt failed;
+            # that failure is its first attempt, so it decides as if it had made it.
+            result = await _retried(attempt, first, settings)
     except BuilderError:
         raise
     except Exception as exc:
