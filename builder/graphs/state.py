@@ -122,6 +122,19 @@ def keep_last(limit: int) -> Any:
     return reducer
 
 
+class RouteState(TypedDict, total=False):
+    """The channels the routers after the agent and the tools read.
+
+    LangGraph reads a conditional edge's input afresh from a copy of the state with the
+    node's writes applied, only for the channels of the router's input schema: routers
+    declaring just these leave the other channels' updates (the manifest, the tool
+    history) to the step.
+    """
+
+    messages: Annotated[list[AnyMessage], add_messages]
+    stop_reason: StopReason | None
+
+
 class WebBuilderState(TypedDict, total=False):
     """The state of one project's agent context (a LangGraph thread)."""
 

@@ -31,15 +31,16 @@ from __future__ import annotations
 
 import inspect
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Literal, cast
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
-from langchain_core.runnables import RunnableConfig
+from langchain_core.runnables import Runnable, RunnableConfig
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
+from langgraph._internal._runnable import RunnableCallable
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
@@ -49,7 +50,7 @@ from builder.graphs.agent import AgentNode
 from builder.graphs.check import CheckNode, is_check_message, needs_check
 from builder.graphs.context import RunContext
 from builder.graphs.persist import PersistNode
-from builder.graphs.state import WebBuilderState
+from builder.graphs.state import RouteState, WebBuilderState
 from builder.graphs.toolcalls import ToolCallsNode, pending_tool_calls
 from builder.models import WEB_BUILDER_SYSTEM_PROMPT, load_chat_model
 from builder.models.factory import reads_images
@@ -139,8 +140,10 @@ def tool_specs(registry: ToolRegistry) -> list[dict[str, Any]]:
 
 # The routers are coroutines although they only read the state: LangGraph runs a plain
 # function given as an edge's path on a worker thread when the graph runs asynchronously,
-# a thread hop (and a wait for the interpreter lock) after every node.
-async def _after_agent(state: WebBuilderState) -> Literal["tools", "persist"]:
+# a thread hop (and a wait for the interpreter lock) after every node. They are not
+# traced (:func:`_router`), and the two that run at every tool call read only the
+# channels they need (``RouteState``).
+async def _after_agent(state: RouteState) -> Literal["tools", "persist"]:
     messages = state.get("messages", [])
     last = messages[-1] if messages else None
     calls = isinstance(last, AIMessage) and (last.tool_calls or last.invalid_tool_calls)
@@ -149,7 +152,7 @@ async def _after_agent(state: WebBuilderState) -> Literal["tools", "persist"]:
     return "persist"
 
 
-async def _after_tools(state: WebBuilderState) -> Literal["tools", "agent"]:
+async def _after_tools(state: RouteState) -> Literal["tools", "agent"]:
     return "tools" if pending_tool_calls(state.get("messages", [])) else "agent"
 
 
@@ -174,6 +177,18 @@ class _AfterPersist:
 async def _after_check(state: WebBuilderState) -> Literal["agent", "__end__"]:
     messages = state.get("messages", [])
     return "agent" if messages and is_check_message(messages[-1]) else "__end__"
+
+
+def _router(route: Callable[[Any], Awaitable[str]]) -> Runnable[Any, str]:
+    """A router as an edge's path that reports no run of its own to callbacks.
+
+    LangGraph wraps a plain function as a traced runnable: a tracer would see a chain
+    start and end for every routing decision, and a step pays for the callback manager
+    each time. Its routing (the input schema and destinations read from the
+    annotations) is the same.
+    """
+    name = getattr(route, "__name__", None) or type(route).__name__
+    return RunnableCallable(None, route, name=name, trace=False)
 
 
 def build_web_builder_graph(
@@ -248,8 +263,10 @@ def build_web_builder_graph(
         # overloads do not describe a callable object taking both, hence the cast.
         graph.add_node(node_name, cast(Any, node))
     graph.add_edge(START, "agent")
-    graph.add_conditional_edges("agent", _after_agent)
-    graph.add_conditional_edges("tools", _after_tools)
-    graph.add_conditional_edges("persist", _AfterPersist(settings), ["agent", "check", END])
-    graph.add_conditional_edges("check", _after_check)
+    graph.add_conditional_edges("agent", _router(_after_agent))
+    graph.add_conditional_edges("tools", _router(_after_tools))
+    graph.add_conditional_edges(
+        "persist", _router(_AfterPersist(settings)), ["agent", "check", END]
+    )
+    graph.add_conditional_edges("check", _router(_after_check))
     return graph.compile(checkpointer=checkpointer, name=name)
