@@ -266,15 +266,21 @@ class AgentNode:
             "cache_read_tokens": int(details.get("cache_read") or 0),
             "cache_write_tokens": written or int(details.get("cache_creation") or 0),
         }
-        return {
+        update: dict[str, Any] = {
             "messages": [reply],
             "model_message_id": reply.id,
             "run_steps": steps + 1,
             "run_tokens": tokens + used,
-            "run_cost": None if price is None else (spent or 0.0) + call_cost(step_usage, price),
-            "build_status": "working",
             "pending_usage": step_usage,
         }
+        # A channel written is stored again at the step's end (a write row, a new
+        # version): the ones that seldom change are written only when they do.
+        cost = None if price is None else (spent or 0.0) + call_cost(step_usage, price)
+        if cost != spent or "run_cost" not in state:
+            update["run_cost"] = cost
+        if state.get("build_status") != "working":
+            update["build_status"] = "working"
+        return update
 
     @staticmethod
     def _stop(reason: StopReason, text: str) -> dict[str, Any]:
