@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import logging.handlers
 import re
@@ -74,6 +75,29 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
 )
 
 
+def _any_of(patterns: Iterable[re.Pattern[str]]) -> re.Pattern[str]:
+    """One pattern matching wherever any of ``patterns`` does (flags scoped to each,
+    groups unnamed), to pass over text none of them matches in one search."""
+    parts = []
+    for pattern in patterns:
+        source = re.sub(r"\(\?P<\w+>", "(?:", pattern.pattern)
+        if source.startswith("(?i)"):
+            source = f"(?i:{source[4:]})"
+        parts.append(f"(?:{source})")
+    return re.compile("|".join(parts))
+
+
+_ANY_PATTERN = _any_of(pattern for pattern, _ in _PATTERNS)
+_CACHED_TEXT = 256
+"""Texts up to this long are masked once and remembered."""
+
+
+@functools.lru_cache(maxsize=1024)
+def _secret_key(key: str) -> bool:
+    """Whether a field named ``key`` holds a secret whatever its value."""
+    return _SECRET_KEY.search(key) is not None
+
+
 class Redactor:
     """A structlog processor that masks secrets anywhere in an event.
 
@@ -84,24 +108,35 @@ class Redactor:
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         # Longest first, so a secret containing another is masked whole.
         self._secrets = sorted({s for s in secrets if len(s) >= 6}, key=len, reverse=True)
+        # Log lines repeat their values (event names, ids, paths): short texts are
+        # masked once each (functools' cache is safe across threads).
+        self._cached = functools.lru_cache(maxsize=4096)(self._masked)
 
     def add_secret(self, value: str) -> None:
         """Mask ``value`` from now on (at least 6 characters; shorter ones are ignored)."""
         if len(value) >= 6 and value not in self._secrets:
             self._secrets = sorted([*self._secrets, value], key=len, reverse=True)
+            self._cached.cache_clear()
 
     def redact_text(self, text: str) -> str:
         """``text`` with every known secret and secret-shaped substring masked."""
+        if len(text) <= _CACHED_TEXT:
+            return self._cached(text)
+        return self._masked(text)
+
+    def _masked(self, text: str) -> str:
         for secret in self._secrets:
             if secret in text:
                 text = text.replace(secret, MASK)
+        if _ANY_PATTERN.search(text) is None:
+            return text  # most text: one search instead of a substitution per pattern
         for pattern, replacement in _PATTERNS:
             text = pattern.sub(replacement, text)
         return text
 
     def redact(self, value: Any, key: str | None = None) -> Any:
         """A copy of ``value`` with secrets masked, recursing into containers."""
-        if key is not None and _SECRET_KEY.search(key) and value not in (None, "", False):
+        if key is not None and _secret_key(key) and value not in (None, "", False):
             return MASK
         if isinstance(value, str):
             return self.redact_text(value)

@@ -132,11 +132,29 @@ def test_canary_secret_never_reaches_the_output(out: io.StringIO) -> None:
         ('{"access_token": "opaqueTok3n"}', "opaqueTok3n"),
         ("refresh_token=r3fr3sh&x=1", "r3fr3sh"),
         ("e2b e2b_abcdef0123456789abcd", "e2b_abcdef0123456789abcd"),
+        ("pat github_pat_11ABCDEFG0123456789abcdef", "github_pat_11ABCDEFG0123456789abcdef"),
+        ("slack xoxb-1234567890-abcdef", "xoxb-1234567890-abcdef"),
+        ("aws AKIAABCDEFGHIJKLMNOP", "AKIAABCDEFGHIJKLMNOP"),
+        ("jwt eyJhbGciOiJI.eyJzdWIiOiIx.c2lnbmF0dXJl", "eyJhbGciOiJI.eyJzdWIiOiIx.c2lnbmF0dXJl"),
+        ("TOKEN abcdefgh12345678", "abcdefgh12345678"),
+        ("PASSWORD=s3cr3tvalue", "s3cr3tvalue"),
     ],
 )
 def test_secret_shapes_are_masked_in_text(raw: str, secret: str) -> None:
     masked = Redactor().redact_text(raw)
     assert secret not in masked and "***" in masked
+
+
+def test_a_secret_added_later_is_masked_in_text_seen_before() -> None:
+    redactor = Redactor()
+    assert redactor.redact_text("key plainvalue99") == "key plainvalue99"
+    redactor.add_secret("plainvalue99")
+    assert redactor.redact_text("key plainvalue99") == "key ***"
+
+
+def test_text_with_no_secret_shape_comes_back_as_it_was() -> None:
+    for text in ("model.call", "src/pages/index.html", "a token", "sk-short", "x://host/path"):
+        assert Redactor().redact_text(text) == text
 
 
 def test_secret_named_fields_are_masked_whatever_they_hold() -> None:
