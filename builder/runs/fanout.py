@@ -12,7 +12,7 @@ Redis Stream and carries cancel requests between processes.
   ``end``. A stream keeps about :data:`~builder.runs.events.REPLAY_EVENTS` entries
   (``MAXLEN ~``), like the in-process buffer, and expires an hour after its last write.
 * **Writing never slows the run.** The run only appends to its in-process stream; a
-  background task per stream sends what is new in one ``MULTI``/``EXEC`` round trip,
+  background task per stream sends what is new in one pipelined round trip,
   at most one every :data:`_LINGER_SECONDS` (the events of a step arrive together, so
   they go together: a round trip per step rather than per event).
   When Redis fails, a :class:`~builder.circuit.Circuit` opens (the cache's cool-down):
@@ -355,7 +355,10 @@ class RunFanout:
                 batch = [e for e in batch if e.seq > done]
         last, size = -1, 0
         pipe: Pipeline
-        async with redis.pipeline(transaction=True) as pipe:
+        # Only a replacement needs MULTI/EXEC (no reader may see the old stream's end
+        # after the delete). Appends need none: entries are added in seq order, so one
+        # cut short leaves a prefix, which the next attempt finds (``unsure``).
+        async with redis.pipeline(transaction=fresh) as pipe:
             if fresh:
                 pipe.delete(key)
             for event in batch:
