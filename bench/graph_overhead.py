@@ -114,6 +114,7 @@ class Run:
     snapshot_bytes: int = 0
     round_trips: int = 0
     commits: int = 0
+    channel_writes: int = 0
     wal_bytes: int = 0
 
 
@@ -247,22 +248,38 @@ class Bench:
         )
         self.files = project_files()
         self.db = Database(url, settings=self.settings)
+        self.channel_writes = 0
+        """Channel values the checkpointers were given to store (``aput_writes``)."""
+
+    def counted(self, saver: Any) -> Any:
+        """``saver``, counting the channel writes it stores into :attr:`channel_writes`."""
+        store = saver.aput_writes
+
+        async def aput_writes(config: Any, writes: Any, task_id: str, task_path: str = "") -> None:
+            self.channel_writes += len(writes)
+            await store(config, writes, task_id, task_path)
+
+        saver.aput_writes = aput_writes
+        return saver
 
     @asynccontextmanager
     async def measured(self) -> AsyncIterator[Run]:
         """Time the block; through the proxy, also count its round trips, commits and
         the WAL the server wrote meanwhile (server-wide)."""
         run = Run(0.0, 0)
+        writes = self.channel_writes
         if self.counter is None:
             started = time.perf_counter()
             yield run
             run.seconds = time.perf_counter() - started
+            run.channel_writes = self.channel_writes - writes
             return
         wal_before = await self._wal_lsn()
         self.counter.reset()
         yield run
         counts = self.counter.reset()
         run.round_trips, run.commits = counts.round_trips, counts.commits
+        run.channel_writes = self.channel_writes - writes
         run.wal_bytes = await self._wal_lsn() - wal_before
 
     async def _wal_lsn(self) -> int:
@@ -302,7 +319,7 @@ class Bench:
             (root / path).write_text(text)
         model = ScriptedChatModel(script=script(steps))
         async with self.pool() as pool:
-            saver = AsyncPostgresSaver(pool)
+            saver = self.counted(AsyncPostgresSaver(pool))
             if in_state:
                 agent: Any = create_agent(
                     model, state_tools(), state_schema=FilesState, checkpointer=saver
@@ -360,7 +377,9 @@ class Bench:
         model = ScriptedChatModel(script=script(steps))
         try:
             async with self.pool() as pool:
-                saver = TTLCheckpointer(pool, ttl_seconds=1800) if ttl else AsyncPostgresSaver(pool)
+                saver = self.counted(
+                    TTLCheckpointer(pool, ttl_seconds=1800) if ttl else AsyncPostgresSaver(pool)
+                )
                 graph = build_web_builder_graph(
                     model=model, checkpointer=saver, settings=self.settings
                 )
@@ -490,6 +509,7 @@ def table(all_results: Results) -> str:
     trips = {v: per_step(wire[v], "round_trips") for v in VARIANTS}
     commits = {v: per_step(wire[v], "commits") for v in VARIANTS}
     wal = {v: per_step(wire[v], "wal_bytes") for v in VARIANTS}
+    writes = {v: per_step(wire[v], "channel_writes") for v in VARIANTS}
     rows = []
     for variant in VARIANTS:
         snapshot = (
@@ -499,7 +519,8 @@ def table(all_results: Results) -> str:
         )
         rows.append(
             f"| {LABELS[variant]} | {ms[variant]:,.1f} ms | {slower[variant]:.2f}× "
-            f"| {trips[variant]:,.1f} | {commits[variant]:,.1f} | {_bytes(wal[variant])} "
+            f"| {trips[variant]:,.1f} | {commits[variant]:,.1f} | {writes[variant]:,.1f} "
+            f"| {_bytes(wal[variant])} "
             f"| {_bytes(size[variant])} | {size['agent_state'] / size[variant]:,.0f}× "
             f"| {snapshot} |"
         )
@@ -521,16 +542,19 @@ def table(all_results: Results) -> str:
         "and `checkpoint_writes`. Round trips and commits are counted on the wire by a "
         "proxy in front of the server (`bench/pgwire.py`; a round trip is the client "
         "sending after the server answered, a commit a transaction that wrote) in "
-        f"{WIRE_ROUNDS} separate rounds, with the WAL the server wrote meanwhile (server-"
+        f"{WIRE_ROUNDS} separate rounds, with the channel values the nodes' writes "
+        "handed the checkpointer (`aput_writes`; each is a `checkpoint_writes` row) and "
+        "the WAL the server wrote meanwhile (server-"
         "wide, so other sessions on a shared server add noise). Times are medians of "
         f"{ROUNDS} interleaved rounds (the time ratio is the median of each round's "
         "ratio) of `python -m bench.graph_overhead` in one temporary "
         f"database on {platform.system()} {platform.machine()}, Python "
         f"{platform.python_version()}.",
         "",
-        "| Variant | Time per step | ÷ `create_agent` | Round trips | Commits | WAL "
-        "| Checkpoint bytes per step | Files-in-state ÷ this | Snapshot content per step |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| Variant | Time per step | ÷ `create_agent` | Round trips | Commits "
+        "| Channel writes | WAL | Checkpoint bytes per step | Files-in-state ÷ this "
+        "| Snapshot content per step |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
         *rows,
         "",
         f"A long turn: {LONG_STEPS} tool calls, the same workload, {LONG_ROUNDS} "
@@ -553,13 +577,18 @@ def table(all_results: Results) -> str:
         "write. With `AsyncPostgresSaver` the tools node saves on its own, one "
         "round trip and commit more. What a call costs beyond the plain agent's is spent "
         "in the process, not on the wire: LangGraph's work over a state of some twenty "
-        "channels (a step stores again each channel it changed — the manifest and the "
-        "bounded tool history among them — where the plain agent stores only its "
-        "messages), the sandbox's file operations (each a hop to a worker thread, which "
-        "waits for the interpreter lock while the event loop is busy) and the nodes' own "
-        "bookkeeping; the graph's edges are coroutines, since LangGraph runs a plain "
-        "function given as an edge on a worker thread. A long turn costs both graphs more "
-        "per step, as each stores the whole conversation again at every step; "
+        "channels (a step stores again each channel it changed — the manifest, the "
+        "bounded tool history and the run's counters among them, the channel writes "
+        "column — where the plain agent stores only its messages), the sandbox's file "
+        "operations (each a hop to a worker thread, which waits for the interpreter lock "
+        "while the event loop is busy) and the nodes' own bookkeeping. The agent node "
+        "writes the channels that seldom change (`build_status`, `run_cost`) only when "
+        "they do; the graph's edges are coroutines, since LangGraph runs a plain function "
+        "given as an edge on a worker thread, report no run to callbacks, and the two "
+        "taken at every tool call read only `messages` and `stop_reason` (LangGraph "
+        "re-applies a node's writes to every channel a router reads); a model call's "
+        "retry policy is set up only when its first attempt failed. A long turn costs "
+        "both graphs more per step, as each stores the whole conversation again at every step; "
         "`TTLCheckpointer`'s serializer encodes each message once and reuses its bytes "
         "(`builder/graphs/serializer.py`), where the plain agent's encodes every message "
         "again at every step. "
