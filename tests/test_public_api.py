@@ -37,5 +37,16 @@ def test_importing_builder_loads_none_of_the_heavy_dependencies() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True
     ).stdout.strip()
     assert loaded == "[]"
+    # The command line imports each command's work when it runs: `builder --help` loads
+    # neither the settings nor logging (structlog pulls in rich and pygments).
+    probe = (
+        "import sys, builder.cli; "
+        "print(sorted(m for m in ('builder.settings', 'builder.log', 'structlog', 'pydantic', "
+        "'asyncio', 'langgraph', 'sqlalchemy') if m in sys.modules))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert loaded == "[]"
     # And each name still resolves to the object of its own module.
     assert builder.RunService.__module__ == "builder.runs.service"

@@ -2,26 +2,30 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import signal
 import sys
+from typing import TYPE_CHECKING
 
 import typer
 
 from builder.cli.app import app, err_console
-from builder.log import configure_logging, get_logger
-from builder.settings import Settings, get_settings
 
-_log = get_logger("builder.worker")
+if TYPE_CHECKING:
+    from builder.settings import Settings
 
 
 async def _work(settings: Settings, concurrency: int) -> None:
+    # Imported here, as in every command: `builder --help` imports no more than typer.
+    import asyncio
+
     from builder.errors import ConfigurationError
+    from builder.log import get_logger
     from builder.persistence.database import Database
     from builder.persistence.migrations import current_revision, head_revision
     from builder.runs.service import RunService
 
+    log = get_logger("builder.worker")
     db = Database.from_settings(settings, cached=False)
     try:
         if await current_revision(db) != head_revision():
@@ -31,11 +35,11 @@ async def _work(settings: Settings, concurrency: int) -> None:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
         async with RunService.open(settings, db=db, worker="all", concurrency=concurrency):
-            _log.info("worker.started", concurrency=concurrency)
+            log.info("worker.started", concurrency=concurrency)
             await stop.wait()
             # Leaving the block stops claiming, lets running steps finish within
             # BUILDER_SHUTDOWN_GRACE_SECONDS, then hands what is left to other workers.
-            _log.info("worker.stopping", grace=settings.shutdown_grace_seconds)
+            log.info("worker.stopping", grace=settings.shutdown_grace_seconds)
     finally:
         await db.dispose()
 
@@ -47,6 +51,11 @@ def worker(
     ),
 ) -> None:
     """Work queued runs (and take over those of workers that died) until SIGTERM."""
+    import asyncio
+
+    from builder.log import configure_logging
+    from builder.settings import get_settings
+
     settings = get_settings()
     configure_logging(settings, stream=sys.stderr)
     if settings.database_url is None:
