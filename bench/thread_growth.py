@@ -12,8 +12,10 @@ runs service runs it:
 
 After turns 10 and 50 it records the thread's checkpoint bytes (``checkpoints`` as
 text, ``checkpoint_blobs``, ``checkpoint_writes``), the serialized bytes of the
-messages in the thread's state and of the whole conversation so far, and the median
-time of ``graph.aget_state`` (the state read of every turn and of the API).
+messages in the thread's state and of the whole conversation so far. The thread as it
+was after turn 10 is copied under another thread id; after turn 50 both states are read
+with ``graph.aget_state`` (the state read of every turn and of the API) in alternation,
+so the ratio of their medians compares reads made under the same load.
 
 Run ``python -m bench.thread_growth``; the table goes into docs/benchmarks.md between
 the ``bench:thread_growth`` markers.
@@ -52,7 +54,9 @@ NAME = "thread_growth"
 TURNS = 50
 MARKS = (10, 50)
 CALLS = 4
-READS = 20
+READS = 40
+COPIED = ("checkpoints", "checkpoint_blobs", "checkpoint_writes")
+"""The tables holding a thread's checkpoints, copied row for row under another id."""
 PAGE = "<p>" + "x" * 1017 + "</p>"
 
 
@@ -131,7 +135,12 @@ async def _thread(url: str, work_dir: Path, *, keep_history: bool) -> dict[int, 
                     if message.id not in seen:
                         seen[message.id] = len(saver.serde.dumps_typed(message)[1])
                 if turn in MARKS:
-                    marks[turn] = await _mark(graph, saver, dsn, config, messages, seen)
+                    marks[turn] = await _mark(saver, dsn, config, messages, seen)
+                if turn == MARKS[0]:
+                    await _copy_thread(dsn, thread_id, f"{thread_id}@{turn}")
+            first: Any = {"configurable": {"thread_id": f"{thread_id}@{MARKS[0]}"}}
+            early, late = await _reads(graph, first, config)
+            marks[MARKS[0]].read_seconds, marks[MARKS[-1]].read_seconds = early, late
     finally:
         await locks.close()
         await sandbox.close()
@@ -140,7 +149,6 @@ async def _thread(url: str, work_dir: Path, *, keep_history: bool) -> dict[int, 
 
 
 async def _mark(
-    graph: Any,
     saver: TTLCheckpointer,
     dsn: str,
     config: Any,
@@ -150,17 +158,42 @@ async def _mark(
     async with await psycopg.AsyncConnection.connect(dsn) as conn:
         cursor = await conn.execute(BYTES_SQL, {"t": config["configurable"]["thread_id"]})
         row = await cursor.fetchone()
-    reads = []
-    for _ in range(READS):
-        started = time.perf_counter()
-        await graph.aget_state(config)
-        reads.append(time.perf_counter() - started)
     return Mark(
         checkpoint_bytes=int(row[0]) if row else 0,
         state_message_bytes=len(saver.serde.dumps_typed(messages)[1]),
         conversation_bytes=sum(seen.values()),
-        read_seconds=statistics.median(reads),
+        read_seconds=0.0,
     )
+
+
+async def _copy_thread(dsn: str, thread_id: str, copy_id: str) -> None:
+    """Keep the thread's checkpoints as they are now under ``copy_id``."""
+    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+        for table in COPIED:
+            cursor = await conn.execute(
+                "SELECT string_agg(quote_ident(column_name), ', ' ORDER BY ordinal_position) "
+                "FROM information_schema.columns WHERE table_name = %s AND column_name <> "
+                "'thread_id'",
+                (table,),
+            )
+            row = await cursor.fetchone()
+            columns = row[0] if row else ""
+            await conn.execute(
+                f"INSERT INTO {table} (thread_id, {columns}) "
+                f"SELECT %s, {columns} FROM {table} WHERE thread_id = %s",
+                (copy_id, thread_id),
+            )
+
+
+async def _reads(graph: Any, early: Any, late: Any) -> tuple[float, float]:
+    """Median seconds of ``aget_state`` of two threads, read in alternation."""
+    times: dict[int, list[float]] = {0: [], 1: []}
+    for _ in range(READS):
+        for which, config in enumerate((early, late)):
+            started = time.perf_counter()
+            await graph.aget_state(config)
+            times[which].append(time.perf_counter() - started)
+    return statistics.median(times[0]), statistics.median(times[1])
 
 
 async def run() -> dict[bool, dict[int, Mark]]:
@@ -213,7 +246,9 @@ def table(results: dict[bool, dict[int, Mark]]) -> str:
             "`checkpoints` (as text), `checkpoint_blobs` and `checkpoint_writes`; *state "
             "messages* the serialized messages of its current state (pruned to the context "
             "budget at the end of each turn); *conversation* every message the thread has "
-            f"had; *state read* the median of {READS} `aget_state` calls. One run of "
+            f"had; *state read* the median of {READS} `aget_state` calls, made after turn "
+            f"{MARKS[-1]} in alternation with the state after turn {MARKS[0]} (kept under "
+            "another thread id), so both are read under the same load. One run of "
             f"`python -m bench.thread_growth` on {platform.system()} {platform.machine()}, "
             f"Python {platform.python_version()}.",
             "",
