@@ -10,6 +10,7 @@ server do not disturb each other.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -87,12 +88,13 @@ class LangGraphServer:
         return self.process.url
 
 
-@pytest.fixture(scope="session")
-def lg_server(
-    tmp_path_factory: pytest.TempPathFactory, migrated_template: str
+@contextlib.contextmanager
+def langgraph_server(
+    tmp_path_factory: pytest.TempPathFactory, template: str, **env: str
 ) -> Iterator[LangGraphServer]:
-    """Keys required, generous rate limits, the two-turn script."""
-    url = clone_database(migrated_template)
+    """A server on its own copy of the database: keys required, generous rate limits,
+    the script above; ``env`` adds or overrides variables."""
+    url = clone_database(template)
     prefix = f"test:{uuid.uuid4().hex[:12]}:"
     spec = lg_script(tmp_path_factory.mktemp("script"))
     process = ServerProcess(
@@ -108,6 +110,7 @@ def lg_server(
             # The page is a fragment and these tests follow the protocol step by step:
             # the end-of-turn check (tests/graphs/test_check.py) stays out of them.
             "BUILDER_CHECK_ROUNDS": "0",
+            **env,
         },
     )
     try:
@@ -117,6 +120,15 @@ def lg_server(
         process.stop()
         drop_database(url)
         delete_redis_prefix(prefix)
+
+
+@pytest.fixture(scope="session")
+def lg_server(
+    tmp_path_factory: pytest.TempPathFactory, migrated_template: str
+) -> Iterator[LangGraphServer]:
+    """The server most LangGraph API tests share."""
+    with langgraph_server(tmp_path_factory, migrated_template) as server:
+        yield server
 
 
 def user_input(message: str) -> dict[str, Any]:

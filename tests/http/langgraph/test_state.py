@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
+from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
 from langgraph_sdk.errors import ConflictError, NotFoundError, UnprocessableEntityError
 
@@ -10,6 +13,7 @@ from tests.http.langgraph.conftest import (
     GRAPH,
     PAGE_SHA,
     LangGraphServer,
+    langgraph_server,
     sql,
     user_input,
 )
@@ -141,6 +145,29 @@ async def test_update_state_waits_for_no_run(alice: LangGraphClient) -> None:
     assert caught.value.body["error"]["code"] == "run_in_progress"
     await alice.runs.cancel(tid, run["run_id"], wait=True)
     await alice.threads.update_state(tid, {"build_status": "idle"}, as_node="persist")
+
+
+@pytest.fixture(scope="module")
+def idle_server(
+    tmp_path_factory: pytest.TempPathFactory, migrated_template: str
+) -> Iterator[LangGraphServer]:
+    """A server that queues runs and works none (``builder serve --no-worker``)."""
+    with langgraph_server(
+        tmp_path_factory, migrated_template, BUILDER_RUN_WORKER="false"
+    ) as server:
+        yield server
+
+
+async def test_update_state_waits_for_a_queued_run(idle_server: LangGraphServer) -> None:
+    async with get_client(url=idle_server.url, api_key=idle_server.alice) as client:
+        tid = (await client.threads.create())["thread_id"]
+        run = await client.runs.create(tid, GRAPH, input=user_input("A page"))
+        assert run["status"] == "pending"  # and stays so: nothing here works it
+        with pytest.raises(ConflictError) as caught:
+            await client.threads.update_state(tid, {"build_status": "idle"}, as_node="persist")
+        assert caught.value.body["error"]["code"] == "run_in_progress"
+        await client.runs.cancel(tid, run["run_id"], wait=True)
+        await client.threads.update_state(tid, {"build_status": "idle"}, as_node="persist")
 
 
 async def test_an_expired_context_is_rebuilt_from_the_project(
