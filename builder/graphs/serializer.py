@@ -12,17 +12,29 @@ A kept encoding is used only for the same message object with the same field val
 the id LangGraph gives a message when it is added to the state, is encoded again).
 Changing a field's value in place (appending to a message's ``tool_calls`` list) is not
 seen; LangGraph's own reducers never do it, they replace a message by id.
+
+Reading, a LangChain message whose stored fields are exactly its class's fields (as
+every message this version of LangChain wrote) is rebuilt with ``model_construct``: the
+values are what the message held when it was validated and dumped, so validating them
+again, as LangGraph's reader does, gives the same message at about twice the cost. A
+message stored with other fields (by another LangChain version, or with extra fields)
+goes through LangGraph's reader as before, and so does anything else. LangGraph counts
+every LangChain message class as safe to read, so the allowlist is not bypassed.
 """
 
 from __future__ import annotations
 
 import struct
 import threading
+from collections.abc import Callable, Iterable
+from functools import cache
 from typing import Any
 
+import langchain_core.messages
+import ormsgpack
 from cachetools import LRUCache
 from langchain_core.messages import BaseMessage
-from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
+from langgraph.checkpoint.serde.jsonplus import EXT_PYDANTIC_V2, JsonPlusSerializer
 
 __all__ = ["MessageListSerializer"]
 
@@ -51,6 +63,43 @@ def _array_header(length: int) -> bytes:
     return b"\xdd" + struct.pack(">I", length)
 
 
+ExtHook = Callable[[int, bytes], Any]
+
+
+def _exported(name: str) -> Any:
+    return getattr(langchain_core.messages, name)  # the package imports its names lazily
+
+
+@cache
+def _message_classes() -> dict[tuple[str, str], tuple[type[BaseMessage], frozenset[str]]]:
+    """LangChain's message classes by stored (module, name), with their field names."""
+    return {
+        (cls.__module__, cls.__name__): (cls, frozenset(cls.model_fields))
+        for cls in map(_exported, langchain_core.messages.__all__)
+        if isinstance(cls, type) and issubclass(cls, BaseMessage)
+    }
+
+
+def _reading_messages_directly(stock: ExtHook) -> ExtHook:
+    """``stock``, LangGraph's msgpack reader, with LangChain messages rebuilt directly."""
+    classes = _message_classes()
+
+    def hook(code: int, data: bytes) -> Any:
+        if code == EXT_PYDANTIC_V2:
+            try:
+                module, name, fields, *_ = ormsgpack.unpackb(
+                    data, ext_hook=hook, option=ormsgpack.OPT_NON_STR_KEYS
+                )
+                known = classes.get((module, name))
+                if known is not None and fields.keys() == known[1]:
+                    return known[0].model_construct(**fields)
+            except Exception:  # noqa: S110 - whatever it is, LangGraph's reader decides
+                pass
+        return stock(code, data)
+
+    return hook
+
+
 class MessageListSerializer(JsonPlusSerializer):
     """:class:`JsonPlusSerializer` that encodes each message of a message list once.
 
@@ -66,6 +115,16 @@ class MessageListSerializer(JsonPlusSerializer):
         )
         # Checkpoints may be written from several threads (a sync graph's executor).
         self._lock = threading.Lock()
+        if not self._custom_unpack_ext_hook:
+            self._unpack_ext_hook = _reading_messages_directly(self._unpack_ext_hook)
+
+    def with_msgpack_allowlist(
+        self, extra_allowlist: Iterable[tuple[str, ...] | type]
+    ) -> JsonPlusSerializer:
+        derived = super().with_msgpack_allowlist(extra_allowlist)
+        if derived is not self and not derived._custom_unpack_ext_hook:
+            derived._unpack_ext_hook = _reading_messages_directly(derived._unpack_ext_hook)
+        return derived
 
     def dumps_typed(self, obj: Any) -> tuple[str, bytes]:
         if type(obj) is list and obj and all(isinstance(item, BaseMessage) for item in obj):

@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from datetime import UTC, datetime
 from typing import Any
 
 import ormsgpack
 import pytest
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
+from langchain_core.messages import (
+    AIMessage,
+    AIMessageChunk,
+    BaseMessage,
+    ChatMessage,
+    FunctionMessage,
+    HumanMessage,
+    RemoveMessage,
+    SystemMessage,
+    ToolMessage,
+)
 from langgraph.checkpoint.serde import jsonplus
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
+from pydantic import BaseModel
 
 from builder.graphs.serializer import MessageListSerializer, _array_header
 
@@ -106,3 +120,110 @@ def test_a_checkpointer_s_derived_serializer_keeps_the_encodings() -> None:
 
     assert isinstance(derived, MessageListSerializer)
     assert derived._kept is serializer._kept
+
+
+class Reply(BaseModel):
+    """A structured reply an app keeps in a message's ``additional_kwargs``."""
+
+    title: str
+
+
+def every_kind_of_message() -> list[BaseMessage]:
+    return [
+        *conversation(2),
+        SystemMessage("You build sites.", id="s"),
+        HumanMessage([{"type": "text", "text": "look"}, {"type": "image_url", "image_url": "x"}]),
+        AIMessage(
+            [{"type": "text", "text": "Done."}],
+            id="a",
+            additional_kwargs={"created": datetime(2026, 1, 2, tzinfo=UTC)},
+            response_metadata={"model_name": "m", "finish_reason": "stop"},
+            invalid_tool_calls=[{"name": "x", "args": "{bad", "id": "i", "error": "json"}],
+        ),
+        AIMessageChunk("par", id="c", tool_call_chunks=[{"name": "f", "args": "{}", "id": "k"}]),
+        ToolMessage("failed", tool_call_id="k", status="error", artifact={"files": [1, 2]}),
+        ChatMessage("hi", role="critic"),
+        FunctionMessage("42", name="answer"),
+        RemoveMessage(id="gone"),
+    ]
+
+
+def _stored(module: str, name: str, fields: dict[str, Any]) -> tuple[str, bytes]:
+    """A message as a serializer stores it, with the given fields."""
+    payload = ormsgpack.packb([module, name, fields, "model_validate_json"])
+    return "msgpack", ormsgpack.packb([ormsgpack.Ext(jsonplus.EXT_PYDANTIC_V2, payload)])
+
+
+def test_messages_are_read_back_as_langgraph_reads_them() -> None:
+    messages = every_kind_of_message()
+    stored = JsonPlusSerializer().dumps_typed(messages)
+
+    ours = MessageListSerializer().loads_typed(stored)
+    theirs = JsonPlusSerializer().loads_typed(stored)
+
+    assert ours == theirs == messages
+    for mine, reference in zip(ours, theirs, strict=True):
+        assert type(mine) is type(reference)
+        assert mine.__pydantic_fields_set__ == reference.__pydantic_fields_set__
+        assert mine.__pydantic_extra__ == reference.__pydantic_extra__
+    assert ours[8].additional_kwargs["created"] == datetime(2026, 1, 2, tzinfo=UTC)
+
+
+def test_messages_are_rebuilt_without_validating_them_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    messages = every_kind_of_message()
+    stored = JsonPlusSerializer().dumps_typed(messages)
+    validated: list[Any] = []
+    monkeypatch.setattr(BaseMessage, "__init__", lambda self, **kw: validated.append(kw))
+
+    assert MessageListSerializer().loads_typed(stored) == messages
+    assert validated == []  # every class's __init__ ends in BaseMessage's
+
+
+def test_a_message_stored_with_other_fields_is_validated_as_before() -> None:
+    # As an older LangChain stored it: no tool_calls field, the provider's raw calls only.
+    fields = AIMessage("", id="old").model_dump()
+    del fields["tool_calls"], fields["invalid_tool_calls"]
+    fields["additional_kwargs"] = {
+        "tool_calls": [
+            {"id": "c1", "type": "function", "function": {"name": "f", "arguments": '{"a": 1}'}}
+        ]
+    }
+    extra = {**HumanMessage("hi").model_dump(), "mood": "curious"}
+    stored = [
+        _stored("langchain_core.messages.ai", "AIMessage", fields),
+        _stored("langchain_core.messages.human", "HumanMessage", extra),
+    ]
+
+    for data in stored:
+        assert MessageListSerializer().loads_typed(data) == JsonPlusSerializer().loads_typed(data)
+    [old] = MessageListSerializer().loads_typed(stored[0])
+    assert old.tool_calls == [{"name": "f", "args": {"a": 1}, "id": "c1", "type": "tool_call"}]
+    [human] = MessageListSerializer().loads_typed(stored[1])
+    assert human.mood == "curious"
+
+
+def test_the_allowlist_still_decides_what_else_is_read() -> None:
+    strict = MessageListSerializer(allowed_msgpack_modules=None)
+    stored = JsonPlusSerializer().dumps_typed([HumanMessage("hi", id="h"), Reply(title="x")])
+
+    message, reply = strict.loads_typed(stored)
+    derived_message, derived_reply = strict.with_msgpack_allowlist([Reply]).loads_typed(stored)
+
+    assert message == derived_message == HumanMessage("hi", id="h")
+    assert reply == {"title": "x"}  # blocked: not allowed, read as its fields
+    assert derived_reply == Reply(title="x")
+
+
+def test_every_message_class_is_known_before_any_is_imported() -> None:
+    # langchain_core.messages imports its classes when first asked for them.
+    probe = (
+        "from builder.graphs.serializer import _message_classes\n"
+        "print(' '.join(sorted(name for _, name in _message_classes())))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout.split()
+
+    assert {"ChatMessage", "FunctionMessage", "ToolMessageChunk", "RemoveMessage"} <= set(out)
