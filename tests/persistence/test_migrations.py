@@ -9,6 +9,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Column, Integer, MetaData, create_engine
+from structlog.testing import capture_logs
 
 from builder.persistence import current_revision, head_revision, upgrade_database
 from builder.persistence.migrations import CHECKPOINT_TABLES, include_object
@@ -117,3 +118,47 @@ async def test_unreachable_server_is_a_dependency_error() -> None:
         await upgrade_database("postgresql://postgres@127.0.0.1:1/none")
 
     assert caught.value.dependency == "postgresql"
+
+
+def _compression(dsn: str) -> dict[str, str]:
+    """The compression of each checkpoint value column: l = lz4, p or empty = pglz."""
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute(
+            "SELECT attrelid::regclass::text, attcompression FROM pg_attribute "
+            "WHERE attrelid IN ('checkpoint_blobs'::regclass, 'checkpoint_writes'::regclass) "
+            "AND attname = 'blob'"
+        )
+        return {table: str(method) for table, method in rows}
+
+
+async def test_checkpoint_values_are_stored_with_lz4(migrated_db_url: str) -> None:
+    dsn = migrated_db_url.replace("+psycopg", "")
+    with psycopg.connect(dsn) as conn:
+        conn.execute(
+            "INSERT INTO checkpoint_blobs (thread_id, checkpoint_ns, channel, version, type, "
+            "blob) VALUES ('t', '', 'messages', '1', 'msgpack', %s)",
+            (b"a conversation " * 10_000,),
+        )
+        stored = conn.execute("SELECT pg_column_compression(blob) FROM checkpoint_blobs").fetchone()
+
+    assert _compression(dsn) == {"checkpoint_blobs": "l", "checkpoint_writes": "l"}
+    assert stored == ("lz4",)
+
+
+async def test_an_upgrade_leaves_a_busy_checkpoint_table_as_it_is(migrated_db_url: str) -> None:
+    dsn = migrated_db_url.replace("+psycopg", "")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for table in ("checkpoint_blobs", "checkpoint_writes"):
+            conn.execute(f"ALTER TABLE {table} ALTER COLUMN blob SET COMPRESSION pglz")
+    with psycopg.connect(dsn) as reader, capture_logs() as logs:
+        reader.execute("SELECT count(*) FROM checkpoint_blobs")  # a replica's open transaction
+
+        await asyncio.wait_for(upgrade_database(migrated_db_url), timeout=60)
+
+        assert _compression(dsn) == {"checkpoint_blobs": "p", "checkpoint_writes": "p"}
+        [unchanged] = [e for e in logs if e["event"] == "db.checkpoint_compression_unchanged"]
+        assert unchanged["table"] == "checkpoint_blobs"
+        assert "lock timeout" in unchanged["reason"]
+
+    await upgrade_database(migrated_db_url)  # the reader is gone: the next upgrade does it
+    assert _compression(dsn) == {"checkpoint_blobs": "l", "checkpoint_writes": "l"}

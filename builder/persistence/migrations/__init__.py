@@ -22,6 +22,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from psycopg import sql
 from sqlalchemy import Connection, create_engine
 from sqlalchemy.pool import NullPool
 
@@ -50,6 +51,9 @@ CHECKPOINT_TABLES = frozenset(
 # pg_advisory_lock key for schema changes: "builder" as bytes, read as an integer.
 _UPGRADE_LOCK = int.from_bytes(b"builder", "big")
 _UPGRADE_WAIT_SECONDS = 600.0
+CHECKPOINT_COMPRESSION_LOCK_TIMEOUT = 2.0
+"""Seconds the upgrade waits for a checkpoint table to itself to change its compression."""
+_COMPRESSED_CHECKPOINT_COLUMNS = (("checkpoint_blobs", "blob"), ("checkpoint_writes", "blob"))
 _log = get_logger("builder.persistence.migrations")
 
 
@@ -113,6 +117,53 @@ async def _setup_checkpointer(dsn: str) -> None:
         await saver.setup()
 
 
+async def _compress_checkpoints_with_lz4(conn: psycopg.AsyncConnection[Any]) -> None:
+    """Store new checkpoint values with lz4 rather than PostgreSQL's default pglz.
+
+    A checkpoint stores a thread's whole conversation again at every step; above 2 KB
+    PostgreSQL compresses it, and pglz costs the server about three times lz4's CPU
+    for the same bytes (1.35 against 0.45 ms for a 180 KB conversation), at every
+    step of every run. Values already stored keep their compression. A server built
+    without lz4 (the embedded one) keeps pglz. Changing it is brief but needs the table
+    to itself: when a table is busy for longer than
+    :data:`CHECKPOINT_COMPRESSION_LOCK_TIMEOUT` (replicas running through an upgrade),
+    it is left as it is and the next upgrade tries again.
+    """
+    cursor = await conn.execute(
+        "SELECT 'lz4' = ANY(enumvals) FROM pg_settings WHERE name = 'default_toast_compression'"
+    )
+    supported = await cursor.fetchone()
+    if not (supported and supported[0]):
+        return
+    for table, column in _COMPRESSED_CHECKPOINT_COLUMNS:
+        cursor = await conn.execute(
+            "SELECT attcompression FROM pg_attribute "
+            "WHERE attrelid = %s::regclass AND attname = %s",
+            (table, column),
+        )
+        row = await cursor.fetchone()
+        if row is None or row[0] == "l":
+            continue
+        try:
+            async with conn.transaction():
+                await conn.execute(
+                    "SELECT set_config('lock_timeout', %s, true)",
+                    (f"{CHECKPOINT_COMPRESSION_LOCK_TIMEOUT * 1000:.0f}ms",),
+                )
+                await conn.execute(
+                    sql.SQL("ALTER TABLE {} ALTER COLUMN {} SET COMPRESSION lz4").format(
+                        sql.Identifier(table), sql.Identifier(column)
+                    )
+                )
+        except psycopg.errors.LockNotAvailable as exc:
+            _log.warning(
+                "db.checkpoint_compression_unchanged",
+                table=table,
+                reason=str(exc).strip().splitlines()[0],
+            )
+            return
+
+
 async def upgrade_database(
     target: Database | str, *, revision: str = "head", settings: Settings | None = None
 ) -> None:
@@ -147,6 +198,7 @@ async def upgrade_database(
         try:
             await asyncio.to_thread(_run_alembic, url, settings, revision)
             await _setup_checkpointer(dsn)
+            await _compress_checkpoints_with_lz4(lock)
         finally:
             await lock.execute("SELECT pg_advisory_unlock(%s)", (_UPGRADE_LOCK,))
     _log.info("db.upgraded", revision=await current_revision(url, settings=settings))
