@@ -23,6 +23,7 @@ from builder.persistence import (
 from builder.persistence.repositories import projects as project_repo
 from builder.persistence.repositories import snapshots as snapshot_repo
 from builder.persistence.schemas import FileEntry, ProjectPublic, UserPublic
+from builder.persistence.snapshots import save_step, step_save
 
 
 def _sha(data: bytes) -> str:
@@ -130,6 +131,24 @@ async def test_identical_content_is_stored_once_across_projects(
 
     assert _counts(db)["blobs"] == 1
     assert await read_file(db, project_id=other.id, path="img/logo.png") == logo
+
+
+async def test_a_step_save_stores_any_bytes_as_they_are(
+    db: Database, project: ProjectPublic
+) -> None:
+    logo = b"\x89PNG\x00" + bytes(range(256)) * 40 + b"\\x00{},\"'"
+    save = step_save(
+        project_id=project.id,
+        changes={"logo.png": logo, "index.html": b"<h1>Hi</h1>"},
+        base_version=None,
+        idempotency_key="run-1:1",
+    )
+
+    row = await save_step(db, save)
+
+    assert save.outcome(row) == 1
+    assert await read_file(db, project_id=project.id, path="logo.png") == logo
+    assert await read_file(db, project_id=project.id, path="index.html") == b"<h1>Hi</h1>"
 
 
 async def test_an_idempotency_key_returns_the_first_save(

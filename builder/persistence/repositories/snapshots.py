@@ -215,7 +215,9 @@ async def max_version(session: AsyncSession, *, project_id: uuid.UUID) -> int:
 # not the latest (saved elsewhere before or meanwhile), the insert breaks the unique
 # ``(project_id, version)`` and the whole statement fails, also inside a checkpoint
 # write's transaction. Every parameter is cast, so the statement runs as psycopg sends
-# it, in a session or in a pipeline.
+# it, in a session or in a pipeline. The contents go in binary (``%(...)b``): as text,
+# psycopg would write each as escaped hex in an array literal (a regex pass over twice
+# the file's bytes) and the server would parse it back.
 SAVE_STEP_SQL = """
 WITH base AS (
   SELECT coalesce(%(base)s::integer,
@@ -255,7 +257,7 @@ totals AS (
 new_blobs AS (
   INSERT INTO blobs (sha256, size, data)
   SELECT b.sha256, octet_length(b.data), b.data
-  FROM unnest(%(blob_shas)s::text[], %(blob_datas)s::bytea[]) AS b(sha256, data)
+  FROM unnest(%(blob_shas)s::text[], %(blob_datas)b::bytea[]) AS b(sha256, data)
   WHERE b.sha256 IN (SELECT sha256 FROM delta)
   ON CONFLICT (sha256) DO NOTHING
 ),
