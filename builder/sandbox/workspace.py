@@ -26,6 +26,7 @@ import stat as stat_mod
 import threading
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager, suppress
+from functools import cache
 from pathlib import Path
 
 from builder.errors import (
@@ -48,7 +49,13 @@ _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 # O_NONBLOCK: opening a FIFO for reading would otherwise block until a writer appears.
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 _TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-_PROC_FD = Path("/proc/self/fd")
+_PROC_FD = "/proc/self/fd"
+
+
+@cache
+def _proc_fd_exists() -> bool:
+    """Whether descriptors can be resolved to paths (a Linux /proc is mounted)."""
+    return os.path.isdir(_PROC_FD)
 
 # Compare-and-swap needs check and replace to be one step. Threads of this process take
 # a lock stripe (a fixed set keeps that bounded however many paths are written); every
@@ -107,9 +114,9 @@ class Workspace:
         return fd
 
     def _check_inside(self, fd: int, path: str) -> None:
-        if not _PROC_FD.is_dir():  # pragma: no cover - Linux always has /proc
+        if not _proc_fd_exists():  # pragma: no cover - Linux always has /proc
             return
-        real = os.readlink(_PROC_FD / str(fd))
+        real = os.readlink(f"{_PROC_FD}/{fd}")
         root = str(self.root)
         if real != root and not real.startswith(root + "/"):
             raise PathOutsideSandbox(path, "resolves outside the workspace")
