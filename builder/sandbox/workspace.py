@@ -57,6 +57,7 @@ def _proc_fd_exists() -> bool:
     """Whether descriptors can be resolved to paths (a Linux /proc is mounted)."""
     return os.path.isdir(_PROC_FD)
 
+
 # Compare-and-swap needs check and replace to be one step. Threads of this process take
 # a lock stripe (a fixed set keeps that bounded however many paths are written); every
 # process, this one included, also takes an exclusive flock on the parent directory, so
