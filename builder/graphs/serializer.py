@@ -14,9 +14,10 @@ Changing a field's value in place (appending to a message's ``tool_calls`` list)
 seen; LangGraph's own reducers never do it, they replace a message by id.
 
 Reading, a LangChain message whose stored fields are exactly its class's fields (as
-every message this version of LangChain wrote) is rebuilt with ``model_construct``: the
-values are what the message held when it was validated and dumped, so validating them
-again, as LangGraph's reader does, gives the same message at about twice the cost. A
+every message this version of LangChain wrote) is rebuilt without validation, as
+``model_construct`` would build it: the values are what the message held when it was
+validated and dumped, so validating them again, as LangGraph's reader does (each class's
+``__init__`` and validators), gives the same message at about four times the cost. A
 message stored with other fields (by another LangChain version, or with extra fields)
 goes through LangGraph's reader as before, and so does anything else. LangGraph counts
 every LangChain message class as safe to read, so the allowlist is not bypassed.
