@@ -55,7 +55,9 @@ def start_embedded(directory: Path) -> str:
     """
     directory = directory.expanduser().resolve()
     try:
-        directory.parent.mkdir(parents=True, exist_ok=True)
+        # pgserver creates a missing data directory before taking its lock and fails if
+        # it appeared meanwhile: a second process starting at once would lose that race.
+        directory.mkdir(parents=True, exist_ok=True)
         server = _pgserver().get_server(directory, cleanup_mode=None)
         uri: str = server.get_uri()
     except Exception as exc:
