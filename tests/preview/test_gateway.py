@@ -115,11 +115,12 @@ def _host(generation: int = 5, project: uuid.UUID = PROJECT) -> str:
 
 
 async def test_headers_are_cleaned_and_forwarded(upstream: Upstream) -> None:
+    host = _host()  # signed with an expiry: a second signing a second later differs
     async with _client(PreviewTarget(url=upstream.url, generation=5)) as client:
         response = await client.get(
             "/app.js?x=1",
             headers={
-                "host": _host(),
+                "host": host,
                 "authorization": "Bearer builder-key",
                 "x-api-key": "builder-key",
                 "cookie": "session=s",
@@ -138,7 +139,7 @@ async def test_headers_are_cleaned_and_forwarded(upstream: Upstream) -> None:
     for dropped in ("authorization", "x-api-key", "cookie", "x-secret-hop", "proxy-authorization"):
         assert dropped not in headers, dropped
     assert headers["host"] == upstream.url.split("//")[1].rstrip("/")
-    assert headers["x-forwarded-host"] == _host()
+    assert headers["x-forwarded-host"] == host
     assert headers["x-forwarded-proto"] == "http" and headers["x-forwarded-for"]
 
 
