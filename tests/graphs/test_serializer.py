@@ -242,3 +242,17 @@ def test_each_read_gives_its_own_messages() -> None:
 
     assert second == serializer.loads_typed(stored) == conversation(2)
     assert all(a is not b for a, b in zip(first, second, strict=True))
+
+
+def test_a_derived_serializer_rebuilds_messages_directly_too(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A strict allowlist makes LangGraph derive a new serializer for a graph's own types.
+    derived = MessageListSerializer(allowed_msgpack_modules=None).with_msgpack_allowlist([Reply])
+    messages = conversation(2)
+    stored = JsonPlusSerializer().dumps_typed(messages)
+    validated: list[Any] = []
+    monkeypatch.setattr(BaseMessage, "__init__", lambda self, **kw: validated.append(kw))
+
+    assert derived.loads_typed(stored) == messages
+    assert validated == []
