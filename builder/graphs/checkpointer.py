@@ -41,15 +41,19 @@ from typing import Any, Literal, TypeVar
 import psycopg
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
+    WRITES_IDX_MAP,
     ChannelVersions,
     Checkpoint,
     CheckpointMetadata,
     CheckpointTuple,
+    get_serializable_checkpoint_metadata,
 )
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.checkpoint.serde.base import SerializerProtocol
+from langgraph.checkpoint.serde.types import _DeltaSnapshot
 from psycopg import AsyncConnection, AsyncCursor
 from psycopg.rows import DictRow, dict_row
+from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from builder.graphs.serializer import MessageListSerializer
@@ -299,9 +303,63 @@ class TTLCheckpointer(AsyncPostgresSaver):
     ) -> RunnableConfig:
         token = _TOUCHING.set(str(config["configurable"]["thread_id"]))
         try:
-            return await super().aput(config, checkpoint, metadata, new_versions)
+            return await self._store_checkpoint(config, checkpoint, metadata, new_versions)
         finally:
             _TOUCHING.reset(token)
+
+    async def _store_checkpoint(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        """The parent's checkpoint write, with the channel values encoded in this task.
+
+        The parent encodes them on a worker thread. The encoder holds the interpreter
+        lock all the same, so the event loop gains nothing from it, while the hop costs
+        a step more than encoding what the step changed (messages are encoded once, see
+        :class:`~builder.graphs.serializer.MessageListSerializer`). Stored as the
+        parent stores them: primitive values in the checkpoint row, others as blobs
+        under their new versions (a delta channel's snapshot marked ``True`` in the row).
+        """
+        configurable = config["configurable"]
+        thread_id = configurable["thread_id"]
+        checkpoint_ns = configurable["checkpoint_ns"]
+        inline: dict[str, Any] = {}
+        blobs: dict[str, Any] = {}
+        for channel, value in checkpoint["channel_values"].items():
+            if isinstance(value, _DeltaSnapshot):
+                blobs[channel] = value
+                inline[channel] = True
+            elif value is None or isinstance(value, (str, int, float, bool)):
+                inline[channel] = value
+            else:
+                blobs[channel] = value
+        versions = {k: v for k, v in new_versions.items() if k in blobs}
+        rows = self._dump_blobs(thread_id, checkpoint_ns, blobs, versions)
+        stored = {**checkpoint, "channel_values": inline}
+        async with self._cursor(pipeline=True) as cur:
+            if rows:
+                await cur.executemany(self.UPSERT_CHECKPOINT_BLOBS_SQL, rows)
+            await cur.execute(
+                self.UPSERT_CHECKPOINTS_SQL,
+                (
+                    thread_id,
+                    checkpoint_ns,
+                    checkpoint["id"],
+                    configurable.get("checkpoint_id"),
+                    Jsonb(stored),
+                    Jsonb(get_serializable_checkpoint_metadata(config, metadata)),
+                ),
+            )
+        return {
+            "configurable": {
+                "thread_id": thread_id,
+                "checkpoint_ns": checkpoint_ns,
+                "checkpoint_id": checkpoint["id"],
+            }
+        }
 
     async def aput_writes(
         self,
@@ -346,9 +404,35 @@ class TTLCheckpointer(AsyncPostgresSaver):
     ) -> None:
         token = _TOUCHING.set(str(config["configurable"]["thread_id"]))
         try:
-            await super().aput_writes(config, writes, task_id, task_path)
+            await self._store_writes(config, writes, task_id, task_path)
         finally:
             _TOUCHING.reset(token)
+
+    async def _store_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str,
+    ) -> None:
+        """The parent's write of a task's writes, encoded in this task (see
+        :meth:`_store_checkpoint`): special channels' writes replace the ones stored
+        under their index, the others are kept if stored already."""
+        configurable = config["configurable"]
+        replace = all(channel in WRITES_IDX_MAP for channel, _ in writes)
+        rows = self._dump_writes(
+            configurable["thread_id"],
+            configurable["checkpoint_ns"],
+            configurable["checkpoint_id"],
+            task_id,
+            task_path,
+            writes,
+        )
+        async with self._cursor(pipeline=True) as cur:
+            await cur.executemany(
+                self.UPSERT_CHECKPOINT_WRITES_SQL if replace else self.INSERT_CHECKPOINT_WRITES_SQL,
+                rows,
+            )
 
     # Idempotent, so tried again after a lost connection: the parent upserts a
     # checkpoint by its id and writes by (task, index); a carried statement is

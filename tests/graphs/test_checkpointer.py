@@ -11,18 +11,22 @@ import asyncio
 import json
 import signal
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import timedelta
-from typing import Any
+from typing import Annotated, Any, TypedDict
 
 import psycopg
 import pytest
 from langchain_core.runnables import RunnableConfig
+from langgraph.channels.delta import DeltaChannel
 from langgraph.checkpoint.base import Checkpoint, empty_checkpoint
 from langgraph.checkpoint.base.id import uuid6
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+from langgraph.graph import END, START, StateGraph
+from langgraph.types import Command, interrupt
 from psycopg.rows import DictRow, dict_row
+from psycopg_pool import AsyncConnectionPool
 from structlog.testing import capture_logs
 
 from builder.graphs import checkpointer as checkpointer_module
@@ -717,3 +721,122 @@ async def test_a_single_connection_works_but_cannot_sweep(dsn: str) -> None:
         assert await saver.context_is_live("single")
         with pytest.raises(TypeError, match="connection pool"):
             await saver.sweep()
+
+
+# --- how checkpoints are stored ------------------------------------------------------------
+ROWS_SQL = {
+    "checkpoints": "SELECT checkpoint_id, parent_checkpoint_id, checkpoint, metadata "
+    "FROM checkpoints WHERE thread_id = %(t)s ORDER BY checkpoint_id",
+    "checkpoint_blobs": "SELECT channel, version, type, blob FROM checkpoint_blobs "
+    "WHERE thread_id = %(t)s ORDER BY channel, version",
+    "checkpoint_writes": "SELECT checkpoint_id, task_id, task_path, idx, channel, type, blob "
+    "FROM checkpoint_writes WHERE thread_id = %(t)s ORDER BY checkpoint_id, task_id, idx",
+}
+
+
+async def stored_rows(pg: Conn, thread_id: str) -> dict[str, list[dict[str, Any]]]:
+    rows = {}
+    for table, sql in ROWS_SQL.items():
+        cursor = await pg.execute(sql, {"t": thread_id})
+        rows[table] = await cursor.fetchall()
+    return rows
+
+
+def extend(state: list[str], batches: Sequence[list[str]]) -> list[str]:
+    """A batching-invariant reducer, as a delta channel needs."""
+    return [*state, *(item for batch in batches for item in batch)]
+
+
+class DeltaState(TypedDict, total=False):
+    log: Annotated[list[str], DeltaChannel(extend, snapshot_frequency=2)]
+    count: int
+    notes: dict[str, str]
+
+
+def delta_graph(checkpointer: Any) -> Any:
+    """A graph with a delta channel, plain channels and an interrupt (special writes)."""
+
+    def step(state: DeltaState) -> dict[str, Any]:
+        n = state.get("count", 0) + 1
+        if n == 3:
+            interrupt("asked")
+        return {"log": [f"step {n}"], "count": n, "notes": {"last": f"step {n}"}}
+
+    def again(state: DeltaState) -> str:
+        return END if state.get("count", 0) >= 4 else "step"
+
+    builder = StateGraph(DeltaState)
+    builder.add_node("step", step)
+    builder.add_edge(START, "step")
+    builder.add_conditional_edges("step", again)
+    return builder.compile(checkpointer=checkpointer)
+
+
+async def test_checkpoints_are_stored_as_the_parent_stores_them_without_a_thread_hop(
+    saver: TTLCheckpointer, dsn: str, pg: Conn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The checkpointer encodes on the event loop (the parent hops to a worker thread)
+    and stores the same rows as AsyncPostgresSaver: inline values, blobs by version, a
+    delta channel's snapshots, writes by index, an interrupt's special writes."""
+
+    async def run(checkpointer: Any, thread_id: str) -> Any:
+        graph = delta_graph(checkpointer)
+        config: Any = {"configurable": {"thread_id": thread_id}}
+        await graph.ainvoke({"log": []}, config, durability="sync")
+        await graph.ainvoke(Command(resume="yes"), config, durability="sync")
+        return graph, config
+
+    async with AsyncConnectionPool(
+        dsn, kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row}
+    ) as pool:
+        parent_graph, parent_config = await run(AsyncPostgresSaver(pool), "parent")  # type: ignore[arg-type]
+        parent_state = (await parent_graph.aget_state(parent_config)).values
+        parent_history = [
+            s.values.get("log") async for s in parent_graph.aget_state_history(parent_config)
+        ]
+
+    hops: list[Any] = []
+
+    async def no_hop(func: Any, *args: Any, **kwargs: Any) -> Any:
+        hops.append(func)
+        return func(*args, **kwargs)
+
+    monkeypatch.setattr(asyncio, "to_thread", no_hop)
+    graph, config = await run(saver, "ours")
+    assert [f.__name__ for f in hops if f.__name__.startswith("_dump")] == []
+    assert hops  # the patch was in the way (reading a checkpoint still hops)
+
+    ours, parents = await stored_rows(pg, "ours"), await stored_rows(pg, "parent")
+
+    def blobs(rows: dict[str, list[dict[str, Any]]]) -> list[tuple[Any, ...]]:
+        return sorted(
+            (r["channel"], r["version"].split(".")[0], r["type"], r["blob"])
+            for r in rows["checkpoint_blobs"]
+        )
+
+    def writes(rows: dict[str, list[dict[str, Any]]]) -> list[tuple[Any, ...]]:
+        # An interrupt's id is derived from its task's id, which differs between threads.
+        return [
+            (r["task_path"], r["idx"], r["channel"], r["type"])
+            + ((r["blob"],) if r["channel"] != "__interrupt__" else ())
+            for r in rows["checkpoint_writes"]
+        ]
+
+    def checkpoints(rows: dict[str, list[dict[str, Any]]]) -> list[tuple[Any, ...]]:
+        return [
+            (r["checkpoint"]["channel_values"], r["metadata"]["step"], r["metadata"]["source"])
+            for r in rows["checkpoints"]
+        ]
+
+    assert blobs(ours) == blobs(parents)
+    assert writes(ours) == writes(parents)
+    assert checkpoints(ours) == checkpoints(parents)
+    assert any(r["channel"] == "__interrupt__" for r in ours["checkpoint_writes"])
+    # The delta channel's snapshots are marked in the checkpoint row, stored as blobs.
+    assert any(values.get("log") is True for values, _, _ in checkpoints(ours))
+    assert [r for r in ours["checkpoint_blobs"] if r["channel"] == "log"]
+    state = await graph.aget_state(config)
+    assert state.values == parent_state
+    assert state.values["log"] == ["step 1", "step 2", "step 3", "step 4"]
+    history = [s.values.get("log") async for s in graph.aget_state_history(config)]
+    assert history == parent_history
