@@ -6,6 +6,10 @@ it, so a long turn spends most of a step's CPU encoding messages it encoded befo
 :class:`MessageListSerializer` keeps each message's encoding (bounded, least recently
 used first out) and writes a list of messages as the same msgpack array, header and the
 kept encodings, byte for byte what LangGraph's own serializer writes, read back by it.
+It also keeps each conversation's last list written, as one run of encoded items: the
+next step's list starts with the same messages, so only the messages added since are
+looked up, and the step's cost no longer grows with the conversation's length (but for
+an identity check of each earlier message and its field values, made in C).
 
 A kept encoding is used only for the same message object with the same field values
 (each field's object, by identity, as when it was encoded: a field set again, such as
@@ -26,10 +30,12 @@ every LangChain message class as safe to read, so the allowlist is not bypassed.
 from __future__ import annotations
 
 import copy
+import operator
 import struct
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from functools import cache
+from itertools import chain
 from typing import Any
 
 import langchain_core.messages
@@ -54,6 +60,30 @@ class _Kept:
         self.fields = fields  # held too, so that their ids are not reused either
         self.ids = tuple(map(id, fields))
         self.encoded = encoded
+
+
+class _KeptList:
+    """A message list's encoded items, with the messages and field values they encode."""
+
+    __slots__ = ("body", "fields", "messages")
+
+    def __init__(self, messages: tuple[BaseMessage, ...], fields: tuple[Any, ...], body: bytes):
+        self.messages = messages  # held, like their field values: no id is reused
+        self.fields = fields
+        self.body = body
+
+
+_dict_of = operator.attrgetter("__dict__")
+
+
+def _field_values(messages: Sequence[BaseMessage]) -> tuple[Any, ...]:
+    """Every field value of ``messages``, in order, as one tuple (made without a Python
+    loop: this runs over the whole conversation at every step)."""
+    return tuple(chain.from_iterable(map(dict.values, map(_dict_of, messages))))
+
+
+def _same_objects(left: Sequence[Any], right: Sequence[Any]) -> bool:
+    return len(left) == len(right) and all(map(operator.is_, left, right))
 
 
 def _array_header(length: int) -> bytes:
@@ -141,6 +171,11 @@ class MessageListSerializer(JsonPlusSerializer):
         self._kept: LRUCache[int, _Kept] = LRUCache(
             maxsize=cache_bytes, getsizeof=lambda kept: len(kept.encoded)
         )
+        # The latest list written of each conversation, by its first message: the next
+        # step's list starts with the same messages, whose encodings are taken as one.
+        self._lists: LRUCache[int, _KeptList] = LRUCache(
+            maxsize=cache_bytes, getsizeof=lambda kept: len(kept.body)
+        )
         # Checkpoints may be written from several threads (a sync graph's executor).
         self._lock = threading.Lock()
         if not self._custom_unpack_ext_hook:
@@ -155,13 +190,43 @@ class MessageListSerializer(JsonPlusSerializer):
         return derived
 
     def dumps_typed(self, obj: Any) -> tuple[str, bytes]:
-        if type(obj) is list and obj and all(isinstance(item, BaseMessage) for item in obj):
-            parts = [self._encoded(message) for message in obj]
-            if all(part is not None for part in parts):
-                return "msgpack", _array_header(len(obj)) + b"".join(
-                    part for part in parts if part is not None
-                )
+        if type(obj) is list and obj and isinstance(obj[0], BaseMessage):
+            body = self._list_body(obj)
+            if body is not None:
+                return "msgpack", _array_header(len(obj)) + body
         return super().dumps_typed(obj)
+
+    def _list_body(self, messages: list[Any]) -> bytes | None:
+        """The encoded items of a list of messages (None: not all are messages, or one
+        is not msgpack).
+
+        A list that starts with the messages of the conversation's last list written,
+        each message the same object with the same field values (by identity), reuses
+        that list's encoded items and encodes only the messages after them; any other
+        list is encoded message by message (each kept encoding reused).
+        """
+        key = id(messages[0])
+        with self._lock:
+            known = self._lists.get(key)
+        start, body, fields = 0, b"", ()
+        if known is not None and len(known.messages) <= len(messages):
+            prefix = messages[: len(known.messages)]
+            if _same_objects(prefix, known.messages):
+                prefix_fields = _field_values(prefix)
+                if _same_objects(prefix_fields, known.fields):
+                    start, body, fields = len(prefix), known.body, known.fields
+        rest = messages[start:]
+        if not all(isinstance(message, BaseMessage) for message in rest):
+            return None
+        parts = [self._encoded(message) for message in rest]
+        if any(part is None for part in parts):
+            return None
+        body = b"".join([body, *(part for part in parts if part is not None)])
+        if len(body) <= (self._lists.maxsize or 0):
+            kept = _KeptList(tuple(messages), fields + _field_values(rest), body)
+            with self._lock:
+                self._lists[key] = kept
+        return body
 
     def _encoded(self, message: BaseMessage) -> bytes | None:
         """The message's msgpack encoding, kept or made (None: it is not msgpack)."""

@@ -94,6 +94,61 @@ def test_a_message_whose_field_is_set_again_is_encoded_again() -> None:
     assert plain.loads_typed(serializer.dumps_typed([message]))[0].content == "final"
 
 
+def test_a_conversation_s_next_list_encodes_only_its_new_messages(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each step's list starts with the last one's messages: their encoded items are
+    taken as one (no per-message lookup), for each of two conversations in turn."""
+    serializer, plain = MessageListSerializer(), JsonPlusSerializer()
+    first, second = conversation(10), conversation(12)
+    for step in range(len(first)):
+        serializer.dumps_typed(first[: step + 1])
+        serializer.dumps_typed(second[: step + 1])
+    looked_up: list[BaseMessage] = []
+    encoded = serializer._encoded
+
+    def counting(message: BaseMessage) -> bytes | None:
+        looked_up.append(message)
+        return encoded(message)
+
+    monkeypatch.setattr(serializer, "_encoded", counting)
+    for step in range(len(first), len(second)):
+        assert serializer.dumps_typed(second[: step + 1]) == plain.dumps_typed(second[: step + 1])
+    assert serializer.dumps_typed(first) == plain.dumps_typed(first)
+
+    assert looked_up == second[len(first) :]
+
+
+class Note(HumanMessage):
+    """A message class of an app's own, with HumanMessage's fields."""
+
+
+def test_a_list_that_is_not_the_last_one_and_more_is_encoded_message_by_message() -> None:
+    """A field set again on an earlier message, a message replaced or removed, or a
+    shorter list: the list is written as LangGraph writes it."""
+    serializer, plain = MessageListSerializer(), JsonPlusSerializer()
+    messages = conversation(6)
+    serializer.dumps_typed(messages)
+
+    messages[4].id = "given-again"
+    assert serializer.dumps_typed(messages) == plain.dumps_typed(messages)
+    messages[4].content = "changed"  # a new value object
+    assert plain.loads_typed(serializer.dumps_typed(messages))[4].content == "changed"
+
+    replaced = [*messages[:7], HumanMessage("instead", id="i"), *messages[8:]]
+    assert serializer.dumps_typed(replaced) == plain.dumps_typed(replaced)
+    serializer.dumps_typed(messages)
+    # Another message holding the very same field values: still another message.
+    twin = Note.model_construct(**messages[3].__dict__)
+    retyped = [*messages[:3], twin, *messages[4:]]
+    assert serializer.dumps_typed(retyped) == plain.dumps_typed(retyped)
+    removed = messages[:5] + messages[6:]
+    assert serializer.dumps_typed(removed) == plain.dumps_typed(removed)
+    assert serializer.dumps_typed(messages[:3]) == plain.dumps_typed(messages[:3])
+    mixed = [*messages, "not a message"]
+    assert serializer.dumps_typed(mixed) == plain.dumps_typed(mixed)
+
+
 def test_kept_encodings_stay_within_their_bound() -> None:
     serializer = MessageListSerializer(cache_bytes=2_000)
     messages = conversation(30)
@@ -103,6 +158,7 @@ def test_kept_encodings_stay_within_their_bound() -> None:
             messages[: step + 1]
         )
     assert 0 < serializer._kept.currsize <= 2_000
+    assert serializer._lists.currsize <= 2_000
 
 
 @pytest.mark.parametrize(
@@ -120,6 +176,7 @@ def test_a_checkpointer_s_derived_serializer_keeps_the_encodings() -> None:
 
     assert isinstance(derived, MessageListSerializer)
     assert derived._kept is serializer._kept
+    assert derived._lists is serializer._lists
 
 
 class Reply(BaseModel):
