@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import bisect
 import json
+import operator
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -46,11 +48,17 @@ class TokenCounts:
 
     A message in a graph's state is not changed once added, so its count is worked out
     once per run instead of at every step (the window is taken at every model call).
+    Each conversation's running totals are kept too (by its first message): the next
+    step's messages start with the same ones, so only the messages added since are
+    counted, and taking the window does not grow with the conversation.
     """
 
-    def __init__(self, size: int = 8192) -> None:
+    def __init__(self, size: int = 8192, conversations: int = 256) -> None:
         self.size = size
         self._counts: LRUCache[int, tuple[BaseMessage, int]] = LRUCache(maxsize=size)
+        self._totals: LRUCache[int, tuple[tuple[BaseMessage, ...], list[int]]] = LRUCache(
+            maxsize=conversations
+        )
 
     def __call__(self, message: BaseMessage) -> int:
         """The message's count, as ``count_tokens_approximately`` gives it."""
@@ -61,6 +69,24 @@ class TokenCounts:
         count = count_tokens_approximately([message])
         self._counts[key] = (message, count)
         return count
+
+    def running_totals(self, messages: Sequence[BaseMessage]) -> list[int]:
+        """The tokens of ``messages[:i]`` for every ``i`` from 0 to ``len(messages)``."""
+        if not messages:
+            return [0]
+        key = id(messages[0])
+        known = self._totals.get(key)
+        start, totals = 0, [0]
+        if known is not None and len(known[0]) <= len(messages):
+            prefix = messages[: len(known[0])]
+            if all(map(operator.is_, prefix, known[0])):
+                start, totals = len(prefix), list(known[1])
+        total = totals[-1]
+        for message in messages[start:]:
+            total += self(message)
+            totals.append(total)
+        self._totals[key] = (tuple(messages), totals)
+        return totals
 
 
 def context_window(
@@ -74,13 +100,10 @@ def context_window(
     them between calls). It is the window LangChain's ``trim_messages`` keeps
     (strategy ``last``, starting on ``human``, no partial messages).
     """
-    count = counts or TokenCounts()
-    total, start = 0, len(messages)
-    for index in range(len(messages) - 1, -1, -1):
-        total += count(messages[index])
-        if total > budget:
-            break
-        start = index
+    totals = (counts or TokenCounts()).running_totals(messages)
+    # The first index whose messages to the end fit (counts are never negative, so
+    # the tokens from an index to the end only grow as the index goes down).
+    start = bisect.bisect_left(totals, totals[-1] - budget)
     first_human = next(
         (i for i in range(start, len(messages)) if messages[i].type == "human"), None
     )
