@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from builder.locks import LockManager
 from builder.persistence.database import Database
 from builder.sandbox.base import Sandbox
+from builder.sandbox.ignore import IgnoreFile
 from builder.settings import Settings, get_settings
 from builder.tools.workspace_files import DiskUsage
 
@@ -45,6 +46,8 @@ class RunContext:
             does not record (and running it again may not change them a second time).
         workspace_version: The version the workspace holds, as this run last read or
             saved it (trusted only while ``exclusive``; None: read it from the workspace).
+        ignore_file: The workspace's ``.gitignore`` as this run last read it (trusted
+            only while ``exclusive``).
     """
 
     sandbox: Sandbox
@@ -60,6 +63,7 @@ class RunContext:
     exclusive: bool = False
     disk: DiskUsage = field(default_factory=DiskUsage)
     workspace_version: int | None = None
+    ignore_file: IgnoreFile = field(default_factory=IgnoreFile)
 
     def __post_init__(self) -> None:
         if not self.project_id:

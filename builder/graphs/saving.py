@@ -41,7 +41,7 @@ from builder.persistence.files import (
 from builder.persistence.snapshots import save_step, step_save, step_saved
 from builder.persistence.usage import usage_values
 from builder.sandbox.base import Sandbox
-from builder.sandbox.ignore import ignored_writes
+from builder.sandbox.ignore import GITIGNORE, ignored_writes
 
 __all__ = ["StepSaver", "manifest_changes", "scan_workspace"]
 
@@ -99,7 +99,8 @@ class StepSaver:
         update: dict[str, Any] = {}
         manifest = merge_manifest(state.get("files"), files)
         unsaved = {**state.get("unsaved", {}), **(files or {})}
-        if rescan or state.get("rescan") or ctx.resumed:
+        rescanned = bool(rescan or state.get("rescan") or ctx.resumed)
+        if rescanned:
             ctx.resumed = False
             scanned = await scan_workspace(ctx.sandbox)
             scan_changes = manifest_changes(manifest, scanned)
@@ -107,7 +108,12 @@ class StepSaver:
             files = {**(files or {}), **scan_changes}
             manifest = scanned
             update["rescan"] = False
-        ignored = await ignored_writes(ctx.sandbox, unsaved)
+        kept = None
+        if ctx.exclusive:  # nothing but this run changes the workspace: read it once
+            kept = ctx.ignore_file
+            if rescanned or GITIGNORE in unsaved:
+                kept.forget()
+        ignored = await ignored_writes(ctx.sandbox, unsaved, kept=kept)
         if ignored:  # written by a file tool under a path the .gitignore lists
             unsaved = {p: sha for p, sha in unsaved.items() if p not in ignored}
             files = {p: sha for p, sha in (files or {}).items() if p not in ignored}

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
     from builder.sandbox.base import Sandbox
 
-__all__ = ["GITIGNORE", "IgnoreRules", "ignore_rules", "ignored_writes"]
+__all__ = ["GITIGNORE", "IgnoreFile", "IgnoreRules", "ignore_rules", "ignored_writes"]
 
 GITIGNORE = ".gitignore"
 """The file, at the workspace root, whose patterns listings leave out."""
@@ -51,18 +51,54 @@ def ignore_rules(data: bytes | None) -> IgnoreRules | None:
     return IgnoreRules(spec) if spec.patterns else None
 
 
-async def ignored_writes(sandbox: Sandbox, changes: dict[str, str | None]) -> set[str]:
-    """The written (not deleted) paths of ``changes`` the workspace's ``.gitignore``
-    matches: files a file tool wrote there are not saved either."""
-    written = [path for path, sha in changes.items() if sha is not None]
-    if not written:
-        return set()
+class IgnoreFile:
+    """A workspace's root ``.gitignore`` as a run last read it.
+
+    For a run that has the workspace to itself (nothing else writes there while it
+    works): it reads the file once, and again only after :meth:`forget`, which the run
+    calls when one of its own changes touched the file or a command ran.
+    """
+
+    def __init__(self) -> None:
+        self._data: bytes | None = None
+        self._read = False
+
+    async def rules(self, sandbox: Sandbox) -> IgnoreRules | None:
+        """The file's rules (read when not known); None when it has none."""
+        if not self._read:
+            self._data = await _gitignore(sandbox)
+            self._read = True
+        return ignore_rules(self._data)
+
+    def forget(self) -> None:
+        """The file may have changed: read it again next time."""
+        self._data, self._read = None, False
+
+
+async def _gitignore(sandbox: Sandbox) -> bytes | None:
     from builder.errors import InvalidInput, NotFound, PathOutsideSandbox
 
     try:
-        rules = ignore_rules(await sandbox.read_file(GITIGNORE))
+        return await sandbox.read_file(GITIGNORE)
     except (NotFound, InvalidInput, PathOutsideSandbox):
+        return None
+
+
+async def ignored_writes(
+    sandbox: Sandbox, changes: dict[str, str | None], *, kept: IgnoreFile | None = None
+) -> set[str]:
+    """The written (not deleted) paths of ``changes`` the workspace's ``.gitignore``
+    matches: files a file tool wrote there are not saved either.
+
+    ``kept``: the file as the run last read it, for a run that has the workspace to
+    itself (read from the workspace when None).
+    """
+    written = [path for path, sha in changes.items() if sha is not None]
+    if not written:
         return set()
+    if kept is None:
+        kept = IgnoreFile()
+    rules = await kept.rules(sandbox)
     if rules is None:
         return set()
     return {path for path in written if _ignored_or_under(rules, path)}

@@ -544,3 +544,71 @@ async def test_a_file_swapped_for_a_link_to_another_workspace_is_never_saved(
     assert (other / "src" / "app.js").read_bytes() == secret
     assert (settings.data_dir / "canary.txt").read_bytes() == data_secret
     await box.close()
+
+
+@pytest.mark.parametrize("exclusive", [True, False])
+async def test_the_gitignore_decides_what_is_saved_as_it_changes_during_a_run(
+    db: Database,
+    settings: Settings,
+    locks: LockManager,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    exclusive: bool,
+) -> None:
+    """A run that has the workspace to itself reads the .gitignore once and again only
+    after its own tools changed it or a command ran; what is saved is the same."""
+    user = await get_or_create_user(db, name="alice")
+    project = await create_project(db, user_id=user.id, name="site")
+    box = LocalSandbox(str(project.id), settings=settings)
+    await sync_workspace(db, project_id=project.id, sandbox=box)
+    settings = settings.model_copy(update={"check_rounds": 0})
+    steps = [
+        call("write_file", path="a.txt", content="a"),
+        call("write_file", path="out/1.txt", content="kept: nothing ignored yet"),
+        call("write_file", path=".gitignore", content="out/\n"),
+        call("write_file", path="out/2.txt", content="ignored"),
+        call("write_file", path="b.txt", content="b"),
+        call("run_command", command="printf 'gen/\\n' > .gitignore"),
+        call("write_file", path="gen/3.txt", content="ignored"),
+        call("write_file", path="out/4.txt", content="kept: out/ no longer ignored"),
+        call("edit_file", path=".gitignore", search="gen/", replace="*.log"),
+        call("write_file", path="gen/5.txt", content="kept"),
+        call("write_file", path="x.log", content="ignored"),
+        # A .gitignore that lists itself is not in the workspace's manifest any more.
+        call("run_command", command="printf '.gitignore\\nlate/\\n' > .gitignore"),
+        call("write_file", path="late/6.txt", content="ignored"),
+        call("run_command", command="printf '.gitignore\\nlater/\\n' > .gitignore"),
+        call("write_file", path="later/7.txt", content="ignored"),
+    ]
+    turns = [[*({"tool_calls": [step]} for step in steps), {"content": "Done."}]]
+    reads: list[str] = []
+    read_file = LocalSandbox.read_file
+
+    async def counted(self: LocalSandbox, path: str) -> bytes:
+        reads.append(path)
+        return await read_file(self, path)
+
+    monkeypatch.setattr(LocalSandbox, "read_file", counted)
+    graph = build_web_builder_graph(
+        model=write_script(tmp_path, turns), settings=settings, checkpointer=InMemorySaver()
+    )
+    ctx = RunContext(
+        sandbox=box, locks=locks, settings=settings, db=db, run_id="run-1", exclusive=exclusive
+    )
+    await _run(graph, ctx, "files", str(project.id))
+
+    # out/2.txt is saved by the first command's rescan, once out/ is no longer ignored;
+    # gen/3.txt and x.log by the second's, which also drops the self-ignoring .gitignore;
+    # late/6.txt by the third's.
+    assert sorted(await tree(db, project_id=project.id)) == [
+        "a.txt", "b.txt", "gen/3.txt", "gen/5.txt", "late/6.txt", "out/1.txt", "out/2.txt",
+        "out/4.txt", "x.log",
+    ]  # fmt: skip
+    # Besides the ignore checks: edit_file reads it, the command's rescan hashes it and
+    # its save stores the content the command wrote.
+    gitignore_reads = reads.count(".gitignore") - 3
+    if exclusive:  # the first save; after the tool wrote it, the commands, the edit
+        assert gitignore_reads == 6
+    else:  # at every save (each step wrote a file; the command changed the .gitignore)
+        assert gitignore_reads == len(steps)
+    await box.close()
