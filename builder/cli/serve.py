@@ -23,7 +23,7 @@ def worker_app() -> object:
 
     settings = get_settings()
     configure_logging(settings, stream=sys.stderr)
-    return create_app(settings)
+    return create_app(settings, freeze_at_start=True)
 
 
 @app.command()
@@ -68,10 +68,11 @@ def serve(
     if workers == 1:
         from builder.http.app import create_app
 
+        served = create_app(settings, freeze_at_start=True)
         if settings.preview_port is None:
-            uvicorn.run(create_app(settings), **options)  # type: ignore[arg-type]
+            uvicorn.run(served, **options)  # type: ignore[arg-type]
         else:
-            _serve_with_preview(create_app(settings), host, port, settings.preview_port, options)
+            _serve_with_preview(served, host, port, settings.preview_port, options)
         return
     if settings.preview_port is not None:
         err_console.print(

@@ -21,6 +21,7 @@ anywhere below are answered by the one mapping in :mod:`builder.http.errors`.
 
 from __future__ import annotations
 
+import gc
 import inspect
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -53,7 +54,7 @@ _DESCRIPTION = (
 )
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, freeze_at_start: bool = False) -> FastAPI:
     """The HTTP service as an ASGI app.
 
     Nothing is opened here: the database, Redis, the runs service and the sandbox pool
@@ -61,6 +62,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     Args:
         settings: Defaults to :func:`~builder.settings.get_settings`.
+        freeze_at_start: Once started, move every object the process holds out of the
+            garbage collector's passes (:func:`gc.freeze`), for a process that serves
+            until it exits (``builder serve``). Left off for an app embedded in another
+            program, whose objects are not all there to stay.
     """
     settings = settings or get_settings()
     metrics = Metrics()
@@ -69,6 +74,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with Services.open(settings, metrics=metrics) as services:
             app.state.services = services
+            if freeze_at_start:
+                # What the service loaded to start (modules, the graph, the tools) lives
+                # as long as the process: kept out of the collector's passes, a full
+                # collection under load walks only what requests and runs made.
+                gc.freeze()
             try:
                 yield
             finally:

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import importlib
 import subprocess
 import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
 from builder.cli import app
+from builder.http.app import create_app
 from builder.persistence.database import Database
 from builder.persistence.users import get_or_create_user, list_api_keys
 from builder.settings import Settings
@@ -59,3 +65,56 @@ def test_serve_refuses_unsafe_production_settings(tmp_path: object) -> None:
     assert result.returncode == 2
     assert "BUILDER_ALLOW_ANONYMOUS is on" in result.stderr
     assert "BUILDER_ENCRYPTION_KEYS is not set" in result.stderr
+
+
+@pytest.fixture
+def unfrozen() -> Iterator[None]:
+    """No object frozen out of the collector's passes before or after the test."""
+    gc.unfreeze()
+    yield
+    gc.unfreeze()
+
+
+@pytest.mark.usefixtures("unfrozen")
+async def test_a_started_service_keeps_what_it_loaded_out_of_the_collectors_passes(
+    migrated_db_url: str, tmp_path: Path
+) -> None:
+    """``builder serve``'s app freezes what it loaded once started; an embedded one
+    (the default) leaves the host program's objects to the collector."""
+    settings = Settings(database_url=migrated_db_url, model="scripted:demo", data_dir=tmp_path)
+    embedded = create_app(settings)
+    async with embedded.router.lifespan_context(embedded):
+        assert gc.get_freeze_count() == 0
+    served = create_app(settings, freeze_at_start=True)
+    assert gc.get_freeze_count() == 0  # not before it starts
+    async with served.router.lifespan_context(served):
+        assert gc.get_freeze_count() > 0
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_serve_builds_the_app_that_freezes_at_start(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, workers: int
+) -> None:
+    import uvicorn
+
+    import builder.http.app
+
+    monkeypatch.setenv("BUILDER_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    built: list[dict[str, Any]] = []
+    create = builder.http.app.create_app
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        built.append(kwargs)
+        return create(*args, **kwargs)
+
+    def run(app: Any, **options: Any) -> None:
+        if options.get("factory"):  # each worker process calls the factory
+            module, name = app.split(":")
+            getattr(importlib.import_module(module), name)()
+
+    monkeypatch.setattr(builder.http.app, "create_app", recording)
+    monkeypatch.setattr(uvicorn, "run", run)
+    result = runner.invoke(app, ["serve", "--workers", str(workers)])
+    assert result.exit_code == 0, result.output
+    assert built == [{"freeze_at_start": True}]
