@@ -301,19 +301,6 @@ class TTLCheckpointer(AsyncPostgresSaver):
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
-        token = _TOUCHING.set(str(config["configurable"]["thread_id"]))
-        try:
-            return await self._store_checkpoint(config, checkpoint, metadata, new_versions)
-        finally:
-            _TOUCHING.reset(token)
-
-    async def _store_checkpoint(
-        self,
-        config: RunnableConfig,
-        checkpoint: Checkpoint,
-        metadata: CheckpointMetadata,
-        new_versions: ChannelVersions,
-    ) -> RunnableConfig:
         """The parent's checkpoint write, with the channel values encoded in this task.
 
         The parent encodes them on a worker thread. The encoder holds the interpreter
@@ -339,20 +326,24 @@ class TTLCheckpointer(AsyncPostgresSaver):
         versions = {k: v for k, v in new_versions.items() if k in blobs}
         rows = self._dump_blobs(thread_id, checkpoint_ns, blobs, versions)
         stored = {**checkpoint, "channel_values": inline}
-        async with self._cursor(pipeline=True) as cur:
-            if rows:
-                await cur.executemany(self.UPSERT_CHECKPOINT_BLOBS_SQL, rows)
-            await cur.execute(
-                self.UPSERT_CHECKPOINTS_SQL,
-                (
-                    thread_id,
-                    checkpoint_ns,
-                    checkpoint["id"],
-                    configurable.get("checkpoint_id"),
-                    Jsonb(stored),
-                    Jsonb(get_serializable_checkpoint_metadata(config, metadata)),
-                ),
-            )
+        token = _TOUCHING.set(str(thread_id))
+        try:
+            async with self._cursor(pipeline=True) as cur:
+                if rows:
+                    await cur.executemany(self.UPSERT_CHECKPOINT_BLOBS_SQL, rows)
+                await cur.execute(
+                    self.UPSERT_CHECKPOINTS_SQL,
+                    (
+                        thread_id,
+                        checkpoint_ns,
+                        checkpoint["id"],
+                        configurable.get("checkpoint_id"),
+                        Jsonb(stored),
+                        Jsonb(get_serializable_checkpoint_metadata(config, metadata)),
+                    ),
+                )
+        finally:
+            _TOUCHING.reset(token)
         return {
             "configurable": {
                 "thread_id": thread_id,
@@ -402,22 +393,9 @@ class TTLCheckpointer(AsyncPostgresSaver):
         task_id: str,
         task_path: str = "",
     ) -> None:
-        token = _TOUCHING.set(str(config["configurable"]["thread_id"]))
-        try:
-            await self._store_writes(config, writes, task_id, task_path)
-        finally:
-            _TOUCHING.reset(token)
-
-    async def _store_writes(
-        self,
-        config: RunnableConfig,
-        writes: Sequence[tuple[str, Any]],
-        task_id: str,
-        task_path: str,
-    ) -> None:
         """The parent's write of a task's writes, encoded in this task (see
-        :meth:`_store_checkpoint`): special channels' writes replace the ones stored
-        under their index, the others are kept if stored already."""
+        :meth:`_aput_once`): special channels' writes replace the ones stored under
+        their index, the others are kept if stored already."""
         configurable = config["configurable"]
         replace = all(channel in WRITES_IDX_MAP for channel, _ in writes)
         rows = self._dump_writes(
@@ -428,11 +406,17 @@ class TTLCheckpointer(AsyncPostgresSaver):
             task_path,
             writes,
         )
-        async with self._cursor(pipeline=True) as cur:
-            await cur.executemany(
-                self.UPSERT_CHECKPOINT_WRITES_SQL if replace else self.INSERT_CHECKPOINT_WRITES_SQL,
-                rows,
-            )
+        token = _TOUCHING.set(str(configurable["thread_id"]))
+        try:
+            async with self._cursor(pipeline=True) as cur:
+                await cur.executemany(
+                    self.UPSERT_CHECKPOINT_WRITES_SQL
+                    if replace
+                    else self.INSERT_CHECKPOINT_WRITES_SQL,
+                    rows,
+                )
+        finally:
+            _TOUCHING.reset(token)
 
     # Idempotent, so tried again after a lost connection: the parent upserts a
     # checkpoint by its id and writes by (task, index); a carried statement is
