@@ -23,7 +23,7 @@ def worker_app() -> object:
 
     settings = get_settings()
     configure_logging(settings, stream=sys.stderr)
-    return create_app(settings, freeze_at_start=True)
+    return create_app(settings, tune_collector=True)
 
 
 @app.command()
@@ -68,7 +68,7 @@ def serve(
     if workers == 1:
         from builder.http.app import create_app
 
-        served = create_app(settings, freeze_at_start=True)
+        served = create_app(settings, tune_collector=True)
         if settings.preview_port is None:
             uvicorn.run(served, **options)  # type: ignore[arg-type]
         else:

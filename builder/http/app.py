@@ -47,6 +47,27 @@ from builder.settings import Settings, get_settings
 
 __all__ = ["create_app"]
 
+YOUNG_COLLECTION_ALLOCATIONS = 20_000
+"""Allocations between two collections of the youngest generation in a served process
+(Python's default: 700)."""
+
+
+def _tune_collector() -> None:
+    """Tune the garbage collector of a process that has started serving.
+
+    What the service loaded to start (modules, the graph, the tools) lives as long as
+    the process: it is frozen out of the collector's passes (:func:`gc.freeze`), so a
+    full collection under load walks only what requests and runs made. And a model
+    step allocates thousands of short-lived objects: collecting the youngest
+    generation every :data:`YOUNG_COLLECTION_ALLOCATIONS` allocations rather than every
+    700 promotes fewer of them to older generations, which then seldom fill up enough
+    for a full collection.
+    """
+    gc.freeze()
+    _, middle, oldest = gc.get_threshold()
+    gc.set_threshold(YOUNG_COLLECTION_ALLOCATIONS, middle, oldest)
+
+
 _DESCRIPTION = (
     "Build and edit web sites with an AI agent. Authenticate with "
     "`Authorization: Bearer <key>` or `x-api-key: <key>`; errors are "
@@ -54,7 +75,7 @@ _DESCRIPTION = (
 )
 
 
-def create_app(settings: Settings | None = None, *, freeze_at_start: bool = False) -> FastAPI:
+def create_app(settings: Settings | None = None, *, tune_collector: bool = False) -> FastAPI:
     """The HTTP service as an ASGI app.
 
     Nothing is opened here: the database, Redis, the runs service and the sandbox pool
@@ -62,10 +83,10 @@ def create_app(settings: Settings | None = None, *, freeze_at_start: bool = Fals
 
     Args:
         settings: Defaults to :func:`~builder.settings.get_settings`.
-        freeze_at_start: Once started, move every object the process holds out of the
-            garbage collector's passes (:func:`gc.freeze`), for a process that serves
-            until it exits (``builder serve``). Left off for an app embedded in another
-            program, whose objects are not all there to stay.
+        tune_collector: Once started, tune Python's garbage collector for a process
+            that serves until it exits (``builder serve``; see :func:`_tune_collector`).
+            Left off for an app embedded in another program, whose objects are not all
+            there to stay and whose collector is its own.
     """
     settings = settings or get_settings()
     metrics = Metrics()
@@ -74,11 +95,8 @@ def create_app(settings: Settings | None = None, *, freeze_at_start: bool = Fals
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with Services.open(settings, metrics=metrics) as services:
             app.state.services = services
-            if freeze_at_start:
-                # What the service loaded to start (modules, the graph, the tools) lives
-                # as long as the process: kept out of the collector's passes, a full
-                # collection under load walks only what requests and runs made.
-                gc.freeze()
+            if tune_collector:
+                _tune_collector()
             try:
                 yield
             finally:

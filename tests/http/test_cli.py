@@ -15,7 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from builder.cli import app
-from builder.http.app import create_app
+from builder.http.app import YOUNG_COLLECTION_ALLOCATIONS, create_app
 from builder.persistence.database import Database
 from builder.persistence.users import get_or_create_user, list_api_keys
 from builder.settings import Settings
@@ -68,31 +68,35 @@ def test_serve_refuses_unsafe_production_settings(tmp_path: object) -> None:
 
 
 @pytest.fixture
-def unfrozen() -> Iterator[None]:
-    """No object frozen out of the collector's passes before or after the test."""
+def default_collector() -> Iterator[None]:
+    """Python's own collector settings before and after the test."""
+    threshold = gc.get_threshold()
     gc.unfreeze()
     yield
     gc.unfreeze()
+    gc.set_threshold(*threshold)
 
 
-@pytest.mark.usefixtures("unfrozen")
-async def test_a_started_service_keeps_what_it_loaded_out_of_the_collectors_passes(
+@pytest.mark.usefixtures("default_collector")
+async def test_a_served_app_tunes_the_collector_once_started(
     migrated_db_url: str, tmp_path: Path
 ) -> None:
-    """``builder serve``'s app freezes what it loaded once started; an embedded one
-    (the default) leaves the host program's objects to the collector."""
+    """``builder serve``'s app freezes what it loaded once started and collects young
+    objects less often; an embedded one (the default) leaves the collector alone."""
     settings = Settings(database_url=migrated_db_url, model="scripted:demo", data_dir=tmp_path)
+    threshold = gc.get_threshold()
     embedded = create_app(settings)
     async with embedded.router.lifespan_context(embedded):
-        assert gc.get_freeze_count() == 0
-    served = create_app(settings, freeze_at_start=True)
+        assert (gc.get_freeze_count(), gc.get_threshold()) == (0, threshold)
+    served = create_app(settings, tune_collector=True)
     assert gc.get_freeze_count() == 0  # not before it starts
     async with served.router.lifespan_context(served):
         assert gc.get_freeze_count() > 0
+        assert gc.get_threshold() == (YOUNG_COLLECTION_ALLOCATIONS, *threshold[1:])
 
 
 @pytest.mark.parametrize("workers", [1, 2])
-def test_serve_builds_the_app_that_freezes_at_start(
+def test_serve_builds_the_app_that_tunes_the_collector(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, workers: int
 ) -> None:
     import uvicorn
@@ -117,4 +121,4 @@ def test_serve_builds_the_app_that_freezes_at_start(
     monkeypatch.setattr(uvicorn, "run", run)
     result = runner.invoke(app, ["serve", "--workers", str(workers)])
     assert result.exit_code == 0, result.output
-    assert built == [{"freeze_at_start": True}]
+    assert built == [{"tune_collector": True}]
