@@ -21,7 +21,7 @@ Reading, a LangChain message whose stored fields are exactly its class's fields 
 every message this version of LangChain wrote) is rebuilt without validation, as
 ``model_construct`` would build it: the values are what the message held when it was
 validated and dumped, so validating them again, as LangGraph's reader does (each class's
-``__init__`` and validators), gives the same message at about four times the cost. A
+``__init__`` and validators), gives the same message at several times the cost. A
 message stored with other fields (by another LangChain version, or with extra fields)
 goes through LangGraph's reader as before, and so does anything else. LangGraph counts
 every LangChain message class as safe to read, so the allowlist is not bypassed.
@@ -29,7 +29,6 @@ every LangChain message class as safe to read, so the allowlist is not bypassed.
 
 from __future__ import annotations
 
-import copy
 import operator
 import struct
 import threading
@@ -102,29 +101,40 @@ def _exported(name: str) -> Any:
     return getattr(langchain_core.messages, name)  # the package imports its names lazily
 
 
+_set_slot = object.__setattr__  # as pydantic's own model_construct sets them
+
+
 class _Rebuilt:
     """How to rebuild one LangChain message class from its stored fields."""
 
-    __slots__ = ("cls", "fields", "prototype")
+    __slots__ = ("cls", "extra", "fields", "private", "ready")
 
     def __init__(self, cls: type[BaseMessage]) -> None:
         self.cls = cls
         self.fields = frozenset(cls.model_fields)
-        self.prototype: BaseMessage | None = None
+        self.ready = False
+        self.extra: dict[str, Any] | None = None
+        self.private: dict[str, Any] | None = None
 
     def __call__(self, fields: dict[str, Any]) -> BaseMessage:
         """The message, from exactly its class's fields (as ``model_construct`` builds it).
 
-        A shallow copy of a message built once, with every field replaced: the same
-        instance ``model_construct`` gives (all fields set, no extras, no private
-        attributes), at half its cost.
+        The instance ``model_construct`` gives (all fields set, the class's empty extras
+        and default private attributes, learnt from one message it built), made the
+        way it makes it but without looking at each field again: at about a third of
+        the cost of a shallow copy of such an instance.
         """
-        if self.prototype is None:
-            prototype = self.cls.model_construct(**fields)
-            prototype.__dict__.update(dict.fromkeys(self.fields))  # holds no message's values
-            self.prototype = prototype
-        message = copy.copy(self.prototype)
-        message.__dict__.update(fields)
+        if not self.ready:
+            built = self.cls.model_construct(**fields)
+            self.extra, self.private = built.__pydantic_extra__, built.__pydantic_private__
+            self.ready = True
+        message = self.cls.__new__(self.cls)
+        _set_slot(message, "__dict__", fields)
+        _set_slot(message, "__pydantic_fields_set__", set(self.fields))
+        _set_slot(message, "__pydantic_extra__", None if self.extra is None else dict(self.extra))
+        _set_slot(
+            message, "__pydantic_private__", None if self.private is None else dict(self.private)
+        )
         return message
 
 

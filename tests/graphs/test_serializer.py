@@ -223,6 +223,7 @@ def test_messages_are_read_back_as_langgraph_reads_them() -> None:
         assert ours == theirs == messages
         for mine, reference in zip(ours, theirs, strict=True):
             assert type(mine) is type(reference)
+            assert list(mine.__dict__) == list(reference.__dict__)  # the fields' order too
             assert mine.__pydantic_fields_set__ == reference.__pydantic_fields_set__
             assert mine.__pydantic_extra__ == reference.__pydantic_extra__
             assert mine.__pydantic_private__ == reference.__pydantic_private__
