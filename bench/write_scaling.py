@@ -9,7 +9,8 @@ Each variant writes ``WRITES`` new 1 KiB pages with the ``write_file`` tool into
 * **walk per write** — the replaced design, the baseline: every write walks the
   whole workspace to check the quota.
 
-Rounds interleave the variants; the table shows medians of the per-call median.
+The calls into the two projects alternate one by one; the table shows the median of
+the rounds' per-call medians.
 
 Run ``python -m bench.write_scaling``; the table goes into docs/benchmarks.md between
 the ``bench:write_scaling`` markers.
@@ -41,33 +42,41 @@ PAGE = "x" * 1024
 
 
 async def _sandbox(settings: Settings, files: int) -> LocalSandbox:
-    sandbox = LocalSandbox(f"bench-{files}", settings=settings)
+    sandbox = LocalSandbox(f"bench-{files}", settings=settings)  # a project of its own
     for i in range(files):
         await sandbox.write_file(f"src/dir{i % 40}/file{i}.js", PAGE.encode())
     return sandbox
 
 
-async def _per_call(settings: Settings, files: int, *, running_total: bool) -> float:
-    """The median seconds of one write_file call into a project of ``files`` files."""
-    sandbox = await _sandbox(settings, files)
+async def _per_call(settings: Settings, *, running_total: bool) -> dict[int, float]:
+    """The median seconds of one write_file call into a project of each size.
+
+    The calls into the projects of each size alternate, one by one, so a burst of
+    other work on the machine slows both sizes alike.
+    """
     locks = LockManager(ADMIN_URL, timeout=30)
-    ctx = ToolContext(
-        sandbox=sandbox,
-        project_id="bench",
-        settings=settings,
-        locks=locks,
-        disk=DiskUsage() if running_total else None,
-    )
-    times = []
+    contexts: dict[int, ToolContext] = {}
+    times: dict[int, list[float]] = {files: [] for files in SIZES}
     try:
+        for files in SIZES:
+            contexts[files] = ToolContext(
+                sandbox=await _sandbox(settings, files),
+                project_id=f"bench-{files}",
+                settings=settings,
+                locks=locks,
+                disk=DiskUsage() if running_total else None,
+            )
         for i in range(WRITES):
-            started = time.perf_counter()
-            await write_file(f"pages/page{i}.html", PAGE, ctx=ctx)
-            times.append(time.perf_counter() - started)
+            for files in SIZES if i % 2 == 0 else reversed(SIZES):
+                started = time.perf_counter()
+                await write_file(f"pages/page{i}.html", PAGE, ctx=contexts[files])
+                times[files].append(time.perf_counter() - started)
     finally:
         await locks.close()
-        await sandbox.close()
-    return statistics.median(times[1:])  # the first call of a run walks either way
+        for ctx in contexts.values():
+            await ctx.sandbox.close()
+    # The first call of a run walks either way.
+    return {files: statistics.median(taken[1:]) for files, taken in times.items()}
 
 
 async def run() -> dict[tuple[int, bool], list[float]]:
@@ -76,10 +85,10 @@ async def run() -> dict[tuple[int, bool], list[float]]:
         work_dir = Path(tempfile.mkdtemp(prefix="bench-writes-"))
         settings = Settings(data_dir=work_dir, project_quota_bytes=1 << 30)
         try:
-            variants = [(n, total) for n in SIZES for total in (True, False)]
-            for files, total in variants if round_ % 2 == 0 else reversed(variants):
-                seconds = await _per_call(settings, files, running_total=total)
-                results.setdefault((files, total), []).append(seconds)
+            modes = (True, False) if round_ % 2 == 0 else (False, True)
+            for total in modes:
+                for files, seconds in (await _per_call(settings, running_total=total)).items():
+                    results.setdefault((files, total), []).append(seconds)
         finally:
             shutil.rmtree(work_dir, ignore_errors=True)
     return results
@@ -101,8 +110,9 @@ def table(results: dict[tuple[int, bool], list[float]]) -> str:
             "",
             f"{WRITES} `write_file` calls of a new 1 KiB page into a `LocalSandbox` holding "
             f"{small:,} or {large:,} files of 1 KiB, with a run's tool context (file locks "
-            "on PostgreSQL, the project quota checked before every write). Medians of "
-            f"{ROUNDS} interleaved rounds of the per-call median of "
+            "on PostgreSQL, the project quota checked before every write), the calls into "
+            "the two projects alternating one by one. Medians of "
+            f"{ROUNDS} rounds of the per-call median of "
             f"`python -m bench.write_scaling` on {platform.system()} {platform.machine()}, "
             f"Python {platform.python_version()}.",
             "",
