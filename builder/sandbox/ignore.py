@@ -60,19 +60,19 @@ class IgnoreFile:
     """
 
     def __init__(self) -> None:
-        self._data: bytes | None = None
+        self._rules: IgnoreRules | None = None
         self._read = False
 
     async def rules(self, sandbox: Sandbox) -> IgnoreRules | None:
         """The file's rules (read when not known); None when it has none."""
         if not self._read:
-            self._data = await _gitignore(sandbox)
+            self._rules = ignore_rules(await _gitignore(sandbox))
             self._read = True
-        return ignore_rules(self._data)
+        return self._rules
 
     def forget(self) -> None:
         """The file may have changed: read it again next time."""
-        self._data, self._read = None, False
+        self._rules, self._read = None, False
 
 
 async def _gitignore(sandbox: Sandbox) -> bytes | None:
