@@ -90,6 +90,11 @@ def test_the_window_is_what_trim_messages_keeps(budget: int) -> None:
             last_human = max(i for i, m in enumerate(seen) if m.type == "human")
             assert window == [seen[last_human], *seen[last_human + 1 :][-8:]]
         assert window == context_window(seen, budget)  # as counted afresh
+    # A shorter list from the same first message (the conversation pruned).
+    for end in (len(messages) // 2, 1):
+        assert context_window(messages[:end], budget, counts) == context_window(
+            messages[:end], budget
+        )
 
 
 def test_a_growing_conversation_counts_only_its_new_messages(
