@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -56,7 +57,10 @@ _SCAN = 200
 """Most queued rows one claim looks at."""
 
 _LOCK_PROJECT = text("SELECT pg_advisory_xact_lock(:key)")
-_TRY_LOCK_PROJECT = text("SELECT pg_try_advisory_xact_lock(:key)")
+_TRY_LOCK_PROJECTS = text(
+    "SELECT k FROM unnest(CAST(:keys AS bigint[])) AS k WHERE pg_try_advisory_xact_lock(k)"
+)
+"""The projects' run locks that could be taken now, tried in one statement."""
 _LOCK_CLAIMS = text("SELECT pg_advisory_xact_lock(:key)")
 
 _ACTIVE_ON_PROJECT = text(
@@ -352,45 +356,45 @@ async def claim(
         if not rows:
             return []
         working = {row.user_id: int(row.n) for row in await session.execute(_WORKING)}
-        total = sum(working.values())
-        chosen: list[str] = []
-        spent: list[str] = []
-        projects: set[uuid.UUID] = set()
-        for row in rows:
-            if len(chosen) >= limit or (limits.overall and total >= limits.overall):
+        # The runs this round takes, assuming every project lock is free; the locks
+        # are tried together, and a project found locked (being edited or deleted right
+        # now) is left out and the choice made again, so a round costs one statement
+        # for its locks instead of one per run.
+        refused: set[int] = set()
+        locked: set[int] = set()
+        while True:
+            chosen, spent = _choose(rows, working, limit=limit, limits=limits, refused=refused)
+            wanted = [
+                key
+                for key in dict.fromkeys(_project_key(row) for row in (*chosen, *spent))
+                if key not in locked
+            ]
+            if not wanted:
                 break
-            if row.project_id in projects:
-                continue
-            if limits.per_user and working.get(row.user_id, 0) >= limits.per_user:
-                continue
-            key = advisory_key(run_lock_key(row.project_id))
-            if not (await session.execute(_TRY_LOCK_PROJECT, {"key": key})).scalar():
-                continue  # the project is being edited or deleted right now
-            projects.add(row.project_id)
-            if row.attempts >= limits.max_attempts:
-                spent.append(row.run_id)
-                continue
-            chosen.append(row.run_id)
-            working[row.user_id] = working.get(row.user_id, 0) + 1
-            total += 1
+            got = set((await session.execute(_TRY_LOCK_PROJECTS, {"keys": wanted})).scalars())
+            locked |= got
+            refused.update(key for key in wanted if key not in got)
+            if len(got) == len(wanted):
+                break
         if spent:
             await session.execute(
                 _GIVE_UP,
                 {
-                    "ids": spent,
+                    "ids": [row.run_id for row in spent],
                     "error": f"the run was started {limits.max_attempts} times and its "
                     "worker stopped every time",
                 },
             )
         if not chosen:
             return []
+        ids = [row.run_id for row in chosen]
         taken = (
             await session.execute(
-                _TAKE, {"ids": chosen, "worker": worker, "lease": limits.lease_seconds}
+                _TAKE, {"ids": ids, "worker": worker, "lease": limits.lease_seconds}
             )
         ).all()
         await session.execute(_THREADS_BUSY, {"ids": [row.thread_id for row in taken]})
-        order = {run_id: n for n, run_id in enumerate(chosen)}
+        order = {run_id: n for n, run_id in enumerate(ids)}
         return sorted(
             (
                 ClaimedRun(
@@ -408,6 +412,44 @@ async def claim(
         )
 
     return await db.run(work)
+
+
+def _project_key(row: Any) -> int:
+    return advisory_key(run_lock_key(row.project_id))
+
+
+def _choose(
+    rows: Sequence[Any],
+    working: dict[Any, int],
+    *,
+    limit: int,
+    limits: QueueLimits,
+    refused: set[int],
+) -> tuple[list[Any], list[Any]]:
+    """The candidate rows a claim takes (oldest first), and those it gives up: one run
+    per project, within ``limit`` and the per-user and overall caps, none of a project
+    whose lock was ``refused``. A run started ``max_attempts`` times already is given up
+    instead of taken, and counts toward no cap."""
+    working = dict(working)
+    total = sum(working.values())
+    chosen: list[Any] = []
+    spent: list[Any] = []
+    projects: set[uuid.UUID] = set()
+    for row in rows:
+        if len(chosen) >= limit or (limits.overall and total >= limits.overall):
+            break
+        if row.project_id in projects or _project_key(row) in refused:
+            continue
+        if limits.per_user and working.get(row.user_id, 0) >= limits.per_user:
+            continue
+        projects.add(row.project_id)
+        if row.attempts >= limits.max_attempts:
+            spent.append(row)
+            continue
+        chosen.append(row)
+        working[row.user_id] = working.get(row.user_id, 0) + 1
+        total += 1
+    return chosen, spent
 
 
 async def heartbeat(

@@ -10,6 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from builder.errors import RunInProgress
+from builder.locks import advisory_key
 from builder.persistence.database import Database
 from builder.persistence.projects import create_project
 from builder.persistence.runs import ensure_thread, get_run, record_run_finished
@@ -23,6 +24,7 @@ from builder.runs.queue import (
     queue_positions,
     release,
     reset_abandoned,
+    run_lock_key,
 )
 
 LIMITS = QueueLimits(lease_seconds=30)
@@ -145,6 +147,25 @@ async def test_a_project_s_next_run_waits_for_the_takeover_of_its_lost_one(
     assert await record_run_finished(db, run_id="r1", result={"status": "success"}, worker="w2")
     (after,) = await claim(db, worker="w2", limit=10, limits=LIMITS)
     assert after.run_id == "r2"
+
+
+async def test_a_project_being_edited_is_passed_over_and_the_round_takes_the_next(
+    db: Database, migrated_db_url: str
+) -> None:
+    """A project whose run lock someone holds (an edit, a delete) is left queued, and the
+    claim fills its place with the next project's run in the same round."""
+    alice, edited = await _project(db, "alice", "edited")
+    _, second = await _project(db, "alice", "second")
+    _, third = await _project(db, "alice", "third")
+    for run_id, project in (("e1", edited), ("s1", second), ("t1", third)):
+        await _queue(db, alice, project, run_id)
+    with psycopg.connect(migrated_db_url.replace("+psycopg", ""), autocommit=True) as editor:
+        editor.execute("SELECT pg_advisory_lock(%s)", (advisory_key(run_lock_key(edited)),))
+        taken = await claim(db, worker="w1", limit=2, limits=LIMITS)
+        assert [run.run_id for run in taken] == ["s1", "t1"]
+        assert await claim(db, worker="w2", limit=2, limits=LIMITS) == []
+    (later,) = await claim(db, worker="w2", limit=2, limits=LIMITS)
+    assert later.run_id == "e1"
 
 
 async def test_a_released_run_is_taken_over_at_once_and_given_up_after_max_attempts(
