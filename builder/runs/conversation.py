@@ -17,10 +17,12 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, ToolMessage
 
+from builder.concurrency import all_of
 from builder.graphs.toolcalls import preview_args
 from builder.images import Image
 from builder.persistence.database import Database
 from builder.persistence.messages import list_messages, message_images
+from builder.persistence.schemas import MessagePublic, Page
 from builder.persistence.snapshots import list_snapshots, tree
 
 __all__ = ["ReplyParts", "rebuild_context", "user_message"]
@@ -42,10 +44,18 @@ async def rebuild_context(
         ``messages`` (recent user and assistant text), ``files`` (the latest
         snapshot's manifest, nothing ``unsaved``) and ``snapshot_version``.
     """
-    page = await list_messages(
-        db, project_id=project_id, limit=_REBUILD_MESSAGES, newest_first=True
+
+    async def recent() -> tuple[Page[MessagePublic], dict[uuid.UUID, list[Image]]]:
+        page = await list_messages(
+            db, project_id=project_id, limit=_REBUILD_MESSAGES, newest_first=True
+        )
+        return page, await message_images(db, (m for m in page.items if m.role == "user"))
+
+    (page, images), files, latest = await all_of(
+        recent(),
+        tree(db, project_id=project_id),
+        list_snapshots(db, project_id=project_id, limit=1),
     )
-    images = await message_images(db, (m for m in page.items if m.role == "user"))
     messages: list[AnyMessage] = []
     for stored in reversed(page.items):
         if stored.id == exclude or not stored.content.strip():
@@ -58,9 +68,7 @@ async def rebuild_context(
             messages.append(AIMessage(stored.content, id=f"msg-{stored.id}"))
     while messages and not isinstance(messages[0], HumanMessage):
         messages.pop(0)  # a window starts with the user
-    files = await tree(db, project_id=project_id)
     manifest = {path: entry.sha256 for path, entry in files.items()}
-    latest = await list_snapshots(db, project_id=project_id, limit=1)
     version = latest.items[0].version if latest.items else None
     return {
         "messages": messages,

@@ -44,6 +44,7 @@ from langgraph.types import StateSnapshot
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from builder.concurrency import all_of
 from builder.errors import (
     BuilderError,
     DependencyUnavailable,
@@ -779,11 +780,19 @@ class RunService:
         thread_id = str(project_id)
         config: RunnableConfig = {"configurable": {"thread_id": thread_id}}
         handle.status = "running"
-        sandbox = await stack.enter_async_context(self.pool.lease(thread_id))
-        # Under the run's lease: a copy another replica has moved past is refreshed first.
-        await sync_workspace(self.db, project_id=project_id, sandbox=sandbox)
 
-        current = await self.graph.aget_state(config)
+        async def workspace() -> Sandbox:
+            sandbox = await stack.enter_async_context(self.pool.lease(thread_id))
+            # Under the run's lease: a copy another replica has moved past is refreshed
+            # first.
+            await sync_workspace(self.db, project_id=project_id, sandbox=sandbox)
+            return sandbox
+
+        # Independent of each other, so awaited together: with many runs starting at
+        # once every await waits its turn behind the others' work.
+        sandbox, current, last_asked = await all_of(
+            workspace(), self.graph.aget_state(config), self._last_user_message(project_id)
+        )
         if not current.next and current.tasks:
             current = await self._settle(config, current)
         await self._restart_dev_server(sandbox, (current.values or {}).get("dev_server"))
@@ -812,7 +821,7 @@ class RunService:
         graph_input: dict[str, Any] | None
         message_id: uuid.UUID | None = None
         run_id = handle.run_id
-        asked = None if interrupted else await self._last_user_message(project_id)
+        asked = None if interrupted else last_asked
         context = (current.values or {}).get("messages", [])
         unstarted = None
         if asked is not None:
