@@ -35,7 +35,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from builder.errors import RunInProgress
 from builder.locks import advisory_key
 from builder.persistence.database import Database
-from builder.persistence.runs import ensure_thread_in
 
 __all__ = [
     "ClaimedRun",
@@ -63,27 +62,45 @@ _TRY_LOCK_PROJECTS = text(
 """The projects' run locks that could be taken now, tried in one statement."""
 _LOCK_CLAIMS = text("SELECT pg_advisory_xact_lock(:key)")
 
-_ACTIVE_ON_PROJECT = text(
-    "SELECT run_id FROM runs WHERE project_id = :project_id AND run_id <> :run_id "
-    "AND status IN ('pending', 'running') LIMIT 1"
-)
-
+# After the project's run lock: in one statement, whether another run of the project
+# is pending or running (``reject`` refuses then, and nothing is written), the thread
+# row (as ensure_thread_in writes it), and the run (or, under its id, a run queued
+# again).
 _ENQUEUE = text(
     """
-INSERT INTO runs (run_id, thread_id, project_id, user_id, status, multitask_strategy, input)
-VALUES (:run_id, :thread_id, :project_id, :user_id, 'pending', :multitask, CAST(:input AS jsonb))
-ON CONFLICT (run_id) DO UPDATE
-SET status = 'pending', worker_id = NULL, lease_expires_at = NULL, ended_at = NULL,
-    cancel_requested = false, updated_at = now(),
-    user_id = coalesce(runs.user_id, excluded.user_id),
-    -- A run whose worker stopped is taken over as it was; one that ended and is
-    -- resumed under its id (its turn was interrupted afterwards) starts afresh.
-    input = CASE WHEN runs.status IN ('running', 'interrupted')
-                 THEN coalesce(runs.input, excluded.input) ELSE excluded.input END,
-    attempts = CASE WHEN runs.status IN ('running', 'interrupted') THEN runs.attempts ELSE 0 END
-WHERE runs.status NOT IN ('pending', 'running')
-   OR (runs.status = 'running' AND coalesce(runs.lease_expires_at, now()) <= now())
-RETURNING run_id
+WITH busy AS (
+    SELECT run_id FROM runs
+    WHERE CAST(:reject AS boolean) AND project_id = :project_id AND run_id <> :run_id
+      AND status IN ('pending', 'running')
+    LIMIT 1
+), thread AS (
+    INSERT INTO threads (thread_id, user_id, project_id, metadata)
+    SELECT CAST(:thread_id AS text), :user_id, :project_id, '{}'::jsonb
+    WHERE NOT EXISTS (SELECT 1 FROM busy)
+    ON CONFLICT (thread_id) DO UPDATE
+    SET user_id = coalesce(threads.user_id, excluded.user_id),
+        project_id = coalesce(threads.project_id, excluded.project_id),
+        updated_at = now()
+), queued AS (
+    INSERT INTO runs (run_id, thread_id, project_id, user_id, status, multitask_strategy, input)
+    SELECT CAST(:run_id AS text), CAST(:thread_id AS text), :project_id, :user_id, 'pending',
+           CAST(:multitask AS text), CAST(:input AS jsonb)
+    WHERE NOT EXISTS (SELECT 1 FROM busy)
+    ON CONFLICT (run_id) DO UPDATE
+    SET status = 'pending', worker_id = NULL, lease_expires_at = NULL, ended_at = NULL,
+        cancel_requested = false, updated_at = now(),
+        user_id = coalesce(runs.user_id, excluded.user_id),
+        -- A run whose worker stopped is taken over as it was; one that ended and is
+        -- resumed under its id (its turn was interrupted afterwards) starts afresh.
+        input = CASE WHEN runs.status IN ('running', 'interrupted')
+                     THEN coalesce(runs.input, excluded.input) ELSE excluded.input END,
+        attempts = CASE WHEN runs.status IN ('running', 'interrupted')
+                        THEN runs.attempts ELSE 0 END
+    WHERE runs.status NOT IN ('pending', 'running')
+       OR (runs.status = 'running' AND coalesce(runs.lease_expires_at, now()) <= now())
+    RETURNING run_id
+)
+SELECT EXISTS (SELECT 1 FROM busy) AS busy, EXISTS (SELECT 1 FROM queued) AS queued
 """
 )
 
@@ -283,27 +300,26 @@ async def enqueue(
     """
 
     async def work(session: AsyncSession) -> bool:
-        # Serializes starts on one project (and waits out an API edit holding its lock).
+        # Serializes starts on one project (and waits out an API edit holding its lock);
+        # the next statement, which sees every run committed before, comes after it.
         await session.execute(_LOCK_PROJECT, {"key": advisory_key(run_lock_key(project_id))})
-        if multitask == "reject":
-            busy = await session.execute(
-                _ACTIVE_ON_PROJECT, {"project_id": project_id, "run_id": run_id}
+        row = (
+            await session.execute(
+                _ENQUEUE,
+                {
+                    "reject": multitask == "reject",
+                    "run_id": run_id,
+                    "thread_id": thread_id,
+                    "project_id": project_id,
+                    "user_id": user_id,
+                    "multitask": multitask,
+                    "input": json.dumps(run_input),
+                },
             )
-            if busy.first() is not None:
-                raise RunInProgress(project_id)
-        await ensure_thread_in(session, thread_id=thread_id, user_id=user_id, project_id=project_id)
-        written = await session.execute(
-            _ENQUEUE,
-            {
-                "run_id": run_id,
-                "thread_id": thread_id,
-                "project_id": project_id,
-                "user_id": user_id,
-                "multitask": multitask,
-                "input": json.dumps(run_input),
-            },
-        )
-        return written.first() is not None
+        ).one()
+        if row.busy:
+            raise RunInProgress(project_id)
+        return bool(row.queued)
 
     return await db.run(work)
 
