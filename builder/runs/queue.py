@@ -104,9 +104,15 @@ SELECT EXISTS (SELECT 1 FROM busy) AS busy, EXISTS (SELECT 1 FROM queued) AS que
 """
 )
 
+# The runs a claim may take, oldest first, with (in every row) how many runs each user
+# has working now, by user id ('' for none), for the caps.
 _CANDIDATES = text(
     """
-SELECT r.run_id, r.project_id, r.user_id, r.attempts
+SELECT r.run_id, r.project_id, r.user_id, r.attempts,
+       (SELECT coalesce(jsonb_object_agg(coalesce(w.user_id::text, ''), w.n), '{}'::jsonb)
+        FROM (SELECT user_id, count(*) AS n FROM runs
+              WHERE status = 'running' AND lease_expires_at > now()
+              GROUP BY user_id) AS w) AS working
 FROM runs r
 WHERE (r.status = 'pending'
        OR (r.status = 'running' AND coalesce(r.lease_expires_at, now()) <= now()))
@@ -131,20 +137,22 @@ FOR UPDATE OF r SKIP LOCKED
 """
 )
 
-_WORKING = text(
-    "SELECT user_id, count(*) AS n FROM runs "
-    "WHERE status = 'running' AND lease_expires_at > now() GROUP BY user_id"
-)
-
+# The runs taken, and their threads marked busy, in one statement.
 _TAKE = text(
     """
-UPDATE runs
-SET status = 'running', worker_id = :worker, attempts = attempts + 1,
-    lease_expires_at = now() + make_interval(secs => :lease),
-    updated_at = now(), ended_at = NULL
-WHERE run_id = ANY(CAST(:ids AS text[]))
-RETURNING run_id, thread_id, project_id, user_id, input, attempts, created_at,
-          cancel_requested
+WITH taken AS (
+    UPDATE runs
+    SET status = 'running', worker_id = :worker, attempts = attempts + 1,
+        lease_expires_at = now() + make_interval(secs => :lease),
+        updated_at = now(), ended_at = NULL
+    WHERE run_id = ANY(CAST(:ids AS text[]))
+    RETURNING run_id, thread_id, project_id, user_id, input, attempts, created_at,
+              cancel_requested
+), busy AS (
+    UPDATE threads SET status = 'busy', updated_at = now(), last_activity_at = now()
+    WHERE thread_id IN (SELECT thread_id FROM taken)
+)
+SELECT * FROM taken
 """
 )
 
@@ -157,11 +165,6 @@ SET status = 'error', error = CAST(:error AS text), worker_id = NULL,
                                 'error', CAST(:error AS text), 'error_code', 'run_abandoned')
 WHERE run_id = ANY(CAST(:ids AS text[]))
 """
-)
-
-_THREADS_BUSY = text(
-    "UPDATE threads SET status = 'busy', updated_at = now(), last_activity_at = now() "
-    "WHERE thread_id = ANY(CAST(:ids AS text[]))"
 )
 
 _HEARTBEAT = text(
@@ -371,7 +374,7 @@ async def claim(
         ).all()
         if not rows:
             return []
-        working = {row.user_id: int(row.n) for row in await session.execute(_WORKING)}
+        working = {uuid.UUID(user) if user else None: int(n) for user, n in rows[0].working.items()}
         # The runs this round takes, assuming every project lock is free; the locks
         # are tried together, and a project found locked (being edited or deleted right
         # now) is left out and the choice made again, so a round costs one statement
@@ -409,7 +412,6 @@ async def claim(
                 _TAKE, {"ids": ids, "worker": worker, "lease": limits.lease_seconds}
             )
         ).all()
-        await session.execute(_THREADS_BUSY, {"ids": [row.thread_id for row in taken]})
         order = {run_id: n for n, run_id in enumerate(ids)}
         return sorted(
             (

@@ -61,6 +61,18 @@ async def _expire(db: Database, run_id: str) -> None:
     await db.run(work)
 
 
+async def _thread_statuses(db: Database, projects: list[uuid.UUID]) -> list[str]:
+    async def work(session: AsyncSession) -> list[str]:
+        rows = await session.execute(
+            text("SELECT thread_id, status FROM threads WHERE thread_id = ANY(:ids)"),
+            {"ids": [str(p) for p in projects]},
+        )
+        found: dict[str, str] = {row.thread_id: row.status for row in rows}
+        return [found[str(p)] for p in projects]
+
+    return await db.run(work)
+
+
 async def test_one_run_per_project_oldest_first_and_reject(db: Database) -> None:
     alice, site = await _project(db, "alice", "site")
     _, blog = await _project(db, "alice", "blog")
@@ -78,6 +90,7 @@ async def test_one_run_per_project_oldest_first_and_reject(db: Database) -> None
         ("a1", 1, False),
         ("b1", 1, False),
     ]
+    assert await _thread_statuses(db, [site, blog]) == ["busy", "busy"]
     # a2 waits for a1 whichever worker asks.
     assert await claim(db, worker="w2", limit=10, limits=LIMITS) == []
     assert await queue_positions(db, run_ids=["a2"]) == {"a2": ("pending", 1, 0)}
