@@ -376,7 +376,12 @@ def main() -> None:
             "takes well over the model's pause, and the fifty chat requests and run starts "
             "arrive together. A second process (each works the runs of the chats it "
             "accepted) spreads the runs over both cores; the chat requests and run starts "
-            "still arrive in one burst, and the first SSE event waits on them.",
+            "still arrive in one burst, and the first SSE event waits on them. Under that "
+            "burst every sequential await waits its turn behind the other runs' work, so "
+            "the start path is kept short in awaits: a chat's run is queued in one "
+            "statement after the project's run lock, a claim tries all its projects' locks "
+            "in one statement, and a run's start reads its state, its workspace's version "
+            "and the project's last message together.",
             "",
             *lines,
         ]

@@ -261,7 +261,12 @@ def table(results: dict[bool, dict[int, Mark]]) -> str:
             "`keep_latest`), so between turns a thread stores one copy of its state; a run "
             "that fails or is cut short keeps every checkpoint, so it can be resumed. "
             "Within a turn every checkpoint still stores the whole message list again "
-            "(as LangGraph does), until the turn ends.",
+            "(as LangGraph does), until the turn ends. `TTLCheckpointer` reads a state in "
+            "one statement (the checkpoint, its channel values and its pending writes as "
+            "rows of one query, with the expiry refresh in the same round trip) and decodes "
+            "it in the task that asked; `AsyncPostgresSaver` gathers the values and writes "
+            "into arrays by correlated subqueries, refreshes nothing, and decodes the writes "
+            "on a worker thread. What still grows with the thread is decoding its messages.",
         ]
     )
 
