@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import signal
 import sys
 import time
 import uuid
@@ -152,9 +153,8 @@ async def _session(
                 await asyncio.to_thread(_export, export, files)
                 console.print(f"files exported to {export}")
             if serve and result.preview_url and result.status == "success":
-                console.print(f"serving {result.preview_url} — press Ctrl+C to stop")
                 with contextlib.suppress(asyncio.CancelledError):
-                    await asyncio.Event().wait()
+                    await _until_stopped(f"serving {result.preview_url} — press Ctrl+C to stop")
         if studio_port is not None and result.status == "success":
             await _serve_studio(settings, project_id, studio_port)
         return 0 if result.status == "success" else 1
@@ -167,6 +167,30 @@ async def _session(
                 "; `builder db stop` stops it[/dim]",
                 soft_wrap=True,
             )
+
+
+async def _until_stopped(notice: str) -> None:
+    """Print ``notice`` once listening, then wait for Ctrl+C (SIGINT) or SIGTERM.
+
+    Handled here rather than left to ``asyncio.run``, which stops on SIGINT only when
+    the process started with Python's own handler: a command started in the background
+    by a script inherits SIGINT ignored, and its preview could then only be killed.
+    SIGTERM (a process manager's stop) ends it the same way, closing the dev server.
+    """
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    stopped = asyncio.Event()
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig in previous:
+        loop.add_signal_handler(sig, stopped.set)
+    try:
+        console.print(notice)
+        await stopped.wait()
+    finally:
+        for sig, handler in previous.items():
+            loop.remove_signal_handler(sig)
+            signal.signal(sig, handler)
 
 
 async def _serve_studio(settings: Settings, project_id: uuid.UUID, port: int) -> None:
@@ -313,7 +337,9 @@ def run(
         None, "--model", "-m", help="provider:model (default: BUILDER_MODEL)."
     ),
     resume: bool = typer.Option(False, "--resume", help="Finish a run a crash interrupted."),
-    serve: bool = typer.Option(False, "--serve/--exit", help="Keep the preview running."),
+    serve: bool = typer.Option(
+        False, "--serve/--exit", help="Keep the preview running until Ctrl+C or SIGTERM."
+    ),
     image: list[Path] = typer.Option(
         [],
         "--image",

@@ -255,30 +255,33 @@ def _answers(port: int) -> bool:
     return True
 
 
-def test_run_prints_a_preview_url_that_opens_even_with_a_gateway_configured(
-    migrated_db_url: str, tmp_path: Path
-) -> None:
-    """The settings a server uses (a preview listener, a wildcard preview domain, an
-    advertised address) do not make ``builder run`` print a gateway link: no gateway can
-    reach the dev server this process runs, so it prints the dev server's own URL."""
+@contextmanager
+def _run_serving(
+    tmp_path: Path, database_url: str, *, sigint_ignored: bool = False, **settings: str
+) -> Iterator[tuple[subprocess.Popen[str], str, str]]:
+    """``builder run "A bakery site" --serve`` until it serves its preview; yields the
+    process, its output so far and the preview URL. With ``sigint_ignored`` it starts
+    with SIGINT ignored, as a background job of a shell script does."""
     env = _env(
         BUILDER_DATA_DIR=str(tmp_path / "data"),
-        BUILDER_DATABASE_URL=migrated_db_url,
+        BUILDER_DATABASE_URL=database_url,
         BUILDER_MODEL="scripted:demo",
-        BUILDER_SECRET_KEY="cli-preview-secret",
-        BUILDER_PREVIEW_PORT="1",
-        BUILDER_PREVIEW_BASE_URL="https://{token}.preview.example.com",
-        BUILDER_ADVERTISE_URL="http://10.0.0.5:8000",
+        **settings,
     )
-    process = subprocess.Popen(
-        [sys.executable, "-m", "builder", "run", "A bakery site", "--serve"],
-        env=env,
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if sigint_ignored else None
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "builder", "run", "A bakery site", "--serve"],
+            env=env,
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
     try:
         assert process.stdout is not None
         lines = []
@@ -287,16 +290,58 @@ def test_run_prints_a_preview_url_that_opens_even_with_a_gateway_configured(
             if "press Ctrl+C to stop" in line:
                 break
         out = "".join(lines)
-        url = lines[-1].split("serving ", 1)[1].split(" ", 1)[0]
+        assert "serving " in lines[-1], out
+        yield process, out, lines[-1].split("serving ", 1)[1].split(" ", 1)[0]
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.communicate()
+
+
+def test_run_prints_a_preview_url_that_opens_even_with_a_gateway_configured(
+    migrated_db_url: str, tmp_path: Path
+) -> None:
+    """The settings a server uses (a preview listener, a wildcard preview domain, an
+    advertised address) do not make ``builder run`` print a gateway link: no gateway can
+    reach the dev server this process runs, so it prints the dev server's own URL."""
+    with _run_serving(
+        tmp_path,
+        migrated_db_url,
+        BUILDER_SECRET_KEY="cli-preview-secret",
+        BUILDER_PREVIEW_PORT="1",
+        BUILDER_PREVIEW_BASE_URL="https://{token}.preview.example.com",
+        BUILDER_ADVERTISE_URL="http://10.0.0.5:8000",
+    ) as (process, out, url):
         assert url.startswith("http://127.0.0.1:"), out
         assert f"preview        {url}" in out
         with urllib.request.urlopen(url + "index.html", timeout=10) as page:  # noqa: S310
             assert page.status == 200
         os.killpg(process.pid, signal.SIGINT)
         process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
+
+
+@pytest.mark.parametrize(
+    ("stop", "sigint_ignored"),
+    [(signal.SIGINT, False), (signal.SIGINT, True), (signal.SIGTERM, False)],
+    ids=["ctrl-c", "ctrl-c-started-in-the-background", "sigterm"],
+)
+def test_run_serve_stops_cleanly_on_ctrl_c_or_sigterm(
+    migrated_db_url: str, tmp_path: Path, stop: signal.Signals, sigint_ignored: bool
+) -> None:
+    """``builder run --serve`` serves until Ctrl+C, also when a script started it in the
+    background (which starts it with SIGINT ignored), or until SIGTERM; either way it
+    ends cleanly and its dev server with it."""
+    with _run_serving(tmp_path, migrated_db_url, sigint_ignored=sigint_ignored) as (
+        process,
+        _,
+        url,
+    ):
+        port = int(url.split("http://127.0.0.1:", 1)[1].split("/", 1)[0])
+        assert _answers(port)
+        process.send_signal(stop)
+        process.communicate(timeout=60)
+        assert process.returncode == 0
+        assert not _answers(port), "the dev server outlived builder run"
 
 
 @pytest.mark.skipif(shutil.which("npm") is None, reason="needs Node.js and npm")
