@@ -128,20 +128,28 @@ def test_run_without_a_model_says_how_to_configure_one(tmp_path: Path) -> None:
     assert "BUILDER_MODEL" in result.stderr + result.stdout
 
 
-def test_ctrl_c_on_demo_serve_stops_the_dev_server_and_says_what_it_leaves(
-    tmp_path: Path,
-) -> None:
-    """Ctrl+C reaches the terminal's foreground group; the dev server is in its own."""
-    data_dir = tmp_path / "data"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "builder", "demo", "--serve", "--port", str(_free_port())],
-        env=_env(BUILDER_DATA_DIR=str(data_dir)),
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
+@contextmanager
+def _serving(
+    *args: str, env: dict[str, str], cwd: Path, sigint_ignored: bool = False
+) -> Iterator[tuple[subprocess.Popen[str], list[str]]]:
+    """``python -m builder <args>`` in a session of its own until it prints "press Ctrl+C
+    to stop"; yields the process and its lines so far, and kills it if it still runs at
+    the end. With ``sigint_ignored`` it starts with SIGINT ignored, as a background job
+    of a shell script does."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if sigint_ignored else None
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "builder", *args],
+            env=env,
+            cwd=cwd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
     try:
         assert process.stdout is not None
         lines = []
@@ -149,31 +157,47 @@ def test_ctrl_c_on_demo_serve_stops_the_dev_server_and_says_what_it_leaves(
             lines.append(line)
             if "press Ctrl+C to stop" in line:
                 break
-        assert "http://127.0.0.1:" in lines[-1], lines
-        port = int(lines[-1].split("http://127.0.0.1:")[1].split("/")[0])
-        project_id = lines[-1].split()[1].rsplit("/", 1)[1]
-        assert _answers(port)
-        deadline = time.monotonic() + 60
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
-            while time.monotonic() < deadline:  # the studio starts the preview
-                preview = client.get(f"/api/sandbox/{project_id}/dev-server").json()
-                if preview["running"]:
-                    break
-                time.sleep(0.5)
-        dev_port = int(preview["port"])
-        assert _answers(dev_port)
-        os.killpg(process.pid, signal.SIGINT)
-        rest, _ = process.communicate(timeout=60)
-        assert not _answers(port), "the studio outlived builder"
-        assert not _answers(dev_port), "the dev server outlived builder"
-        assert f"the embedded PostgreSQL keeps running in {data_dir / 'postgres'}" in rest
-        assert "`builder db stop` stops it" in rest
-        stopped = _builder("db", "stop", env=_env(BUILDER_DATA_DIR=str(data_dir)), cwd=tmp_path)
-        assert "stopped the embedded PostgreSQL" in stopped.stdout
-        assert not (data_dir / "postgres" / "postmaster.pid").exists()
+        yield process, lines
     finally:
         if process.poll() is None:
             process.kill()
+        process.communicate()
+
+
+def test_ctrl_c_on_demo_serve_stops_the_dev_server_and_says_what_it_leaves(
+    tmp_path: Path,
+) -> None:
+    """Ctrl+C reaches the terminal's foreground group; the dev server is in its own."""
+    data_dir = tmp_path / "data"
+    try:
+        with _serving(
+            *("demo", "--serve", "--port", str(_free_port())),
+            env=_env(BUILDER_DATA_DIR=str(data_dir)),
+            cwd=tmp_path,
+        ) as (process, lines):
+            assert "http://127.0.0.1:" in lines[-1], lines
+            port = int(lines[-1].split("http://127.0.0.1:")[1].split("/")[0])
+            project_id = lines[-1].split()[1].rsplit("/", 1)[1]
+            assert _answers(port)
+            deadline = time.monotonic() + 60
+            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+                while time.monotonic() < deadline:  # the studio starts the preview
+                    preview = client.get(f"/api/sandbox/{project_id}/dev-server").json()
+                    if preview["running"]:
+                        break
+                    time.sleep(0.5)
+            dev_port = int(preview["port"])
+            assert _answers(dev_port)
+            os.killpg(process.pid, signal.SIGINT)
+            rest, _ = process.communicate(timeout=60)
+            assert not _answers(port), "the studio outlived builder"
+            assert not _answers(dev_port), "the dev server outlived builder"
+            assert f"the embedded PostgreSQL keeps running in {data_dir / 'postgres'}" in rest
+            assert "`builder db stop` stops it" in rest
+            stopped = _builder("db", "stop", env=_env(BUILDER_DATA_DIR=str(data_dir)), cwd=tmp_path)
+            assert "stopped the embedded PostgreSQL" in stopped.stdout
+            assert not (data_dir / "postgres" / "postmaster.pid").exists()
+    finally:
         stop_embedded(data_dir / "postgres")
 
 
@@ -183,32 +207,19 @@ def _demo_serving(tmp_path: Path, *args: str) -> Iterator[tuple[int, str]]:
     port and that URL, then stops it with Ctrl+C and checks that nothing answers."""
     data_dir = tmp_path / "data"
     port = _free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "builder", "demo", *args, "--serve", "--port", str(port)],
-        env=_env(BUILDER_DATA_DIR=str(data_dir)),
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
     try:
-        assert process.stdout is not None
-        lines = []
-        for line in process.stdout:
-            lines.append(line)
-            if "press Ctrl+C to stop" in line:
-                break
-        url = lines[-1].split()[1]
-        assert url.startswith(f"http://127.0.0.1:{port}/#/p/"), "".join(lines)
-        yield port, url
-        os.killpg(process.pid, signal.SIGINT)
-        process.communicate(timeout=60)
-        assert not _answers(port)
+        with _serving(
+            *("demo", *args, "--serve", "--port", str(port)),
+            env=_env(BUILDER_DATA_DIR=str(data_dir)),
+            cwd=tmp_path,
+        ) as (process, lines):
+            url = lines[-1].split()[1]
+            assert url.startswith(f"http://127.0.0.1:{port}/#/p/"), "".join(lines)
+            yield port, url
+            os.killpg(process.pid, signal.SIGINT)
+            process.communicate(timeout=60)
+            assert not _answers(port)
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
         stop_embedded(data_dir / "postgres")
 
 
@@ -268,34 +279,12 @@ def _run_serving(
         BUILDER_MODEL="scripted:demo",
         **settings,
     )
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if sigint_ignored else None
-    try:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "builder", "run", "A bakery site", "--serve"],
-            env=env,
-            cwd=tmp_path,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,
-        )
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
-    try:
-        assert process.stdout is not None
-        lines = []
-        for line in process.stdout:
-            lines.append(line)
-            if "press Ctrl+C to stop" in line:
-                break
+    with _serving(
+        "run", "A bakery site", "--serve", env=env, cwd=tmp_path, sigint_ignored=sigint_ignored
+    ) as (process, lines):
         out = "".join(lines)
         assert "serving " in lines[-1], out
         yield process, out, lines[-1].split("serving ", 1)[1].split(" ", 1)[0]
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.communicate()
 
 
 def test_run_prints_a_preview_url_that_opens_even_with_a_gateway_configured(
