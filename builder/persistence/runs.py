@@ -27,6 +27,7 @@ from builder.persistence.snapshots import save_first_version
 
 __all__ = [
     "THREAD_SORT_KEYS",
+    "THREAD_UPSERT_SQL",
     "count_threads",
     "create_thread",
     "ensure_thread",
@@ -46,15 +47,25 @@ __all__ = [
 
 # Written as SQL once: it is on every chat's path, and building the statement each
 # time cost more than running it.
-_ENSURE_THREAD = text(
-    """
-INSERT INTO threads (thread_id, user_id, project_id, metadata)
-VALUES (:thread_id, :user_id, :project_id, coalesce(CAST(:metadata AS jsonb), '{}'::jsonb))
+THREAD_UPSERT_SQL = """
 ON CONFLICT (thread_id) DO UPDATE
 SET user_id = coalesce(threads.user_id, excluded.user_id),
     project_id = coalesce(threads.project_id, excluded.project_id),
     updated_at = now()
 """
+"""How an insert of a thread row takes a thread that exists: its owner and project are
+filled in where unknown, never replaced (also the run queue's, which writes the row in
+its own statement)."""
+
+_ENSURE_THREAD = text(
+    "".join(
+        (
+            "INSERT INTO threads (thread_id, user_id, project_id, metadata)\n"
+            "VALUES (:thread_id, :user_id, :project_id, "
+            "coalesce(CAST(:metadata AS jsonb), '{}'::jsonb))",
+            THREAD_UPSERT_SQL,
+        )
+    )
 )
 
 _RUN_COLUMNS = (

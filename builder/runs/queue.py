@@ -35,6 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from builder.errors import RunInProgress
 from builder.locks import advisory_key
 from builder.persistence.database import Database
+from builder.persistence.runs import THREAD_UPSERT_SQL
 
 __all__ = [
     "ClaimedRun",
@@ -66,8 +67,7 @@ _LOCK_CLAIMS = text("SELECT pg_advisory_xact_lock(:key)")
 # is pending or running (``reject`` refuses then, and nothing is written), the thread
 # row (as ensure_thread_in writes it), and the run (or, under its id, a run queued
 # again).
-_ENQUEUE = text(
-    """
+_ENQUEUE_HEAD = """
 WITH busy AS (
     SELECT run_id FROM runs
     WHERE CAST(:reject AS boolean) AND project_id = :project_id AND run_id <> :run_id
@@ -77,10 +77,8 @@ WITH busy AS (
     INSERT INTO threads (thread_id, user_id, project_id, metadata)
     SELECT CAST(:thread_id AS text), :user_id, :project_id, '{}'::jsonb
     WHERE NOT EXISTS (SELECT 1 FROM busy)
-    ON CONFLICT (thread_id) DO UPDATE
-    SET user_id = coalesce(threads.user_id, excluded.user_id),
-        project_id = coalesce(threads.project_id, excluded.project_id),
-        updated_at = now()
+"""
+_ENQUEUE_TAIL = """
 ), queued AS (
     INSERT INTO runs (run_id, thread_id, project_id, user_id, status, multitask_strategy, input)
     SELECT CAST(:run_id AS text), CAST(:thread_id AS text), :project_id, :user_id, 'pending',
@@ -102,7 +100,7 @@ WITH busy AS (
 )
 SELECT EXISTS (SELECT 1 FROM busy) AS busy, EXISTS (SELECT 1 FROM queued) AS queued
 """
-)
+_ENQUEUE = text("".join((_ENQUEUE_HEAD, THREAD_UPSERT_SQL, _ENQUEUE_TAIL)))
 
 # The runs a claim may take, oldest first, with (in every row) how many runs each user
 # has working now, by user id ('' for none), for the caps.

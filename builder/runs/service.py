@@ -811,7 +811,7 @@ class RunService:
             if ran and not interrupted:
                 # The graph finished the turn; only storing its end was lost.
                 done_turn = _last_turn(current.values.get("messages", []))
-                if await self._last_user_message(project_id) is not None:
+                if last_asked is not None:
                     await self._store_reply(handle, done_turn)
                 await self._finish_recovered(handle, result, current, done_turn)
                 return
