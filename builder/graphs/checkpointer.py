@@ -31,6 +31,7 @@ by builder's migrations.
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
@@ -421,22 +422,22 @@ class TTLCheckpointer(AsyncPostgresSaver):
         versions = {k: v for k, v in new_versions.items() if k in blobs}
         rows = self._dump_blobs(thread_id, checkpoint_ns, blobs, versions)
         stored = {**checkpoint, "channel_values": inline}
+        params: list[Any] = [thread_id, checkpoint_ns] if rows else []
+        for row in rows:
+            params += row[2:]  # channel, version, type, blob
+        params += (
+            thread_id,
+            checkpoint_ns,
+            checkpoint["id"],
+            configurable.get("checkpoint_id"),
+            Jsonb(stored),
+            Jsonb(get_serializable_checkpoint_metadata(config, metadata)),
+        )
+        statement = _checkpoint_statement(len(rows))
         token = _TOUCHING.set(str(thread_id))
         try:
-            async with self._cursor(pipeline=True) as cur:
-                if rows:
-                    await cur.executemany(self.UPSERT_CHECKPOINT_BLOBS_SQL, rows)
-                await cur.execute(
-                    self.UPSERT_CHECKPOINTS_SQL,
-                    (
-                        thread_id,
-                        checkpoint_ns,
-                        checkpoint["id"],
-                        configurable.get("checkpoint_id"),
-                        Jsonb(stored),
-                        Jsonb(get_serializable_checkpoint_metadata(config, metadata)),
-                    ),
-                )
+            async with self._cursor(pipeline=True, statements=1) as cur:
+                await cur.execute(statement, params)
         finally:
             _TOUCHING.reset(token)
         return {
@@ -501,15 +502,17 @@ class TTLCheckpointer(AsyncPostgresSaver):
             task_path,
             writes,
         )
+        if replace:
+            rows = _last_per_key(rows)
+        chunks = [rows[i : i + _MAX_ROWS] for i in range(0, len(rows), _MAX_ROWS)]
         token = _TOUCHING.set(str(configurable["thread_id"]))
         try:
-            async with self._cursor(pipeline=True) as cur:
-                await cur.executemany(
-                    self.UPSERT_CHECKPOINT_WRITES_SQL
-                    if replace
-                    else self.INSERT_CHECKPOINT_WRITES_SQL,
-                    rows,
-                )
+            async with self._cursor(pipeline=True, statements=len(chunks)) as cur:
+                for chunk in chunks:
+                    params: list[Any] = list(chunk[0][:5])  # thread … task path
+                    for row in chunk:
+                        params += row[5:]  # index, channel, type, blob
+                    await cur.execute(_writes_statement(len(chunk), replace=replace), params)
         finally:
             _TOUCHING.reset(token)
 
@@ -807,7 +810,16 @@ class TTLCheckpointer(AsyncPostgresSaver):
             raise
 
     @asynccontextmanager
-    async def _cursor(self, *, pipeline: bool = False) -> AsyncIterator[AsyncCursor[DictRow]]:
+    async def _cursor(
+        self, *, pipeline: bool = False, statements: int = 0
+    ) -> AsyncIterator[AsyncCursor[DictRow]]:
+        """A cursor; with ``pipeline``, the block's statements (and the thread's expiry
+        refresh and the carried statements) are sent together and committed together.
+
+        A block of one statement (``statements=1``) with nothing to send beside it
+        runs outside a pipeline: on its own it is one transaction, and one message to
+        the server where a pipeline sends three.
+        """
         # The parent serialises every operation through one asyncio.Lock because a
         # single connection cannot be shared. With a pool each operation has its own
         # connection, so concurrent runs in one process need not queue behind each other.
@@ -816,6 +828,14 @@ class TTLCheckpointer(AsyncPostgresSaver):
                 await self._refresh_in(cur)
                 yield cur
             return
+        touching = _TOUCHING.get()
+        if (
+            pipeline
+            and statements == 1
+            and not _CARRYING.get()
+            and (touching is None or touching in self._held)
+        ):
+            pipeline = False
         async with self._pooled() as conn:
             if pipeline and self.supports_pipeline:
                 carried = _CARRYING.get() or []
@@ -856,6 +876,64 @@ class TTLCheckpointer(AsyncPostgresSaver):
         _TOUCHING.set(None)
         if thread_id not in self._held:
             await cur.execute(TOUCH_SQL, {"thread_id": thread_id, "ttl": self.ttl_seconds})
+
+
+# A statement's parameters are at most 65,535 (a write's rows take four each).
+_MAX_ROWS = 5_000
+
+# A task's writes, one statement for them all: the values they share are sent once, a
+# row's own four in a VALUES list (psycopg keeps a statement's parsed form while it has
+# at most 50 parameters: up to eleven writes). Special channels' writes replace the
+# ones stored under their index; the others are kept if stored already.
+_WRITES_SQL = """
+INSERT INTO checkpoint_writes
+  (thread_id, checkpoint_ns, checkpoint_id, task_id, task_path, idx, channel, type, blob)
+SELECT %s::text, %s::text, %s::text, %s::text, %s::text, w.idx, w.channel, w.type, w.blob
+FROM (VALUES {rows}) AS w(idx, channel, type, blob)
+ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id, task_id, idx) DO {conflict}
+"""
+_WRITE_ROW = "(%s::integer, %s::text, %s::text, %s::bytea)"
+_REPLACE = "UPDATE SET channel = EXCLUDED.channel, type = EXCLUDED.type, blob = EXCLUDED.blob"
+
+# A checkpoint with its new channel values (blobs), one statement.
+_CHECKPOINT_SQL = """
+INSERT INTO checkpoints
+  (thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, checkpoint, metadata)
+VALUES (%s::text, %s::text, %s::text, %s::text, %s::jsonb, %s::jsonb)
+ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id)
+DO UPDATE SET checkpoint = EXCLUDED.checkpoint, metadata = EXCLUDED.metadata
+"""
+_BLOBS_SQL = """
+WITH blobs AS (
+  INSERT INTO checkpoint_blobs (thread_id, checkpoint_ns, channel, version, type, blob)
+  SELECT %s::text, %s::text, b.channel, b.version, b.type, b.blob
+  FROM (VALUES {rows}) AS b(channel, version, type, blob)
+  ON CONFLICT (thread_id, checkpoint_ns, channel, version) DO NOTHING
+)"""
+_BLOB_ROW = "(%s::text, %s::text, %s::text, %s::bytea)"
+
+
+@functools.lru_cache(maxsize=128)
+def _writes_statement(rows: int, *, replace: bool) -> str:
+    """:data:`_WRITES_SQL` for ``rows`` writes."""
+    return _WRITES_SQL.format(
+        rows=", ".join([_WRITE_ROW] * rows), conflict=_REPLACE if replace else "NOTHING"
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def _checkpoint_statement(blobs: int) -> str:
+    """:data:`_CHECKPOINT_SQL` with ``blobs`` new channel values."""
+    if not blobs:
+        return _CHECKPOINT_SQL
+    return _BLOBS_SQL.format(rows=", ".join([_BLOB_ROW] * blobs)) + _CHECKPOINT_SQL
+
+
+def _last_per_key(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """Writes whose (task, index) repeats, the last kept: as an upsert of one row after
+    another leaves them (one statement may not update a row twice)."""
+    keyed = {(row[3], row[5]): row for row in rows}
+    return rows if len(keyed) == len(rows) else list(keyed.values())
 
 
 async def _resolved(value: Any) -> Any:

@@ -855,3 +855,42 @@ async def test_checkpoints_are_stored_as_the_parent_stores_them_without_a_thread
             assert mine == theirs
         assert any([t.pending_writes async for t in saver.alist(config)])
         assert await saver.aget_tuple({"configurable": {"thread_id": "none"}}) is None
+
+
+async def test_a_tasks_writes_are_stored_in_one_statement_as_the_parent_stores_them(
+    saver: TTLCheckpointer, dsn: str, pg: Conn
+) -> None:
+    """Writes go in one statement (a share of rows each past 5,000): the same rows as
+    the parent's one statement per write, also when a special channel's write repeats
+    in a call (the parent's upserts leave the last) or repeats an earlier call's."""
+    checkpoint = empty_checkpoint()
+    calls: list[tuple[str, list[tuple[str, Any]]]] = [
+        ("task-1", [(f"channel{i}", {"n": i, "text": "x" * i}) for i in range(12)]),
+        ("task-2", [("__error__", "first")]),
+        ("task-2", [("__error__", "second"), ("__error__", "third")]),
+        ("task-3", [("messages", i) for i in range(5_001)]),
+        ("task-1", [("channel0", "not stored again")]),
+    ]
+
+    async def store(checkpointer: Any, thread_id: str) -> None:
+        config = await checkpointer.aput(config_of(thread_id), checkpoint, {}, {})
+        for task_id, writes in calls:
+            await checkpointer.aput_writes(config, writes, task_id=task_id)
+
+    async with AsyncConnectionPool(
+        dsn, kwargs={"autocommit": True, "row_factory": dict_row}
+    ) as pool:
+        await store(AsyncPostgresSaver(pool), "parent")  # type: ignore[arg-type]
+    await store(saver, "ours")
+
+    def writes(rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+        return [(r["task_id"], r["idx"], r["channel"], r["type"], r["blob"]) for r in rows]
+
+    ours, parents = await stored_rows(pg, "ours"), await stored_rows(pg, "parent")
+    assert writes(ours["checkpoint_writes"]) == writes(parents["checkpoint_writes"])
+    assert len(ours["checkpoint_writes"]) == 12 + 1 + 5_001
+    tuple_ = await saver.aget_tuple(config_of("ours"))
+    assert tuple_ is not None
+    pending = tuple_.pending_writes or []
+    assert ("task-2", "__error__", "third") in pending
+    assert ("task-1", "channel0", {"n": 0, "text": ""}) in pending
