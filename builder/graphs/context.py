@@ -40,7 +40,8 @@ class RunContext:
         exclusive: The project is this run's alone while it works (the runs service's
             lease on it: no other run is claimed and no hand edit is made meanwhile),
             so the file tools' locks only order this process's tasks, with no database
-            round trip per write.
+            round trip per write, and the workspace's record of the version it holds is
+            written when the turn ends or the run stops, not at every save.
         resumed: This run continues one that was interrupted. Its first save rescans the
             workspace: a step cut short may have changed files that its checkpoint
             does not record (and running it again may not change them a second time).
@@ -48,6 +49,8 @@ class RunContext:
             saved it (trusted only while ``exclusive``; None: read it from the workspace).
         ignore_file: The workspace's ``.gitignore`` as this run last read it (trusted
             only while ``exclusive``).
+        recorded_version: The version this run last wrote into the workspace's own
+            record of it (see :func:`~builder.graphs.saving.record_run_version`).
     """
 
     sandbox: Sandbox
@@ -64,6 +67,7 @@ class RunContext:
     disk: DiskUsage = field(default_factory=DiskUsage)
     workspace_version: int | None = None
     ignore_file: IgnoreFile = field(default_factory=IgnoreFile)
+    recorded_version: int | None = None
 
     def __post_init__(self) -> None:
         if not self.project_id:

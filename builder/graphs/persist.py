@@ -14,7 +14,7 @@ from langgraph.runtime import Runtime
 
 from builder.graphs.agent import context_window
 from builder.graphs.context import RunContext
-from builder.graphs.saving import StepSaver
+from builder.graphs.saving import StepSaver, record_run_version
 from builder.graphs.state import WebBuilderState
 
 __all__ = ["PersistNode"]
@@ -31,6 +31,10 @@ class PersistNode:
         self, state: WebBuilderState, runtime: Runtime[RunContext]
     ) -> dict[str, Any]:
         update = await self.saver.save(state, runtime)
+        if runtime.context.exclusive:
+            # The version the turn's last step saved (this node's own save, if any,
+            # commits with its writes, after it returns: the runs service records it).
+            await record_run_version(runtime.context)
         messages = state.get("messages", [])
         last = messages[-1] if messages else None
         if isinstance(last, AIMessage) and not last.tool_calls:

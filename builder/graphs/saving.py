@@ -43,7 +43,7 @@ from builder.persistence.usage import usage_values
 from builder.sandbox.base import Sandbox
 from builder.sandbox.ignore import GITIGNORE, ignored_writes
 
-__all__ = ["StepSaver", "manifest_changes", "scan_workspace"]
+__all__ = ["StepSaver", "manifest_changes", "record_run_version", "scan_workspace"]
 
 _log = get_logger("builder.graphs.saving")
 
@@ -203,9 +203,10 @@ class StepSaver:
         async def recorded() -> None:
             # After the commit, never before: a workspace may say it holds an older
             # version than it does (the next sync restores the same files), never a
-            # newer one.
-            if ctx.workspace_version is not None and changed:
-                await record_workspace_version(ctx.sandbox, ctx.workspace_version)
+            # newer one. A run that has the workspace to itself records it when it
+            # ends (record_run_version), not at every step.
+            if changed and not ctx.exclusive:
+                await record_run_version(ctx)
 
         async def refused(error: BaseException) -> BaseException | None:
             ctx.workspace_version = None
@@ -231,7 +232,12 @@ class StepSaver:
             info = runtime.execution_info
             assert info is not None and info.thread_id is not None
             carrier.carry(
-                info.thread_id, info.task_id, save.statement, save.params, settle, recorded
+                info.thread_id,
+                info.task_id,
+                save.statement,
+                save.params,
+                settle,
+                None if ctx.exclusive else recorded,
             )
             return (None if base is None else base + 1), corrections
         try:
@@ -242,6 +248,21 @@ class StepSaver:
         version = await saved(row)
         await recorded()
         return version, corrections
+
+
+async def record_run_version(ctx: RunContext) -> None:
+    """Write the version the run saved last into its workspace, unless it is there.
+
+    Every save of a run records it, but a run with the workspace to itself
+    (``RunContext.exclusive``) only when the turn ends (the persist node) and when the
+    run stops, whatever stopped it (the runs service): until then the workspace says it
+    holds an older version, which costs a restore of the same files if the process dies
+    meanwhile, and never a newer one.
+    """
+    version = ctx.workspace_version
+    if version is not None and version != ctx.recorded_version:
+        await record_workspace_version(ctx.sandbox, version)
+        ctx.recorded_version = version
 
 
 async def _workspace_version(ctx: RunContext) -> int | None:

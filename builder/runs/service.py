@@ -55,7 +55,7 @@ from builder.errors import (
 from builder.graphs.check import is_check_message
 from builder.graphs.checkpointer import TTLCheckpointer
 from builder.graphs.context import RunContext
-from builder.graphs.saving import scan_workspace
+from builder.graphs.saving import record_run_version, scan_workspace
 from builder.graphs.toolcalls import pending_tool_calls
 from builder.graphs.web_builder import WebBuilderGraph, build_web_builder_graph
 from builder.images import Image, check_image_count
@@ -934,6 +934,8 @@ class RunService:
                 raise _HandedOver from None
             await self._close_interrupted(config, "cancelled by the user", turn_input=graph_input)
             result.status = "cancelled"
+        finally:
+            await _record_version(ctx)
         final = (await self.graph.aget_state(config)).values
         summarise(result, before, final, parts)
         usage = await run_usage(self.db, run_id=run_id)
@@ -1118,6 +1120,16 @@ class RunService:
             steps=result.steps,
             tokens=result.total_tokens,
         )
+
+
+async def _record_version(ctx: RunContext) -> None:
+    """Record the version the run saved last in its workspace as the run stops; when
+    that fails (the sandbox went away), the workspace says an older one and the next
+    run restores it."""
+    try:
+        await record_run_version(ctx)
+    except Exception as exc:
+        _log.warning("run.version_unrecorded", run_id=ctx.run_id, error=str(exc))
 
 
 class _HandedOver(Exception):

@@ -115,10 +115,17 @@ async def _checkpointer(kind: str, db: Database) -> AsyncIterator[Any]:
         yield saver
 
 
-@pytest.mark.parametrize("kind", ["memory", "ttl"])
+@pytest.mark.parametrize(("kind", "exclusive"), [("memory", False), ("ttl", False), ("ttl", True)])
 async def test_snapshots_and_usage_are_saved_per_step(
-    kind: str, db: Database, settings: Settings, locks: LockManager, tmp_path: Path
+    kind: str,
+    exclusive: bool,
+    db: Database,
+    settings: Settings,
+    locks: LockManager,
+    tmp_path: Path,
 ) -> None:
+    """Each step's save is a version; the workspace records the version it holds after
+    each save, or (a run with the workspace to itself) when the turn ends."""
     user = await get_or_create_user(db, name="alice")
     project = await create_project(db, user_id=user.id, name="site")
     box = LocalSandbox(str(project.id), settings=settings)
@@ -145,9 +152,21 @@ async def test_snapshots_and_usage_are_saved_per_step(
     )
     async with _checkpointer(kind, db) as saver:
         graph = build_web_builder_graph(model=spec, settings=settings, checkpointer=saver)
-        ctx = RunContext(sandbox=box, locks=locks, settings=settings, db=db, run_id="run-1")
+        ctx = RunContext(
+            sandbox=box, locks=locks, settings=settings, db=db, run_id="run-1", exclusive=exclusive
+        )
+        marks: list[int | None] = []
+        record = box.write_file
+
+        async def write_file(path: str, data: bytes, **kwargs: Any) -> None:
+            if path == ".builder/version":
+                marks.append(int(data))
+            await record(path, data, **kwargs)
+
+        box.write_file = write_file  # type: ignore[method-assign]
         events = await _run(graph, ctx, "go", str(project.id))
         state = (await graph.aget_state(_config(str(project.id)))).values
+    assert marks == ([2] if exclusive else [1, 2])
     snapshots = (await list_snapshots(db, project_id=project.id)).items
     assert [(s.version, s.changed_paths, s.run_id) for s in snapshots] == [
         (2, 2, "run-1"),
