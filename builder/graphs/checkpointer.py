@@ -183,6 +183,16 @@ class _Carried:
     row: Mapping[str, Any] | None = None
 
 
+@dataclass
+class _Riding:
+    """A task's writes with a carried statement, waiting for the thread's next
+    checkpoint (under a lease, :meth:`TTLCheckpointer.aput_writes`)."""
+
+    write: tuple[RunnableConfig, Sequence[tuple[str, Any]], str, str]
+    """``aput_writes``'s arguments: config, writes, task id, task path."""
+    carried: _Carried
+
+
 # The carried statements of the checkpoint write under way in this task.
 _CARRYING: ContextVar[list[_Carried] | None] = ContextVar(
     "builder_checkpoint_carrying", default=None
@@ -252,6 +262,10 @@ class TTLCheckpointer(AsyncPostgresSaver):
         # by thread, those under way, which the thread's next checkpoint waits for.
         self._carried: dict[tuple[str, str], _Carried] = {}
         self._carrying: dict[str, set[asyncio.Future[None]]] = {}
+        # Threads whose run works under a lease here (under_lease), and the writes with
+        # a carried statement that wait there for the thread's next checkpoint.
+        self._leased: dict[str, int] = {}
+        self._riding: dict[str, list[_Riding]] = {}
 
     @classmethod
     @asynccontextmanager
@@ -381,6 +395,8 @@ class TTLCheckpointer(AsyncPostgresSaver):
 
         A checkpoint is written only once the statements carried with the writes of the
         tasks before it (:meth:`carry`) are committed; when one failed, so does this.
+        Under a lease (:meth:`under_lease`) those writes and statements are committed
+        with it, in its transaction.
         """
         thread_id = str(config["configurable"]["thread_id"])
         for under_way in list(self._carrying.get(thread_id, ())):
@@ -388,7 +404,15 @@ class TTLCheckpointer(AsyncPostgresSaver):
         # Statements whose task's writes were never stored go with the checkpoint.
         left = [key for key in self._carried if key[0] == thread_id]
         carried = [self._carried.pop(key) for key in left]
-        return await self._settled(carried, self._aput(config, checkpoint, metadata, new_versions))
+        riding = self._riding.pop(thread_id, [])
+        carried += [item.carried for item in riding]
+        stored = await self._settled(
+            carried, self._aput(config, checkpoint, metadata, new_versions, riding)
+        )
+        for item in riding:
+            if item.carried.after is not None:
+                await item.carried.after()
+        return stored
 
     async def _aput_once(
         self,
@@ -396,8 +420,10 @@ class TTLCheckpointer(AsyncPostgresSaver):
         checkpoint: Checkpoint,
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
+        riding: Sequence[_Riding] = (),
     ) -> RunnableConfig:
-        """The parent's checkpoint write, with the channel values encoded in this task.
+        """The parent's checkpoint write, with the channel values encoded in this task
+        (and the writes that ride with it, :meth:`aput_writes`).
 
         The parent encodes them on a worker thread. The encoder holds the interpreter
         lock all the same, so the event loop gains nothing from it, while the hop costs
@@ -434,9 +460,14 @@ class TTLCheckpointer(AsyncPostgresSaver):
             Jsonb(get_serializable_checkpoint_metadata(config, metadata)),
         )
         statement = _checkpoint_statement(len(rows))
+        writes = [self._writes_statements(*item.write) for item in riding]
         token = _TOUCHING.set(str(thread_id))
         try:
-            async with self._cursor(pipeline=True, statements=1) as cur:
+            count = 1 + sum(len(each) for each in writes)
+            async with self._cursor(pipeline=True, statements=count) as cur:
+                for each in writes:
+                    for write in each:
+                        await cur.execute(*write)
                 await cur.execute(statement, params)
         finally:
             _TOUCHING.reset(token)
@@ -462,6 +493,13 @@ class TTLCheckpointer(AsyncPostgresSaver):
         carried = self._carried.pop((thread_id, task_id), None)
         if carried is None:
             await self._aput_writes(config, writes, task_id, task_path)
+            return
+        if thread_id in self._leased and self.carries_statements:
+            # The thread's next checkpoint commits them with itself, in one round trip
+            # where it would wait for them. Until then neither is stored: a run that
+            # stops first runs the task again when resumed, as after a crash.
+            ride = _Riding((config, writes, task_id, task_path), carried)
+            self._riding.setdefault(thread_id, []).append(ride)
             return
         under_way: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         # Retrieved: the failure is raised by this call and by the next checkpoint's.
@@ -492,6 +530,24 @@ class TTLCheckpointer(AsyncPostgresSaver):
         """The parent's write of a task's writes, encoded in this task (see
         :meth:`_aput_once`): special channels' writes replace the ones stored under
         their index, the others are kept if stored already."""
+        statements = self._writes_statements(config, writes, task_id, task_path)
+        token = _TOUCHING.set(str(config["configurable"]["thread_id"]))
+        try:
+            async with self._cursor(pipeline=True, statements=len(statements)) as cur:
+                for statement in statements:
+                    await cur.execute(*statement)
+        finally:
+            _TOUCHING.reset(token)
+
+    def _writes_statements(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str,
+    ) -> list[tuple[str, list[Any]]]:
+        """A task's writes as statements and their parameters: one statement, or one
+        per :data:`_MAX_ROWS` writes."""
         configurable = config["configurable"]
         replace = all(channel in WRITES_IDX_MAP for channel, _ in writes)
         rows = self._dump_writes(
@@ -504,17 +560,14 @@ class TTLCheckpointer(AsyncPostgresSaver):
         )
         if replace:
             rows = _last_per_key(rows)
-        chunks = [rows[i : i + _MAX_ROWS] for i in range(0, len(rows), _MAX_ROWS)]
-        token = _TOUCHING.set(str(configurable["thread_id"]))
-        try:
-            async with self._cursor(pipeline=True, statements=len(chunks)) as cur:
-                for chunk in chunks:
-                    params: list[Any] = list(chunk[0][:5])  # thread … task path
-                    for row in chunk:
-                        params += row[5:]  # index, channel, type, blob
-                    await cur.execute(_writes_statement(len(chunk), replace=replace), params)
-        finally:
-            _TOUCHING.reset(token)
+        statements = []
+        for start in range(0, len(rows), _MAX_ROWS):
+            chunk = rows[start : start + _MAX_ROWS]
+            params: list[Any] = list(chunk[0][:5])  # thread … task path
+            for row in chunk:
+                params += row[5:]  # index, channel, type, blob
+            statements.append((_writes_statement(len(chunk), replace=replace), params))
+        return statements
 
     # Idempotent, so tried again after a lost connection: the parent upserts a
     # checkpoint by its id and writes by (task, index); a carried statement is
@@ -644,8 +697,17 @@ class TTLCheckpointer(AsyncPostgresSaver):
         without an error (the database may be what failed).
         """
         key = str(thread_id)
-        with self._refreshed_at_end(key):
-            yield
+        self._leased[key] = self._leased.get(key, 0) + 1
+        try:
+            with self._refreshed_at_end(key):
+                yield
+        finally:
+            remaining = self._leased.pop(key) - 1
+            if remaining:
+                self._leased[key] = remaining
+            else:
+                # Writes no checkpoint took (the run stopped first) are not stored.
+                self._riding.pop(key, None)
         await self._touch_after(key)
 
     @contextmanager

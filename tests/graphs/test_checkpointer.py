@@ -894,3 +894,36 @@ async def test_a_tasks_writes_are_stored_in_one_statement_as_the_parent_stores_t
     pending = tuple_.pending_writes or []
     assert ("task-2", "__error__", "third") in pending
     assert ("task-1", "channel0", {"n": 0, "text": ""}) in pending
+
+
+async def test_under_a_lease_carried_writes_commit_with_the_next_checkpoint(
+    saver: TTLCheckpointer, pg: Conn
+) -> None:
+    """Writes with a carried statement wait for the thread's next checkpoint and commit
+    in its transaction; those no checkpoint took when the lease ends are not stored."""
+    settled: list[Any] = []
+
+    async def settle(row: Any, error: BaseException | None) -> None:
+        settled.append(dict(row) if row is not None else error)
+
+    async def count(table: str, thread_id: str) -> int:
+        cursor = await pg.execute(
+            f"SELECT count(*) AS n FROM {table} WHERE thread_id = %s",
+            (thread_id,),
+        )
+        row = await cursor.fetchone()
+        return int(row["n"]) if row else 0
+
+    for thread_id in ("taken", "left"):
+        async with saver.under_lease(thread_id):
+            config = await saver.aput(config_of(thread_id), empty_checkpoint(), {}, {})
+            saver.carry(thread_id, "task-1", "SELECT 7 AS seven", {}, settle)
+            await saver.aput_writes(config, [("messages", "hi")], task_id="task-1")
+            assert await count("checkpoint_writes", thread_id) == 0  # waiting
+            if thread_id == "taken":
+                await saver.aput(config, empty_checkpoint(), {}, {})
+                assert await count("checkpoint_writes", thread_id) == 1
+        assert await count("checkpoints", thread_id) == (2 if thread_id == "taken" else 1)
+    assert settled == [{"seven": 7}]
+    assert await count("checkpoint_writes", "left") == 0
+    assert not saver._riding

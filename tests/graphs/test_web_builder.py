@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import uuid
@@ -184,9 +185,12 @@ async def test_snapshots_and_usage_are_saved_per_step(
     await box.close()
 
 
+@pytest.mark.parametrize("leased", [False, True], ids=["own-transaction", "with-checkpoint"])
 async def test_a_save_carried_by_a_stale_workspace_stops_the_run_and_commits_nothing(
-    db: Database, settings: Settings, locks: LockManager, tmp_path: Path
+    leased: bool, db: Database, settings: Settings, locks: LockManager, tmp_path: Path
 ) -> None:
+    """Carried with the tools node's writes (in their own transaction, or under a lease
+    in the next checkpoint's), a refused save takes the writes with it."""
     user = await get_or_create_user(db, name="alice")
     project = await create_project(db, user_id=user.id, name="site")
     box = LocalSandbox(str(project.id), settings=settings)
@@ -205,9 +209,13 @@ async def test_a_save_carried_by_a_stale_workspace_stops_the_run_and_commits_not
     async with TTLCheckpointer.from_settings(db.psycopg_url, settings) as saver:
         graph = build_web_builder_graph(model=spec, settings=settings, checkpointer=saver)
         ctx = RunContext(sandbox=box, locks=locks, settings=settings, db=db, run_id="run-1")
-        with pytest.raises(StaleWorkspace):
-            await _run(graph, ctx, "go", str(project.id))
+        async with contextlib.AsyncExitStack() as stack:
+            if leased:
+                await stack.enter_async_context(saver.under_lease(str(project.id)))
+            with pytest.raises(StaleWorkspace):
+                await _run(graph, ctx, "go", str(project.id))
         current = await graph.aget_state(_config(str(project.id)))
+        assert not saver._riding  # nothing left waiting for a checkpoint
 
     # Neither the version nor the step's usage, nor the tool call's result: the run
     # stopped before its next model call, and a resume runs the call again.
