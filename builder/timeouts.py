@@ -44,14 +44,10 @@ async def with_timeout(
     """
     if seconds is None:
         seconds = (settings or get_settings()).timeout_for(operation)  # type: ignore[arg-type]
-    task = asyncio.ensure_future(work)
     try:
+        # Awaited in this task, not a task of its own: when time runs out the
+        # cancellation unwinds ``work`` (its locks, its connections) before the error.
         async with asyncio.timeout(seconds):
-            return await task
+            return await work
     except TimeoutError:
-        # asyncio.timeout cancelled the task; make sure it has finished unwinding so
-        # nothing it holds (locks, connections) outlives the error.
-        if not task.done():
-            task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
         raise OperationTimeout(operation=str(operation), seconds=seconds) from None
