@@ -226,6 +226,12 @@ class Settings(BaseSettings):
     run_poll_seconds: float = Field(
         0.5, gt=0, description="How often a worker looks for queued runs it may claim."
     )
+    run_affinity_seconds: float = Field(
+        5,
+        ge=0,
+        description="How long a queued run waits for the replica that runs its project's "
+        "dev server (whose sandbox the preview shows) before any replica may take it.",
+    )
     run_max_attempts: int = Field(
         3, ge=1, description="Times a run is started or taken over before it is failed."
     )

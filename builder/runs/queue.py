@@ -19,6 +19,8 @@ between statements, so a run waiting on the model holds no database connection.
 * Caps: per user (``BUILDER_RUNS_PER_USER``) and overall (``BUILDER_RUNS_GLOBAL``),
   counted in the claiming transaction, so they hold across every worker.
 * Order: oldest first; a queued run's position is how many pending runs are older.
+* Affinity: a project whose dev server runs in one replica's sandbox has its queued runs
+  claimed by that replica (``BUILDER_RUN_AFFINITY_SECONDS``; any worker after that).
 """
 
 from __future__ import annotations
@@ -119,6 +121,13 @@ WHERE (r.status = 'pending'
   AND (r.status <> 'pending' OR CAST(:own AS text[]) IS NULL
        OR r.run_id = ANY(CAST(:own AS text[]))
        OR r.created_at < now() - make_interval(secs => :lease))
+  -- A project's dev server runs in one replica's sandbox: its queued runs wait a moment
+  -- for that replica, whose sandbox the run edits and the preview shows.
+  AND (r.status <> 'pending' OR r.created_at < now() - make_interval(secs => :affinity)
+       OR NOT EXISTS (
+           SELECT 1 FROM projects p
+           WHERE p.id = r.project_id AND p.sandbox_replica IS NOT NULL
+             AND p.sandbox_replica IS DISTINCT FROM CAST(:replica AS text)))
   AND NOT (r.run_id = ANY(CAST(:mine AS text[])))
   AND NOT EXISTS (
       SELECT 1 FROM runs o
@@ -247,6 +256,9 @@ class QueueLimits:
     per_user: int = 0
     overall: int = 0
     max_attempts: int = 3
+    affinity_seconds: float = 0
+    """How long a queued run waits for the replica recorded as running its project's
+    dev server (``projects.sandbox_replica``) before any worker may take it."""
 
 
 class QueuePlace(NamedTuple):
@@ -334,6 +346,7 @@ async def claim(
     only: list[str] | None = None,
     mine: list[str] | None = None,
     own: list[str] | None = None,
+    replica: str | None = None,
 ) -> list[ClaimedRun]:
     """Claim up to ``limit`` runs for ``worker``: pending ones, and ones whose lease ran out.
 
@@ -348,6 +361,10 @@ async def claim(
             are claimed only once they have waited a lease's length (their process
             follows them itself; without Redis no other process could show their
             events). Runs whose worker died are claimed either way.
+        replica: The claiming process's ``BUILDER_ADVERTISE_URL``. A pending run of a
+            project whose dev server another replica runs is left to that replica for
+            ``limits.affinity_seconds``: a run elsewhere would edit a copy of the files
+            the preview does not show.
 
     Returns:
         The claimed runs, oldest first. A run already claimed ``max_attempts`` times is
@@ -366,6 +383,8 @@ async def claim(
                     "mine": mine or [],
                     "own": own,
                     "lease": limits.lease_seconds,
+                    "affinity": limits.affinity_seconds,
+                    "replica": replica,
                     "scan": _SCAN,
                 },
             )

@@ -70,7 +70,7 @@ from builder.persistence.messages import (
     message_images,
     store_images,
 )
-from builder.persistence.projects import get_project, record_sandbox
+from builder.persistence.projects import get_project, record_replica, record_sandbox
 from builder.persistence.runs import (
     get_run,
     record_run_finished,
@@ -795,7 +795,7 @@ class RunService:
         )
         if not current.next and current.tasks:
             current = await self._settle(config, current)
-        await self._restart_dev_server(sandbox, (current.values or {}).get("dev_server"))
+        await self._restart_dev_server(sandbox, thread_id, (current.values or {}).get("dev_server"))
         interrupted = stopped_midway(current)
         if interrupted and _injected_tool_calls(current):
             # Tool calls written into the state by a state update, not by the model in a
@@ -1006,11 +1006,12 @@ class RunService:
                 return True
         return False
 
-    async def _restart_dev_server(self, sandbox: Sandbox, server: Any) -> None:
+    async def _restart_dev_server(self, sandbox: Sandbox, project_id: str, server: Any) -> None:
         """Start the dev server again when the context says it runs and it does not.
 
         Its process went with a process that died (or with a sandbox closed since):
-        the turn, and the preview, carry on with the same command and port.
+        the turn, and the preview, carry on with the same command and port, and other
+        replicas forward the previews here.
         """
         if not server or not server.get("running"):
             return
@@ -1021,6 +1022,10 @@ class RunService:
             sandbox, settings=self.settings, command=server["command"], port=server["port"]
         )
         _log.info("run.dev_server_restarted", port=server["port"], outcome=launch.outcome)
+        if launch.info.running:
+            await record_replica(
+                self.db, project_id=project_id, replica=self.settings.advertise_url
+            )
 
     async def _last_user_message(self, project_id: uuid.UUID) -> Any:
         """The latest stored message when it is the user's (a turn not yet answered)."""

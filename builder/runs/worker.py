@@ -89,7 +89,9 @@ class RunWorker:
             per_user=settings.runs_per_user,
             overall=settings.runs_global,
             max_attempts=settings.run_max_attempts,
+            affinity_seconds=settings.run_affinity_seconds,
         )
+        self.replica = settings.advertise_url
         self.poll_seconds = settings.run_poll_seconds
         self.waiting: dict[str, RunHandle] = {}
         """Runs started here and not yet placed (claimed here, or seen elsewhere)."""
@@ -181,6 +183,7 @@ class RunWorker:
                 only=only,
                 mine=list(self.working),
                 own=None if self.shared_events else list(self.waiting),
+                replica=self.replica,
             )
             for run in claimed:
                 handle = self.waiting.pop(run.run_id, None)

@@ -177,10 +177,11 @@ def test_a_preview_opens_and_hot_reloads_through_any_replica(
         page.evaluate("window.marker = 42")
         pages[name] = page
 
-    # The agent edits main.js on A; Vite's update reaches both pages over WebSockets
+    # The chat goes to B; the run is worked on A, whose sandbox runs the dev server: the
+    # agent edits main.js there, and Vite's update reaches both pages over WebSockets
     # that B relays to A.
-    with cluster.a.client(cluster.key) as on_a:
-        run = on_a.post(f"/api/projects/{pid}/chat/wait", json={"prompt": "change it"})
+    with cluster.b.client(cluster.key) as on_b:
+        run = on_b.post(f"/api/projects/{pid}/chat/wait", json={"prompt": "change it"})
     assert run.status_code == 200, run.text
     assert run.json()["files_changed"] == ["main.js"], run.text
     _reports_the_public_url(cluster, pid, url)

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from builder.errors import RunInProgress
 from builder.locks import advisory_key
 from builder.persistence.database import Database
-from builder.persistence.projects import create_project
+from builder.persistence.projects import create_project, record_replica
 from builder.persistence.runs import ensure_thread, get_run, record_run_finished
 from builder.persistence.users import get_or_create_user
 from builder.runs.queue import (
@@ -179,6 +179,35 @@ async def test_a_project_being_edited_is_passed_over_and_the_round_takes_the_nex
         assert await claim(db, worker="w2", limit=2, limits=LIMITS) == []
     (later,) = await claim(db, worker="w2", limit=2, limits=LIMITS)
     assert later.run_id == "e1"
+
+
+async def test_a_project_s_runs_wait_for_the_replica_running_its_dev_server(
+    db: Database,
+) -> None:
+    """Other replicas leave the run queued for a while (its edits must reach the sandbox
+    the preview shows); the replica that runs the dev server takes it at once; after the
+    wait, anyone does. Projects without a dev server are anyone's."""
+    a, b = "http://10.0.0.1:8000", "http://10.0.0.2:8000"
+    alice, site = await _project(db, "alice", "site")
+    _, plain = await _project(db, "alice", "plain")
+    await record_replica(db, project_id=str(site), replica=a)
+    await _queue(db, alice, site, "s1")
+    await _queue(db, alice, plain, "p1")
+    waiting = QueueLimits(lease_seconds=30, affinity_seconds=60)
+    taken = await claim(db, worker="wb", limit=10, limits=waiting, replica=b)
+    assert [run.run_id for run in taken] == ["p1"]
+    assert await claim(db, worker="wn", limit=10, limits=waiting) == []  # no replica named
+    assert [
+        run.run_id for run in await claim(db, worker="wa", limit=10, limits=waiting, replica=a)
+    ] == ["s1"]
+
+    await _queue(db, alice, plain, "p2")  # p1 still runs: p2 is queued behind it
+    assert await record_run_finished(db, run_id="s1", result={"status": "success"}, worker="wa")
+    await _queue(db, alice, site, "s2")
+    impatient = QueueLimits(lease_seconds=30, affinity_seconds=0)
+    assert [
+        run.run_id for run in await claim(db, worker="wb", limit=10, limits=impatient, replica=b)
+    ] == ["s2"]
 
 
 async def test_a_released_run_is_taken_over_at_once_and_given_up_after_max_attempts(

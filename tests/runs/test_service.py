@@ -14,7 +14,7 @@ from sqlalchemy import text
 from builder.errors import InvalidInput, NotFound, RunInProgress
 from builder.persistence.database import Database
 from builder.persistence.messages import list_messages
-from builder.persistence.projects import create_project
+from builder.persistence.projects import create_project, project_replica
 from builder.persistence.runs import get_run
 from builder.persistence.schemas import ProjectPublic, UserPublic
 from builder.persistence.users import get_or_create_user
@@ -212,6 +212,20 @@ async def test_a_lost_sandbox_is_recreated_from_the_latest_snapshot(
     assert result.status == "success"
     workspace = settings.data_dir / "workspaces" / str(project.id)
     assert sorted(p.name for p in workspace.iterdir() if p.is_file()) == DEMO_FILES
+
+
+async def test_a_dev_server_started_again_by_another_replica_takes_its_previews(
+    db: Database, settings: Settings, user: UserPublic, project: ProjectPublic
+) -> None:
+    """The replica that ran the dev server is gone; the next run, on another replica,
+    starts it again from the context and records itself where previews are forwarded."""
+    first, second = "http://10.0.0.1:8000", "http://10.0.0.2:8000"
+    for replica, prompt in ((first, "A bakery site"), (second, "Make it greener")):
+        on_replica = settings.model_copy(update={"advertise_url": replica})
+        async with RunService.open(on_replica, db=db, model="scripted:demo") as svc:
+            handle = await svc.start(user_id=user.id, project_id=project.id, prompt=prompt)
+            assert (await handle.wait()).status == "success"
+            assert await project_replica(db, project_id=project.id) == replica
 
 
 async def test_other_users_projects_and_empty_prompts_are_refused(
