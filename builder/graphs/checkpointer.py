@@ -185,12 +185,19 @@ class _Carried:
 
 @dataclass
 class _Riding:
-    """A task's writes with a carried statement, waiting for the thread's next
-    checkpoint (under a lease, :meth:`TTLCheckpointer.aput_writes`)."""
+    """A task's writes (and their carried statement, if any) waiting for the thread's
+    next checkpoint (under a lease, :meth:`TTLCheckpointer.aput_writes`)."""
 
     write: tuple[RunnableConfig, Sequence[tuple[str, Any]], str, str]
     """``aput_writes``'s arguments: config, writes, task id, task path."""
-    carried: _Carried
+    carried: _Carried | None
+
+
+async def _after_riding(riding: Sequence[_Riding]) -> None:
+    """Once riding writes committed: their carried statements' ``after``."""
+    for item in riding:
+        if item.carried is not None and item.carried.after is not None:
+            await item.carried.after()
 
 
 # The carried statements of the checkpoint write under way in this task.
@@ -405,14 +412,28 @@ class TTLCheckpointer(AsyncPostgresSaver):
         left = [key for key in self._carried if key[0] == thread_id]
         carried = [self._carried.pop(key) for key in left]
         riding = self._riding.pop(thread_id, [])
-        carried += [item.carried for item in riding]
+        carried += [item.carried for item in riding if item.carried is not None]
         stored = await self._settled(
             carried, self._aput(config, checkpoint, metadata, new_versions, riding)
         )
-        for item in riding:
-            if item.carried.after is not None:
-                await item.carried.after()
+        await _after_riding(riding)
         return stored
+
+    async def _flush_riding(self, thread_id: str, riding: list[_Riding]) -> None:
+        """Store writes that were waiting for a checkpoint, in one transaction."""
+        carried = [item.carried for item in riding if item.carried is not None]
+        await self._settled(carried, self._aput_riding(thread_id, riding))
+        await _after_riding(riding)
+
+    async def _aput_riding_once(self, thread_id: str, riding: Sequence[_Riding]) -> None:
+        writes = [s for item in riding for s in self._writes_statements(*item.write)]
+        token = _TOUCHING.set(thread_id)
+        try:
+            async with self._cursor(pipeline=True, statements=len(writes)) as cur:
+                for write in writes:
+                    await cur.execute(*write)
+        finally:
+            _TOUCHING.reset(token)
 
     async def _aput_once(
         self,
@@ -488,18 +509,30 @@ class TTLCheckpointer(AsyncPostgresSaver):
     ) -> None:
         """Like the parent; also refreshes the thread's expiry, in the same round trip,
         and runs the statement carried with the task's writes (:meth:`carry`) in the
-        same transaction."""
+        same transaction.
+
+        Under a lease (:meth:`under_lease`) a task's writes to the graph's channels
+        wait for the thread's next checkpoint and are committed in its transaction:
+        LangGraph writes that checkpoint as soon as the step's tasks are done, and
+        would wait for the writes to commit first. Writes of LangGraph's own channels
+        (an error, an interrupt, a resume value) are for a step that stops there: they
+        are stored at once, with the writes waiting before them.
+        """
         thread_id = str(config["configurable"]["thread_id"])
         carried = self._carried.pop((thread_id, task_id), None)
+        if thread_id in self._leased and self.carries_statements:
+            ride = _Riding((config, writes, task_id, task_path), carried)
+            if carried is not None or not any(ch in WRITES_IDX_MAP for ch, _ in writes):
+                # Until the checkpoint neither is stored: a run that stops first runs
+                # the task again when resumed, as after a crash.
+                self._riding.setdefault(thread_id, []).append(ride)
+                return
+            before = self._riding.pop(thread_id, [])
+            if before:
+                await self._flush_riding(thread_id, [*before, ride])
+                return
         if carried is None:
             await self._aput_writes(config, writes, task_id, task_path)
-            return
-        if thread_id in self._leased and self.carries_statements:
-            # The thread's next checkpoint commits them with itself, in one round trip
-            # where it would wait for them. Until then neither is stored: a run that
-            # stops first runs the task again when resumed, as after a crash.
-            ride = _Riding((config, writes, task_id, task_path), carried)
-            self._riding.setdefault(thread_id, []).append(ride)
             return
         under_way: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         # Retrieved: the failure is raised by this call and by the next checkpoint's.
@@ -574,6 +607,7 @@ class TTLCheckpointer(AsyncPostgresSaver):
     # idempotent too (see carry).
     _aput = db_retry_after_first()(_aput_once)
     _aput_writes = db_retry_after_first()(_aput_writes_once)
+    _aput_riding = db_retry_after_first()(_aput_riding_once)
 
     @property
     def carries_statements(self) -> bool:

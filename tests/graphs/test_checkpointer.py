@@ -927,3 +927,36 @@ async def test_under_a_lease_carried_writes_commit_with_the_next_checkpoint(
     assert settled == [{"seven": 7}]
     assert await count("checkpoint_writes", "left") == 0
     assert not saver._riding
+
+
+async def test_under_a_lease_a_tasks_writes_wait_for_the_checkpoint_unless_they_stop_the_step(
+    saver: TTLCheckpointer, pg: Conn
+) -> None:
+    """Writes to the graph's channels commit with the next checkpoint; an interrupt or
+    an error (a step that stops there, with no checkpoint after it) is stored at once,
+    with the writes that were waiting before it, in one transaction."""
+
+    async def stored(thread_id: str) -> list[tuple[str, str]]:
+        cursor = await pg.execute(
+            "SELECT task_id, channel FROM checkpoint_writes WHERE thread_id = %s "
+            "ORDER BY task_id, idx",
+            (thread_id,),
+        )
+        return [(row["task_id"], row["channel"]) for row in await cursor.fetchall()]
+
+    async with saver.under_lease("plain"):
+        config = await saver.aput(config_of("plain"), empty_checkpoint(), {}, {})
+        await saver.aput_writes(config, [("messages", "hi")], task_id="task-1")
+        assert await stored("plain") == []  # waiting for the checkpoint
+        await saver.aput(config, empty_checkpoint(), {}, {})
+        assert await stored("plain") == [("task-1", "messages")]
+
+    async with saver.under_lease("stopped"):
+        config = await saver.aput(config_of("stopped"), empty_checkpoint(), {}, {})
+        await saver.aput_writes(config, [("messages", "done")], task_id="task-1")
+        await saver.aput_writes(config, [("__interrupt__", "ask")], task_id="task-2")
+        assert await stored("stopped") == [("task-1", "messages"), ("task-2", "__interrupt__")]
+    tuple_ = await saver.aget_tuple(config_of("stopped"))
+    assert tuple_ is not None
+    assert ("task-1", "messages", "done") in (tuple_.pending_writes or [])
+    assert not saver._riding

@@ -110,13 +110,22 @@ async def test_a_turn_resumed_after_its_input_checkpoint_keeps_its_own_run_id(
 
 
 def _die_before_checkpoint(
-    service: RunService, thread_id: str, step: int, *, last_run: bool = False
+    service: RunService,
+    thread_id: str,
+    step: int,
+    *,
+    last_run: bool = False,
+    writes_stored: bool = True,
 ) -> asyncio.Event:
     """Make the next turn on ``thread_id`` stop as a dying process would: after the
-    writes of the tasks before checkpoint ``step`` are stored, before that checkpoint.
+    writes of the tasks before checkpoint ``step`` are handed to the checkpointer,
+    before that checkpoint.
 
     Args:
         last_run: The service takes no run after this one (nobody takes it over).
+        writes_stored: The writes are stored before the process dies, as a process
+            stores them that writes a context outside a run's lease. Under the lease
+            (``False``) they wait for the checkpoint and are lost with it.
 
     Returns:
         Set once the turn has stopped there.
@@ -141,6 +150,10 @@ def _die_before_checkpoint(
                 if parent in written:
                     break
                 await asyncio.sleep(0.01)
+            if writes_stored:
+                riding = checkpointer._riding.pop(thread_id, [])
+                if riding:
+                    await checkpointer._flush_riding(thread_id, riding)
             if last_run:
                 service.worker.stop_claiming()
             stopped.set()
@@ -169,6 +182,7 @@ def _die_before_checkpoint(
     return stopped
 
 
+@pytest.mark.parametrize("writes_stored", [True, False], ids=["writes-stored", "under-the-lease"])
 @pytest.mark.parametrize(
     ("step", "source"),
     [(0, "input"), (1, "loop")],
@@ -182,17 +196,22 @@ async def test_a_turn_stopped_between_a_step_s_writes_and_its_checkpoint_is_take
     project: ProjectPublic,
     step: int,
     source: str,
+    writes_stored: bool,
 ) -> None:
-    """LangGraph reports such a checkpoint with nothing to run next (its tasks' writes
-    are stored); the turn still has its steps to run, it is not a finished turn with an
-    empty reply."""
-    stopped = _die_before_checkpoint(service, str(project.id), step)
+    """With its tasks' writes stored, LangGraph reports such a checkpoint with nothing
+    to run next; the turn still has its steps to run, it is not a finished turn with an
+    empty reply. Under the run's lease the writes go with the checkpoint: the step that
+    made them runs again."""
+    stopped = _die_before_checkpoint(service, str(project.id), step, writes_stored=writes_stored)
     crashed = await service.start(user_id=user.id, project_id=project.id, prompt="A bakery site")
     with pytest.raises(Crash):
         await crashed.wait()
     assert stopped.is_set()
     state = await service.graph.aget_state({"configurable": {"thread_id": str(project.id)}})
-    assert state.metadata["source"] == source and not state.next  # the window
+    if writes_stored:
+        assert state.metadata["source"] == source and not state.next  # the window
+    else:
+        assert state.next and state.tasks[0].result is None  # the step is to run again
 
     # Another worker takes the released run over and runs the rest of the turn.
     async with RunService.open(settings, db=db, model="scripted:demo", worker="all"):
