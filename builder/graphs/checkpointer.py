@@ -427,11 +427,15 @@ class TTLCheckpointer(AsyncPostgresSaver):
 
     async def _aput_riding_once(self, thread_id: str, riding: Sequence[_Riding]) -> None:
         writes = [s for item in riding for s in self._writes_statements(*item.write)]
+        await self._send_writes(thread_id, writes)
+
+    async def _send_writes(self, thread_id: str, statements: list[tuple[str, list[Any]]]) -> None:
+        """Send writes' statements in one transaction, with the expiry refresh."""
         token = _TOUCHING.set(thread_id)
         try:
-            async with self._cursor(pipeline=True, statements=len(writes)) as cur:
-                for write in writes:
-                    await cur.execute(*write)
+            async with self._cursor(pipeline=True, statements=len(statements)) as cur:
+                for statement in statements:
+                    await cur.execute(*statement)
         finally:
             _TOUCHING.reset(token)
 
@@ -564,13 +568,7 @@ class TTLCheckpointer(AsyncPostgresSaver):
         :meth:`_aput_once`): special channels' writes replace the ones stored under
         their index, the others are kept if stored already."""
         statements = self._writes_statements(config, writes, task_id, task_path)
-        token = _TOUCHING.set(str(config["configurable"]["thread_id"]))
-        try:
-            async with self._cursor(pipeline=True, statements=len(statements)) as cur:
-                for statement in statements:
-                    await cur.execute(*statement)
-        finally:
-            _TOUCHING.reset(token)
+        await self._send_writes(str(config["configurable"]["thread_id"]), statements)
 
     def _writes_statements(
         self,
