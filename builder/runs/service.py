@@ -76,6 +76,7 @@ from builder.persistence.runs import (
     record_run_finished,
     record_run_started,
 )
+from builder.persistence.schemas import ProjectPublic
 from builder.persistence.usage import run_usage
 from builder.runs.conversation import ReplyParts, rebuild_context, user_message
 from builder.runs.events import RunEvent, RunStream
@@ -290,6 +291,7 @@ class RunService:
         token_budget: int | None = None,
         graph_stream: Sequence[GraphStreamMode] | None = None,
         images: Sequence[Image] = (),
+        project: ProjectPublic | None = None,
     ) -> RunHandle:
         """Queue a turn; returns once it is queued (a worker claims it, here or elsewhere).
 
@@ -312,6 +314,8 @@ class RunService:
                 and ``custom`` (for clients that speak LangGraph's own protocol).
             images: Images attached to the prompt (checked; at most ``MAX_IMAGES``);
                 stored with the user's message and given to the model after its text.
+            project: The project, when the caller has just read it for this user (an
+                HTTP route's dependency): it is not read again.
 
         Raises:
             NotFound: No such project for this user.
@@ -326,7 +330,8 @@ class RunService:
         elif images:
             raise InvalidImage("images need a prompt to go with them")
         check_image_count(images)
-        await get_project(self.db, user_id=user_id, project_id=project_id)
+        if project is None or project.id != project_id or project.user_id != user_id:
+            await get_project(self.db, user_id=user_id, project_id=project_id)
         resuming = None
         if resume and run_id is None:
             run_id = resuming = await resumable_run(self.db, project_id=project_id)

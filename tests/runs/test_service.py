@@ -236,6 +236,10 @@ async def test_other_users_projects_and_empty_prompts_are_refused(
         await service.start(user_id=mallory.id, project_id=project.id, prompt="steal")
     with pytest.raises(NotFound):
         await service.start(user_id=mallory.id, project_id=uuid.uuid4(), prompt="x")
+    with pytest.raises(NotFound):  # a project read for someone else is checked again
+        await service.start(
+            user_id=mallory.id, project_id=project.id, prompt="steal", project=project
+        )
     with pytest.raises(InvalidInput):
         await service.start(user_id=project.user_id, project_id=project.id, prompt="  ")
     with pytest.raises(InvalidInput):

@@ -73,6 +73,7 @@ async def _start(
         prompt=body.prompt,
         multitask=body.multitask,
         images=body.decoded_images(limit=services.settings.max_image_bytes),
+        project=project,
     )
     services.observe(handle)
     return handle
