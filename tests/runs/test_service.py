@@ -240,6 +240,9 @@ async def test_other_users_projects_and_empty_prompts_are_refused(
         await service.start(
             user_id=mallory.id, project_id=project.id, prompt="steal", project=project
         )
+    own = await create_project(db, user_id=mallory.id, name="mine")
+    with pytest.raises(NotFound):  # and one that is not the project asked for
+        await service.start(user_id=mallory.id, project_id=project.id, prompt="x", project=own)
     with pytest.raises(InvalidInput):
         await service.start(user_id=project.user_id, project_id=project.id, prompt="  ")
     with pytest.raises(InvalidInput):
