@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SDIST_ROOTS = {
     "builder",
     "tests",
+    "bench",
     "docs",
     "examples",
     "plugins",
