@@ -27,6 +27,7 @@ from tests.http.axe import axe_violations
 from tests.http.conftest import _serve
 from tests.http.server import ServerProcess, free_port
 from tests.support.browser import chromium
+from tests.support.scripts import call, write_script
 
 pytestmark = pytest.mark.slow
 
@@ -60,6 +61,43 @@ def server(
         "BUILDER_PREVIEW_PORT": str(free_port()),
         "BUILDER_RATE_LIMIT_DEFAULT": "100000/minute",
         "BUILDER_RATE_LIMIT_CHAT": "100000/minute",
+    }
+    yield from _serve(tmp_path_factory, migrated_template, env)
+
+
+@pytest.fixture(scope="module")
+def slow_server(
+    tmp_path_factory: pytest.TempPathFactory, migrated_template: str
+) -> Iterator[ServerProcess]:
+    """Like ``server``, with a model that takes a second per answer: its runs are still
+    working when a test acts during them, however fast the machine is."""
+
+    def turn(name: str, steps: int) -> list[dict[str, Any]]:
+        return [
+            *(
+                {
+                    "content": f"Step {i}.",
+                    "tool_calls": [call("write_file", path=f"{name}-{i}.txt", content=f"{i}\n")],
+                    "delay_s": 1.0,
+                }
+                for i in range(steps)
+            ),
+            {"content": "Done.", "delay_s": 1.0},
+        ]
+
+    scripts = tmp_path_factory.mktemp("slow-model")
+    env = {
+        "BUILDER_ENVIRONMENT": "development",
+        "BUILDER_ALLOW_ANONYMOUS": "false",
+        "BUILDER_SECRET_KEY": "studio-test-secret",
+        "BUILDER_PREVIEW_PORT": str(free_port()),
+        "BUILDER_RATE_LIMIT_DEFAULT": "100000/minute",
+        "BUILDER_RATE_LIMIT_CHAT": "100000/minute",
+        "BUILDER_CHECK_ROUNDS": "0",
+        # Cancelled, then worked while another page sends, then the queued message.
+        "BUILDER_MODEL": write_script(
+            scripts, [turn("first", 4), turn("again", 6), turn("blue", 1)]
+        ),
     }
     yield from _serve(tmp_path_factory, migrated_template, env)
 
@@ -361,8 +399,9 @@ def test_the_studio_fits_375_pixels_and_follows_a_dark_system_theme(
 
 
 def test_a_run_can_be_cancelled_and_a_message_during_a_run_is_told_409_and_can_queue(
-    server: ServerProcess, browser: Browser
+    slow_server: ServerProcess, browser: Browser
 ) -> None:
+    server = slow_server
     key = _new_user(server)
     with server.client(key) as client:
         pid = client.post("/api/projects", json={"name": "Busy bakery"}).json()["id"]
