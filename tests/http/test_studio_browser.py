@@ -54,15 +54,19 @@ def server(
     tmp_path_factory: pytest.TempPathFactory, migrated_template: str
 ) -> Iterator[ServerProcess]:
     """Keys required (no anonymous access), previews on their own origin."""
-    env = {
+    yield from _serve(tmp_path_factory, migrated_template, _studio_env())
+
+
+def _studio_env(**more: str) -> dict[str, str]:
+    return {
         "BUILDER_ENVIRONMENT": "development",
         "BUILDER_ALLOW_ANONYMOUS": "false",
         "BUILDER_SECRET_KEY": "studio-test-secret",
         "BUILDER_PREVIEW_PORT": str(free_port()),
         "BUILDER_RATE_LIMIT_DEFAULT": "100000/minute",
         "BUILDER_RATE_LIMIT_CHAT": "100000/minute",
+        **more,
     }
-    yield from _serve(tmp_path_factory, migrated_template, env)
 
 
 @pytest.fixture(scope="module")
@@ -86,19 +90,11 @@ def slow_server(
         ]
 
     scripts = tmp_path_factory.mktemp("slow-model")
-    env = {
-        "BUILDER_ENVIRONMENT": "development",
-        "BUILDER_ALLOW_ANONYMOUS": "false",
-        "BUILDER_SECRET_KEY": "studio-test-secret",
-        "BUILDER_PREVIEW_PORT": str(free_port()),
-        "BUILDER_RATE_LIMIT_DEFAULT": "100000/minute",
-        "BUILDER_RATE_LIMIT_CHAT": "100000/minute",
-        "BUILDER_CHECK_ROUNDS": "0",
+    env = _studio_env(
+        BUILDER_CHECK_ROUNDS="0",
         # Cancelled, then worked while another page sends, then the queued message.
-        "BUILDER_MODEL": write_script(
-            scripts, [turn("first", 4), turn("again", 6), turn("blue", 1)]
-        ),
-    }
+        BUILDER_MODEL=write_script(scripts, [turn("first", 4), turn("again", 6), turn("blue", 1)]),
+    )
     yield from _serve(tmp_path_factory, migrated_template, env)
 
 
