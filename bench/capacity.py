@@ -147,7 +147,8 @@ async def _chat(connection: Connection, project: str) -> tuple[float, float, int
         "POST", f"/api/projects/{project}/chat", json_body={"prompt": "Build the pages."}
     )
     if response.status != 200:
-        raise SystemExit(f"chat answered {response.status}")
+        body = b"".join([chunk async for chunk in connection.body()])
+        raise SystemExit(f"chat answered {response.status}: {body!r}")
     async for event in events:
         if first is None:
             first = time.perf_counter() - sent

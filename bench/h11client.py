@@ -20,6 +20,8 @@ import h11
 __all__ = ["Connection", "Response", "ServerSentEvent"]
 
 _READ = 65536
+_READ_SECONDS = 300.0
+"""Longest wait for the server to send anything (a run's stream included)."""
 
 
 @dataclass
@@ -80,14 +82,17 @@ class Connection:
         while True:
             event = self._h11.next_event()
             if event is h11.NEED_DATA:
-                self._h11.receive_data(await self._reader.read(_READ))
+                async with asyncio.timeout(_READ_SECONDS):
+                    data = await self._reader.read(_READ)
+                self._h11.receive_data(data)
                 continue
             if isinstance(event, h11.ConnectionClosed):
                 raise ConnectionError("the server closed the connection")
             return event
 
-    async def _send(self, method: str, target: str, body: bytes | None) -> Response:
+    async def _send(self, method: str, target: str, json_body: object) -> Response:
         assert self._writer is not None
+        body = None if json_body is None else json.dumps(json_body).encode()
         if self._h11.our_state is h11.DONE and self._h11.their_state is h11.DONE:
             self._h11.start_next_cycle()
         self._writer.write(self._request_bytes(method, target, body))
@@ -97,7 +102,8 @@ class Connection:
                 headers = {k.decode().lower(): v.decode() for k, v in event.headers}
                 return Response(event.status_code, headers)
 
-    async def _body(self) -> AsyncIterator[bytes]:
+    async def body(self) -> AsyncIterator[bytes]:
+        """The rest of the current response's body, chunk by chunk."""
         while True:
             event = await self._next()
             if isinstance(event, h11.Data):
@@ -109,21 +115,20 @@ class Connection:
         self, method: str, target: str, *, json_body: object = None
     ) -> tuple[Response, bytes]:
         """Send a request and read its whole response."""
-        body = None if json_body is None else json.dumps(json_body).encode()
-        response = await self._send(method, target, body)
-        return response, b"".join([chunk async for chunk in self._body()])
+        response = await self._send(method, target, json_body)
+        return response, b"".join([chunk async for chunk in self.body()])
 
     async def events(
         self, method: str, target: str, *, json_body: object = None
     ) -> tuple[Response, AsyncIterator[ServerSentEvent]]:
-        """Send a request and iterate the events of its ``text/event-stream`` answer."""
-        body = None if json_body is None else json.dumps(json_body).encode()
-        response = await self._send(method, target, body)
+        """Send a request and iterate the events of its ``text/event-stream`` answer
+        (when it is not one, read its body with :meth:`body` instead)."""
+        response = await self._send(method, target, json_body)
         return response, self._events()
 
     async def _events(self) -> AsyncIterator[ServerSentEvent]:
         pending = b""
-        async for chunk in self._body():
+        async for chunk in self.body():
             pending += chunk
             # Events end with a blank line (the server writes CRLF line ends).
             *complete, pending = pending.replace(b"\r\n", b"\n").split(b"\n\n")
@@ -133,6 +138,6 @@ class Connection:
                     if line.startswith("event:"):
                         event = line[6:].strip()
                     elif line.startswith("data:"):
-                        data.append(line[5:].lstrip(" "))
+                        data.append(line[5:].removeprefix(" "))  # one space, as the spec says
                 if data or event != "message":
                     yield ServerSentEvent(event, "\n".join(data))

@@ -40,7 +40,10 @@ async def _chat(request: Request) -> EventSourceResponse:
 
 
 async def _pieces(_: Request) -> StreamingResponse:
-    text = b"event: a\r\ndata: 1\r\n\r\n: a comment\r\n\r\nevent: b\r\ndata: 2\r\n\r\n"
+    text = (
+        b"event: a\r\ndata: 1\r\n\r\n: a comment\r\n\r\nevent: b\r\ndata: 2\r\n\r\n"
+        b"event: c\r\ndata:  indented\r\n\r\n"  # only the first space is the separator
+    )
 
     async def chunks() -> AsyncIterator[bytes]:
         for i in range(0, len(text), 3):  # cuts events, and CR from LF
@@ -108,4 +111,4 @@ def test_events_cut_anywhere_by_the_network_are_put_back_together(server: int) -
         finally:
             await connection.close()
 
-    assert asyncio.run(scenario()) == [("a", "1"), ("b", "2")]
+    assert asyncio.run(scenario()) == [("a", "1"), ("b", "2"), ("c", " indented")]
